@@ -1,0 +1,17 @@
+//! The conformance harness: it launches implementations as processes, talks to them
+//! only through pipes and sockets, and judges what they do.
+//!
+//! The modules here are the pieces every conformance test shares; the tests
+//! themselves live in `tests/`, one file per system. See the crate README.
+
+pub mod implementation;
+pub mod ports;
+pub mod process;
+pub mod seed;
+pub mod testdir;
+
+pub use implementation::Implementation;
+pub use ports::Port;
+pub use process::Process;
+pub use seed::Seed;
+pub use testdir::TestDir;
