@@ -14,9 +14,13 @@ use crate::{Model, Text};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "f", rename_all = "lowercase")]
 pub enum FetchAppendInput {
+    /// Also accepted as `"read"`, Maelstrom's name.
+    #[serde(alias = "read")]
     Get {
         key: String,
     },
+    /// Also accepted as `"write"`, Maelstrom's name.
+    #[serde(alias = "write")]
     Put {
         key: String,
         value: String,
