@@ -15,8 +15,10 @@
 
 pub mod kv;
 pub mod kv_fetch_append;
+pub mod kvsrv_protocol;
 pub mod mfs;
 pub mod model;
+pub mod node_protocol;
 pub mod register;
 pub mod text;
 

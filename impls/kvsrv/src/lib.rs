@@ -1,0 +1,14 @@
+//! The key/value server: one node that executes read, write, cas and append exactly
+//! once per client request, however often the network delivers it.
+//!
+//! [`KvServer`] is the sans-IO core (requests in, replies out); [`KvNode`] adapts it to
+//! the node runtime. The contract is `specs::kvsrv_protocol`; the known-bad variants
+//! the suite must reject are [`Bug`].
+
+pub mod bug;
+pub mod node;
+pub mod server;
+
+pub use bug::Bug;
+pub use node::KvNode;
+pub use server::KvServer;

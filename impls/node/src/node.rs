@@ -1,0 +1,27 @@
+//! The state-machine interface a system implements.
+
+use specs::node_protocol::Message;
+
+use crate::outbox::Outbox;
+
+/// What a node knows about where it runs, fixed at `init`.
+#[derive(Debug, Clone)]
+pub struct Context {
+    pub node_id: String,
+    pub node_ids: Vec<String>,
+    /// The seed from `init`, or one derived from the node id, for the node's own
+    /// random choices.
+    pub seed: u64,
+}
+
+/// A node of a message-passing system, as a pure state machine.
+///
+/// Time is a number of nanoseconds handed in by the caller (the real clock, the
+/// harness's virtual clock, or a model checker's), never read by the node.
+pub trait Node {
+    /// A message from another node or a client.
+    fn on_message(&mut self, now: u64, message: Message, out: &mut Outbox);
+
+    /// The time asked for with [`Outbox::wake_at`] has come (or passed).
+    fn on_tick(&mut self, _now: u64, _out: &mut Outbox) {}
+}

@@ -1,0 +1,122 @@
+//! What a node asks its runtime to do in one step.
+
+use specs::node_protocol::{Body, ErrorCode, Message};
+
+/// One effect of a step, in the order the node asked for it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Effect {
+    Send(Message),
+    /// Durably replace the file `name` in the data dir with `bytes`.
+    Persist {
+        name: String,
+        bytes: Vec<u8>,
+    },
+}
+
+/// Collects a step's effects. The runtime persists before it sends, so a message that
+/// depends on durable state never leaves before the state is on disk.
+#[derive(Debug)]
+pub struct Outbox {
+    node_id: String,
+    next_msg_id: u64,
+    effects: Vec<Effect>,
+    wake_at: Option<u64>,
+}
+
+impl Outbox {
+    pub fn new(node_id: impl Into<String>) -> Outbox {
+        Outbox {
+            node_id: node_id.into(),
+            next_msg_id: 1,
+            effects: Vec::new(),
+            wake_at: None,
+        }
+    }
+
+    /// Sends `body` to `dest`, giving it a fresh `msg_id` if it has none; returns it.
+    pub fn send(&mut self, dest: impl Into<String>, mut body: Body) -> u64 {
+        let id = *body.msg_id.get_or_insert_with(|| {
+            let id = self.next_msg_id;
+            self.next_msg_id += 1;
+            id
+        });
+        self.effects.push(Effect::Send(Message {
+            src: self.node_id.clone(),
+            dest: dest.into(),
+            now: None,
+            body,
+        }));
+        id
+    }
+
+    /// Answers `request` with `body`.
+    pub fn reply(&mut self, request: &Message, mut body: Body) {
+        body.in_reply_to = request.body.msg_id;
+        self.send(request.src.clone(), body);
+    }
+
+    /// Answers `request` with an error.
+    pub fn error(&mut self, request: &Message, code: ErrorCode, text: impl Into<String>) {
+        self.reply(request, Body::error(code, text));
+    }
+
+    pub fn persist(&mut self, name: impl Into<String>, bytes: Vec<u8>) {
+        self.effects.push(Effect::Persist {
+            name: name.into(),
+            bytes,
+        });
+    }
+
+    /// Asks for a tick at `at` (nanoseconds). Several requests keep the earliest; the
+    /// request lasts until the tick is delivered, so a node re-asks in `on_tick`.
+    pub fn wake_at(&mut self, at: u64) {
+        self.wake_at = Some(self.wake_at.map_or(at, |w| w.min(at)));
+    }
+
+    /// The pending wake-up time.
+    pub fn next_wake(&self) -> Option<u64> {
+        self.wake_at
+    }
+
+    /// Forgets the pending wake-up (the runtime calls this before a tick).
+    pub fn clear_wake(&mut self) {
+        self.wake_at = None;
+    }
+
+    /// Takes the effects collected so far.
+    pub fn drain(&mut self) -> Vec<Effect> {
+        std::mem::take(&mut self.effects)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replies_pair_with_requests_and_ids_are_fresh() {
+        let mut out = Outbox::new("n1");
+        let request = Message {
+            src: "c1".into(),
+            dest: "n1".into(),
+            now: None,
+            body: Body {
+                msg_id: Some(42),
+                ..Body::new("read")
+            },
+        };
+        out.reply(&request, Body::new("read_ok"));
+        out.send("n2", Body::new("ping"));
+        out.wake_at(50);
+        out.wake_at(30);
+        out.wake_at(70);
+        assert_eq!(out.next_wake(), Some(30));
+        let effects = out.drain();
+        let [Effect::Send(a), Effect::Send(b)] = &effects[..] else {
+            panic!("{effects:?}")
+        };
+        assert_eq!((a.dest.as_str(), a.body.in_reply_to), ("c1", Some(42)));
+        assert_ne!(a.body.msg_id, b.body.msg_id);
+        assert!(out.drain().is_empty());
+    }
+}

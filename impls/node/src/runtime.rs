@@ -1,0 +1,161 @@
+//! Binds a [`Node`] to stdin/stdout in real or lockstep time.
+
+use std::io::{self, BufRead, BufWriter, Write};
+use std::path::Path;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use specs::node_protocol::{Body, Init, Message, HARNESS};
+
+use crate::node::{Context, Node};
+use crate::outbox::{Effect, Outbox};
+use crate::storage::Storage;
+
+/// Runs the node `make` builds until stdin closes. `make` gets the context from `init`
+/// and the storage read back from `data_dir`, so a restarted node can recover.
+///
+/// A malformed line is reported on stderr and skipped: bad input never kills a node.
+pub fn run<N, F>(make: F) -> io::Result<()>
+where
+    N: Node,
+    F: FnOnce(&Context, &Storage) -> N,
+{
+    // Stdin itself (not its lock) so the reader can move to a thread in real time.
+    let mut lines = io::BufReader::new(io::stdin()).lines();
+    let stdout = io::stdout();
+    let mut writer = BufWriter::new(stdout.lock());
+
+    let (init_msg, init) = loop {
+        let Some(line) = lines.next() else {
+            return Ok(());
+        };
+        let line = line?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let msg = match serde_json::from_str::<Message>(&line) {
+            Ok(msg) => msg,
+            Err(e) => {
+                eprintln!("ignoring malformed line before init ({e}): {line}");
+                continue;
+            }
+        };
+        match Init::from_body(&msg.body) {
+            Ok(init) => break (msg, init),
+            Err(e) => eprintln!("ignoring message before init: {e}"),
+        }
+    };
+    let ctx = Context {
+        seed: init.seed.unwrap_or_else(|| fnv(init.node_id.as_bytes())),
+        node_id: init.node_id.clone(),
+        node_ids: init.node_ids.clone(),
+    };
+    let mut storage = Storage::open(init.data_dir.as_deref().map(Path::new))?;
+    let mut node = make(&ctx, &storage);
+    let mut out = Outbox::new(ctx.node_id.clone());
+    out.reply(&init_msg, Body::new("init_ok"));
+    flush(&mut out, &mut storage, &mut writer)?;
+
+    if init.lockstep {
+        step_done(&ctx, &out, &mut writer)?;
+        for line in lines {
+            let line = line?;
+            let Some(msg) = parse(&line) else {
+                step_done(&ctx, &out, &mut writer)?;
+                continue;
+            };
+            let now = msg.now.unwrap_or_else(|| {
+                eprintln!("lockstep line without \"now\": {line}");
+                0
+            });
+            if msg.src == HARNESS && msg.body.kind == "tick" {
+                out.clear_wake();
+                node.on_tick(now, &mut out);
+            } else {
+                node.on_message(now, msg, &mut out);
+            }
+            flush(&mut out, &mut storage, &mut writer)?;
+            step_done(&ctx, &out, &mut writer)?;
+        }
+        return Ok(());
+    }
+
+    let start = Instant::now();
+    let (tx, rx) = mpsc::channel::<io::Result<String>>();
+    std::thread::spawn(move || {
+        for line in lines {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    loop {
+        let now = start.elapsed().as_nanos() as u64;
+        let received = match out.next_wake() {
+            Some(at) if at <= now => Err(mpsc::RecvTimeoutError::Timeout),
+            Some(at) => rx.recv_timeout(Duration::from_nanos(at - now)),
+            None => rx.recv().map_err(|_| mpsc::RecvTimeoutError::Disconnected),
+        };
+        match received {
+            Ok(line) => {
+                if let Some(msg) = parse(&line?) {
+                    node.on_message(start.elapsed().as_nanos() as u64, msg, &mut out);
+                }
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                out.clear_wake();
+                node.on_tick(start.elapsed().as_nanos() as u64, &mut out);
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => return Ok(()),
+        }
+        flush(&mut out, &mut storage, &mut writer)?;
+    }
+}
+
+fn parse(line: &str) -> Option<Message> {
+    if line.trim().is_empty() {
+        return None;
+    }
+    match serde_json::from_str(line) {
+        Ok(msg) => Some(msg),
+        Err(e) => {
+            eprintln!("ignoring malformed line ({e}): {line}");
+            None
+        }
+    }
+}
+
+/// Applies a step's effects: every persist before any send.
+fn flush(out: &mut Outbox, storage: &mut Storage, writer: &mut impl Write) -> io::Result<()> {
+    let effects = out.drain();
+    for effect in &effects {
+        if let Effect::Persist { name, bytes } = effect {
+            storage.write(name, bytes.clone())?;
+        }
+    }
+    for effect in effects {
+        if let Effect::Send(msg) = effect {
+            serde_json::to_writer(&mut *writer, &msg)?;
+            writer.write_all(b"\n")?;
+        }
+    }
+    writer.flush()
+}
+
+fn step_done(ctx: &Context, out: &Outbox, writer: &mut impl Write) -> io::Result<()> {
+    let msg = Message {
+        src: ctx.node_id.clone(),
+        dest: HARNESS.into(),
+        now: None,
+        body: Body::new("step_done").with("wake_at", out.next_wake()),
+    };
+    serde_json::to_writer(&mut *writer, &msg)?;
+    writer.write_all(b"\n")?;
+    writer.flush()
+}
+
+fn fnv(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3)
+    })
+}
