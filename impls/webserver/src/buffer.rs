@@ -1,0 +1,197 @@
+//! The bounded buffer between the master and the workers: a fixed number of slots
+//! under one mutex, with one condition variable for "not full" (the master waits on
+//! it) and one for "not empty" (workers wait on it). Nobody spins.
+//!
+//! Both policies are one ordered queue: each entry's key is `(size, arrival)`. Under
+//! FIFO the size is always 0, so arrival order decides; under SFF the smallest file
+//! goes first and arrival order breaks ties.
+
+use std::cmp::{Ordering, Reverse};
+use std::collections::BinaryHeap;
+use std::sync::{Condvar, Mutex};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Policy {
+    Fifo,
+    Sff,
+}
+
+pub struct BoundedBuffer<T> {
+    state: Mutex<State<T>>,
+    not_empty: Condvar,
+    not_full: Condvar,
+    capacity: usize,
+    policy: Policy,
+    /// Known-bad variant: workers poll the queue in a loop instead of waiting.
+    busy_wait: bool,
+}
+
+struct State<T> {
+    heap: BinaryHeap<Reverse<Entry<T>>>,
+    arrivals: u64,
+}
+
+struct Entry<T> {
+    key: (u64, u64),
+    item: T,
+}
+
+impl<T> PartialEq for Entry<T> {
+    fn eq(&self, other: &Self) -> bool {
+        self.key == other.key
+    }
+}
+impl<T> Eq for Entry<T> {}
+impl<T> PartialOrd for Entry<T> {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl<T> Ord for Entry<T> {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.key.cmp(&other.key)
+    }
+}
+
+impl<T> BoundedBuffer<T> {
+    pub fn new(capacity: usize, policy: Policy, busy_wait: bool) -> Self {
+        assert!(capacity > 0, "a buffer needs at least one slot");
+        BoundedBuffer {
+            state: Mutex::new(State {
+                heap: BinaryHeap::with_capacity(capacity),
+                arrivals: 0,
+            }),
+            not_empty: Condvar::new(),
+            not_full: Condvar::new(),
+            capacity,
+            policy,
+            busy_wait,
+        }
+    }
+
+    pub fn policy(&self) -> Policy {
+        self.policy
+    }
+
+    /// Blocks while every slot is taken, then queues `item`; `size` only counts
+    /// under SFF.
+    pub fn put(&self, item: T, size: u64) {
+        let mut state = self.lock();
+        while state.heap.len() >= self.capacity {
+            state = self.not_full.wait(state).unwrap_or_else(|e| e.into_inner());
+        }
+        let size = match self.policy {
+            Policy::Fifo => 0,
+            Policy::Sff => size,
+        };
+        let key = (size, state.arrivals);
+        state.arrivals += 1;
+        state.heap.push(Reverse(Entry { key, item }));
+        drop(state);
+        self.not_empty.notify_one();
+    }
+
+    /// Blocks until at least one slot is free and returns how many are.
+    pub fn wait_for_free_slot(&self) -> usize {
+        let mut state = self.lock();
+        while state.heap.len() >= self.capacity {
+            state = self.not_full.wait(state).unwrap_or_else(|e| e.into_inner());
+        }
+        self.capacity - state.heap.len()
+    }
+
+    /// Blocks while the buffer is empty, then removes the first entry by policy.
+    pub fn take(&self) -> T {
+        if self.busy_wait {
+            return self.take_spinning();
+        }
+        let mut state = self.lock();
+        loop {
+            if let Some(Reverse(entry)) = state.heap.pop() {
+                drop(state);
+                self.not_full.notify_one();
+                return entry.item;
+            }
+            state = self
+                .not_empty
+                .wait(state)
+                .unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    fn take_spinning(&self) -> T {
+        loop {
+            if let Some(Reverse(entry)) = self.lock().heap.pop() {
+                self.not_full.notify_one();
+                return entry.item;
+            }
+            std::hint::spin_loop();
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.lock().heap.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State<T>> {
+        // A worker that panicked while holding the lock left the heap intact (every
+        // operation on it is a single push or pop), so the state is still usable.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    #[test]
+    fn fifo_takes_in_arrival_order() {
+        let b = BoundedBuffer::new(4, Policy::Fifo, false);
+        for (item, size) in [("a", 30), ("b", 10), ("c", 20)] {
+            b.put(item, size);
+        }
+        assert_eq!([b.take(), b.take(), b.take()], ["a", "b", "c"]);
+    }
+
+    #[test]
+    fn sff_takes_smallest_first_fifo_among_equals() {
+        let b = BoundedBuffer::new(8, Policy::Sff, false);
+        for (item, size) in [("big", 30), ("small1", 10), ("mid", 20), ("small2", 10)] {
+            b.put(item, size);
+        }
+        let order: Vec<_> = (0..4).map(|_| b.take()).collect();
+        assert_eq!(order, ["small1", "small2", "mid", "big"]);
+    }
+
+    #[test]
+    fn put_blocks_when_full_until_a_take() {
+        let b = Arc::new(BoundedBuffer::new(1, Policy::Fifo, false));
+        b.put(1, 0);
+        let b2 = b.clone();
+        let putter = std::thread::spawn(move || b2.put(2, 0));
+        std::thread::sleep(Duration::from_millis(100));
+        assert!(!putter.is_finished(), "put returned with the buffer full");
+        assert_eq!(b.len(), 1);
+        assert_eq!(b.take(), 1);
+        putter.join().unwrap();
+        assert_eq!(b.take(), 2);
+        assert!(b.is_empty());
+    }
+
+    #[test]
+    fn take_blocks_when_empty_until_a_put() {
+        let b = Arc::new(BoundedBuffer::new(2, Policy::Sff, false));
+        let b2 = b.clone();
+        let taker = std::thread::spawn(move || b2.take());
+        std::thread::sleep(Duration::from_millis(100));
+        assert!(!taker.is_finished(), "take returned from an empty buffer");
+        b.put(7, 0);
+        assert_eq!(taker.join().unwrap(), 7);
+    }
+}

@@ -1,0 +1,289 @@
+//! The master thread: accepts connections, reads request heads without ever
+//! blocking on a client (epoll through mio), and queues complete requests in the
+//! bounded buffer, blocking when it is full. It also watches the persistent
+//! connections workers hand back and closes clients that stay silent too long.
+//!
+//! While the buffer is full the master does not accept: new connections wait in the
+//! kernel's accept queue until a worker frees a slot.
+
+use std::io::{self, Read, Write};
+use std::net::TcpStream;
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Token};
+
+use crate::buffer::Policy;
+use crate::bugs::Bugs;
+use crate::request::{self, Parsed, MAX_HEAD};
+use crate::server::Shared;
+use crate::status::Status;
+use crate::worker::{self, Job};
+
+const LISTENER: Token = Token(usize::MAX);
+pub const WAKER: Token = Token(usize::MAX - 1);
+/// How often idle and slow connections are checked against their deadline.
+const SWEEP_EVERY: Duration = Duration::from_millis(100);
+
+/// A connection the master holds: waiting for (the rest of) a request head.
+struct Conn {
+    stream: TcpStream,
+    buf: Vec<u8>,
+    deadline: Instant,
+}
+
+pub struct Master {
+    poll: Poll,
+    listener: mio::net::TcpListener,
+    shared: Arc<Shared>,
+    bugs: Bugs,
+    conns: Vec<Option<Conn>>,
+    free: Vec<usize>,
+}
+
+impl Master {
+    pub fn new(
+        poll: Poll,
+        mut listener: mio::net::TcpListener,
+        shared: Arc<Shared>,
+        bugs: Bugs,
+    ) -> io::Result<Master> {
+        poll.registry()
+            .register(&mut listener, LISTENER, Interest::READABLE)?;
+        Ok(Master {
+            poll,
+            listener,
+            shared,
+            bugs,
+            conns: Vec::new(),
+            free: Vec::new(),
+        })
+    }
+
+    pub fn run(mut self) -> io::Result<()> {
+        let mut events = Events::with_capacity(1024);
+        let mut ready = Vec::new();
+        let mut returned = Vec::new();
+        let mut accept_pending = false;
+        let mut next_sweep = Instant::now() + SWEEP_EVERY;
+        loop {
+            // The master blocks here while every slot is taken.
+            let free_slots = if self.bugs.thread_per_request {
+                usize::MAX
+            } else {
+                self.shared.buffer.wait_for_free_slot()
+            };
+            if accept_pending {
+                accept_pending = self.accept(free_slots)?;
+            }
+            let timeout = if accept_pending {
+                Duration::ZERO
+            } else {
+                next_sweep.saturating_duration_since(Instant::now())
+            };
+            if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
+                if e.kind() != io::ErrorKind::Interrupted {
+                    return Err(e);
+                }
+            }
+            for event in events.iter() {
+                match event.token() {
+                    LISTENER => accept_pending = true,
+                    WAKER => {}
+                    Token(i) => ready.push(i),
+                }
+            }
+            self.shared.take_returned(&mut returned);
+            for (stream, leftover) in returned.drain(..) {
+                if let Some(i) = self.watch(stream, leftover)? {
+                    ready.push(i);
+                }
+            }
+            for i in ready.drain(..) {
+                self.on_readable(i);
+            }
+            let now = Instant::now();
+            if now >= next_sweep {
+                self.sweep(now);
+                next_sweep = now + SWEEP_EVERY;
+            }
+        }
+    }
+
+    /// Accepts up to `limit` connections; true if more may be waiting.
+    fn accept(&mut self, limit: usize) -> io::Result<bool> {
+        for _ in 0..limit {
+            match self.listener.accept() {
+                Ok((stream, _)) => {
+                    // SAFETY: the descriptor comes straight from mio's stream, which
+                    // gives up ownership; it stays non-blocking.
+                    let stream = unsafe { TcpStream::from_raw_fd(stream.into_raw_fd()) };
+                    let fd = stream.as_raw_fd();
+                    let i = self.insert(Conn {
+                        stream,
+                        buf: Vec::new(),
+                        deadline: Instant::now() + self.shared.timeout,
+                    });
+                    if let Err(e) = self.poll.registry().register(
+                        &mut SourceFd(&fd),
+                        Token(i),
+                        Interest::READABLE,
+                    ) {
+                        eprintln!("wserver: cannot watch a new connection: {e}");
+                        self.remove(i);
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                // Out of descriptors, a connection reset before accept...: not fatal;
+                // back off briefly so a persistent error does not spin.
+                Err(e) => {
+                    eprintln!("wserver: accept: {e}");
+                    std::thread::sleep(Duration::from_millis(10));
+                    return Ok(true);
+                }
+            }
+        }
+        Ok(true)
+    }
+
+    /// Takes back a persistent connection. Its descriptor is still registered from
+    /// before; re-registering re-arms it and reports data that already arrived.
+    fn watch(&mut self, stream: TcpStream, leftover: Vec<u8>) -> io::Result<Option<usize>> {
+        let fd = stream.as_raw_fd();
+        let pipelined = !leftover.is_empty();
+        let i = self.insert(Conn {
+            stream,
+            buf: leftover,
+            deadline: Instant::now() + self.shared.timeout,
+        });
+        if let Err(e) =
+            self.poll
+                .registry()
+                .reregister(&mut SourceFd(&fd), Token(i), Interest::READABLE)
+        {
+            eprintln!("wserver: cannot watch a returned connection: {e}");
+            self.remove(i);
+            return Ok(None);
+        }
+        Ok(pipelined.then_some(i))
+    }
+
+    fn on_readable(&mut self, i: usize) {
+        // Events may name a connection already handed to a worker (its slot is free
+        // or reused); reading then finds nothing, which is harmless.
+        let Some(conn) = self.conns.get_mut(i).and_then(Option::as_mut) else {
+            return;
+        };
+        let mut eof = false;
+        let mut chunk = [0u8; 4096];
+        while conn.buf.len() <= MAX_HEAD {
+            match conn.stream.read(&mut chunk) {
+                Ok(0) => {
+                    eof = true;
+                    break;
+                }
+                Ok(n) => conn.buf.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => {
+                    eof = true;
+                    break;
+                }
+            }
+        }
+        let request = match request::parse(&conn.buf) {
+            Parsed::Partial => {
+                if eof {
+                    self.remove(i);
+                }
+                return;
+            }
+            Parsed::Complete(head, len) => Ok((head, len)),
+            Parsed::Refused(status, _) => Err(status),
+        };
+        let Conn {
+            stream, mut buf, ..
+        } = self.remove(i).expect("present above");
+        let job = match request {
+            Ok((head, len)) => Job {
+                stream,
+                request: Ok(head),
+                leftover: buf.split_off(len),
+                plan: None,
+            },
+            Err(status) => Job {
+                stream,
+                request: Err(status),
+                leftover: Vec::new(),
+                plan: None,
+            },
+        };
+        self.dispatch(job);
+    }
+
+    fn dispatch(&mut self, mut job: Job) {
+        if self.bugs.thread_per_request {
+            let shared = self.shared.clone();
+            let spawned = std::thread::Builder::new().spawn(move || {
+                worker::serve(&shared, job, &mut Vec::new());
+            });
+            if let Err(e) = spawned {
+                eprintln!("wserver: cannot spawn: {e}");
+            }
+            return;
+        }
+        let size = match (&job.request, self.shared.buffer.policy()) {
+            (Ok(head), Policy::Sff) => {
+                let plan = self.shared.site.plan(&head.target);
+                let size = plan.size();
+                job.plan = Some(plan);
+                size
+            }
+            _ => 0,
+        };
+        self.shared.buffer.put(job, size);
+    }
+
+    /// Closes connections past their deadline: a request head that is taking too
+    /// long gets 408, an idle persistent connection is just closed.
+    fn sweep(&mut self, now: Instant) {
+        for i in 0..self.conns.len() {
+            let expired = matches!(&self.conns[i], Some(c) if c.deadline <= now);
+            if expired {
+                if let Some(mut conn) = self.remove(i) {
+                    if !conn.buf.is_empty() {
+                        let status = Status::TIMEOUT;
+                        let _ = write!(
+                            conn.stream,
+                            "HTTP/1.0 {} {}\r\nServer: wserver\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                            status.0,
+                            status.reason()
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    fn insert(&mut self, conn: Conn) -> usize {
+        match self.free.pop() {
+            Some(i) => {
+                self.conns[i] = Some(conn);
+                i
+            }
+            None => {
+                self.conns.push(Some(conn));
+                self.conns.len() - 1
+            }
+        }
+    }
+
+    fn remove(&mut self, i: usize) -> Option<Conn> {
+        let conn = self.conns.get_mut(i)?.take()?;
+        self.free.push(i);
+        Some(conn)
+    }
+}

@@ -1,0 +1,108 @@
+//! Starting the server: the shared state, the worker pool and the master.
+
+use std::io;
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::buffer::{BoundedBuffer, Policy};
+use crate::bugs::Bugs;
+use crate::master::{self, Master};
+use crate::site::Site;
+use crate::worker::{self, Job};
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub root: PathBuf,
+    pub port: u16,
+    pub threads: usize,
+    pub buffers: usize,
+    pub policy: Policy,
+    /// How long a client may take to send a request head, stay idle between
+    /// requests, or take to accept a response.
+    pub timeout: Duration,
+    pub bugs: Bugs,
+}
+
+/// What the master and the workers share.
+pub struct Shared {
+    pub buffer: BoundedBuffer<Job>,
+    pub site: Site,
+    pub timeout: Duration,
+    /// Persistent connections workers have finished with, for the master to watch.
+    returned: Mutex<Vec<(TcpStream, Vec<u8>)>>,
+    waker: mio::Waker,
+}
+
+impl Shared {
+    /// Gives a persistent connection back to the master. Only the push onto an
+    /// empty list wakes it: the master drains the whole list every time it wakes.
+    pub fn hand_back(&self, stream: TcpStream, leftover: Vec<u8>) {
+        let was_empty = {
+            let mut returned = self.returned.lock().unwrap_or_else(|e| e.into_inner());
+            let was_empty = returned.is_empty();
+            returned.push((stream, leftover));
+            was_empty
+        };
+        if was_empty {
+            if let Err(e) = self.waker.wake() {
+                eprintln!("wserver: cannot wake the master: {e}");
+            }
+        }
+    }
+
+    pub fn take_returned(&self, into: &mut Vec<(TcpStream, Vec<u8>)>) {
+        let mut returned = self.returned.lock().unwrap_or_else(|e| e.into_inner());
+        into.append(&mut returned);
+    }
+}
+
+/// Binds, starts the pool and runs the master on the calling thread (never returns
+/// unless setting up fails).
+pub fn run(config: Config) -> io::Result<()> {
+    let site = Site::open(&config.root, config.bugs.follow_dotdot).map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!("document root {}: {e}", config.root.display()),
+        )
+    })?;
+    let addr = std::net::SocketAddr::from(([0, 0, 0, 0], config.port));
+    let listener = mio::net::TcpListener::bind(addr).map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!("cannot listen on port {}: {e}", config.port),
+        )
+    })?;
+    let poll = mio::Poll::new()?;
+    let waker = mio::Waker::new(poll.registry(), master::WAKER)?;
+    let queue_policy = if config.bugs.ignore_sff {
+        Policy::Fifo
+    } else {
+        config.policy
+    };
+    let shared = Arc::new(Shared {
+        buffer: BoundedBuffer::new(config.buffers, queue_policy, config.bugs.busy_wait),
+        site,
+        timeout: config.timeout,
+        returned: Mutex::new(Vec::new()),
+        waker,
+    });
+    if !config.bugs.thread_per_request {
+        for i in 0..config.threads {
+            let shared = shared.clone();
+            std::thread::Builder::new()
+                .name(format!("worker-{i}"))
+                .spawn(move || worker::run(shared))?;
+        }
+    }
+    eprintln!(
+        "wserver: serving {} on port {} ({} threads, {} buffers, {:?})",
+        shared.site.root_path().display(),
+        listener.local_addr()?.port(),
+        config.threads,
+        config.buffers,
+        config.policy
+    );
+    Master::new(poll, listener, shared, config.bugs)?.run()
+}

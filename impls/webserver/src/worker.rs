@@ -1,0 +1,298 @@
+//! A worker: takes a connection with a parsed request from the buffer, writes the
+//! response, and hands a persistent connection back to the master instead of
+//! waiting on it, so an idle client never ties up a worker.
+
+use std::io::{self, Read, Write};
+use std::net::TcpStream;
+use std::os::fd::AsRawFd;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::request::Head;
+use crate::server::Shared;
+use crate::site::Plan;
+use crate::status::Status;
+
+/// Files up to this size are read and sent with the header in one write; larger ones
+/// go out with sendfile.
+const INLINE_LIMIT: u64 = 64 * 1024;
+
+/// One unit of work in the buffer.
+pub struct Job {
+    pub stream: TcpStream,
+    pub request: Result<Head, Status>,
+    /// Bytes the client sent after this request's head (a pipelined next request).
+    pub leftover: Vec<u8>,
+    /// Already decided by the master under SFF (it needs the file size to queue).
+    pub plan: Option<Plan>,
+}
+
+pub fn run(shared: Arc<Shared>) {
+    let mut scratch = Vec::with_capacity(INLINE_LIMIT as usize + 512);
+    loop {
+        let job = shared.buffer.take();
+        serve(&shared, job, &mut scratch);
+    }
+}
+
+pub fn serve(shared: &Shared, job: Job, scratch: &mut Vec<u8>) {
+    let Job {
+        stream,
+        request,
+        leftover,
+        plan,
+    } = job;
+    let deadline = Instant::now() + shared.timeout;
+    let head = match request {
+        Ok(head) => head,
+        Err(status) => {
+            let _ = send_error(&stream, "HTTP/1.0", status, false, deadline, scratch);
+            return;
+        }
+    };
+    let version = if head.minor_version == 1 {
+        "HTTP/1.1"
+    } else {
+        "HTTP/1.0"
+    };
+    let plan = plan.unwrap_or_else(|| shared.site.plan(&head.target));
+    let mut keep = head.keep_alive;
+    let sent = match plan {
+        Plan::Error(status) => {
+            keep &= status != Status::BAD_REQUEST;
+            send_error(&stream, version, status, keep, deadline, scratch)
+        }
+        Plan::Redirect(location) => {
+            scratch.clear();
+            let body = format!("<html><body><a href=\"{location}\">moved</a></body></html>\n");
+            write_head(
+                scratch,
+                version,
+                Status::MOVED,
+                body.len() as u64,
+                "text/html",
+                keep,
+            );
+            // The header block ends with a blank line; insert Location before it.
+            scratch.truncate(scratch.len() - 2);
+            scratch.extend_from_slice(format!("Location: {location}\r\n\r\n").as_bytes());
+            scratch.extend_from_slice(body.as_bytes());
+            write_all(&stream, scratch, deadline)
+        }
+        Plan::Static {
+            file,
+            len,
+            content_type,
+        } => send_file(
+            &stream,
+            version,
+            file,
+            len,
+            content_type,
+            keep,
+            deadline,
+            scratch,
+        ),
+        Plan::Cgi { program, query } => {
+            keep = false;
+            run_cgi(shared, &stream, &program, &query, scratch)
+        }
+    };
+    if keep && sent.is_ok() {
+        shared.hand_back(stream, leftover);
+    }
+}
+
+fn write_head(
+    out: &mut Vec<u8>,
+    version: &str,
+    status: Status,
+    len: u64,
+    content_type: &str,
+    keep: bool,
+) {
+    let connection = if keep { "keep-alive" } else { "close" };
+    // Seed order: status, Server, Content-Length, Content-Type; then Connection.
+    let _ = write!(
+        out,
+        "{version} {} {}\r\nServer: wserver\r\nContent-Length: {len}\r\nContent-Type: {content_type}\r\nConnection: {connection}\r\n\r\n",
+        status.0,
+        status.reason()
+    );
+}
+
+fn send_error(
+    stream: &TcpStream,
+    version: &str,
+    status: Status,
+    keep: bool,
+    deadline: Instant,
+    scratch: &mut Vec<u8>,
+) -> io::Result<()> {
+    let body = format!(
+        "<html><head><title>wserver error</title></head><body><h1>{} {}</h1></body></html>\n",
+        status.0,
+        status.reason()
+    );
+    scratch.clear();
+    write_head(
+        scratch,
+        version,
+        status,
+        body.len() as u64,
+        "text/html",
+        keep,
+    );
+    scratch.extend_from_slice(body.as_bytes());
+    write_all(stream, scratch, deadline)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn send_file(
+    stream: &TcpStream,
+    version: &str,
+    mut file: std::fs::File,
+    len: u64,
+    content_type: &str,
+    keep: bool,
+    deadline: Instant,
+    scratch: &mut Vec<u8>,
+) -> io::Result<()> {
+    scratch.clear();
+    write_head(scratch, version, Status::OK, len, content_type, keep);
+    if len <= INLINE_LIMIT {
+        let start = scratch.len();
+        scratch.resize(start + len as usize, 0);
+        file.read_exact(&mut scratch[start..])?;
+        return write_all(stream, scratch, deadline);
+    }
+    // Large file: the header, then the body straight from the page cache. No Nagle
+    // delay for the last partial segment.
+    stream.set_nodelay(true)?;
+    write_all(stream, scratch, deadline)?;
+    let mut offset: libc::off_t = 0;
+    while (offset as u64) < len {
+        let left = (len - offset as u64).min(1 << 30) as usize;
+        // SAFETY: both descriptors are open for the duration of the call and
+        // `offset` is a valid pointer to our local.
+        let n = unsafe { libc::sendfile(stream.as_raw_fd(), file.as_raw_fd(), &mut offset, left) };
+        if n > 0 {
+            continue;
+        }
+        if n == 0 {
+            // The file shrank under us; the client will see a short body.
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        let err = io::Error::last_os_error();
+        match err.kind() {
+            io::ErrorKind::WouldBlock => wait_writable(stream, deadline)?,
+            io::ErrorKind::Interrupted => {}
+            _ => return Err(err),
+        }
+    }
+    Ok(())
+}
+
+/// Writes all of `buf` to a non-blocking socket, waiting for room at most until
+/// `deadline`, so a client that stops reading cannot hold a worker forever.
+fn write_all(mut stream: &TcpStream, mut buf: &[u8], deadline: Instant) -> io::Result<()> {
+    while !buf.is_empty() {
+        match stream.write(buf) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => buf = &buf[n..],
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => wait_writable(stream, deadline)?,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+fn wait_writable(stream: &TcpStream, deadline: Instant) -> io::Result<()> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    if left.is_zero() {
+        return Err(io::ErrorKind::TimedOut.into());
+    }
+    let mut pfd = libc::pollfd {
+        fd: stream.as_raw_fd(),
+        events: libc::POLLOUT,
+        revents: 0,
+    };
+    let ms = left.as_millis().clamp(1, i32::MAX as u128) as i32;
+    // SAFETY: one valid pollfd for the duration of the call.
+    let rc = unsafe { libc::poll(&mut pfd, 1, ms) };
+    if rc < 0 {
+        let err = io::Error::last_os_error();
+        return if err.kind() == io::ErrorKind::Interrupted {
+            Ok(())
+        } else {
+            Err(err)
+        };
+    }
+    Ok(())
+}
+
+/// Runs a CGI program with `QUERY_STRING` and relays its output (its own headers and
+/// body) after our status line. The worker waits for the child, so every child is
+/// reaped.
+fn run_cgi(
+    shared: &Shared,
+    stream: &TcpStream,
+    program: &std::path::Path,
+    query: &str,
+    scratch: &mut Vec<u8>,
+) -> io::Result<()> {
+    let deadline = Instant::now() + shared.timeout;
+    let child = Command::new(program)
+        .env_clear()
+        .env("QUERY_STRING", query)
+        .env("REQUEST_METHOD", "GET")
+        .env("GATEWAY_INTERFACE", "CGI/1.1")
+        .env("SERVER_SOFTWARE", "wserver")
+        .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+        .current_dir(shared.site.root_path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn();
+    let mut child = match child {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("wserver: cannot run CGI {}: {e}", program.display());
+            return send_error(
+                stream,
+                "HTTP/1.0",
+                Status::INTERNAL,
+                false,
+                deadline,
+                scratch,
+            );
+        }
+    };
+    let mut stdout = child.stdout.take().expect("stdout is piped");
+    let relay = (|| {
+        write_all(
+            stream,
+            b"HTTP/1.0 200 OK\r\nServer: wserver\r\nConnection: close\r\n",
+            deadline,
+        )?;
+        let mut chunk = [0u8; 16 * 1024];
+        loop {
+            let n = match stdout.read(&mut chunk) {
+                Ok(0) => return Ok(()),
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            // Output may trickle in for a long time; each piece gets a fresh deadline.
+            write_all(stream, &chunk[..n], Instant::now() + shared.timeout)?;
+        }
+    })();
+    // Closing our end makes a child still writing to a gone client get EPIPE.
+    drop(stdout);
+    if relay.is_err() {
+        let _ = child.kill();
+    }
+    child.wait()?;
+    relay
+}
