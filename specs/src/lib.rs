@@ -13,6 +13,7 @@
 //! | [`Kv`] | get, put, append | porcupine's kv histories, 6.5840's KV |
 //! | [`KvFetchAppend`] | get, put, append returning the old value, cas | the key/value server |
 
+pub mod index;
 pub mod kv;
 pub mod kv_fetch_append;
 pub mod kvsrv_protocol;
@@ -21,6 +22,7 @@ pub mod model;
 pub mod node_protocol;
 pub mod register;
 pub mod text;
+pub mod wordcount;
 
 pub use kv::Kv;
 pub use kv_fetch_append::KvFetchAppend;

@@ -1,0 +1,68 @@
+//! Applications: the map and reduce functions a job runs.
+//!
+//! Built-ins are chosen by name (`mrworker wc`); an external application is any pair
+//! of executables speaking Hadoop Streaming's line protocol (see [`crate::apps::external`]).
+
+use anyhow::bail;
+
+use crate::apps;
+
+/// A MapReduce application.
+///
+/// `map` sees one input split (a whole file in the 6.5840 front end) and emits
+/// key/value pairs; the framework partitions them by key, sorts each partition by key
+/// and hands `reduce_all` the pairs of one partition in key order.
+pub trait App: Send + Sync {
+    fn map(
+        &self,
+        name: &str,
+        contents: &[u8],
+        emit: &mut dyn FnMut(&str, &str),
+    ) -> anyhow::Result<()>;
+
+    /// One output value for a key and all its values (in map-task order).
+    fn reduce(&self, key: &str, values: &[String]) -> anyhow::Result<String>;
+
+    /// Reduces a whole partition whose pairs are sorted by key, emitting output pairs.
+    /// The default groups equal keys and calls [`App::reduce`] once per key.
+    fn reduce_all(
+        &self,
+        sorted: Vec<(String, String)>,
+        emit: &mut dyn FnMut(&str, &str) -> anyhow::Result<()>,
+    ) -> anyhow::Result<()> {
+        let mut pairs = sorted.into_iter().peekable();
+        while let Some((key, value)) = pairs.next() {
+            let mut values = vec![value];
+            while let Some((_, v)) = pairs.next_if(|(k, _)| *k == key) {
+                values.push(v);
+            }
+            let out = self.reduce(&key, &values)?;
+            emit(&key, &out)?;
+        }
+        Ok(())
+    }
+}
+
+/// The built-in application called `name`; `wc.so` and `path/to/wc.so` name `wc` too,
+/// so 6.5840's command lines work unchanged.
+pub fn builtin(name: &str) -> anyhow::Result<Box<dyn App>> {
+    let base = name.rsplit('/').next().unwrap_or(name);
+    let base = base.strip_suffix(".so").unwrap_or(base);
+    Ok(match base {
+        "wc" => Box::new(apps::wordcount::WordCount),
+        "indexer" => Box::new(apps::indexer::Indexer),
+        "mtiming" => Box::new(apps::lab::MapTiming),
+        "rtiming" => Box::new(apps::lab::ReduceTiming),
+        "jobcount" => Box::new(apps::lab::JobCount::default()),
+        "early_exit" => Box::new(apps::lab::EarlyExit),
+        "crash" => Box::new(apps::lab::Crash::new(true)),
+        "nocrash" => Box::new(apps::lab::Crash::new(false)),
+        "barrier" => Box::new(apps::probes::Barrier),
+        "slow" => Box::new(apps::probes::Slow),
+        _ => bail!(
+            "unknown application {name:?}; built-ins are wc, indexer, mtiming, rtiming, \
+             jobcount, early_exit, crash, nocrash, barrier, slow \
+             (or use --map CMD --reduce CMD for an external one)"
+        ),
+    })
+}

@@ -1,0 +1,99 @@
+//! The intermediate file format: one `key<TAB>value` line per pair.
+//!
+//! The same line shape as Hadoop Streaming, so an intermediate file can be read with
+//! `cut` and `sort`. A tab, newline or backslash inside a key or value is escaped as
+//! `\t`, `\n` or `\\`, which keeps any key and value exact (word-count keys never need
+//! it, so the fast path copies bytes unchanged).
+
+use anyhow::{bail, Context};
+
+fn needs_escape(s: &str) -> bool {
+    s.bytes().any(|b| matches!(b, b'\t' | b'\n' | b'\\'))
+}
+
+fn push_escaped(out: &mut Vec<u8>, s: &str) {
+    if !needs_escape(s) {
+        out.extend_from_slice(s.as_bytes());
+        return;
+    }
+    for b in s.bytes() {
+        match b {
+            b'\t' => out.extend_from_slice(b"\\t"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            _ => out.push(b),
+        }
+    }
+}
+
+fn unescape(s: &str) -> anyhow::Result<String> {
+    if !s.contains('\\') {
+        return Ok(s.to_string());
+    }
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('t') => out.push('\t'),
+            Some('n') => out.push('\n'),
+            Some('\\') => out.push('\\'),
+            other => bail!("bad escape \\{other:?}"),
+        }
+    }
+    Ok(out)
+}
+
+/// Appends one pair as a line.
+pub fn push(out: &mut Vec<u8>, key: &str, value: &str) {
+    push_escaped(out, key);
+    out.push(b'\t');
+    push_escaped(out, value);
+    out.push(b'\n');
+}
+
+/// Parses a whole file's pairs, appending them to `pairs`.
+pub fn parse_into(text: &str, pairs: &mut Vec<(String, String)>) -> anyhow::Result<()> {
+    for (n, line) in text.lines().enumerate() {
+        let (key, value) = line
+            .split_once('\t')
+            .with_context(|| format!("line {}: no tab in {line:?}", n + 1))?;
+        pairs.push((unescape(key)?, unescape(value)?));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn any_key_and_value_round_trip() {
+        let cases = [
+            ("word", "1"),
+            ("a\tb", "c\nd"),
+            ("back\\slash", ""),
+            ("", "x"),
+        ];
+        let mut buf = Vec::new();
+        for (k, v) in cases {
+            push(&mut buf, k, v);
+        }
+        let mut pairs = Vec::new();
+        parse_into(std::str::from_utf8(&buf).unwrap(), &mut pairs).unwrap();
+        let expected: Vec<(String, String)> = cases
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        assert_eq!(pairs, expected);
+    }
+
+    #[test]
+    fn a_line_without_a_tab_is_an_error_naming_the_line() {
+        let err = parse_into("a\t1\nbroken\n", &mut Vec::new()).unwrap_err();
+        assert!(err.to_string().contains("line 2"), "{err}");
+    }
+}

@@ -1,0 +1,106 @@
+//! The worker process: asks for tasks until the job is done or the coordinator is gone.
+
+use std::fs;
+use std::io::ErrorKind;
+use std::path::Path;
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+
+use crate::app::App;
+use crate::bug::Bug;
+use crate::kvfile;
+use crate::output::OutputFile;
+use crate::partition::partition;
+use crate::protocol::{call, Kind, MapTask, ReduceTask, Reply, Request};
+use crate::split::read_range;
+
+/// How long a worker started before its coordinator keeps trying to reach it.
+const STARTUP_GRACE: Duration = Duration::from_secs(5);
+
+pub fn run(socket: &Path, app: &dyn App, bug: Option<Bug>) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let mut contacted = false;
+    loop {
+        let reply = match call(socket, &Request::GetTask) {
+            Ok(reply) => reply,
+            Err(_) if !contacted && started.elapsed() < STARTUP_GRACE => {
+                sleep(Duration::from_millis(50));
+                continue;
+            }
+            // The coordinator exits once the job is done, so "gone" means "done".
+            Err(_) => return Ok(()),
+        };
+        contacted = true;
+        let (kind, id, result) = match reply {
+            Reply::Map(task) => (Kind::Map, task.id, run_map(&task, app, bug)),
+            Reply::Reduce(task) => (Kind::Reduce, task.id, run_reduce(&task, app, bug)),
+            Reply::Wait { ms } => {
+                sleep(Duration::from_millis(ms));
+                continue;
+            }
+            Reply::Exit => return Ok(()),
+            Reply::Ok => continue,
+        };
+        let report = match result {
+            Ok(()) => Request::Done { kind, id },
+            Err(e) => {
+                eprintln!(
+                    "mrworker {}: {kind:?} task {id} failed: {e:#}",
+                    std::process::id()
+                );
+                Request::Failed {
+                    kind,
+                    id,
+                    error: format!("{e:#}"),
+                }
+            }
+        };
+        if call(socket, &report).is_err() {
+            return Ok(());
+        }
+    }
+}
+
+fn run_map(task: &MapTask, app: &dyn App, bug: Option<Bug>) -> anyhow::Result<()> {
+    let split = &task.split;
+    let data = read_range(&split.path, split.start, split.end)?;
+    let nreduce = task.outputs.len();
+    let mut buckets: Vec<Vec<u8>> = vec![Vec::new(); nreduce];
+    app.map(&split.name, &data, &mut |key, value| {
+        kvfile::push(&mut buckets[partition(key, nreduce)], key, value);
+    })?;
+    drop(data);
+    // Every partition gets a file, even an empty one, so a reducer can tell a map task
+    // that emitted nothing for it from one that has not finished.
+    for (bucket, path) in buckets.iter().zip(&task.outputs) {
+        crate::output::write_file(path, bucket, bug)?;
+    }
+    Ok(())
+}
+
+fn run_reduce(task: &ReduceTask, app: &dyn App, bug: Option<Bug>) -> anyhow::Result<()> {
+    let mut pairs = Vec::new();
+    for path in &task.inputs {
+        let text = match fs::read_to_string(path) {
+            Ok(text) => text,
+            // The early-reduce variant reads whatever is there, as a careless worker would.
+            Err(e) if e.kind() == ErrorKind::NotFound && bug == Some(Bug::EarlyReduce) => continue,
+            Err(e) => return Err(e).with_context(|| format!("read {}", path.display())),
+        };
+        kvfile::parse_into(&text, &mut pairs).with_context(|| format!("in {}", path.display()))?;
+    }
+    pairs.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut out = OutputFile::create(&task.output, bug)?;
+    let mut line = Vec::new();
+    app.reduce_all(pairs, &mut |key, value| {
+        line.clear();
+        line.extend_from_slice(key.as_bytes());
+        line.push(b' ');
+        line.extend_from_slice(value.as_bytes());
+        line.push(b'\n');
+        out.write(&line)
+    })?;
+    out.commit()
+}
