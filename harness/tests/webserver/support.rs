@@ -1,0 +1,413 @@
+//! What the web server tests share: launching the server under test, a strict HTTP
+//! client, document roots, and reading the server's state from /proc.
+
+use std::fs;
+use std::io::{self, Read, Write};
+use std::net::TcpStream;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use harness::implementation::workspace_binary;
+use harness::{Implementation, Port, Process, TestDir};
+
+/// The server a check runs against: the implementation named by `WEBSERVER_IMPL`
+/// (ours by default), or our reference binary with a known-bad variant switched on.
+pub struct Subject {
+    imp: Option<Implementation>,
+    bug: Option<&'static str>,
+}
+
+impl Subject {
+    pub fn under_test() -> Subject {
+        Subject {
+            imp: Some(Implementation::from_env("WEBSERVER_IMPL", "wserver")),
+            bug: None,
+        }
+    }
+
+    /// Our binary with `WSERVER_BUG=<name>`, whatever `WEBSERVER_IMPL` says: these
+    /// runs test the suite, not the implementation.
+    pub fn known_bad(name: &'static str) -> Subject {
+        Subject {
+            imp: None,
+            bug: Some(name),
+        }
+    }
+
+    pub fn is_ours(&self) -> bool {
+        self.imp.as_ref().map_or(true, Implementation::is_ours)
+    }
+
+    fn command(&self) -> Command {
+        let mut cmd = match &self.imp {
+            Some(imp) => imp.command(),
+            None => Command::new(workspace_binary("wserver")),
+        };
+        if let Some(bug) = self.bug {
+            cmd.env("WSERVER_BUG", bug);
+        }
+        cmd
+    }
+
+    fn describe(&self) -> String {
+        match (&self.imp, self.bug) {
+            (Some(imp), _) => imp.describe().to_string(),
+            (None, Some(bug)) => format!("reference wserver with WSERVER_BUG={bug}"),
+            (None, None) => "reference wserver".into(),
+        }
+    }
+
+    /// How long the server may let a silent or slow client hold on. Ours is started
+    /// with `--timeout 2`; another server's is `WEBSERVER_TIMEOUT` seconds (default 5).
+    pub fn client_timeout(&self) -> Duration {
+        if self.is_ours() {
+            return Duration::from_secs(2);
+        }
+        let secs = std::env::var("WEBSERVER_TIMEOUT")
+            .ok()
+            .map(|s| {
+                s.parse::<f64>()
+                    .unwrap_or_else(|_| panic!("WEBSERVER_TIMEOUT={s:?} is not seconds"))
+            })
+            .unwrap_or(5.0);
+        Duration::from_secs_f64(secs)
+    }
+
+    /// A command line as the seed's usage defines it, run with `cwd` as working dir.
+    pub fn run_args(&self, args: &[&str], cwd: &Path) -> Command {
+        let mut cmd = self.command();
+        cmd.args(args).current_dir(cwd).stdin(Stdio::null());
+        cmd
+    }
+
+    /// Starts the server on a reserved port serving `root`, with extra `args`
+    /// (`-t 2 -b 4 -s SFF`...), and waits until it accepts connections.
+    pub fn start(&self, root: &Path, args: &[&str]) -> Server {
+        let port = Port::reserve().expect("reserve a port");
+        let mut cmd = self.command();
+        cmd.arg("-d")
+            .arg(root)
+            .args(["-p", &port.number().to_string()])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null());
+        if self.is_ours() {
+            cmd.args(["--timeout", "2"]);
+        }
+        let process = Process::spawn(self.describe(), &mut cmd).expect("start the server");
+        let mut server = Server {
+            process,
+            addr: port.addr(),
+            _port: port,
+        };
+        server.wait_ready(Duration::from_secs(10));
+        server
+    }
+}
+
+pub struct Server {
+    process: Process,
+    addr: String,
+    _port: Port,
+}
+
+impl Server {
+    pub fn addr(&self) -> &str {
+        &self.addr
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.process.pid()
+    }
+
+    pub fn port(&self) -> u16 {
+        self._port.number()
+    }
+
+    fn wait_ready(&mut self, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.process.try_wait().unwrap() {
+                panic!(
+                    "{} exited with {status} before accepting connections",
+                    self.process.name()
+                );
+            }
+            if TcpStream::connect(&self.addr).is_ok() {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} did not accept connections on {} within {limit:?}",
+                self.process.name(),
+                self.addr
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Panics if the server has exited (a request must never kill it).
+    pub fn assert_alive(&mut self) {
+        if let Some(status) = self.process.try_wait().unwrap() {
+            panic!("the server exited with {status}");
+        }
+    }
+
+    pub fn connect(&self) -> TcpStream {
+        let s = TcpStream::connect(&self.addr).expect("connect to the server");
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        s
+    }
+
+    /// Sends `raw` on a fresh connection and reads until the server closes.
+    pub fn exchange(&self, raw: &[u8]) -> Response {
+        let mut s = self.connect();
+        // An early answer (431 to an oversized head) may close the connection while
+        // we are still writing; what matters is the answer.
+        let _ = s.write_all(raw);
+        Response::parse(&read_to_close(&mut s))
+    }
+
+    /// `GET path HTTP/1.0`.
+    pub fn get(&self, path: &str) -> Response {
+        self.exchange(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes())
+    }
+
+    /// Threads of the server process, from /proc/<pid>/status.
+    pub fn threads(&self) -> usize {
+        let status = fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("Threads:"))
+            .and_then(|v| v.trim().parse().ok())
+            .expect("Threads: line in /proc/<pid>/status")
+    }
+
+    /// User plus system CPU time the server has used, from /proc/<pid>/stat.
+    pub fn cpu_time(&self) -> Duration {
+        let stat = fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap();
+        let after = &stat[stat.rfind(')').unwrap() + 2..];
+        let fields: Vec<&str> = after.split_whitespace().collect();
+        let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+        // SAFETY: sysconf has no preconditions.
+        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as u64;
+        Duration::from_millis(ticks * 1000 / hz)
+    }
+
+    /// Connections waiting in the kernel's accept queue of the listening socket.
+    pub fn accept_queue(&self) -> usize {
+        for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+            let Ok(text) = fs::read_to_string(table) else {
+                continue;
+            };
+            for line in text.lines().skip(1) {
+                let f: Vec<&str> = line.split_whitespace().collect();
+                let port = f[1].rsplit(':').next().unwrap();
+                if f[3] == "0A" && u16::from_str_radix(port, 16) == Ok(self.port()) {
+                    let rx = f[4].split(':').nth(1).unwrap();
+                    return usize::from_str_radix(rx, 16).unwrap();
+                }
+            }
+        }
+        panic!(
+            "no listening socket on port {} in /proc/net/tcp*",
+            self.port()
+        );
+    }
+
+    /// Children of the server process: (pid, state letter).
+    pub fn children(&self) -> Vec<(u32, char)> {
+        let mut out = Vec::new();
+        for entry in fs::read_dir("/proc").unwrap().flatten() {
+            let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+                continue;
+            };
+            let Ok(stat) = fs::read_to_string(entry.path().join("stat")) else {
+                continue;
+            };
+            let after = &stat[stat.rfind(')').unwrap() + 2..];
+            let mut f = after.split_whitespace();
+            let state = f.next().unwrap().chars().next().unwrap();
+            let ppid: u32 = f.next().unwrap().parse().unwrap();
+            if ppid == self.pid() {
+                out.push((pid, state));
+            }
+        }
+        out
+    }
+}
+
+/// Reads until EOF (or a reset after the data), with the stream's read timeout.
+pub fn read_to_close(s: &mut TcpStream) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut chunk = [0u8; 64 * 1024];
+    loop {
+        match s.read(&mut chunk) {
+            Ok(0) => return out,
+            Ok(n) => out.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == io::ErrorKind::ConnectionReset => return out,
+            Err(e) => panic!("reading the response: {e} (got {} bytes)", out.len()),
+        }
+    }
+}
+
+/// One parsed response. Parsing is strict: the tests assert the byte-level form.
+#[derive(Debug, Clone)]
+pub struct Response {
+    pub status_line: String,
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    /// Bytes after the body the Content-Length announced.
+    pub trailing: Vec<u8>,
+}
+
+impl Response {
+    /// Parses a complete response; panics saying what is malformed.
+    pub fn parse(raw: &[u8]) -> Response {
+        let end = find(raw, b"\r\n\r\n").unwrap_or_else(|| {
+            panic!(
+                "response has no CRLF CRLF after its head: {:?}",
+                String::from_utf8_lossy(&raw[..raw.len().min(300)])
+            )
+        });
+        let head = std::str::from_utf8(&raw[..end]).expect("response head is not UTF-8");
+        let mut lines = head.split("\r\n");
+        let status_line = lines.next().unwrap().to_string();
+        let status = parse_status_line(&status_line);
+        let mut headers = Vec::new();
+        for line in lines {
+            let (name, value) = line
+                .split_once(':')
+                .unwrap_or_else(|| panic!("header line without a colon: {line:?}"));
+            assert!(
+                !name.is_empty() && name.bytes().all(|b| b.is_ascii_graphic() && b != b':'),
+                "bad header name in {line:?}"
+            );
+            headers.push((name.to_string(), value.trim().to_string()));
+        }
+        let rest = &raw[end + 4..];
+        let mut response = Response {
+            status_line,
+            status,
+            headers,
+            body: rest.to_vec(),
+            trailing: Vec::new(),
+        };
+        if let Some(len) = response.content_length() {
+            assert!(
+                rest.len() >= len,
+                "Content-Length is {len} but only {} body bytes came before the close",
+                rest.len()
+            );
+            response.body = rest[..len].to_vec();
+            response.trailing = rest[len..].to_vec();
+        }
+        response
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn content_length(&self) -> Option<usize> {
+        let all: Vec<_> = self
+            .headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case("content-length"))
+            .collect();
+        assert!(all.len() <= 1, "Content-Length sent {} times", all.len());
+        all.first().map(|(_, v)| {
+            v.parse()
+                .unwrap_or_else(|_| panic!("Content-Length {v:?} is not a number"))
+        })
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+fn parse_status_line(line: &str) -> u16 {
+    let parsed = line
+        .strip_prefix("HTTP/1.0 ")
+        .or_else(|| line.strip_prefix("HTTP/1.1 "))
+        .and_then(|rest| rest.split_once(' '))
+        .filter(|(code, reason)| code.len() == 3 && !reason.is_empty())
+        .and_then(|(code, _)| code.parse().ok());
+    parsed.unwrap_or_else(|| panic!("malformed status line {line:?} (want `HTTP/1.x NNN Reason`)"))
+}
+
+/// Reads exactly one response from a persistent connection (by Content-Length).
+pub fn read_one(s: &mut TcpStream) -> Response {
+    let mut raw = Vec::new();
+    let mut byte = [0u8; 1];
+    while find(&raw, b"\r\n\r\n").is_none() {
+        let n = s.read(&mut byte).expect("reading a response head");
+        assert!(n > 0, "connection closed inside a response head: {raw:?}");
+        raw.push(byte[0]);
+    }
+    let head_text = String::from_utf8_lossy(&raw).to_ascii_lowercase();
+    let len: usize = head_text
+        .split("\r\n")
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .map(|v| v.trim().parse().expect("numeric Content-Length"))
+        .expect("a persistent response needs Content-Length");
+    let mut body = vec![0u8; len];
+    s.read_exact(&mut body).expect("reading a response body");
+    raw.extend_from_slice(&body);
+    Response::parse(&raw)
+}
+
+pub fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// A document root inside `dir`: `root/` with an index, a few typed files, a
+/// subdirectory with its own index, and `spin.cgi`.
+pub fn docroot(dir: &TestDir) -> PathBuf {
+    let root = dir.join("root");
+    fs::create_dir_all(root.join("docs")).unwrap();
+    fs::write(
+        root.join("index.html"),
+        "<html><body>index of the test root</body></html>\n",
+    )
+    .unwrap();
+    fs::write(root.join("docs/index.html"), "docs index\n").unwrap();
+    fs::write(root.join("hello world.txt"), "spaces decoded\n").unwrap();
+    fs::copy(workspace_binary("spin-cgi"), root.join("spin.cgi")).unwrap();
+    fs::set_permissions(root.join("spin.cgi"), fs::Permissions::from_mode(0o755)).unwrap();
+    root
+}
+
+/// Runs `f` on `n` threads at once and returns their results in thread order.
+pub fn parallel<T: Send + 'static>(
+    n: usize,
+    f: impl Fn(usize) -> T + Send + Sync + 'static,
+) -> Vec<T> {
+    let f = std::sync::Arc::new(f);
+    let handles: Vec<_> = (0..n)
+        .map(|i| {
+            let f = f.clone();
+            std::thread::spawn(move || f(i))
+        })
+        .collect();
+    handles.into_iter().map(|h| h.join().unwrap()).collect()
+}
+
+/// The message of a panic caught by `catch_unwind`.
+pub fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
+    if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else if let Some(s) = payload.downcast_ref::<&str>() {
+        s.to_string()
+    } else {
+        "(non-string panic)".into()
+    }
+}
