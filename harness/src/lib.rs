@@ -5,6 +5,7 @@
 //! themselves live in `tests/`, one file per system. See the crate README.
 
 pub mod implementation;
+pub mod mapreduce_check;
 pub mod ports;
 pub mod process;
 pub mod seed;

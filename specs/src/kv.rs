@@ -24,7 +24,7 @@ impl KvInput {
     }
 }
 
-/// `value` is what a get returned; put and append return nothing.
+/// `value` is what a get returned (absent or null: ""); put and append return nothing.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KvOutput {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -83,14 +83,13 @@ impl Model for Kv {
     fn step(&self, state: &KvState, input: &KvInput, output: Option<&KvOutput>) -> Option<KvState> {
         match input {
             KvInput::Get { key } => {
-                let seen = output.and_then(|o| o.value.as_deref());
-                match seen {
-                    None => Some(state.clone()),
-                    Some(seen) => {
-                        let current = state.get(key).map_or("", Text::as_str);
-                        (current == seen).then(|| state.clone())
-                    }
-                }
+                let Some(out) = output else {
+                    return Some(state.clone());
+                };
+                // A get that returned nothing read a missing key, which reads as "".
+                let seen = out.value.as_deref().unwrap_or("");
+                let current = state.get(key).map_or("", Text::as_str);
+                (current == seen).then(|| state.clone())
             }
             KvInput::Put { key, value } => Some(state.with(key, Text::new(value.as_str()))),
             KvInput::Append { key, value } => {
@@ -109,8 +108,8 @@ impl Model for Kv {
 
     fn describe_operation(&self, input: &KvInput, output: Option<&KvOutput>) -> String {
         match input {
-            KvInput::Get { key } => match output.and_then(|o| o.value.as_deref()) {
-                Some(v) => format!("get({key:?}) -> {v:?}"),
+            KvInput::Get { key } => match output {
+                Some(o) => format!("get({key:?}) -> {:?}", o.value.as_deref().unwrap_or("")),
                 None => format!("get({key:?}) -> ?"),
             },
             KvInput::Put { key, value } => format!("put({key:?}, {value:?})"),

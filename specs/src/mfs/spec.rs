@@ -320,7 +320,10 @@ mod tests {
             fs.apply(&Request::Read { inum: 1, block: 1 }),
             Reply::Data(zero_block())
         );
-        assert_eq!(fs.apply(&Request::Read { inum: 1, block: 4 }), Reply::Failed);
+        assert_eq!(
+            fs.apply(&Request::Read { inum: 1, block: 4 }),
+            Reply::Failed
+        );
         assert_eq!(
             fs.apply(&Request::Stat { inum: 1 }),
             Reply::Stat {

@@ -73,12 +73,31 @@ pub fn zero_block() -> Block {
 /// What a client asks for. Names are raw bytes, as in C.
 #[derive(Clone, PartialEq, Eq)]
 pub enum Request {
-    Lookup { pinum: i32, name: Vec<u8> },
-    Stat { inum: i32 },
-    Write { inum: i32, block: i32, data: Block },
-    Read { inum: i32, block: i32 },
-    Creat { pinum: i32, kind: i32, name: Vec<u8> },
-    Unlink { pinum: i32, name: Vec<u8> },
+    Lookup {
+        pinum: i32,
+        name: Vec<u8>,
+    },
+    Stat {
+        inum: i32,
+    },
+    Write {
+        inum: i32,
+        block: i32,
+        data: Block,
+    },
+    Read {
+        inum: i32,
+        block: i32,
+    },
+    Creat {
+        pinum: i32,
+        kind: i32,
+        name: Vec<u8>,
+    },
+    Unlink {
+        pinum: i32,
+        name: Vec<u8>,
+    },
     Shutdown,
 }
 
@@ -128,11 +147,9 @@ impl fmt::Debug for Request {
 /// A block in a line: its first bytes and a checksum-like digest, enough to tell two
 /// blocks apart in a failure message.
 pub fn describe_block(data: &[u8; BLOCK_SIZE]) -> String {
-    let digest = data
-        .iter()
-        .fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
-            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
-        });
+    let digest = data.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    });
     format!("{:02x?}.. fnv {digest:016x}", &data[..4])
 }
 
@@ -475,7 +492,13 @@ mod tests {
     fn replies_round_trip() {
         for (op, reply) in [
             (OP_LOOKUP, Reply::Ok(17)),
-            (OP_STAT, Reply::Stat { kind: 0, size: 4096 }),
+            (
+                OP_STAT,
+                Reply::Stat {
+                    kind: 0,
+                    size: 4096,
+                },
+            ),
             (OP_READ, Reply::Data(zero_block())),
             (OP_WRITE, Reply::Failed),
             (OP_CREAT, Reply::Malformed),
@@ -531,6 +554,9 @@ mod tests {
         bytes[2] = VERSION;
         bytes[3] = 99;
         let err = decode_request(&bytes).unwrap_err();
-        assert!(err.to_string().contains("unknown operation code 99"), "{err}");
+        assert!(
+            err.to_string().contains("unknown operation code 99"),
+            "{err}"
+        );
     }
 }

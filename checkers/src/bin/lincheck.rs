@@ -1,0 +1,123 @@
+//! `lincheck`: is a recorded history linearizable?
+//!
+//! ```text
+//! lincheck --model MODEL FILE [--no-partition] [--html OUT] [--timeout S]
+//! ```
+//! Prints the verdict and the time taken; exits 0 (Ok), 1 (Illegal), 2 (Unknown) or
+//! 3 (the history or the arguments could not be used).
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use checkers::{check, formats, html, CheckOptions, Verdict};
+use clap::{Parser, ValueEnum};
+use specs::Model;
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum ModelName {
+    /// Read/write register of integers (nil initially).
+    Register,
+    /// Register with compare-and-set: Jepsen's etcd logs.
+    CasRegister,
+    /// Key/value with get, put, append: porcupine's kv logs.
+    #[value(alias = "kv-append")]
+    Kv,
+    /// Key/value whose append returns the old value, with cas: the key/value server.
+    KvFetchAppend,
+}
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "lincheck",
+    version,
+    about = "Checks a history for linearizability"
+)]
+struct Args {
+    /// The sequential specification to check against.
+    #[arg(long, value_enum)]
+    model: ModelName,
+    /// The history: JSON lines, a Jepsen log or an EDN kv log (recognised from content).
+    file: PathBuf,
+    /// Check the whole history as one part instead of key by key.
+    #[arg(long)]
+    no_partition: bool,
+    /// Write a self-contained HTML timeline here.
+    #[arg(long, value_name = "OUT")]
+    html: Option<PathBuf>,
+    /// Give up after this many seconds (verdict Unknown).
+    #[arg(long, value_name = "S")]
+    timeout: Option<f64>,
+}
+
+fn run<M: Model>(model: &M, args: &Args) -> Result<Verdict> {
+    let text = std::fs::read_to_string(&args.file)
+        .with_context(|| format!("cannot read {}", args.file.display()))?;
+    let (format, history) =
+        formats::parse(model, &text).with_context(|| format!("{}", args.file.display()))?;
+    let timeout = match args.timeout {
+        Some(s) if !(s.is_finite() && s > 0.0) => {
+            anyhow::bail!("--timeout must be a positive number of seconds, not {s}")
+        }
+        Some(s) => Some(Duration::from_secs_f64(s)),
+        None => None,
+    };
+    let options = CheckOptions {
+        timeout,
+        partition: !args.no_partition,
+        threads: None,
+    };
+    let result = check(model, &history, &options);
+    println!(
+        "{}: {} ({} operations, {} part(s), {}, model {}) in {:.3} s",
+        args.file.display(),
+        result.verdict,
+        history.len(),
+        result.parts,
+        format.map_or("empty".to_string(), |f| f.to_string()),
+        model.name(),
+        result.elapsed.as_secs_f64()
+    );
+    if let Some(failure) = &result.failure {
+        let stuck = &history.operations[failure.stuck];
+        println!(
+            "longest linearizable prefix: {} of {} operations; cannot place {} by client {}",
+            failure.prefix.len(),
+            failure.part.len(),
+            model.describe_operation(&stuck.input, stuck.output()),
+            stuck.client
+        );
+    }
+    if let Some(out) = &args.html {
+        let title = file_name(&args.file);
+        std::fs::write(out, html::render(model, &history, &result, &title))
+            .with_context(|| format!("cannot write {}", out.display()))?;
+        println!("timeline: {}", out.display());
+    }
+    Ok(result.verdict)
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name().map_or_else(
+        || path.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    )
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let verdict = match args.model {
+        ModelName::Register => run(&specs::Register, &args),
+        ModelName::CasRegister => run(&specs::CasRegister, &args),
+        ModelName::Kv => run(&specs::Kv, &args),
+        ModelName::KvFetchAppend => run(&specs::KvFetchAppend, &args),
+    };
+    match verdict {
+        Ok(v) => ExitCode::from(v.exit_code() as u8),
+        Err(e) => {
+            eprintln!("lincheck: {e:#}");
+            ExitCode::from(3)
+        }
+    }
+}

@@ -1,0 +1,156 @@
+//! The seven MapReduce tests of MIT 6.5840 (`test-mr.sh`), on generated inputs.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use harness::mapreduce_check::lab_outputs;
+use harness::{Process, Seed};
+
+use crate::support::{crash_expected, finish, wait_until, wc_expected, LabJob, SHORT_TIMEOUT_MS};
+
+const LIMIT: Duration = Duration::from_secs(60);
+
+/// Word count with three workers gives the reference counts.
+#[test]
+fn wc() {
+    let seed = Seed::for_this_test();
+    let mut job = LabJob::new("mr-wc", &seed, 60_000);
+    job.run("wc", 3, LIMIT).unwrap();
+    job.check(&wc_expected(&job.contents())).unwrap();
+}
+
+/// The inverted index with two workers gives the reference index.
+#[test]
+fn indexer() {
+    let seed = Seed::for_this_test();
+    let mut job = LabJob::new("mr-indexer", &seed, 30_000);
+    job.run("indexer", 2, LIMIT).unwrap();
+    let contents = job.contents();
+    let expected =
+        specs::index::inverted_index(contents.iter().map(|(n, c)| (n.as_str(), c.as_slice())))
+            .into_iter()
+            .map(|(w, docs)| (w, specs::index::render_entry(&docs)))
+            .collect();
+    job.check(&expected).unwrap();
+}
+
+/// Two workers run map tasks at the same time.
+#[test]
+fn map_parallelism() {
+    let seed = Seed::for_this_test();
+    let mut job = LabJob::new("mr-mtiming", &seed, 1_000);
+    job.run("mtiming", 2, LIMIT).unwrap();
+    let out = lab_outputs(&job.dir).unwrap();
+    let workers = out.keys().filter(|k| k.starts_with("times-")).count();
+    assert_eq!(
+        workers, 2,
+        "map tasks ran in {workers} worker processes, expected 2: {out:?}"
+    );
+    assert!(
+        out.contains_key("parallel-2"),
+        "no map task saw another worker mapping at the same time: {out:?}"
+    );
+}
+
+/// Two workers run reduce tasks at the same time.
+#[test]
+fn reduce_parallelism() {
+    let seed = Seed::for_this_test();
+    let mut job = LabJob::new("mr-rtiming", &seed, 1_000);
+    job.run("rtiming", 2, LIMIT).unwrap();
+    let out = lab_outputs(&job.dir).unwrap();
+    let parallel = out.values().filter(|v| *v == "2").count();
+    assert!(
+        parallel >= 2,
+        "only {parallel} reduce calls saw another worker reducing at the same time: {out:?}"
+    );
+}
+
+/// Without failures every map task runs exactly once.
+#[test]
+fn job_count() {
+    let seed = Seed::for_this_test();
+    let mut job = LabJob::new("mr-jobcount", &seed, 1_000);
+    job.run("jobcount", 4, LIMIT).unwrap();
+    let n = job.inputs.len().to_string();
+    job.check(&BTreeMap::from([("a".to_string(), n)]))
+        .map_err(|e| format!("map tasks did not run exactly once each: {e}"))
+        .unwrap();
+}
+
+/// No process of the job exits before the output is final.
+#[test]
+fn early_exit() {
+    let seed = Seed::for_this_test();
+    let mut job = LabJob::new("mr-early-exit", &seed, 1_000);
+    let mut all: Vec<Process> = vec![job.coordinator()];
+    all.extend((0..3).map(|_| job.worker("early_exit")));
+    let exited = wait_until(LIMIT, || {
+        all.iter_mut().any(|p| p.try_wait().unwrap().is_some())
+    });
+    assert!(
+        exited,
+        "no process of the job exited within {} s",
+        LIMIT.as_secs()
+    );
+    let first = all
+        .iter_mut()
+        .find_map(|p| p.try_wait().unwrap().map(|_| p.name().to_string()))
+        .unwrap();
+    let at_first_exit = lab_outputs(&job.dir);
+    for p in &mut all {
+        finish(p, LIMIT).unwrap();
+    }
+    let expected: BTreeMap<String, String> = job
+        .inputs
+        .iter()
+        .map(|n| (n.clone(), "1".to_string()))
+        .collect();
+    job.check(&expected).unwrap();
+    assert_eq!(
+        at_first_exit.as_ref(),
+        Ok(&expected),
+        "when {first} exited the output was not final yet"
+    );
+}
+
+/// Workers that exit or stall at random: the output still matches `nocrash`.
+#[test]
+fn crash() {
+    let seed = Seed::for_this_test();
+    let mut job = LabJob::new("mr-crash", &seed, 1_000);
+    job.env("MR_TASK_TIMEOUT_MS", SHORT_TIMEOUT_MS)
+        .env("MR_CRASH_MAX_STALL_MS", "2000");
+    let mut coordinator = job.coordinator();
+    // As test-mr.sh: keep three workers running until the coordinator is done.
+    let mut workers: Vec<Process> = (0..3).map(|_| job.worker("crash")).collect();
+    let done = wait_until(LIMIT, || {
+        if coordinator.try_wait().unwrap().is_some() {
+            return true;
+        }
+        for w in workers.iter_mut() {
+            if w.try_wait().unwrap().is_some() {
+                *w = job.worker("crash");
+            }
+        }
+        false
+    });
+    assert!(
+        done,
+        "the job did not finish within {} s; logs in {}",
+        LIMIT.as_secs(),
+        job.logs().display()
+    );
+    finish(&mut coordinator, Duration::ZERO).unwrap();
+    // Stalled workers wake up to find the coordinator gone; a late attempt may still
+    // rename an output into place, and must not change it.
+    for w in &mut workers {
+        let exited = w.wait_timeout(Duration::from_secs(10)).unwrap();
+        assert!(
+            exited.is_some(),
+            "{} did not exit after the job was done",
+            w.name()
+        );
+    }
+    job.check(&crash_expected(&job.contents())).unwrap();
+}

@@ -1,0 +1,67 @@
+//! External applications: a map and a reduce executable in the Hadoop Streaming
+//! contract run through the framework (`mrworker --map CMD --reduce CMD`).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use harness::mapreduce_check::lab_outputs;
+use harness::Seed;
+
+use crate::support::{finish, LabJob};
+
+fn script(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../impls/mapreduce/streaming")
+        .join(name)
+}
+
+/// The word-count script pair gives the same result through the framework as piped
+/// through `cat | map | sort | reduce`.
+#[test]
+fn script_pair_matches_pipeline() {
+    let seed = Seed::for_this_test();
+    let mut job = LabJob::new("mr-streaming", &seed, 20_000);
+    let (map, reduce) = (script("wc-map.sh"), script("wc-reduce.sh"));
+    let mut coordinator = job.coordinator();
+    let mut workers: Vec<_> = (0..2).map(|_| job.external_worker(&map, &reduce)).collect();
+    finish(&mut coordinator, Duration::from_secs(60)).unwrap();
+    for w in &mut workers {
+        finish(w, Duration::from_secs(10)).unwrap();
+    }
+    let through_framework = lab_outputs(&job.dir).unwrap();
+
+    let pipeline = format!(
+        "cat {} | {} | LC_ALL=C sort | {}",
+        job.inputs.join(" "),
+        map.display(),
+        reduce.display()
+    );
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(&pipeline)
+        .current_dir(&job.dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{pipeline} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let piped: BTreeMap<String, String> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let (k, v) = l.split_once('\t').unwrap_or((l, ""));
+            (k.to_string(), v.to_string())
+        })
+        .collect();
+    assert!(
+        piped.len() > 50,
+        "the pipeline found only {} words",
+        piped.len()
+    );
+    job.check(&piped).unwrap();
+    assert_eq!(through_framework, piped);
+}

@@ -1,0 +1,428 @@
+//! What the MapReduce tests share: generated inputs, jobs of either front end run as
+//! processes in a test directory, and the reference results.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use harness::mapreduce_check::{check_lab_dir, LabDir};
+use harness::{Implementation, Process, Seed, TestDir};
+use rand::rngs::StdRng;
+use rand::Rng;
+
+/// The re-assign timeout the crash tests give implementations (`MR_TASK_TIMEOUT_MS`).
+pub const SHORT_TIMEOUT_MS: &str = "1000";
+
+/// 6.5840's input names; `early_exit` sleeps on the ones with `sherlock` and `tom`.
+pub const LAB_INPUTS: [&str; 8] = [
+    "pg-being_ernest.txt",
+    "pg-dorian_gray.txt",
+    "pg-frankenstein.txt",
+    "pg-grimm.txt",
+    "pg-huckleberry_finn.txt",
+    "pg-metamorphosis.txt",
+    "pg-sherlock_holmes.txt",
+    "pg-tom_sawyer.txt",
+];
+
+const COMMON: &[&str] = &[
+    "the", "of", "and", "to", "a", "in", "that", "it", "was", "he", "i", "his", "you", "with",
+    "for", "had", "is", "not", "her", "as", "at", "on", "be", "but", "she", "my", "him", "all",
+    "by", "so", "which", "this", "have", "said", "from", "they", "were", "one", "me", "what",
+    "there", "would", "when", "no", "an", "if", "we", "could", "been", "out", "them", "into",
+    "more", "up", "time", "little", "man", "great", "upon", "old", "house", "night", "door",
+    "hand", "eyes", "water",
+];
+const ACCENTED: &[&str] = &[
+    "café",
+    "naïve",
+    "Straße",
+    "STRAẞE",
+    "Łódź",
+    "über",
+    "ĐẠI",
+    "façade",
+    "Ærø",
+    "smörgåsbord",
+    "İstanbul",
+    "crème",
+    "jalapeño",
+    "Ångström",
+    "ŒUVRE",
+];
+const FOREIGN: &[&str] = &["καλημέρα", "привет", "東京", "مرحبا", "שלום", "Ελλάδα"];
+const SEPARATORS: &[&str] = &[
+    " ", " ", " ", " ", ", ", ". ", "; ", " -- ", "'", "-", " 42 ", " (", ") ", "_", "\t",
+];
+
+/// Generated text: Zipf-like common words, invented words, accented Latin words,
+/// words of other scripts, digits and punctuation, in lines of 5-15 words.
+/// `invalid` sprinkles bytes that are not UTF-8 between and inside words.
+pub fn text(rng: &mut StdRng, bytes: usize, invalid: bool) -> Vec<u8> {
+    let mut out = Vec::with_capacity(bytes + 64);
+    let mut in_line = 0;
+    while out.len() < bytes {
+        let roll: f64 = rng.gen();
+        let word: String = if roll < 0.80 {
+            let u: f64 = rng.gen();
+            COMMON[(u.powf(2.5) * COMMON.len() as f64) as usize].to_string()
+        } else if roll < 0.90 {
+            // Invented words, so the vocabulary is larger than any list.
+            let n = rng.gen_range(2..9);
+            (0..n)
+                .map(|_| (b'a' + rng.gen_range(0..26)) as char)
+                .collect()
+        } else if roll < 0.96 {
+            ACCENTED[rng.gen_range(0..ACCENTED.len())].to_string()
+        } else {
+            FOREIGN[rng.gen_range(0..FOREIGN.len())].to_string()
+        };
+        let word = match rng.gen_range(0..20) {
+            0 => word.to_uppercase(),
+            1 | 2 => {
+                let mut c = word.chars();
+                c.next()
+                    .map(|f| f.to_uppercase().chain(c).collect())
+                    .unwrap_or_default()
+            }
+            _ => word,
+        };
+        out.extend_from_slice(word.as_bytes());
+        if invalid && rng.gen_range(0..8) == 0 {
+            let junk: &[&[u8]] = &[b"\xff", b"\xc3", b"\xe2\x82", b"\xed\xa0\x80", b"\xf8"];
+            out.extend_from_slice(junk[rng.gen_range(0..junk.len())]);
+            if rng.gen() {
+                out.extend_from_slice(b"tail");
+            }
+        }
+        in_line += 1;
+        if in_line >= rng.gen_range(5..16) {
+            out.push(b'\n');
+            in_line = 0;
+        } else {
+            out.extend_from_slice(SEPARATORS[rng.gen_range(0..SEPARATORS.len())].as_bytes());
+        }
+    }
+    out
+}
+
+/// Runs `what` until `done` says true or `limit` passes.
+pub fn wait_until(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if done() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    false
+}
+
+/// A log file for a process's stdout and stderr.
+fn log_to(command: &mut Command, path: &Path) {
+    let log = File::create(path).expect("create log");
+    let err = log.try_clone().expect("clone log");
+    command.stdin(Stdio::null()).stdout(log).stderr(err);
+}
+
+/// The 6.5840 pair under test.
+pub struct Lab {
+    pub coordinator: Implementation,
+    pub worker: Implementation,
+}
+
+impl Lab {
+    pub fn from_env() -> Lab {
+        Lab {
+            coordinator: Implementation::from_env("MRCOORDINATOR_IMPL", "mrcoordinator"),
+            worker: Implementation::from_env("MRWORKER_IMPL", "mrworker"),
+        }
+    }
+
+    pub fn is_ours(&self) -> bool {
+        self.coordinator.is_ours() && self.worker.is_ours()
+    }
+}
+
+/// One 6.5840 job: a directory holding the inputs, where the coordinator and workers run.
+pub struct LabJob {
+    root: TestDir,
+    pub dir: PathBuf,
+    pub inputs: Vec<String>,
+    lab: Lab,
+    env: Vec<(String, String)>,
+    started: usize,
+}
+
+impl LabJob {
+    /// A job over the eight lab inputs, `size` bytes each, generated from the seed.
+    pub fn new(label: &str, seed: &Seed, size: usize) -> LabJob {
+        let root = TestDir::new(label);
+        let dir = root.join("job");
+        fs::create_dir_all(&dir).unwrap();
+        fs::create_dir_all(root.join("logs")).unwrap();
+        let mut rng = seed.rng(1);
+        for name in LAB_INPUTS {
+            let n = rng.gen_range(size / 2..=size);
+            fs::write(dir.join(name), text(&mut rng, n, false)).unwrap();
+        }
+        let lab = Lab::from_env();
+        eprintln!(
+            "testing {} and {}",
+            lab.coordinator.describe(),
+            lab.worker.describe()
+        );
+        LabJob {
+            root,
+            dir,
+            inputs: LAB_INPUTS.iter().map(|s| s.to_string()).collect(),
+            lab,
+            env: Vec::new(),
+            started: 0,
+        }
+    }
+
+    pub fn is_ours(&self) -> bool {
+        self.lab.is_ours()
+    }
+
+    /// Sets a variable for every process of the job.
+    pub fn env(&mut self, key: &str, value: &str) -> &mut LabJob {
+        self.env.push((key.into(), value.into()));
+        self
+    }
+
+    fn command(&mut self, imp: &Implementation, name: &str) -> Command {
+        let mut command = imp.command();
+        command.current_dir(&self.dir);
+        command.envs(self.env.iter().map(|(k, v)| (k, v)));
+        log_to(
+            &mut command,
+            &self.root.join("logs").join(format!("{name}.log")),
+        );
+        command
+    }
+
+    pub fn coordinator(&mut self) -> Process {
+        let imp = self.lab.coordinator.clone();
+        let mut command = self.command(&imp, "coordinator");
+        command.args(&self.inputs);
+        Process::spawn("coordinator", &mut command).unwrap()
+    }
+
+    pub fn worker(&mut self, app: &str) -> Process {
+        self.started += 1;
+        let name = format!("worker-{}", self.started);
+        let imp = self.lab.worker.clone();
+        let mut command = self.command(&imp, &name);
+        command.arg(app);
+        Process::spawn(name, &mut command).unwrap()
+    }
+
+    /// A worker running an external map and reduce command.
+    pub fn external_worker(&mut self, map: &Path, reduce: &Path) -> Process {
+        self.started += 1;
+        let name = format!("worker-{}", self.started);
+        let imp = self.lab.worker.clone();
+        let mut command = self.command(&imp, &name);
+        command.arg("--map").arg(map).arg("--reduce").arg(reduce);
+        Process::spawn(name, &mut command).unwrap()
+    }
+
+    /// Runs a coordinator and `workers` workers of `app` to the end.
+    pub fn run(&mut self, app: &str, workers: usize, limit: Duration) -> Result<(), String> {
+        let mut coordinator = self.coordinator();
+        let mut ws: Vec<Process> = (0..workers).map(|_| self.worker(app)).collect();
+        finish(&mut coordinator, limit)?;
+        for w in &mut ws {
+            finish(w, Duration::from_secs(10))?;
+        }
+        Ok(())
+    }
+
+    pub fn contents(&self) -> Vec<(String, Vec<u8>)> {
+        self.inputs
+            .iter()
+            .map(|n| (n.clone(), fs::read(self.dir.join(n)).unwrap()))
+            .collect()
+    }
+
+    /// Checks the `mr-out-*` files and the directory's contents.
+    pub fn check(&self, expected: &BTreeMap<String, String>) -> Result<(), String> {
+        check_lab_dir(
+            &self.dir,
+            &LabDir {
+                inputs: self.inputs.clone(),
+            },
+            expected,
+        )
+    }
+
+    pub fn logs(&self) -> PathBuf {
+        self.root.join("logs")
+    }
+}
+
+/// Waits for a process to exit by itself and succeed.
+pub fn finish(process: &mut Process, limit: Duration) -> Result<(), String> {
+    match process.wait_timeout(limit).unwrap() {
+        None => Err(format!(
+            "{} did not finish within {} s",
+            process.name(),
+            limit.as_secs()
+        )),
+        Some(status) if !status.success() => Err(format!("{} failed: {status}", process.name())),
+        Some(_) => Ok(()),
+    }
+}
+
+/// Reference word counts as 6.5840's `wc` prints them.
+pub fn wc_expected(contents: &[(String, Vec<u8>)]) -> BTreeMap<String, String> {
+    specs::wordcount::word_count(contents.iter().map(|(_, c)| c.as_slice()))
+        .into_iter()
+        .map(|(w, n)| (w, n.to_string()))
+        .collect()
+}
+
+/// Reference output of the `crash` and `nocrash` applications.
+pub fn crash_expected(contents: &[(String, Vec<u8>)]) -> BTreeMap<String, String> {
+    let joined = |mut v: Vec<String>| {
+        v.sort();
+        v.join(" ")
+    };
+    BTreeMap::from([
+        (
+            "a".into(),
+            joined(contents.iter().map(|(n, _)| n.clone()).collect()),
+        ),
+        (
+            "b".into(),
+            joined(contents.iter().map(|(n, _)| n.len().to_string()).collect()),
+        ),
+        (
+            "c".into(),
+            joined(contents.iter().map(|(_, c)| c.len().to_string()).collect()),
+        ),
+        (
+            "d".into(),
+            joined(contents.iter().map(|_| "xyzzy".to_string()).collect()),
+        ),
+    ])
+}
+
+/// Reference output of the `slow` application.
+pub fn slow_expected(inputs: &[String]) -> BTreeMap<String, String> {
+    let mut names = inputs.to_vec();
+    names.sort();
+    (0..30)
+        .map(|i| (format!("k{i:02}"), names.join(",")))
+        .collect()
+}
+
+/// The word-count front end under test: `mapreduce --input --output --nworkers --nreduce`.
+pub struct WordCountJob {
+    root: TestDir,
+    pub input: PathBuf,
+    pub output: PathBuf,
+    imp: Implementation,
+    env: Vec<(String, String)>,
+}
+
+impl WordCountJob {
+    pub fn new(label: &str) -> WordCountJob {
+        let root = TestDir::new(label);
+        let input = root.join("input");
+        fs::create_dir_all(&input).unwrap();
+        let imp = Implementation::from_env("MAPREDUCE_IMPL", "mapreduce");
+        eprintln!("testing {}", imp.describe());
+        WordCountJob {
+            output: root.join("output"),
+            input,
+            root,
+            imp,
+            env: Vec::new(),
+        }
+    }
+
+    pub fn env(&mut self, key: &str, value: &str) -> &mut WordCountJob {
+        self.env.push((key.into(), value.into()));
+        self
+    }
+
+    pub fn add_input(&self, name: &str, bytes: &[u8]) {
+        fs::write(self.input.join(name), bytes).unwrap();
+    }
+
+    pub fn root(&self) -> &Path {
+        self.root.path()
+    }
+
+    /// The command with arbitrary arguments (for the bad-argument tests).
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut command = self.imp.command();
+        command.args(args).current_dir(self.root.path());
+        command.envs(self.env.iter().map(|(k, v)| (k, v)));
+        command
+    }
+
+    pub fn start(&self, nworkers: usize, nreduce: usize) -> Process {
+        let mut command = self.imp.command();
+        command
+            .arg("--input")
+            .arg(&self.input)
+            .arg("--output")
+            .arg(&self.output)
+            .arg("--nworkers")
+            .arg(nworkers.to_string())
+            .arg("--nreduce")
+            .arg(nreduce.to_string());
+        command.envs(self.env.iter().map(|(k, v)| (k, v)));
+        log_to(&mut command, &self.root.join("mapreduce.log"));
+        Process::spawn("mapreduce", &mut command).unwrap()
+    }
+
+    pub fn run(&self, nworkers: usize, nreduce: usize) -> Result<(), String> {
+        let mut p = self.start(nworkers, nreduce);
+        finish(&mut p, Duration::from_secs(60))
+    }
+
+    /// Reference counts of everything in the input directory.
+    pub fn expected(&self) -> BTreeMap<String, u64> {
+        let mut files = Vec::new();
+        for entry in fs::read_dir(&self.input).unwrap() {
+            files.push(fs::read(entry.unwrap().path()).unwrap());
+        }
+        specs::wordcount::word_count(files.iter().map(Vec::as_slice))
+    }
+}
+
+/// All descendants of a process, from /proc (children of children too).
+pub fn descendants(pid: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    let mut queue = vec![pid];
+    while let Some(p) = queue.pop() {
+        let Ok(tasks) = fs::read_dir(format!("/proc/{p}/task")) else {
+            continue;
+        };
+        for task in tasks.flatten() {
+            if let Ok(children) = fs::read_to_string(task.path().join("children")) {
+                for c in children.split_whitespace().filter_map(|c| c.parse().ok()) {
+                    out.push(c);
+                    queue.push(c);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// SIGKILLs a process that is not our child (a worker of the process under test).
+pub fn kill_pid(pid: u32) {
+    // SAFETY: kill(2) has no memory-safety preconditions. The pid was read from
+    // /proc just before; a worker already gone makes this a no-op (ESRCH).
+    unsafe {
+        libc::kill(pid as libc::pid_t, libc::SIGKILL);
+    }
+}

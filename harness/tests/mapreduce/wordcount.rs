@@ -1,0 +1,273 @@
+//! The word-count front end: `mapreduce --input DIR --output DIR --nworkers N --nreduce R`.
+
+use std::fs;
+use std::time::{Duration, Instant};
+
+use harness::mapreduce_check::check_wordcount_dir;
+use harness::Seed;
+use rand::Rng;
+
+use crate::support::{descendants, finish, kill_pid, text, WordCountJob, SHORT_TIMEOUT_MS};
+
+/// Runs a job over `files` generated inputs of about `size` bytes and checks the
+/// output directory; returns the number of map tasks.
+fn run_and_check(job: &WordCountJob, nworkers: usize, nreduce: usize) -> usize {
+    job.run(nworkers, nreduce).unwrap();
+    check_wordcount_dir(&job.output, &job.expected(), nreduce)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .map_tasks
+}
+
+fn generated(label: &str, seed: &Seed, files: usize, size: usize) -> WordCountJob {
+    let job = WordCountJob::new(label);
+    let mut rng = seed.rng(1);
+    for i in 0..files {
+        job.add_input(&format!("part-{i}.txt"), &text(&mut rng, size, false));
+    }
+    job
+}
+
+/// The file layout (`map.part-M-R.txt`, `reduce.part-R.txt`, `output.txt`, nothing
+/// else) and the order of `output.txt`.
+#[test]
+fn layout_and_order() {
+    let seed = Seed::for_this_test();
+    let job = generated("wc-layout", &seed, 4, 200_000);
+    let maps = run_and_check(&job, 3, 5);
+    assert!(maps >= 4, "{maps} map tasks for 4 input files");
+}
+
+/// An empty input directory gives empty reduce parts and an empty `output.txt`.
+#[test]
+fn empty_input() {
+    let job = WordCountJob::new("wc-empty");
+    run_and_check(&job, 2, 3);
+    assert_eq!(
+        fs::read_to_string(job.output.join("output.txt")).unwrap(),
+        ""
+    );
+}
+
+/// Empty files and files without a single word are inputs like any other.
+#[test]
+fn empty_and_wordless_files() {
+    let job = WordCountJob::new("wc-empty-files");
+    job.add_input("empty.txt", b"");
+    job.add_input("digits.txt", b"123 456\n--- 789\n");
+    job.add_input("one.txt", b"word");
+    run_and_check(&job, 2, 2);
+    assert_eq!(
+        fs::read_to_string(job.output.join("output.txt")).unwrap(),
+        "word 1\n"
+    );
+}
+
+/// One big file is split into several map tasks, so every worker has work.
+#[test]
+fn one_huge_file() {
+    let seed = Seed::for_this_test();
+    let job = generated("wc-huge", &seed, 1, 4 << 20);
+    let maps = run_and_check(&job, 2, 4);
+    assert!(
+        maps >= 2,
+        "a 4 MiB file was one map task: large files must be split so every worker has work"
+    );
+}
+
+/// Accented Latin letters make words; other scripts, digits and invalid UTF-8 separate.
+#[test]
+fn non_latin_and_invalid_utf8() {
+    let seed = Seed::for_this_test();
+    let job = WordCountJob::new("wc-unicode");
+    let mut rng = seed.rng(1);
+    job.add_input("mixed.txt", &text(&mut rng, 300_000, true));
+    job.add_input(
+        "pinned.txt",
+        "Café CAFÉ café\nStraße STRAẞE\nκαλημέρα привет 東京 x²y\nİstanbul\n".as_bytes(),
+    );
+    job.add_input("broken.txt", b"caf\xc3 na\xffve \xe2\x82 end\xed\xa0\x80s");
+    run_and_check(&job, 2, 3);
+    let output = fs::read_to_string(job.output.join("output.txt")).unwrap();
+    for line in [
+        "café ",
+        "straße ",
+        "istanbul ",
+        "x ",
+        "y ",
+        "caf ",
+        "na ",
+        "ve ",
+        "end ",
+        "s ",
+    ] {
+        assert!(
+            output.lines().any(|l| l.starts_with(line)),
+            "no {line:?} line in output.txt"
+        );
+    }
+    assert!(!output.contains("привет"), "a Cyrillic word was counted");
+}
+
+/// A single reduce task.
+#[test]
+fn nreduce_1() {
+    let seed = Seed::for_this_test();
+    let job = generated("wc-r1", &seed, 3, 100_000);
+    run_and_check(&job, 2, 1);
+}
+
+/// Many more reduce tasks than workers or distinct words in some partitions.
+#[test]
+fn nreduce_50() {
+    let seed = Seed::for_this_test();
+    let job = generated("wc-r50", &seed, 3, 100_000);
+    run_and_check(&job, 3, 50);
+}
+
+/// Bad arguments get a clear error naming the problem and a non-zero exit, and
+/// nothing of the user's is touched.
+#[test]
+fn bad_arguments() {
+    let job = WordCountJob::new("wc-args");
+    job.add_input("a.txt", b"some words");
+    let root = job.root().to_path_buf();
+    let file = root.join("a-file");
+    fs::write(&file, b"precious").unwrap();
+    let input = job.input.to_str().unwrap().to_string();
+    let missing = root.join("missing").to_str().unwrap().to_string();
+    let out = root.join("out").to_str().unwrap().to_string();
+    let file_s = file.to_str().unwrap().to_string();
+    let cases: Vec<(&str, Vec<&str>, &str)> = vec![
+        (
+            "missing input directory",
+            vec![
+                "--input",
+                &missing,
+                "--output",
+                &out,
+                "--nworkers",
+                "2",
+                "--nreduce",
+                "2",
+            ],
+            "missing",
+        ),
+        (
+            "input is a file",
+            vec![
+                "--input",
+                &file_s,
+                "--output",
+                &out,
+                "--nworkers",
+                "2",
+                "--nreduce",
+                "2",
+            ],
+            "a-file",
+        ),
+        (
+            "zero workers",
+            vec![
+                "--input",
+                &input,
+                "--output",
+                &out,
+                "--nworkers",
+                "0",
+                "--nreduce",
+                "2",
+            ],
+            "nworkers",
+        ),
+        (
+            "zero reduce tasks",
+            vec![
+                "--input",
+                &input,
+                "--output",
+                &out,
+                "--nworkers",
+                "2",
+                "--nreduce",
+                "0",
+            ],
+            "nreduce",
+        ),
+        (
+            "output is a file",
+            vec![
+                "--input",
+                &input,
+                "--output",
+                &file_s,
+                "--nworkers",
+                "2",
+                "--nreduce",
+                "2",
+            ],
+            "a-file",
+        ),
+        (
+            "workers not a number",
+            vec![
+                "--input",
+                &input,
+                "--output",
+                &out,
+                "--nworkers",
+                "two",
+                "--nreduce",
+                "2",
+            ],
+            "nworkers",
+        ),
+        ("no arguments", vec![], ""),
+    ];
+    for (what, args, mentions) in cases {
+        let result = job.command(&args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&result.stderr);
+        assert!(
+            !result.status.success(),
+            "{what}: exit status {}",
+            result.status
+        );
+        assert!(!stderr.trim().is_empty(), "{what}: nothing on stderr");
+        assert!(
+            stderr.contains(mentions),
+            "{what}: the error does not mention {mentions:?}: {stderr}"
+        );
+    }
+    assert_eq!(
+        fs::read(&file).unwrap(),
+        b"precious",
+        "a bad run changed a user's file"
+    );
+}
+
+/// Worker processes of the job SIGKILLed mid-run: the job still finishes exactly.
+#[test]
+fn workers_killed() {
+    let seed = Seed::for_this_test();
+    let mut job = generated("wc-kill", &seed, 4, 1 << 20);
+    job.env("MR_TASK_TIMEOUT_MS", SHORT_TIMEOUT_MS);
+    let mut rng = seed.rng(2);
+    let mut master = job.start(2, 4);
+    let mut kills = 0;
+    let deadline = Instant::now() + Duration::from_secs(50);
+    while kills < 3 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(rng.gen_range(50..250)));
+        if master.try_wait().unwrap().is_some() {
+            break;
+        }
+        let workers = descendants(master.pid());
+        if workers.is_empty() {
+            continue;
+        }
+        kill_pid(workers[rng.gen_range(0..workers.len())]);
+        kills += 1;
+    }
+    finish(&mut master, Duration::from_secs(50)).unwrap();
+    assert!(kills > 0, "the job ended before a worker could be killed");
+    check_wordcount_dir(&job.output, &job.expected(), 4).unwrap_or_else(|e| panic!("{e}"));
+}
