@@ -45,6 +45,33 @@ impl Implementation {
         }
     }
 
+    /// Our binary `bin`, whatever the environment says (the known-bad variants are
+    /// switches of our binary, so tests of the suite itself use it).
+    pub fn ours(bin: &str) -> Implementation {
+        Implementation {
+            program: workspace_binary(bin),
+            args: Vec::new(),
+            ours: true,
+            from: format!("reference binary {bin}"),
+        }
+    }
+
+    /// A command given directly (a CLI flag), split like a shell would.
+    pub fn from_command(cmd: &str) -> Result<Implementation, String> {
+        let mut words =
+            shell_words::split(cmd).map_err(|e| format!("{cmd:?} is not a valid command: {e}"))?;
+        if words.is_empty() {
+            return Err("the implementation command is empty".into());
+        }
+        let program = PathBuf::from(words.remove(0));
+        Ok(Implementation {
+            program,
+            args: words,
+            ours: false,
+            from: format!("--impl {cmd}"),
+        })
+    }
+
     /// True when this is our reference implementation, so tests that rely on our own
     /// extras (known-bad variant flags, say) know whether they apply.
     pub fn is_ours(&self) -> bool {

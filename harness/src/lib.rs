@@ -4,12 +4,22 @@
 //! The modules here are the pieces every conformance test shares; the tests
 //! themselves live in `tests/`, one file per system. See the crate README.
 
+pub mod artifacts;
+pub mod client;
+pub mod cluster;
+pub mod history;
 pub mod implementation;
+pub mod journal;
+pub mod kvsrv;
 pub mod mapreduce_check;
+pub mod nemesis;
+pub mod network;
+pub mod node_process;
 pub mod ports;
 pub mod process;
 pub mod seed;
 pub mod testdir;
+pub mod verdict;
 
 pub use implementation::Implementation;
 pub use ports::Port;

@@ -1,0 +1,257 @@
+//! Harness-owned clients: each has one operation outstanding, resends it with the
+//! same sequence number until it gets an answer or its deadline passes, and records
+//! every operation in the history.
+//!
+//! What a request looks like and what a reply means is the system's [`Protocol`];
+//! which operations to run is a [`Workload`]. A definite error is recorded as `fail`;
+//! a timeout or an indefinite error as `info` (unknown), because the operation may
+//! have taken effect.
+
+use std::collections::{HashMap, HashSet};
+
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+use serde::Serialize;
+use specs::node_protocol::{Body, Message};
+
+use crate::cluster::{Cluster, Driver};
+use crate::history::Completion;
+use crate::network::Latency;
+
+/// A reply's meaning.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reply<O> {
+    Ok(O),
+    /// Definite error: the operation did not happen.
+    Fail(String),
+    /// Indefinite error: it may have happened; the client retries.
+    Unknown(String),
+}
+
+/// How a system's operations go over the wire.
+pub trait Protocol {
+    type Input: Serialize + Clone + std::fmt::Debug;
+    type Output: Serialize + Clone + std::fmt::Debug;
+    /// The request body for `input` from `client`, with its sequence number.
+    fn request(&self, input: &Self::Input, client: u64, seq: u64) -> Body;
+    fn reply(&self, input: &Self::Input, reply: &Body) -> Reply<Self::Output>;
+}
+
+/// Which operation client `client` (0-based within its set) runs next; `None` when it
+/// is finished.
+pub trait Workload<I> {
+    fn next(&mut self, client: usize, rng: &mut StdRng) -> Option<I>;
+}
+
+impl<I, F: FnMut(usize, &mut StdRng) -> Option<I>> Workload<I> for F {
+    fn next(&mut self, client: usize, rng: &mut StdRng) -> Option<I> {
+        self(client, rng)
+    }
+}
+
+/// Client timing.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// Resend after this long without an answer.
+    pub attempt_timeout: u64,
+    /// Give up (record `info`) after this long.
+    pub op_timeout: u64,
+    /// Pause between one operation's end and the next one's start.
+    pub think: Latency,
+    /// Nodes to send to; a retry goes to the next one.
+    pub targets: Vec<String>,
+}
+
+/// An operation as a client saw it, for checks beyond linearizability.
+#[derive(Debug, Clone)]
+pub struct Done<I, O> {
+    /// 0-based index in the client set.
+    pub client: usize,
+    pub input: I,
+    pub completion: Completion<O>,
+    pub call: u64,
+    pub ret: u64,
+}
+
+#[derive(Debug)]
+struct Pending<I> {
+    input: I,
+    op: u64,
+    seq: u64,
+    call: u64,
+    attempts: HashSet<u64>,
+}
+
+#[derive(Debug)]
+struct ClientState<I> {
+    id: u64,
+    name: String,
+    seq: u64,
+    next_msg_id: u64,
+    target: usize,
+    pending: Option<Pending<I>>,
+    finished: bool,
+    /// Only the newest wake-up of a client counts.
+    wake_generation: u32,
+}
+
+/// A set of clients running a workload against a cluster.
+pub struct Clients<P: Protocol, W: Workload<P::Input>> {
+    protocol: P,
+    workload: W,
+    config: ClientConfig,
+    count: usize,
+    clients: Vec<ClientState<P::Input>>,
+    by_name: HashMap<String, usize>,
+    rng: StdRng,
+    pub done: Vec<Done<P::Input, P::Output>>,
+}
+
+impl<P: Protocol, W: Workload<P::Input>> Clients<P, W> {
+    /// `count` clients; their ids are reserved from the cluster when the run starts.
+    pub fn new(protocol: P, workload: W, config: ClientConfig, count: usize, seed: u64) -> Self {
+        assert!(!config.targets.is_empty(), "clients need a node to talk to");
+        Clients {
+            protocol,
+            workload,
+            config,
+            count,
+            clients: Vec::new(),
+            by_name: HashMap::new(),
+            rng: StdRng::seed_from_u64(seed ^ 0x636c_6965_6e74_7300),
+            done: Vec::new(),
+        }
+    }
+
+    fn token(&mut self, client: usize) -> u64 {
+        let c = &mut self.clients[client];
+        c.wake_generation = c.wake_generation.wrapping_add(1);
+        ((client as u64) << 32) | u64::from(c.wake_generation)
+    }
+
+    fn begin_next(&mut self, cluster: &mut Cluster, client: usize) {
+        let Some(input) = self.workload.next(client, &mut self.rng) else {
+            self.clients[client].finished = true;
+            return;
+        };
+        let now = cluster.now();
+        let c = &mut self.clients[client];
+        c.seq += 1;
+        let op = cluster.history.call(c.id, now, &input);
+        c.pending = Some(Pending {
+            input,
+            op,
+            seq: c.seq,
+            call: now,
+            attempts: HashSet::new(),
+        });
+        self.attempt(cluster, client);
+    }
+
+    fn attempt(&mut self, cluster: &mut Cluster, client: usize) {
+        let now = cluster.now();
+        let c = &mut self.clients[client];
+        let pending = c.pending.as_mut().expect("an operation in flight");
+        let mut body = self.protocol.request(&pending.input, c.id, pending.seq);
+        c.next_msg_id += 1;
+        body.msg_id = Some(c.next_msg_id);
+        pending.attempts.insert(c.next_msg_id);
+        let dest = self.config.targets[c.target % self.config.targets.len()].clone();
+        c.target += 1;
+        let message = Message {
+            src: c.name.clone(),
+            dest,
+            now: None,
+            body,
+        };
+        cluster.send(message);
+        let token = self.token(client);
+        cluster.wake(now + self.config.attempt_timeout, token);
+    }
+
+    fn finish(&mut self, cluster: &mut Cluster, client: usize, completion: Completion<P::Output>) {
+        let now = cluster.now();
+        let pending = self.clients[client]
+            .pending
+            .take()
+            .expect("an operation in flight");
+        cluster.history.complete(pending.op, now, &completion);
+        self.done.push(Done {
+            client,
+            input: pending.input,
+            completion,
+            call: pending.call,
+            ret: now,
+        });
+        let think = self.config.think.sample(&mut self.rng);
+        let token = self.token(client);
+        cluster.wake(now + think, token);
+    }
+}
+
+impl<P: Protocol, W: Workload<P::Input>> Driver for Clients<P, W> {
+    fn start(&mut self, cluster: &mut Cluster) {
+        let ids = cluster.new_client_ids(self.count as u64);
+        self.clients = ids
+            .map(|id| ClientState {
+                id,
+                name: format!("c{id}"),
+                seq: 0,
+                next_msg_id: 0,
+                target: 0,
+                pending: None,
+                finished: false,
+                wake_generation: 0,
+            })
+            .collect();
+        self.by_name = (self.clients.iter().enumerate())
+            .map(|(i, c)| (c.name.clone(), i))
+            .collect();
+        for client in 0..self.count {
+            self.begin_next(cluster, client);
+        }
+    }
+
+    fn on_message(&mut self, cluster: &mut Cluster, message: Message) {
+        let Some(&client) = self.by_name.get(&message.dest) else {
+            return;
+        };
+        let Some(pending) = &self.clients[client].pending else {
+            return;
+        };
+        if !message
+            .body
+            .in_reply_to
+            .is_some_and(|id| pending.attempts.contains(&id))
+        {
+            return;
+        }
+        match self.protocol.reply(&pending.input, &message.body) {
+            Reply::Ok(output) => self.finish(cluster, client, Completion::Ok(output)),
+            Reply::Fail(_) => self.finish(cluster, client, Completion::Fail),
+            // Wait for the attempt timeout, then resend: the request id makes it safe.
+            Reply::Unknown(_) => {}
+        }
+    }
+
+    fn on_wake(&mut self, cluster: &mut Cluster, token: u64) {
+        let client = (token >> 32) as usize;
+        if client >= self.clients.len()
+            || token as u32 != self.clients[client].wake_generation
+            || self.clients[client].finished
+        {
+            return;
+        }
+        match &self.clients[client].pending {
+            None => self.begin_next(cluster, client),
+            Some(p) if cluster.now() >= p.call + self.config.op_timeout => {
+                self.finish(cluster, client, Completion::Info)
+            }
+            Some(_) => self.attempt(cluster, client),
+        }
+    }
+
+    fn done(&self) -> bool {
+        self.clients.iter().all(|c| c.finished)
+    }
+}

@@ -1,0 +1,739 @@
+//! A cluster of node processes behind the simulated network, and the one event loop
+//! that runs it in simulated (lockstep) or real time.
+//!
+//! Nodes never talk to each other directly: every line a node writes is parsed, given
+//! a fate by the [`Network`] and delivered later as an event. Harness-side actors (the
+//! clients of a workload) are a [`Driver`] that sends through the same network and is
+//! woken by the same loop.
+//!
+//! In **simulated time** the loop pops the earliest event, sets the virtual clock to
+//! its time and, for a node, writes the line with `"now"` and waits for the node's
+//! `step_done` before anything else happens. Only one process runs at a time and
+//! every random choice comes from the seed, so a run is a function of the seed: the
+//! journal of two runs with one seed is identical. Idle time costs nothing, so a
+//! suite that waits on timeouts runs many times faster than the wall clock.
+//!
+//! In **real time** nodes run freely on their own clocks; the loop sleeps until the
+//! next event is due or a node writes a line.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::fs;
+use std::path::PathBuf;
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::time::{Duration, Instant};
+
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+use serde_json::json;
+use specs::node_protocol::{Body, Init, Message, HARNESS};
+
+use crate::history::HistoryLog;
+use crate::implementation::Implementation;
+use crate::journal::Journal;
+use crate::nemesis::{Fault, Schedule};
+use crate::network::{Fate, NetConfig, Network};
+use crate::node_process::{NodeOutput, NodeProcess};
+
+/// Which clock a run uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeMode {
+    /// Lockstep with a virtual clock: deterministic by seed, fast.
+    Sim,
+    /// The wall clock: nodes run freely.
+    Real,
+}
+
+impl TimeMode {
+    /// `HARNESS_TIME=real|sim` (default sim).
+    pub fn from_env() -> TimeMode {
+        match std::env::var("HARNESS_TIME").as_deref() {
+            Ok("real") => TimeMode::Real,
+            Ok("sim") | Ok("") | Err(_) => TimeMode::Sim,
+            Ok(other) => panic!("HARNESS_TIME={other:?}: expected \"real\" or \"sim\""),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            TimeMode::Sim => "sim",
+            TimeMode::Real => "real",
+        }
+    }
+}
+
+/// Everything a cluster needs to start.
+#[derive(Debug, Clone)]
+pub struct ClusterConfig {
+    pub nodes: usize,
+    pub implementation: Implementation,
+    /// Extra environment for the node processes (known-bad variant switches).
+    pub env: Vec<(String, String)>,
+    pub mode: TimeMode,
+    pub seed: u64,
+    pub net: NetConfig,
+    /// Where node logs and data dirs go.
+    pub dir: PathBuf,
+    /// Wall-clock limit for one lockstep step (or for `init_ok` in real time) before a
+    /// node is declared hung.
+    pub step_timeout: Duration,
+}
+
+/// Harness-side actors driven by the event loop (a workload's clients).
+pub trait Driver {
+    /// Called once when [`Cluster::run`] starts.
+    fn start(&mut self, cluster: &mut Cluster);
+    /// A message addressed to one of the driver's endpoints arrived.
+    fn on_message(&mut self, cluster: &mut Cluster, message: Message);
+    /// A wake-up the driver asked for with [`Cluster::wake`] is due.
+    fn on_wake(&mut self, cluster: &mut Cluster, token: u64);
+    /// True when the driver has nothing more to do.
+    fn done(&self) -> bool;
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum NodeState {
+    Up,
+    Down,
+    Paused,
+}
+
+#[derive(Debug)]
+struct NodeSlot {
+    name: String,
+    process: Option<NodeProcess>,
+    state: NodeState,
+    incarnation: u64,
+    /// Deliveries waiting for a paused node.
+    held: Vec<(u64, Message)>,
+    tick_at: Option<u64>,
+    data_dir: PathBuf,
+    log: PathBuf,
+}
+
+#[derive(Debug)]
+enum Event {
+    Deliver { id: u64, message: Message },
+    Tick { node: usize, incarnation: u64 },
+    Wake { token: u64 },
+    Fault(Fault),
+}
+
+#[derive(Debug)]
+struct Scheduled {
+    time: u64,
+    seq: u64,
+    event: Event,
+}
+
+impl PartialEq for Scheduled {
+    fn eq(&self, other: &Self) -> bool {
+        (self.time, self.seq) == (other.time, other.seq)
+    }
+}
+impl Eq for Scheduled {}
+impl PartialOrd for Scheduled {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Scheduled {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.time, self.seq).cmp(&(other.time, other.seq))
+    }
+}
+
+/// What a run did.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RunStats {
+    /// Time on the run's clock (virtual in sim) at the end.
+    pub elapsed_ns: u64,
+    pub wall: Duration,
+    /// Messages the network routed (node and client messages, not control lines).
+    pub routed: u64,
+    /// Lockstep steps taken.
+    pub steps: u64,
+}
+
+/// A running cluster. Dropping it kills and reaps every node.
+pub struct Cluster {
+    config: ClusterConfig,
+    names: Vec<String>,
+    slots: Vec<NodeSlot>,
+    net: Network,
+    rng: StdRng,
+    queue: BinaryHeap<Reverse<Scheduled>>,
+    seq: u64,
+    now: u64,
+    start: Instant,
+    outputs_tx: Sender<NodeOutput>,
+    outputs: Receiver<NodeOutput>,
+    pub journal: Journal,
+    pub history: HistoryLog,
+    /// Protocol violations and hangs by nodes; a test fails on any.
+    pub errors: Vec<String>,
+    next_client: u64,
+    next_message: u64,
+    stats: RunStats,
+}
+
+impl Cluster {
+    /// Starts `config.nodes` nodes (`n1`, `n2`, ...) and initialises them.
+    pub fn start(config: ClusterConfig) -> Result<Cluster, String> {
+        let names: Vec<String> = (1..=config.nodes).map(|i| format!("n{i}")).collect();
+        let (outputs_tx, outputs) = mpsc::channel();
+        fs::create_dir_all(&config.dir).map_err(|e| format!("{}: {e}", config.dir.display()))?;
+        let slots = names
+            .iter()
+            .map(|name| NodeSlot {
+                name: name.clone(),
+                process: None,
+                state: NodeState::Down,
+                incarnation: 0,
+                held: Vec::new(),
+                tick_at: None,
+                data_dir: config.dir.join(format!("{name}.data")),
+                log: config.dir.join(format!("{name}.log")),
+            })
+            .collect();
+        let mut cluster = Cluster {
+            net: Network::new(config.net),
+            rng: StdRng::seed_from_u64(config.seed ^ 0x6e65_7477_6f72_6b00),
+            names,
+            slots,
+            queue: BinaryHeap::new(),
+            seq: 0,
+            now: 0,
+            start: Instant::now(),
+            outputs_tx,
+            outputs,
+            journal: Journal::new(),
+            history: HistoryLog::new(),
+            errors: Vec::new(),
+            next_client: 1,
+            next_message: 0,
+            stats: RunStats::default(),
+            config,
+        };
+        cluster.journal.record(
+            0,
+            "start",
+            json!({"nodes": cluster.names, "seed": cluster.config.seed, "time": cluster.config.mode.name()}),
+        );
+        for i in 0..cluster.slots.len() {
+            cluster.boot(i)?;
+        }
+        Ok(cluster)
+    }
+
+    pub fn mode(&self) -> TimeMode {
+        self.config.mode
+    }
+
+    pub fn seed(&self) -> u64 {
+        self.config.seed
+    }
+
+    pub fn node_names(&self) -> &[String] {
+        &self.names
+    }
+
+    /// Current time on the run's clock, in nanoseconds.
+    pub fn now(&self) -> u64 {
+        match self.config.mode {
+            TimeMode::Sim => self.now,
+            TimeMode::Real => self.start.elapsed().as_nanos() as u64,
+        }
+    }
+
+    /// Reserves `n` fresh client ids, unique for the whole run.
+    pub fn new_client_ids(&mut self, n: u64) -> std::ops::Range<u64> {
+        let first = self.next_client;
+        self.next_client += n;
+        first..self.next_client
+    }
+
+    pub fn network(&self) -> &Network {
+        &self.net
+    }
+
+    /// Resident memory of a node's process.
+    pub fn rss_bytes(&mut self, node: &str) -> Result<u64, String> {
+        let i = self.index(node)?;
+        let slot = &self.slots[i];
+        slot.process
+            .as_ref()
+            .ok_or_else(|| format!("{node} is not running"))?
+            .rss_bytes()
+            .map_err(|e| format!("{node}: {e}"))
+    }
+
+    pub fn log_path(&self, node: &str) -> Option<PathBuf> {
+        self.index(node).ok().map(|i| self.slots[i].log.clone())
+    }
+
+    fn index(&self, node: &str) -> Result<usize, String> {
+        self.names
+            .iter()
+            .position(|n| n == node)
+            .ok_or_else(|| format!("no node {node:?}"))
+    }
+
+    /// Sends a message from a harness endpoint (a client) through the network.
+    pub fn send(&mut self, message: Message) {
+        self.route(message);
+    }
+
+    /// Asks for `driver.on_wake(token)` at `time`.
+    pub fn wake(&mut self, time: u64, token: u64) {
+        self.push(time, Event::Wake { token });
+    }
+
+    /// Applies the faults of `schedule` at their times (from the start of the run).
+    pub fn schedule(&mut self, schedule: &Schedule) {
+        for (time, fault) in &schedule.faults {
+            self.push(*time, Event::Fault(fault.clone()));
+        }
+    }
+
+    /// Applies a fault now.
+    pub fn fault(&mut self, fault: Fault) -> Result<(), String> {
+        let now = self.now();
+        let what = fault.describe();
+        self.journal.record(now, "nemesis", json!({"what": what}));
+        self.history.nemesis(now, &what);
+        match fault {
+            Fault::Crash(node) => {
+                let i = self.index(&node)?;
+                self.kill(i);
+            }
+            Fault::Restart(node) => {
+                let i = self.index(&node)?;
+                self.kill(i);
+                self.boot(i)?;
+            }
+            Fault::RestartWiped(node) => {
+                let i = self.index(&node)?;
+                self.kill(i);
+                let dir = &self.slots[i].data_dir;
+                if dir.exists() {
+                    fs::remove_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+                }
+                self.boot(i)?;
+            }
+            Fault::Pause(node) => {
+                let i = self.index(&node)?;
+                if self.slots[i].state == NodeState::Up {
+                    if let Some(p) = self.slots[i].process.as_mut() {
+                        p.process()
+                            .signal(libc::SIGSTOP)
+                            .map_err(|e| format!("SIGSTOP {node}: {e}"))?;
+                    }
+                    self.slots[i].state = NodeState::Paused;
+                }
+            }
+            Fault::Resume(node) => {
+                let i = self.index(&node)?;
+                if self.slots[i].state == NodeState::Paused {
+                    if let Some(p) = self.slots[i].process.as_mut() {
+                        p.process()
+                            .signal(libc::SIGCONT)
+                            .map_err(|e| format!("SIGCONT {node}: {e}"))?;
+                    }
+                    self.slots[i].state = NodeState::Up;
+                    for (id, message) in std::mem::take(&mut self.slots[i].held) {
+                        self.push(now, Event::Deliver { id, message });
+                    }
+                    if let Some(at) = self.slots[i].tick_at {
+                        let incarnation = self.slots[i].incarnation;
+                        self.slots[i].tick_at = Some(at.max(now));
+                        self.push(
+                            at.max(now),
+                            Event::Tick {
+                                node: i,
+                                incarnation,
+                            },
+                        );
+                    }
+                }
+            }
+            Fault::Partition(p) => self.net.partition = p,
+            Fault::Heal => self.net.partition = crate::network::Partition::none(),
+            Fault::Net(c) => self.net.config = c,
+        }
+        Ok(())
+    }
+
+    /// Runs the event loop until the driver is done, nothing can happen any more
+    /// (simulated time), or the clock passes `limit_ns`.
+    pub fn run(&mut self, driver: &mut dyn Driver, limit_ns: u64) -> RunStats {
+        let wall = Instant::now();
+        driver.start(self);
+        match self.config.mode {
+            TimeMode::Sim => {
+                while !driver.done() {
+                    let Some(Reverse(next)) = self.queue.pop() else {
+                        break;
+                    };
+                    if next.time > limit_ns {
+                        self.queue.push(Reverse(next));
+                        break;
+                    }
+                    self.now = self.now.max(next.time);
+                    self.handle(driver, next.event);
+                }
+            }
+            TimeMode::Real => {
+                while !driver.done() {
+                    let now = self.now();
+                    if now >= limit_ns {
+                        break;
+                    }
+                    if let Some(Reverse(next)) = self.queue.peek() {
+                        if next.time <= now {
+                            let Reverse(next) = self.queue.pop().expect("peeked");
+                            self.handle(driver, next.event);
+                            continue;
+                        }
+                    }
+                    let due = self.queue.peek().map_or(limit_ns, |Reverse(n)| n.time);
+                    let wait = Duration::from_nanos(due.min(limit_ns) - now);
+                    match self.outputs.recv_timeout(wait) {
+                        Ok(output) => self.on_output(output),
+                        Err(RecvTimeoutError::Timeout) => {}
+                        Err(RecvTimeoutError::Disconnected) => unreachable!("we hold a sender"),
+                    }
+                }
+            }
+        }
+        self.stats.elapsed_ns = self.now();
+        self.stats.wall += wall.elapsed();
+        self.stats
+    }
+
+    pub fn stats(&self) -> RunStats {
+        self.stats
+    }
+
+    fn push(&mut self, time: u64, event: Event) {
+        self.seq += 1;
+        self.queue.push(Reverse(Scheduled {
+            time,
+            seq: self.seq,
+            event,
+        }));
+    }
+
+    fn handle(&mut self, driver: &mut dyn Driver, event: Event) {
+        match event {
+            Event::Deliver { id, message } => {
+                let now = self.now();
+                match self.names.iter().position(|n| *n == message.dest) {
+                    Some(i) => match self.slots[i].state {
+                        NodeState::Down => {
+                            self.journal
+                                .record(now, "drop", json!({"id": id, "why": "node down"}));
+                        }
+                        NodeState::Paused => self.slots[i].held.push((id, message)),
+                        NodeState::Up => {
+                            self.journal.record(now, "recv", json!({"id": id}));
+                            self.net.delivered(&message.src, &message.dest);
+                            self.deliver_to_node(i, message);
+                        }
+                    },
+                    None => {
+                        self.journal.record(now, "recv", json!({"id": id}));
+                        self.net.delivered(&message.src, &message.dest);
+                        driver.on_message(self, message);
+                    }
+                }
+            }
+            Event::Tick { node, incarnation } => {
+                let slot = &self.slots[node];
+                if slot.incarnation != incarnation
+                    || slot.state != NodeState::Up
+                    || slot.tick_at != Some(self.now)
+                {
+                    return;
+                }
+                self.slots[node].tick_at = None;
+                let tick = Message {
+                    src: HARNESS.into(),
+                    dest: self.names[node].clone(),
+                    now: None,
+                    body: Body::new("tick"),
+                };
+                self.journal
+                    .record(self.now, "tick", json!({"node": self.names[node]}));
+                self.deliver_to_node(node, tick);
+            }
+            Event::Wake { token } => driver.on_wake(self, token),
+            Event::Fault(fault) => {
+                let what = fault.describe();
+                if let Err(e) = self.fault(fault) {
+                    self.errors.push(format!("applying fault {what}: {e}"));
+                }
+            }
+        }
+    }
+
+    /// Writes `message` to node `i`; in lockstep, runs the step to its end.
+    fn deliver_to_node(&mut self, i: usize, mut message: Message) {
+        if self.config.mode == TimeMode::Sim {
+            message.now = Some(self.now);
+        }
+        let line = serde_json::to_string(&message).expect("messages serialise");
+        let Some(process) = self.slots[i].process.as_mut() else {
+            return;
+        };
+        if let Err(e) = process.send_line(&line) {
+            let name = self.names[i].clone();
+            self.node_failed(i, format!("{name}: cannot write to its stdin: {e}"));
+            return;
+        }
+        if self.config.mode == TimeMode::Sim {
+            self.finish_step(i);
+        }
+    }
+
+    /// Reads node `i`'s output until its `step_done`, routing what it sends.
+    fn finish_step(&mut self, i: usize) {
+        self.stats.steps += 1;
+        let deadline = Instant::now() + self.config.step_timeout;
+        let incarnation = self.slots[i].incarnation;
+        loop {
+            let wait = deadline.saturating_duration_since(Instant::now());
+            let output = match self.outputs.recv_timeout(wait) {
+                Ok(output) => output,
+                Err(_) => {
+                    let name = self.names[i].clone();
+                    let timeout = self.config.step_timeout;
+                    self.node_failed(
+                        i,
+                        format!(
+                            "{name} did not end its step with step_done within {timeout:?} \
+                             (lockstep time, see specs::node_protocol); a node without \
+                             lockstep support runs with HARNESS_TIME=real"
+                        ),
+                    );
+                    return;
+                }
+            };
+            if output.node == i && output.incarnation == incarnation {
+                match output.line {
+                    None => {
+                        let name = self.names[i].clone();
+                        self.node_failed(i, format!("{name} exited in the middle of a step"));
+                        return;
+                    }
+                    Some(line) => {
+                        if let Some(done) = self.on_line(i, &line) {
+                            if let Some(at) = done {
+                                let at = at.max(self.now);
+                                self.slots[i].tick_at = Some(at);
+                                self.push(
+                                    at,
+                                    Event::Tick {
+                                        node: i,
+                                        incarnation,
+                                    },
+                                );
+                            }
+                            return;
+                        }
+                    }
+                }
+            } else {
+                self.on_output(output);
+            }
+        }
+    }
+
+    /// A line from a node outside a lockstep step (real time, or a stray line).
+    fn on_output(&mut self, output: NodeOutput) {
+        let slot = &self.slots[output.node];
+        if slot.incarnation != output.incarnation || slot.process.is_none() {
+            return;
+        }
+        match output.line {
+            Some(line) => {
+                self.on_line(output.node, &line);
+            }
+            None => {
+                let name = self.names[output.node].clone();
+                self.node_failed(output.node, format!("{name} exited by itself"));
+            }
+        }
+    }
+
+    /// Handles one line from node `i`. Returns `Some(wake_at)` for a `step_done`.
+    fn on_line(&mut self, i: usize, line: &str) -> Option<Option<u64>> {
+        let message: Message = match serde_json::from_str(line) {
+            Ok(m) => m,
+            Err(e) => {
+                let error = format!(
+                    "{} wrote a line that is not a message ({e}): {line}",
+                    self.names[i]
+                );
+                self.journal.record(
+                    self.now(),
+                    "bad-output",
+                    json!({"node": self.names[i], "error": error}),
+                );
+                self.errors.push(error);
+                return None;
+            }
+        };
+        if message.src != self.names[i] {
+            self.errors.push(format!(
+                "{} sent a message with src {:?}: {line}",
+                self.names[i], message.src
+            ));
+        }
+        if message.dest == HARNESS {
+            return match message.body.kind.as_str() {
+                "step_done" => Some(message.body.u64("wake_at")),
+                _ => None,
+            };
+        }
+        self.route(message);
+        None
+    }
+
+    fn route(&mut self, message: Message) {
+        let now = self.now();
+        let body = serde_json::to_string(&message.body).expect("bodies serialise");
+        let fate = self
+            .net
+            .route(&mut self.rng, &message.src, &message.dest, body.len());
+        self.stats.routed += 1;
+        let id = self.next_message;
+        self.next_message += 1;
+        self.journal.record_raw(
+            now,
+            "send",
+            json!({"id": id, "src": message.src, "dest": message.dest, "fate": fate.to_string()}),
+            "body",
+            &body,
+        );
+        if let Fate::Delivered(delays) = fate {
+            for delay in delays {
+                self.push(
+                    now + delay,
+                    Event::Deliver {
+                        id,
+                        message: message.clone(),
+                    },
+                );
+            }
+        }
+    }
+
+    fn node_failed(&mut self, i: usize, error: String) {
+        let now = self.now();
+        self.journal.record(
+            now,
+            "node-failed",
+            json!({"node": self.names[i], "error": error}),
+        );
+        self.errors.push(error);
+        self.kill(i);
+    }
+
+    fn kill(&mut self, i: usize) {
+        let slot = &mut self.slots[i];
+        if let Some(mut p) = slot.process.take() {
+            if slot.state == NodeState::Paused {
+                let _ = p.process().signal(libc::SIGCONT);
+            }
+            let _ = p.process().kill();
+        }
+        slot.state = NodeState::Down;
+        slot.incarnation += 1;
+        slot.held.clear();
+        slot.tick_at = None;
+    }
+
+    /// Spawns node `i` and runs its `init`.
+    fn boot(&mut self, i: usize) -> Result<(), String> {
+        let slot = &mut self.slots[i];
+        slot.incarnation += 1;
+        let mut command = self.config.implementation.command();
+        command.envs(self.config.env.iter().map(|(k, v)| (k, v)));
+        let process = NodeProcess::spawn(
+            &slot.name,
+            i,
+            slot.incarnation,
+            command,
+            &slot.log,
+            self.outputs_tx.clone(),
+        )
+        .map_err(|e| {
+            format!(
+                "{} ({}): {e}",
+                slot.name,
+                self.config.implementation.describe()
+            )
+        })?;
+        slot.process = Some(process);
+        slot.state = NodeState::Up;
+        let sim = self.config.mode == TimeMode::Sim;
+        let init = Init {
+            node_id: slot.name.clone(),
+            node_ids: self.names.clone(),
+            data_dir: Some(slot.data_dir.to_string_lossy().into_owned()),
+            seed: Some(self.config.seed ^ (i as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15)),
+            lockstep: sim,
+        };
+        let message = Message {
+            src: HARNESS.into(),
+            dest: slot.name.clone(),
+            now: None,
+            body: init.to_body(0),
+        };
+        let name = slot.name.clone();
+        let incarnation = slot.incarnation;
+        self.journal.record(
+            self.now(),
+            "boot",
+            json!({"node": name, "incarnation": incarnation}),
+        );
+        self.deliver_to_node(i, message);
+        if !sim {
+            self.await_init_ok(i)?;
+        }
+        match self.slots[i].state {
+            NodeState::Up => Ok(()),
+            _ => Err(self
+                .errors
+                .last()
+                .cloned()
+                .unwrap_or_else(|| format!("{name} failed to start"))),
+        }
+    }
+
+    fn await_init_ok(&mut self, i: usize) -> Result<(), String> {
+        let deadline = Instant::now() + self.config.step_timeout;
+        let incarnation = self.slots[i].incarnation;
+        loop {
+            let wait = deadline.saturating_duration_since(Instant::now());
+            let output = self.outputs.recv_timeout(wait).map_err(|_| {
+                format!(
+                    "{} did not answer init with init_ok within {:?}",
+                    self.names[i], self.config.step_timeout
+                )
+            })?;
+            if output.node == i && output.incarnation == incarnation {
+                let Some(line) = &output.line else {
+                    return Err(format!("{} exited before init_ok", self.names[i]));
+                };
+                if let Ok(m) = serde_json::from_str::<Message>(line) {
+                    if m.dest == HARNESS && m.body.kind == "init_ok" {
+                        return Ok(());
+                    }
+                }
+            }
+            self.on_output(output);
+        }
+    }
+}

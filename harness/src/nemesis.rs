@@ -1,0 +1,104 @@
+//! Faults, and schedules of them as data.
+//!
+//! A schedule is a list of (virtual or real nanoseconds since start, fault). The
+//! cluster applies each fault at its time and writes it to the journal and to the
+//! history's nemesis lines, so a failing run shows what was done to the system and
+//! when, and replays it.
+
+use rand::rngs::StdRng;
+use rand::Rng;
+
+use crate::network::{NetConfig, Partition};
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Fault {
+    /// SIGKILL: the node loses everything not on disk.
+    Crash(String),
+    /// Start a crashed (or running: it is killed first) node again on its data dir.
+    Restart(String),
+    /// Start it again with its data dir wiped (amnesia).
+    RestartWiped(String),
+    /// SIGSTOP: the node holds its state but does nothing; messages wait for it.
+    Pause(String),
+    /// SIGCONT.
+    Resume(String),
+    Partition(Partition),
+    Heal,
+    /// Change how links behave (loss, duplication, delay).
+    Net(NetConfig),
+}
+
+impl Fault {
+    pub fn describe(&self) -> String {
+        match self {
+            Fault::Crash(n) => format!("crash {n}"),
+            Fault::Restart(n) => format!("restart {n}"),
+            Fault::RestartWiped(n) => format!("restart {n} with its data dir wiped"),
+            Fault::Pause(n) => format!("pause {n}"),
+            Fault::Resume(n) => format!("resume {n}"),
+            Fault::Partition(p) => format!("partition: {}", p.name),
+            Fault::Heal => "heal partition".into(),
+            Fault::Net(c) => format!(
+                "network: loss {} duplicate {} reorder {} latency {:?}",
+                c.loss, c.duplicate, c.reorder, c.latency
+            ),
+        }
+    }
+}
+
+/// Faults at times, in time order.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Schedule {
+    pub faults: Vec<(u64, Fault)>,
+}
+
+impl Schedule {
+    pub fn new() -> Schedule {
+        Schedule::default()
+    }
+
+    pub fn at(mut self, time: u64, fault: Fault) -> Schedule {
+        self.faults.push((time, fault));
+        self.faults.sort_by_key(|(t, _)| *t);
+        self
+    }
+
+    /// Alternating cut and heal of the links between `node` and `others`: cut for a
+    /// random 20-200 ms, then healed for as long, until `until`.
+    pub fn flapping_isolation(
+        node: &str,
+        others: &[String],
+        until: u64,
+        rng: &mut StdRng,
+    ) -> Schedule {
+        let mut all = others.to_vec();
+        all.push(node.to_string());
+        let mut schedule = Schedule::new();
+        let mut t = rng.gen_range(10_000_000..50_000_000);
+        while t < until {
+            schedule = schedule.at(t, Fault::Partition(Partition::isolate(node, &all)));
+            t += rng.gen_range(20_000_000..200_000_000);
+            schedule = schedule.at(t, Fault::Heal);
+            t += rng.gen_range(20_000_000..200_000_000);
+        }
+        schedule
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    #[test]
+    fn flapping_isolation_alternates_and_ends_healed() {
+        let mut rng = StdRng::seed_from_u64(1);
+        let s = Schedule::flapping_isolation("n1", &["c1".into()], 2_000_000_000, &mut rng);
+        assert!(s.faults.len() >= 4);
+        for (i, (_, f)) in s.faults.iter().enumerate() {
+            assert_eq!(matches!(f, Fault::Heal), i % 2 == 1, "{f:?}");
+        }
+        assert!(s.faults.windows(2).all(|w| w[0].0 < w[1].0));
+        assert_eq!(Fault::Crash("n2".into()).describe(), "crash n2");
+    }
+}
