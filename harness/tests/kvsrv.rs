@@ -29,8 +29,8 @@ fn conforms(name: &str) {
     let implementation = Implementation::from_env(IMPL_VAR, BIN);
     eprintln!("testing {}", implementation.describe());
     let outcome = run_test(name, &config(&seed, &dir, implementation));
-    eprint!("{}", outcome.report());
     assert!(outcome.passed(), "{}", outcome.report());
+    eprint!("{}", outcome.report());
 }
 
 /// Runs a suite test against a known-bad variant of our binary and returns what it
@@ -96,6 +96,38 @@ mod memory {
     #[test]
     fn many_clients_cost_bytes() {
         super::conforms("memory::many_clients_cost_bytes");
+    }
+}
+
+/// A node in another language, kept as an example, passes through `KVSRV_IMPL`-style
+/// plugging (here the command is given directly).
+mod example_node {
+    use super::*;
+
+    #[test]
+    fn python_passes_basic() {
+        let python = std::process::Command::new("python3")
+            .arg("--version")
+            .output();
+        if python.is_err() {
+            assert!(
+                std::env::var("CI").is_err(),
+                "python3 is missing; .ci/run installs it"
+            );
+            eprintln!("skipping: python3 is not installed (apt-get install python3)");
+            return;
+        }
+        let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../impls/kvsrv/python/kvsrv_node.py");
+        let command = format!("python3 {}", script.display());
+        let implementation = Implementation::from_command(&command).unwrap();
+        let seed = Seed::for_this_test();
+        for name in ["basic::one_client", "basic::lin_kv_ops"] {
+            let dir = TestDir::new("kvsrv-python");
+            let outcome = run_test(name, &config(&seed, &dir, implementation.clone()));
+            assert!(outcome.passed(), "{}", outcome.report());
+            assert!(outcome.counts.1 >= 150, "{}", outcome.report());
+        }
     }
 }
 
