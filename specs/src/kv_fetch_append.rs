@@ -11,7 +11,7 @@ use crate::kv::KvState;
 use crate::model::partition_by_key;
 use crate::{Model, Text};
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(tag = "f", rename_all = "lowercase")]
 pub enum FetchAppendInput {
     /// Also accepted as `"read"`, Maelstrom's name.
@@ -49,7 +49,7 @@ impl FetchAppendInput {
 
 /// `value`: what a get returned, or the value an append replaced (null: none);
 /// `ok`: whether a cas swapped.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct FetchAppendOutput {
     #[serde(default)]
     pub value: Option<String>,

@@ -16,11 +16,13 @@
 pub mod index;
 pub mod kv;
 pub mod kv_fetch_append;
+pub mod kvsrv_model;
 pub mod kvsrv_protocol;
 pub mod mfs;
 pub mod model;
 pub mod node_protocol;
 pub mod register;
+pub mod sequential_spec;
 pub mod text;
 pub mod wordcount;
 
