@@ -1,0 +1,417 @@
+//! `mfsck`: checks an image's structure offline and draws its tree.
+//!
+//! It trusts nothing: it parses every record of the log from the start, so it knows
+//! where every block, inode and inode-map piece really is, and then checks that the
+//! checkpoint region and the inode map point only at those, that every inode is sound,
+//! and that the directories form one tree with each inode named exactly once.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt::Write as _;
+
+use specs::mfs::spec::valid_name;
+use specs::mfs::{BLOCK_SIZE, DIRECT_BLOCKS, DIRENTS_PER_BLOCK, DIRENT_SIZE, MAX_INODES, NAME_FIELD};
+
+use crate::format::{
+    le32, parse_record, Checkpoint, Inode, KIND_DIRECTORY, KIND_FILE, LOG_START, PIECES,
+    PIECE_ENTRIES,
+};
+
+/// What `mfsck` found.
+#[derive(Debug, Default)]
+pub struct Report {
+    /// Structural damage: the image is not consistent.
+    pub errors: Vec<String>,
+    /// Harmless findings (a torn tail boot will cut, records boot will roll forward).
+    pub notes: Vec<String>,
+    /// The tree, one line per entry.
+    pub tree: String,
+    pub inodes: usize,
+    pub records: u64,
+}
+
+impl Report {
+    pub fn ok(&self) -> bool {
+        self.errors.is_empty()
+    }
+}
+
+fn show(name: &[u8]) -> String {
+    name.iter()
+        .flat_map(|&b| std::ascii::escape_default(b))
+        .map(char::from)
+        .collect()
+}
+
+pub fn check(image: &[u8]) -> Report {
+    let mut r = Report::default();
+    let cr = match Checkpoint::decode(image) {
+        Ok(cr) => cr,
+        Err(e) => {
+            r.errors.push(e);
+            return r;
+        }
+    };
+    let len = image.len() as u64;
+    if cr.log_end < LOG_START || cr.log_end > len {
+        r.errors.push(format!(
+            "checkpoint region: log end {} is outside the image (4096..={len}): it points at a log that was never written",
+            cr.log_end
+        ));
+        return r;
+    }
+
+    // Every record, from the start, and what lives where.
+    let mut blocks: HashSet<u64> = HashSet::new();
+    let mut inode_at: HashMap<u64, u32> = HashMap::new();
+    let mut piece_at: HashMap<u64, u32> = HashMap::new();
+    let mut pos = LOG_START;
+    let mut seq = 0u64;
+    let mut pieces = cr.pieces;
+    let mut end = None;
+    while pos < len {
+        match parse_record(pos, &image[pos as usize..]) {
+            Ok(rec) if rec.header.seq == seq + 1 => {
+                if pos >= cr.log_end {
+                    // Past the checkpoint: boot rolls it forward.
+                    for (p, addr, _) in &rec.pieces {
+                        if (*p as usize) < PIECES {
+                            pieces[*p as usize] = *addr as u32;
+                        }
+                    }
+                    if pos == cr.log_end {
+                        r.notes.push(format!(
+                            "records from {pos} are past the checkpoint; boot rolls them forward"
+                        ));
+                    }
+                }
+                blocks.extend(rec.block_addrs());
+                for (inum, addr, _) in &rec.inodes {
+                    inode_at.insert(*addr, *inum);
+                }
+                for (p, addr, _) in &rec.pieces {
+                    piece_at.insert(*addr, *p);
+                }
+                seq = rec.header.seq;
+                pos = rec.end();
+                r.records += 1;
+            }
+            Ok(rec) => {
+                end = Some(format!(
+                    "record at {pos} has sequence number {}, expected {}",
+                    rec.header.seq,
+                    seq + 1
+                ));
+                break;
+            }
+            Err(e) => {
+                end = Some(e);
+                break;
+            }
+        }
+    }
+    if pos < cr.log_end {
+        r.errors.push(format!(
+            "the log covered by the checkpoint ends at {} but its records stop at {pos}: {}",
+            cr.log_end,
+            end.unwrap_or_default()
+        ));
+        return r;
+    }
+    if seq < cr.seq {
+        r.errors.push(format!(
+            "checkpoint region says record {} is the last, but the log has only {seq}",
+            cr.seq
+        ));
+    }
+    if pos < len {
+        r.notes.push(format!(
+            "{} torn byte(s) after the last whole record at {pos}; boot cuts them ({})",
+            len - pos,
+            end.unwrap_or_default()
+        ));
+    }
+
+    // The inode map, through the pieces.
+    let mut imap = vec![0u32; MAX_INODES as usize];
+    for (p, &addr) in pieces.iter().enumerate() {
+        if addr == 0 {
+            continue;
+        }
+        match piece_at.get(&u64::from(addr)) {
+            Some(&q) if q as usize == p => {
+                for i in 0..PIECE_ENTRIES {
+                    imap[p * PIECE_ENTRIES + i] = le32(&image[addr as usize + 4 * i..]);
+                }
+            }
+            Some(&q) => r.errors.push(format!(
+                "checkpoint region: piece {p} points at {addr}, which holds piece {q}"
+            )),
+            None => r.errors.push(format!(
+                "checkpoint region: piece {p} points at {addr}, where no inode-map piece was written"
+            )),
+        }
+    }
+    let mut inodes: BTreeMap<u32, Inode> = BTreeMap::new();
+    for (inum, &addr) in imap.iter().enumerate() {
+        if addr == 0 {
+            continue;
+        }
+        let inum = inum as u32;
+        match inode_at.get(&u64::from(addr)) {
+            Some(&i) if i == inum => {
+                let inode = Inode::decode(&image[addr as usize..]);
+                if check_inode(inum, &inode, &blocks, &mut r.errors) {
+                    inodes.insert(inum, inode);
+                }
+            }
+            Some(&i) => r.errors.push(format!(
+                "inode map: inode {inum} points at {addr}, which holds inode {i}"
+            )),
+            None => r.errors.push(format!(
+                "inode map: inode {inum} points at {addr}, where no inode was written"
+            )),
+        }
+    }
+    r.inodes = inodes.len();
+    match inodes.get(&0) {
+        Some(root) if root.kind == KIND_DIRECTORY => {}
+        _ => {
+            r.errors.push("inode 0 (the root) is missing or not a directory".into());
+            return r;
+        }
+    }
+
+    // The tree.
+    let mut named: HashMap<u32, usize> = HashMap::new();
+    let _ = writeln!(r.tree, "/ (inode 0, directory, {} bytes)", inodes[&0].size);
+    walk(image, &inodes, 0, 0, "/", 1, &mut named, &mut r);
+    for inum in inodes.keys() {
+        if *inum != 0 && !named.contains_key(inum) {
+            r.errors.push(format!("inode {inum} is allocated but no directory names it"));
+        }
+    }
+    r
+}
+
+fn check_inode(inum: u32, inode: &Inode, blocks: &HashSet<u64>, errors: &mut Vec<String>) -> bool {
+    let before = errors.len();
+    if inode.kind != KIND_DIRECTORY && inode.kind != KIND_FILE {
+        errors.push(format!("inode {inum}: type {} is neither 0 nor 1", inode.kind));
+        return false;
+    }
+    let size = inode.size as usize;
+    if size % BLOCK_SIZE != 0 || size > DIRECT_BLOCKS * BLOCK_SIZE {
+        errors.push(format!(
+            "inode {inum}: size {size} is not a whole number of blocks up to 14"
+        ));
+        return false;
+    }
+    if inode.kind == KIND_DIRECTORY && size == 0 {
+        errors.push(format!("inode {inum}: a directory without blocks"));
+    }
+    for (b, &addr) in inode.blocks.iter().enumerate() {
+        if b >= inode.block_count() {
+            if addr != 0 {
+                errors.push(format!("inode {inum}: block {b} is set past the size {size}"));
+            }
+        } else if addr == 0 {
+            if inode.kind == KIND_DIRECTORY {
+                errors.push(format!("inode {inum}: directory block {b} is missing"));
+            }
+        } else if !blocks.contains(&u64::from(addr)) {
+            errors.push(format!(
+                "inode {inum}: block {b} points at {addr}, where no data block was written"
+            ));
+        }
+    }
+    errors.len() == before
+}
+
+#[allow(clippy::too_many_arguments)]
+fn walk(
+    image: &[u8],
+    inodes: &BTreeMap<u32, Inode>,
+    dir: u32,
+    parent: u32,
+    path: &str,
+    depth: usize,
+    named: &mut HashMap<u32, usize>,
+    r: &mut Report,
+) {
+    let inode = inodes[&dir];
+    let mut names = HashSet::new();
+    let mut children = Vec::new();
+    for b in 0..inode.block_count() {
+        let addr = inode.blocks[b] as usize;
+        if addr == 0 {
+            continue;
+        }
+        let block = &image[addr..addr + BLOCK_SIZE];
+        for slot in 0..DIRENTS_PER_BLOCK {
+            let e = &block[slot * DIRENT_SIZE..(slot + 1) * DIRENT_SIZE];
+            let inum = i32::from_le_bytes(e[NAME_FIELD..].try_into().unwrap());
+            let nlen = e[..NAME_FIELD].iter().position(|&c| c == 0);
+            let at = format!("{path}: block {b} entry {slot}");
+            if inum == -1 {
+                if e[..NAME_FIELD].iter().any(|&c| c != 0) {
+                    r.errors.push(format!("{at}: unused entry with name bytes"));
+                }
+                if b == 0 && slot < 2 {
+                    r.errors.push(format!("{at}: `.`/`..` missing"));
+                }
+                continue;
+            }
+            let Some(nlen) = nlen else {
+                r.errors.push(format!("{at}: name has no NUL in 28 bytes"));
+                continue;
+            };
+            let name = &e[..nlen];
+            if e[nlen..NAME_FIELD].iter().any(|&c| c != 0) {
+                r.errors.push(format!("{at}: bytes after the name's NUL"));
+            }
+            if inum < 0 || inum >= MAX_INODES || !inodes.contains_key(&(inum as u32)) {
+                r.errors.push(format!(
+                    "{at}: {:?} names inode {inum}, which is not allocated",
+                    show(name)
+                ));
+                continue;
+            }
+            let inum = inum as u32;
+            if b == 0 && slot == 0 {
+                if name != b"." || inum != dir {
+                    r.errors.push(format!("{at}: expected `.` -> {dir}, found {:?} -> {inum}", show(name)));
+                }
+                continue;
+            }
+            if b == 0 && slot == 1 {
+                if name != b".." || inum != parent {
+                    r.errors.push(format!("{at}: expected `..` -> {parent}, found {:?} -> {inum}", show(name)));
+                }
+                continue;
+            }
+            if !valid_name(name) || name == b"." || name == b".." {
+                r.errors.push(format!("{at}: invalid name {:?}", show(name)));
+            }
+            if !names.insert(name.to_vec()) {
+                r.errors.push(format!("{at}: name {:?} appears twice", show(name)));
+            }
+            let count = named.entry(inum).or_insert(0);
+            *count += 1;
+            if *count > 1 || inum == 0 {
+                r.errors.push(format!("{at}: inode {inum} is named more than once"));
+                continue;
+            }
+            children.push((name.to_vec(), inum));
+        }
+    }
+    for (name, inum) in children {
+        let child = inodes[&inum];
+        let indent = "  ".repeat(depth);
+        if child.kind == KIND_DIRECTORY {
+            let _ = writeln!(
+                r.tree,
+                "{indent}{}/ (inode {inum}, directory, {} bytes)",
+                show(&name),
+                child.size
+            );
+            let sub = format!("{path}{}/", show(&name));
+            walk(image, inodes, inum, dir, &sub, depth + 1, named, r);
+        } else {
+            let holes = (0..child.block_count())
+                .filter(|&b| child.blocks[b] == 0)
+                .count();
+            let _ = writeln!(
+                r.tree,
+                "{indent}{} (inode {inum}, file, {} bytes{})",
+                show(&name),
+                child.size,
+                if holes > 0 { format!(", {holes} hole(s)") } else { String::new() }
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::CR_SIZE;
+    use crate::fs::Fs;
+    use specs::mfs::wire::{zero_block, Request};
+
+    fn image_with_tree() -> Vec<u8> {
+        let mut fs = Fs::fresh();
+        let mut image = vec![0u8; CR_SIZE];
+        let flush = |fs: &mut Fs, image: &mut Vec<u8>| {
+            if let Some((_, b)) = fs.take_pending() {
+                image.extend_from_slice(&b);
+            }
+            image[..CR_SIZE].copy_from_slice(&fs.checkpoint());
+        };
+        flush(&mut fs, &mut image);
+        for r in [
+            Request::Creat { pinum: 0, kind: 0, name: b"dir".to_vec() },
+            Request::Creat { pinum: 1, kind: 1, name: b"file".to_vec() },
+            Request::Write { inum: 2, block: 2, data: zero_block() },
+        ] {
+            fs.apply(&image, &r);
+            flush(&mut fs, &mut image);
+        }
+        image
+    }
+
+    #[test]
+    fn a_sound_image_passes_and_shows_its_tree() {
+        let report = check(&image_with_tree());
+        assert!(report.ok(), "{:?}", report.errors);
+        assert!(report.tree.contains("dir/ (inode 1"), "{}", report.tree);
+        assert!(report.tree.contains("    file (inode 2, file, 12288 bytes, 2 hole(s))"), "{}", report.tree);
+        assert_eq!(report.records, 4);
+    }
+
+    #[test]
+    fn a_checkpoint_past_the_log_is_an_error() {
+        let mut image = image_with_tree();
+        image.truncate(image.len() - 100);
+        let report = check(&image);
+        assert!(!report.ok());
+        assert!(report.errors[0].contains("never written"), "{:?}", report.errors);
+    }
+
+    #[test]
+    fn a_dangling_directory_entry_is_an_error() {
+        let mut image = image_with_tree();
+        // Append a well-formed record whose new root block names an unallocated inode.
+        let cr = Checkpoint::decode(&image).unwrap();
+        let piece_addr = cr.pieces[0] as usize;
+        let mut entries = [0u32; PIECE_ENTRIES];
+        for (i, e) in entries.iter_mut().enumerate() {
+            *e = le32(&image[piece_addr + 4 * i..]);
+        }
+        let mut root = Inode::decode(&image[entries[0] as usize..]);
+        let mut block = image[root.blocks[0] as usize..][..BLOCK_SIZE].to_vec();
+        block[2 * DIRENT_SIZE + NAME_FIELD..3 * DIRENT_SIZE].copy_from_slice(&77i32.to_le_bytes());
+        let mut w = crate::format::RecordWriter::new(image.len() as u64, 1);
+        root.blocks[0] = w.add_block(&block) as u32;
+        entries[0] = w.add_inode(0, &root) as u32;
+        let mut pieces = cr.pieces;
+        pieces[0] = w.add_piece(0, entries) as u32;
+        image.extend_from_slice(&w.finish(cr.seq + 1));
+        let cr = Checkpoint {
+            log_end: image.len() as u64,
+            seq: cr.seq + 1,
+            pieces,
+        };
+        image[..CR_SIZE].copy_from_slice(&cr.encode());
+        let report = check(&image);
+        assert!(
+            report.errors.iter().any(|e| e.contains("inode 77, which is not allocated")),
+            "{:?}",
+            report.errors
+        );
+        assert!(
+            report.errors.iter().any(|e| e.contains("inode 1 is allocated but no directory names it")),
+            "{:?}",
+            report.errors
+        );
+    }
+}
