@@ -19,6 +19,7 @@ pub mod ports;
 pub mod process;
 pub mod seed;
 pub mod testdir;
+pub mod udp_relay;
 pub mod verdict;
 
 pub use implementation::Implementation;
