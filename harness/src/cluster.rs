@@ -737,3 +737,148 @@ impl Cluster {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client::{ClientConfig, Clients};
+    use crate::kvsrv::KvProtocol;
+    use crate::network::Latency;
+    use crate::testdir::TestDir;
+    use specs::kv_fetch_append::{FetchAppendInput, FetchAppendOutput};
+
+    fn config(dir: &TestDir, implementation: Implementation) -> ClusterConfig {
+        ClusterConfig {
+            nodes: 1,
+            implementation,
+            env: Vec::new(),
+            mode: TimeMode::Sim,
+            seed: 3,
+            net: NetConfig::reliable(),
+            dir: dir.path().to_path_buf(),
+            step_timeout: Duration::from_secs(2),
+        }
+    }
+
+    fn kvsrv() -> Implementation {
+        Implementation::ours("kvsrv")
+    }
+
+    /// Runs one operation from a fresh client; returns its completion and how long it
+    /// took on the cluster's clock.
+    fn one(cluster: &mut Cluster, op: FetchAppendInput) -> (Completion<FetchAppendOutput>, u64) {
+        let config = ClientConfig {
+            attempt_timeout: 20_000_000,
+            op_timeout: 300_000_000,
+            think: Latency::Fixed(0),
+            targets: vec!["n1".into()],
+        };
+        let mut ops = vec![op];
+        let mut clients = Clients::new(
+            KvProtocol,
+            move |_: usize, _: &mut StdRng| ops.pop(),
+            config,
+            1,
+            1,
+        );
+        let limit = cluster.now() + 10_000_000_000;
+        cluster.run(&mut clients, limit);
+        let done = clients.done.pop().expect("the operation ended");
+        (done.completion, done.ret - done.call)
+    }
+
+    use crate::history::Completion;
+
+    fn get() -> FetchAppendInput {
+        FetchAppendInput::Get { key: "k".into() }
+    }
+
+    #[test]
+    fn crash_loses_messages_and_restart_starts_a_fresh_process() {
+        let dir = TestDir::new("cluster-crash");
+        let mut cluster = Cluster::start(config(&dir, kvsrv())).unwrap();
+        let put = FetchAppendInput::Put {
+            key: "k".into(),
+            value: "v".into(),
+        };
+        assert!(matches!(one(&mut cluster, put).0, Completion::Ok(_)));
+        cluster.fault(Fault::Crash("n1".into())).unwrap();
+        let (completion, took) = one(&mut cluster, get());
+        assert_eq!(
+            completion,
+            Completion::Info,
+            "nobody answers a crashed node's client"
+        );
+        assert!(took >= 300_000_000);
+        assert!(cluster.journal.text().contains("\"why\":\"node down\""));
+        std::fs::create_dir_all(dir.join("n1.data")).unwrap();
+        std::fs::write(dir.join("n1.data/state"), b"x").unwrap();
+        cluster.fault(Fault::Restart("n1".into())).unwrap();
+        assert!(
+            dir.join("n1.data/state").exists(),
+            "a restart keeps the data dir"
+        );
+        // Our server keeps its store in memory: the restarted process starts empty.
+        let (completion, _) = one(&mut cluster, get());
+        assert_eq!(completion, Completion::Ok(FetchAppendOutput::default()));
+        cluster.fault(Fault::RestartWiped("n1".into())).unwrap();
+        assert!(
+            !dir.join("n1.data/state").exists(),
+            "amnesia wipes the data dir"
+        );
+        assert!(cluster.errors.is_empty(), "{:?}", cluster.errors);
+        assert!(cluster.history.text().contains("crash n1"));
+    }
+
+    #[test]
+    fn a_paused_node_answers_after_resume() {
+        let dir = TestDir::new("cluster-pause");
+        let mut cluster = Cluster::start(config(&dir, kvsrv())).unwrap();
+        let now = cluster.now();
+        cluster.fault(Fault::Pause("n1".into())).unwrap();
+        cluster.schedule(&Schedule::new().at(now + 100_000_000, Fault::Resume("n1".into())));
+        let (completion, took) = one(&mut cluster, get());
+        assert_eq!(completion, Completion::Ok(FetchAppendOutput::default()));
+        assert!(
+            took >= 100_000_000,
+            "answered after {took} ns, before the resume"
+        );
+        assert!(cluster.errors.is_empty(), "{:?}", cluster.errors);
+    }
+
+    #[test]
+    fn a_node_without_lockstep_is_reported_clearly() {
+        let dir = TestDir::new("cluster-silent");
+        let silent = Implementation::from_command("sh -c 'echo not-json; cat >/dev/null'").unwrap();
+        let error = Cluster::start(config(&dir, silent))
+            .err()
+            .expect("start fails");
+        assert!(error.contains("step_done"), "{error}");
+    }
+
+    #[test]
+    fn one_way_partition_loses_only_the_answers() {
+        let dir = TestDir::new("cluster-oneway");
+        let mut cluster = Cluster::start(config(&dir, kvsrv())).unwrap();
+        cluster
+            .fault(Fault::Partition(crate::network::Partition::one_way(
+                "n1", "c1",
+            )))
+            .unwrap();
+        let put = FetchAppendInput::Put {
+            key: "k".into(),
+            value: "v".into(),
+        };
+        assert_eq!(one(&mut cluster, put).0, Completion::Info);
+        cluster.fault(Fault::Heal).unwrap();
+        // The request got through: the write happened though its answer was lost.
+        let (completion, _) = one(&mut cluster, get());
+        let Completion::Ok(out) = completion else {
+            panic!("{completion:?}")
+        };
+        assert_eq!(out.value.as_deref(), Some("v"));
+        let links = cluster.network().links();
+        let answers = links[&("n1".to_string(), "c1".to_string())];
+        assert!(answers.cut > 0 && answers.delivered == 0, "{answers:?}");
+    }
+}

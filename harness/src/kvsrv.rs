@@ -43,6 +43,7 @@ pub const TESTS: &[&str] = &[
     "concurrent::many_clients",
     "unreliable::lossy_duplicating",
     "unreliable::partitions",
+    "unreliable::server_paused",
     "append::one_key_many_appenders",
     "memory::append_answers_not_copied",
     "memory::many_clients_cost_bytes",
@@ -181,6 +182,7 @@ pub fn run_test(name: &str, config: &SuiteConfig) -> TestOutcome {
         "concurrent::many_clients" => concurrent_many_clients(&mut t),
         "unreliable::lossy_duplicating" => unreliable_lossy_duplicating(&mut t),
         "unreliable::partitions" => unreliable_partitions(&mut t),
+        "unreliable::server_paused" => unreliable_server_paused(&mut t),
         "append::one_key_many_appenders" => append_one_key_many_appenders(&mut t),
         "memory::append_answers_not_copied" => memory_append_answers_not_copied(&mut t),
         "memory::many_clients_cost_bytes" => memory_many_clients_cost_bytes(&mut t),
@@ -421,6 +423,32 @@ fn unreliable_partitions(t: &mut Test) {
         ..NetConfig::unreliable()
     });
     t.run(5, mixed(2, 40, ALL));
+}
+
+/// The server is stopped (SIGSTOP) twice while clients keep resending; requests queue
+/// up and every copy reaches it on resume.
+fn unreliable_server_paused(t: &mut Test) {
+    let start = t.cluster.now();
+    let schedule = Schedule::new()
+        .at(start + 20_000_000, Fault::Pause("n1".into()))
+        .at(start + 220_000_000, Fault::Resume("n1".into()))
+        .at(start + 300_000_000, Fault::Pause("n1".into()))
+        .at(start + 400_000_000, Fault::Resume("n1".into()));
+    t.cluster.schedule(&schedule);
+    t.net(NetConfig {
+        loss: 0.1,
+        duplicate: 0.1,
+        ..NetConfig::unreliable()
+    });
+    let done = t.run(4, mixed(2, 40, ALL));
+    let waited = done
+        .iter()
+        .filter(|d| d.ret - d.call >= 100_000_000)
+        .count();
+    if waited == 0 {
+        t.failures
+            .push("no operation spanned a pause: the pause had no effect".into());
+    }
 }
 
 /// 6.5840's "one key, many appenders": every append lands exactly once and each

@@ -78,6 +78,11 @@ mod unreliable {
     fn partitions() {
         super::conforms("unreliable::partitions");
     }
+
+    #[test]
+    fn server_paused() {
+        super::conforms("unreliable::server_paused");
+    }
 }
 
 mod append {
