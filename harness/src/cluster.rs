@@ -503,10 +503,17 @@ impl Cluster {
         let incarnation = self.slots[i].incarnation;
         loop {
             let wait = deadline.saturating_duration_since(Instant::now());
-            let output = match self.outputs.recv_timeout(wait) {
-                Ok(output) => output,
-                Err(_) => {
-                    let name = self.names[i].clone();
+            let Some(process) = self.slots[i].process.as_mut() else {
+                return;
+            };
+            let name = self.names[i].clone();
+            let line = match process.read_line(wait) {
+                Ok(Some(line)) => line,
+                Ok(None) => {
+                    self.node_failed(i, format!("{name} exited in the middle of a step"));
+                    return;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
                     let timeout = self.config.step_timeout;
                     self.node_failed(
                         i,
@@ -518,33 +525,24 @@ impl Cluster {
                     );
                     return;
                 }
-            };
-            if output.node == i && output.incarnation == incarnation {
-                match output.line {
-                    None => {
-                        let name = self.names[i].clone();
-                        self.node_failed(i, format!("{name} exited in the middle of a step"));
-                        return;
-                    }
-                    Some(line) => {
-                        if let Some(done) = self.on_line(i, &line) {
-                            if let Some(at) = done {
-                                let at = at.max(self.now);
-                                self.slots[i].tick_at = Some(at);
-                                self.push(
-                                    at,
-                                    Event::Tick {
-                                        node: i,
-                                        incarnation,
-                                    },
-                                );
-                            }
-                            return;
-                        }
-                    }
+                Err(e) => {
+                    self.node_failed(i, format!("{name}: cannot read its stdout: {e}"));
+                    return;
                 }
-            } else {
-                self.on_output(output);
+            };
+            if let Some(done) = self.on_line(i, &line) {
+                if let Some(at) = done {
+                    let at = at.max(self.now);
+                    self.slots[i].tick_at = Some(at);
+                    self.push(
+                        at,
+                        Event::Tick {
+                            node: i,
+                            incarnation,
+                        },
+                    );
+                }
+                return;
             }
         }
     }
@@ -660,24 +658,19 @@ impl Cluster {
         slot.incarnation += 1;
         let mut command = self.config.implementation.command();
         command.envs(self.config.env.iter().map(|(k, v)| (k, v)));
-        let process = NodeProcess::spawn(
-            &slot.name,
-            i,
-            slot.incarnation,
-            command,
-            &slot.log,
-            self.outputs_tx.clone(),
-        )
-        .map_err(|e| {
-            format!(
-                "{} ({}): {e}",
-                slot.name,
-                self.config.implementation.describe()
-            )
-        })?;
+        let sim = self.config.mode == TimeMode::Sim;
+        let outputs = (!sim).then(|| self.outputs_tx.clone());
+        let process =
+            NodeProcess::spawn(&slot.name, i, slot.incarnation, command, &slot.log, outputs)
+                .map_err(|e| {
+                    format!(
+                        "{} ({}): {e}",
+                        slot.name,
+                        self.config.implementation.describe()
+                    )
+                })?;
         slot.process = Some(process);
         slot.state = NodeState::Up;
-        let sim = self.config.mode == TimeMode::Sim;
         let init = Init {
             node_id: slot.name.clone(),
             node_ids: self.names.clone(),
