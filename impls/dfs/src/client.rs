@@ -68,7 +68,11 @@ impl Client {
         let server = (host, port).to_socket_addrs()?.next().ok_or_else(|| {
             io::Error::new(io::ErrorKind::NotFound, format!("{host} has no address"))
         })?;
-        let local = if server.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" };
+        let local = if server.is_ipv4() {
+            "0.0.0.0:0"
+        } else {
+            "[::]:0"
+        };
         let socket = UdpSocket::bind(local)?;
         socket.connect(server)?;
         Ok(Client {

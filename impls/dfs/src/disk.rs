@@ -11,7 +11,7 @@ use std::os::unix::fs::FileExt;
 /// Random-access reads of the image.
 pub trait Disk {
     fn read_at(&self, addr: u64, buf: &mut [u8]) -> io::Result<()>;
-    fn len(&self) -> io::Result<u64>;
+    fn size(&self) -> io::Result<u64>;
 }
 
 impl Disk for File {
@@ -19,7 +19,7 @@ impl Disk for File {
         self.read_exact_at(buf, addr)
     }
 
-    fn len(&self) -> io::Result<u64> {
+    fn size(&self) -> io::Result<u64> {
         Ok(self.metadata()?.len())
     }
 }
@@ -35,7 +35,7 @@ impl Disk for Vec<u8> {
         Ok(())
     }
 
-    fn len(&self) -> io::Result<u64> {
+    fn size(&self) -> io::Result<u64> {
         Ok(self.as_slice().len() as u64)
     }
 }

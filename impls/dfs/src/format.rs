@@ -231,7 +231,10 @@ impl RecordWriter {
     }
 
     pub fn add_block(&mut self, block: &[u8]) -> u64 {
-        assert!(self.blocks.len() < self.nblocks_planned, "more blocks than planned");
+        assert!(
+            self.blocks.len() < self.nblocks_planned,
+            "more blocks than planned"
+        );
         let addr = self.block_addr(self.blocks.len());
         self.blocks.push(block.to_vec());
         addr

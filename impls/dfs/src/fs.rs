@@ -18,8 +18,8 @@ use specs::mfs::{
 
 use crate::disk::Disk;
 use crate::format::{
-    parse_record, Checkpoint, Inode, RecordWriter, CR_SIZE, INODE_SIZE, KIND_DIRECTORY,
-    KIND_FILE, LOG_START, PIECES, PIECE_ENTRIES, RECORD_HEADER,
+    parse_record, Checkpoint, Inode, RecordWriter, CR_SIZE, INODE_SIZE, KIND_DIRECTORY, KIND_FILE,
+    LOG_START, PIECES, PIECE_ENTRIES, RECORD_HEADER,
 };
 
 /// What boot found beyond the checkpoint.
@@ -131,7 +131,9 @@ impl Fs {
     /// Boots from an image: trusts the checkpoint region, loads the inode map and the
     /// inodes, and rolls the log forward over whole records past the checkpoint.
     pub fn recover(disk: &impl Disk) -> Result<(Fs, Recovery), String> {
-        let len = disk.len().map_err(|e| format!("cannot size the image: {e}"))?;
+        let len = disk
+            .size()
+            .map_err(|e| format!("cannot size the image: {e}"))?;
         let read = |addr: u64, n: usize, what: &str| -> Result<Vec<u8>, String> {
             let mut buf = vec![0u8; n];
             disk.read_at(addr, &mut buf)
@@ -558,21 +560,56 @@ mod tests {
         let mut data = zero_block();
         data[10] = 42;
         vec![
-            Request::Creat { pinum: 0, kind: 0, name: name("d") },
-            Request::Creat { pinum: 1, kind: 1, name: name("f") },
-            Request::Write { inum: 2, block: 5, data: data.clone() },
+            Request::Creat {
+                pinum: 0,
+                kind: 0,
+                name: name("d"),
+            },
+            Request::Creat {
+                pinum: 1,
+                kind: 1,
+                name: name("f"),
+            },
+            Request::Write {
+                inum: 2,
+                block: 5,
+                data: data.clone(),
+            },
             Request::Read { inum: 2, block: 5 },
             Request::Read { inum: 2, block: 0 },
             Request::Read { inum: 2, block: 6 },
             Request::Stat { inum: 2 },
-            Request::Unlink { pinum: 0, name: name("d") },
-            Request::Lookup { pinum: 1, name: name("f") },
-            Request::Write { inum: 1, block: 0, data },
-            Request::Unlink { pinum: 1, name: name("f") },
-            Request::Unlink { pinum: 0, name: name("d") },
+            Request::Unlink {
+                pinum: 0,
+                name: name("d"),
+            },
+            Request::Lookup {
+                pinum: 1,
+                name: name("f"),
+            },
+            Request::Write {
+                inum: 1,
+                block: 0,
+                data,
+            },
+            Request::Unlink {
+                pinum: 1,
+                name: name("f"),
+            },
+            Request::Unlink {
+                pinum: 0,
+                name: name("d"),
+            },
             Request::Stat { inum: 1 },
-            Request::Creat { pinum: 0, kind: 1, name: name("again") },
-            Request::Lookup { pinum: 0, name: name("again") },
+            Request::Creat {
+                pinum: 0,
+                kind: 1,
+                name: name("again"),
+            },
+            Request::Lookup {
+                pinum: 0,
+                name: name("again"),
+            },
             Request::Read { inum: 0, block: 0 },
         ]
     }
@@ -620,7 +657,14 @@ mod tests {
     #[test]
     fn a_checkpoint_ahead_of_the_log_is_refused_with_a_reason() {
         let (mut fs, mut image) = new_image();
-        fs.apply(&image, &Request::Creat { pinum: 0, kind: 1, name: b"x".to_vec() });
+        fs.apply(
+            &image,
+            &Request::Creat {
+                pinum: 0,
+                kind: 1,
+                name: b"x".to_vec(),
+            },
+        );
         let cr = fs.checkpoint();
         image[..CR_SIZE].copy_from_slice(&cr);
         let err = Fs::recover(&image).unwrap_err();

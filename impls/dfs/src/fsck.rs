@@ -9,7 +9,9 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write as _;
 
 use specs::mfs::spec::valid_name;
-use specs::mfs::{BLOCK_SIZE, DIRECT_BLOCKS, DIRENTS_PER_BLOCK, DIRENT_SIZE, MAX_INODES, NAME_FIELD};
+use specs::mfs::{
+    BLOCK_SIZE, DIRECT_BLOCKS, DIRENTS_PER_BLOCK, DIRENT_SIZE, MAX_INODES, NAME_FIELD,
+};
 
 use crate::format::{
     le32, parse_record, Checkpoint, Inode, KIND_DIRECTORY, KIND_FILE, LOG_START, PIECES,
@@ -176,7 +178,8 @@ pub fn check(image: &[u8]) -> Report {
     match inodes.get(&0) {
         Some(root) if root.kind == KIND_DIRECTORY => {}
         _ => {
-            r.errors.push("inode 0 (the root) is missing or not a directory".into());
+            r.errors
+                .push("inode 0 (the root) is missing or not a directory".into());
             return r;
         }
     }
@@ -187,7 +190,9 @@ pub fn check(image: &[u8]) -> Report {
     walk(image, &inodes, 0, 0, "/", 1, &mut named, &mut r);
     for inum in inodes.keys() {
         if *inum != 0 && !named.contains_key(inum) {
-            r.errors.push(format!("inode {inum} is allocated but no directory names it"));
+            r.errors.push(format!(
+                "inode {inum} is allocated but no directory names it"
+            ));
         }
     }
     r
@@ -196,7 +201,10 @@ pub fn check(image: &[u8]) -> Report {
 fn check_inode(inum: u32, inode: &Inode, blocks: &HashSet<u64>, errors: &mut Vec<String>) -> bool {
     let before = errors.len();
     if inode.kind != KIND_DIRECTORY && inode.kind != KIND_FILE {
-        errors.push(format!("inode {inum}: type {} is neither 0 nor 1", inode.kind));
+        errors.push(format!(
+            "inode {inum}: type {} is neither 0 nor 1",
+            inode.kind
+        ));
         return false;
     }
     let size = inode.size as usize;
@@ -212,7 +220,9 @@ fn check_inode(inum: u32, inode: &Inode, blocks: &HashSet<u64>, errors: &mut Vec
     for (b, &addr) in inode.blocks.iter().enumerate() {
         if b >= inode.block_count() {
             if addr != 0 {
-                errors.push(format!("inode {inum}: block {b} is set past the size {size}"));
+                errors.push(format!(
+                    "inode {inum}: block {b} is set past the size {size}"
+                ));
             }
         } else if addr == 0 {
             if inode.kind == KIND_DIRECTORY {
@@ -269,7 +279,7 @@ fn walk(
             if e[nlen..NAME_FIELD].iter().any(|&c| c != 0) {
                 r.errors.push(format!("{at}: bytes after the name's NUL"));
             }
-            if inum < 0 || inum >= MAX_INODES || !inodes.contains_key(&(inum as u32)) {
+            if !(0..MAX_INODES).contains(&inum) || !inodes.contains_key(&(inum as u32)) {
                 r.errors.push(format!(
                     "{at}: {:?} names inode {inum}, which is not allocated",
                     show(name)
@@ -279,26 +289,35 @@ fn walk(
             let inum = inum as u32;
             if b == 0 && slot == 0 {
                 if name != b"." || inum != dir {
-                    r.errors.push(format!("{at}: expected `.` -> {dir}, found {:?} -> {inum}", show(name)));
+                    r.errors.push(format!(
+                        "{at}: expected `.` -> {dir}, found {:?} -> {inum}",
+                        show(name)
+                    ));
                 }
                 continue;
             }
             if b == 0 && slot == 1 {
                 if name != b".." || inum != parent {
-                    r.errors.push(format!("{at}: expected `..` -> {parent}, found {:?} -> {inum}", show(name)));
+                    r.errors.push(format!(
+                        "{at}: expected `..` -> {parent}, found {:?} -> {inum}",
+                        show(name)
+                    ));
                 }
                 continue;
             }
             if !valid_name(name) || name == b"." || name == b".." {
-                r.errors.push(format!("{at}: invalid name {:?}", show(name)));
+                r.errors
+                    .push(format!("{at}: invalid name {:?}", show(name)));
             }
             if !names.insert(name.to_vec()) {
-                r.errors.push(format!("{at}: name {:?} appears twice", show(name)));
+                r.errors
+                    .push(format!("{at}: name {:?} appears twice", show(name)));
             }
             let count = named.entry(inum).or_insert(0);
             *count += 1;
             if *count > 1 || inum == 0 {
-                r.errors.push(format!("{at}: inode {inum} is named more than once"));
+                r.errors
+                    .push(format!("{at}: inode {inum} is named more than once"));
                 continue;
             }
             children.push((name.to_vec(), inum));
@@ -325,7 +344,11 @@ fn walk(
                 "{indent}{} (inode {inum}, file, {} bytes{})",
                 show(&name),
                 child.size,
-                if holes > 0 { format!(", {holes} hole(s)") } else { String::new() }
+                if holes > 0 {
+                    format!(", {holes} hole(s)")
+                } else {
+                    String::new()
+                }
             );
         }
     }
@@ -349,9 +372,21 @@ mod tests {
         };
         flush(&mut fs, &mut image);
         for r in [
-            Request::Creat { pinum: 0, kind: 0, name: b"dir".to_vec() },
-            Request::Creat { pinum: 1, kind: 1, name: b"file".to_vec() },
-            Request::Write { inum: 2, block: 2, data: zero_block() },
+            Request::Creat {
+                pinum: 0,
+                kind: 0,
+                name: b"dir".to_vec(),
+            },
+            Request::Creat {
+                pinum: 1,
+                kind: 1,
+                name: b"file".to_vec(),
+            },
+            Request::Write {
+                inum: 2,
+                block: 2,
+                data: zero_block(),
+            },
         ] {
             fs.apply(&image, &r);
             flush(&mut fs, &mut image);
@@ -364,7 +399,13 @@ mod tests {
         let report = check(&image_with_tree());
         assert!(report.ok(), "{:?}", report.errors);
         assert!(report.tree.contains("dir/ (inode 1"), "{}", report.tree);
-        assert!(report.tree.contains("    file (inode 2, file, 12288 bytes, 2 hole(s))"), "{}", report.tree);
+        assert!(
+            report
+                .tree
+                .contains("    file (inode 2, file, 12288 bytes, 2 hole(s))"),
+            "{}",
+            report.tree
+        );
         assert_eq!(report.records, 4);
     }
 
@@ -374,7 +415,11 @@ mod tests {
         image.truncate(image.len() - 100);
         let report = check(&image);
         assert!(!report.ok());
-        assert!(report.errors[0].contains("never written"), "{:?}", report.errors);
+        assert!(
+            report.errors[0].contains("never written"),
+            "{:?}",
+            report.errors
+        );
     }
 
     #[test]
@@ -404,12 +449,18 @@ mod tests {
         image[..CR_SIZE].copy_from_slice(&cr.encode());
         let report = check(&image);
         assert!(
-            report.errors.iter().any(|e| e.contains("inode 77, which is not allocated")),
+            report
+                .errors
+                .iter()
+                .any(|e| e.contains("inode 77, which is not allocated")),
             "{:?}",
             report.errors
         );
         assert!(
-            report.errors.iter().any(|e| e.contains("inode 1 is allocated but no directory names it")),
+            report
+                .errors
+                .iter()
+                .any(|e| e.contains("inode 1 is allocated but no directory names it")),
             "{:?}",
             report.errors
         );

@@ -59,7 +59,9 @@ pub fn open_image(path: &Path) -> Result<(File, Fs)> {
             .open(path)
             .with_context(|| format!("cannot create image {}", path.display()))?;
         let mut fs = Fs::fresh();
-        let (start, bytes) = fs.take_pending().expect("a fresh image has its root record");
+        let (start, bytes) = fs
+            .take_pending()
+            .expect("a fresh image has its root record");
         file.write_all_at(&bytes, start)?;
         file.write_all_at(&fs.checkpoint(), 0)?;
         file.sync_all()?;

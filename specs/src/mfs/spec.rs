@@ -28,10 +28,12 @@ use super::{
     ROOT_INUM, TYPE_DIRECTORY, TYPE_REGULAR_FILE,
 };
 
+/// A directory's entry slots, 128 a block; `None` is an unused entry.
+type Slots = Vec<Option<(Vec<u8>, i32)>>;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Node {
-    /// Entry slots, 128 a block; `None` is an unused entry.
-    Dir(Vec<Option<(Vec<u8>, i32)>>),
+    Dir(Slots),
     File {
         blocks: Vec<Option<Block>>,
         size: i32,
@@ -95,7 +97,7 @@ impl FsSpec {
         }
     }
 
-    fn dir(&self, inum: i32) -> Option<&Vec<Option<(Vec<u8>, i32)>>> {
+    fn dir(&self, inum: i32) -> Option<&Slots> {
         match self.node(inum) {
             Some(Node::Dir(slots)) => Some(slots),
             _ => None,

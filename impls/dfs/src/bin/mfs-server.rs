@@ -11,7 +11,10 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     }
     let Ok(port) = args[0].parse::<u16>() else {
-        eprintln!("mfs-server: port {:?} is not a number in 0..=65535\n{usage}", args[0]);
+        eprintln!(
+            "mfs-server: port {:?} is not a number in 0..=65535\n{usage}",
+            args[0]
+        );
         return ExitCode::from(2);
     };
     let bug = match mfs::server::Bug::from_env() {

@@ -1,0 +1,773 @@
+//! Conformance tests of the distributed file server (system 2): OSTEP's MFS over UDP.
+//!
+//! The server under test is `DFS_IMPL` (a command run as `CMD PORT IMAGE`) or our
+//! `mfs-server`. Every reply is compared with the sequential spec in `specs::mfs`;
+//! after crashes the image is checked with `DFS_FSCK` (ours: `mfsck`) and the tree
+//! compared with the spec. `DFS_LIBMFS` names a `libmfs.so` to test instead of ours.
+//! The protocol, the spec and how to plug in a server are in docs/dfs.md.
+
+#[path = "dfs/support.rs"]
+mod support;
+
+use std::time::Duration;
+
+use harness::{Seed, TestDir};
+use specs::mfs::wire::{self, zero_block, Reply, Request};
+use specs::mfs::FsSpec;
+use support::*;
+
+fn start(label: &str) -> (TestDir, Server, Conn, FsSpec) {
+    let dir = TestDir::new(label);
+    let server = Server::start(&implementation(), &dir, &dir.join("fs.img"), None)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let conn = server.conn();
+    (dir, server, conn, FsSpec::new())
+}
+
+/// Applies each request to server and spec and panics at the first disagreement.
+fn expect_all(conn: &mut Conn, spec: &mut FsSpec, requests: &[Request]) {
+    for r in requests {
+        checked(conn, spec, r).unwrap_or_else(|e| panic!("{e}"));
+    }
+}
+
+fn creat(pinum: i32, kind: i32, n: &str) -> Request {
+    Request::Creat {
+        pinum,
+        kind,
+        name: name(n),
+    }
+}
+
+fn lookup(pinum: i32, n: &str) -> Request {
+    Request::Lookup {
+        pinum,
+        name: name(n),
+    }
+}
+
+fn unlink(pinum: i32, n: &str) -> Request {
+    Request::Unlink {
+        pinum,
+        name: name(n),
+    }
+}
+
+fn write(inum: i32, block: i32, byte: u8) -> Request {
+    let mut data = zero_block();
+    data.fill(byte);
+    Request::Write { inum, block, data }
+}
+
+fn must(conn: &mut Conn, spec: &mut FsSpec, r: Request, want: Reply) {
+    let got = checked(conn, spec, &r).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(got, want, "{r:?}");
+}
+
+mod basic {
+    use super::*;
+
+    #[test]
+    fn root_has_dot_and_dotdot() {
+        let (_d, _s, mut c, mut spec) = start("dfs-root");
+        must(
+            &mut c,
+            &mut spec,
+            Request::Stat { inum: 0 },
+            Reply::Stat {
+                kind: 0,
+                size: 4096,
+            },
+        );
+        must(&mut c, &mut spec, lookup(0, "."), Reply::Ok(0));
+        must(&mut c, &mut spec, lookup(0, ".."), Reply::Ok(0));
+        expect_all(&mut c, &mut spec, &[Request::Read { inum: 0, block: 0 }]);
+    }
+
+    #[test]
+    fn creat_lookup_stat() {
+        let (_d, _s, mut c, mut spec) = start("dfs-creat");
+        must(&mut c, &mut spec, creat(0, 1, "file"), Reply::Ok(0));
+        must(&mut c, &mut spec, creat(0, 0, "dir"), Reply::Ok(0));
+        must(&mut c, &mut spec, creat(0, 0, "file"), Reply::Ok(0));
+        must(&mut c, &mut spec, lookup(0, "file"), Reply::Ok(1));
+        must(&mut c, &mut spec, lookup(0, "dir"), Reply::Ok(2));
+        must(
+            &mut c,
+            &mut spec,
+            Request::Stat { inum: 1 },
+            Reply::Stat { kind: 1, size: 0 },
+        );
+        must(
+            &mut c,
+            &mut spec,
+            Request::Stat { inum: 2 },
+            Reply::Stat {
+                kind: 0,
+                size: 4096,
+            },
+        );
+        must(&mut c, &mut spec, lookup(0, "nope"), Reply::Failed);
+        must(&mut c, &mut spec, creat(0, 7, "badtype"), Reply::Failed);
+        must(&mut c, &mut spec, creat(1, 1, "in-a-file"), Reply::Failed);
+        must(&mut c, &mut spec, creat(0, 1, ""), Reply::Failed);
+        expect_all(&mut c, &mut spec, &[Request::Read { inum: 0, block: 0 }]);
+    }
+
+    #[test]
+    fn dot_and_dotdot() {
+        let (_d, _s, mut c, mut spec) = start("dfs-dots");
+        expect_all(&mut c, &mut spec, &[creat(0, 0, "a"), creat(1, 0, "b")]);
+        must(&mut c, &mut spec, lookup(2, ".."), Reply::Ok(1));
+        must(&mut c, &mut spec, lookup(2, "."), Reply::Ok(2));
+        must(&mut c, &mut spec, lookup(1, ".."), Reply::Ok(0));
+        must(&mut c, &mut spec, unlink(1, "."), Reply::Failed);
+        must(&mut c, &mut spec, unlink(1, ".."), Reply::Failed);
+        must(&mut c, &mut spec, creat(1, 1, ".."), Reply::Ok(0));
+        expect_all(&mut c, &mut spec, &[Request::Read { inum: 2, block: 0 }]);
+    }
+
+    #[test]
+    fn names_of_27_and_28_bytes() {
+        let (_d, _s, mut c, mut spec) = start("dfs-names");
+        let n27 = "x".repeat(27);
+        let n28 = "y".repeat(28);
+        must(&mut c, &mut spec, creat(0, 1, &n27), Reply::Ok(0));
+        must(&mut c, &mut spec, lookup(0, &n27), Reply::Ok(1));
+        must(&mut c, &mut spec, creat(0, 1, &n28), Reply::Failed);
+        must(&mut c, &mut spec, lookup(0, &n28), Reply::Failed);
+        must(&mut c, &mut spec, unlink(0, &n28), Reply::Failed);
+        expect_all(&mut c, &mut spec, &[Request::Read { inum: 0, block: 0 }]);
+        must(&mut c, &mut spec, unlink(0, &n27), Reply::Ok(0));
+    }
+
+    #[test]
+    fn file_limit_is_14_blocks() {
+        let (_d, _s, mut c, mut spec) = start("dfs-14");
+        expect_all(&mut c, &mut spec, &[creat(0, 1, "f")]);
+        for b in 0..14 {
+            must(&mut c, &mut spec, write(1, b, b as u8 + 1), Reply::Ok(0));
+        }
+        must(&mut c, &mut spec, write(1, 14, 9), Reply::Failed);
+        must(&mut c, &mut spec, write(1, -1, 9), Reply::Failed);
+        must(
+            &mut c,
+            &mut spec,
+            Request::Stat { inum: 1 },
+            Reply::Stat {
+                kind: 1,
+                size: 14 * 4096,
+            },
+        );
+        for b in 0..14 {
+            expect_all(&mut c, &mut spec, &[Request::Read { inum: 1, block: b }]);
+        }
+        must(
+            &mut c,
+            &mut spec,
+            Request::Read { inum: 1, block: 14 },
+            Reply::Failed,
+        );
+        // Overwrite keeps the size and replaces the data.
+        must(&mut c, &mut spec, write(1, 3, 0xEE), Reply::Ok(0));
+        expect_all(
+            &mut c,
+            &mut spec,
+            &[
+                Request::Read { inum: 1, block: 3 },
+                Request::Stat { inum: 1 },
+            ],
+        );
+    }
+
+    #[test]
+    fn reads_of_holes() {
+        let (_d, _s, mut c, mut spec) = start("dfs-holes");
+        expect_all(&mut c, &mut spec, &[creat(0, 1, "f")]);
+        must(
+            &mut c,
+            &mut spec,
+            Request::Read { inum: 1, block: 0 },
+            Reply::Failed,
+        );
+        must(&mut c, &mut spec, write(1, 5, 7), Reply::Ok(0));
+        must(
+            &mut c,
+            &mut spec,
+            Request::Read { inum: 1, block: 2 },
+            Reply::Data(zero_block()),
+        );
+        must(
+            &mut c,
+            &mut spec,
+            Request::Read { inum: 1, block: 6 },
+            Reply::Failed,
+        );
+        must(
+            &mut c,
+            &mut spec,
+            Request::Stat { inum: 1 },
+            Reply::Stat {
+                kind: 1,
+                size: 6 * 4096,
+            },
+        );
+    }
+
+    #[test]
+    fn writes_to_directories_fail() {
+        let (_d, _s, mut c, mut spec) = start("dfs-wdir");
+        expect_all(&mut c, &mut spec, &[creat(0, 0, "d")]);
+        must(&mut c, &mut spec, write(0, 0, 1), Reply::Failed);
+        must(&mut c, &mut spec, write(1, 1, 1), Reply::Failed);
+        expect_all(
+            &mut c,
+            &mut spec,
+            &[
+                Request::Read { inum: 0, block: 0 },
+                Request::Stat { inum: 1 },
+            ],
+        );
+    }
+
+    #[test]
+    fn lookups_in_files_fail() {
+        let (_d, _s, mut c, mut spec) = start("dfs-lfile");
+        expect_all(&mut c, &mut spec, &[creat(0, 1, "f")]);
+        must(&mut c, &mut spec, lookup(1, "."), Reply::Failed);
+        must(&mut c, &mut spec, lookup(1, "x"), Reply::Failed);
+        must(&mut c, &mut spec, unlink(1, "x"), Reply::Failed);
+    }
+
+    #[test]
+    fn unlink_of_non_empty_directory_fails() {
+        let (_d, _s, mut c, mut spec) = start("dfs-unlink");
+        expect_all(&mut c, &mut spec, &[creat(0, 0, "d"), creat(1, 1, "f")]);
+        must(&mut c, &mut spec, unlink(0, "d"), Reply::Failed);
+        must(&mut c, &mut spec, unlink(1, "f"), Reply::Ok(0));
+        must(&mut c, &mut spec, unlink(1, "f"), Reply::Ok(0));
+        must(&mut c, &mut spec, unlink(0, "d"), Reply::Ok(0));
+        must(&mut c, &mut spec, unlink(0, "d"), Reply::Ok(0));
+        must(&mut c, &mut spec, Request::Stat { inum: 1 }, Reply::Failed);
+        // Freed inode numbers are taken again, lowest first.
+        must(&mut c, &mut spec, creat(0, 1, "g"), Reply::Ok(0));
+        must(&mut c, &mut spec, lookup(0, "g"), Reply::Ok(1));
+    }
+
+    #[test]
+    fn invalid_inode_numbers_fail() {
+        let (_d, _s, mut c, mut spec) = start("dfs-inum");
+        for inum in [-1, 1, 4095, 4096, i32::MAX, i32::MIN] {
+            must(&mut c, &mut spec, Request::Stat { inum }, Reply::Failed);
+            must(
+                &mut c,
+                &mut spec,
+                Request::Read { inum, block: 0 },
+                Reply::Failed,
+            );
+            must(&mut c, &mut spec, write(inum, 0, 1), Reply::Failed);
+            must(&mut c, &mut spec, lookup(inum, "."), Reply::Failed);
+            must(&mut c, &mut spec, creat(inum, 1, "x"), Reply::Failed);
+            must(&mut c, &mut spec, unlink(inum, "x"), Reply::Failed);
+        }
+    }
+
+    #[test]
+    fn full_directories() {
+        let (_d, _s, mut c, mut spec) = start("dfs-fulldir");
+        // 14 blocks of 128 entries, two of them `.` and `..`.
+        for i in 0..(14 * 128 - 2) {
+            must(
+                &mut c,
+                &mut spec,
+                creat(0, 1, &format!("f{i}")),
+                Reply::Ok(0),
+            );
+        }
+        must(
+            &mut c,
+            &mut spec,
+            creat(0, 1, "one-too-many"),
+            Reply::Failed,
+        );
+        must(
+            &mut c,
+            &mut spec,
+            Request::Stat { inum: 0 },
+            Reply::Stat {
+                kind: 0,
+                size: 14 * 4096,
+            },
+        );
+        must(&mut c, &mut spec, unlink(0, "f300"), Reply::Ok(0));
+        must(&mut c, &mut spec, creat(0, 1, "fits-again"), Reply::Ok(0));
+        let got = dump(&mut c).unwrap_or_else(|e| panic!("{e}"));
+        let want = dump(&mut spec).unwrap();
+        assert!(
+            got == want,
+            "trees differ: {}",
+            first_difference(&got, &want)
+        );
+    }
+
+    #[test]
+    fn inode_exhaustion() {
+        let (_d, _s, mut c, mut spec) = start("dfs-inodes");
+        // 4096 inodes: the root, three directories and 4092 files spread over them.
+        expect_all(
+            &mut c,
+            &mut spec,
+            &[creat(0, 0, "a"), creat(0, 0, "b"), creat(0, 0, "c")],
+        );
+        let mut made = 4;
+        for (dir, count) in [(1, 1790), (2, 1790), (3, 512)] {
+            for i in 0..count {
+                must(
+                    &mut c,
+                    &mut spec,
+                    creat(dir, 1, &format!("f{i}")),
+                    Reply::Ok(0),
+                );
+                made += 1;
+            }
+        }
+        assert_eq!(made, 4096);
+        must(
+            &mut c,
+            &mut spec,
+            creat(3, 1, "no-inode-left"),
+            Reply::Failed,
+        );
+        must(
+            &mut c,
+            &mut spec,
+            creat(0, 0, "no-inode-left"),
+            Reply::Failed,
+        );
+        must(&mut c, &mut spec, unlink(2, "f7"), Reply::Ok(0));
+        must(&mut c, &mut spec, creat(3, 1, "reuses"), Reply::Ok(0));
+        must(&mut c, &mut spec, lookup(3, "reuses"), Reply::Ok(1794 + 7));
+    }
+
+    #[test]
+    fn malformed_datagrams_get_errors_not_crashes() {
+        let (_d, mut server, mut c, mut spec) = start("dfs-malformed");
+        expect_all(&mut c, &mut spec, &[creat(0, 1, "f"), write(1, 0, 3)]);
+        let wait = Duration::from_millis(300);
+        let valid = wire::encode_request(99, 1, &write(1, 0, 4));
+        // Every truncation past the header gets a Malformed reply, and changes nothing.
+        for cut in [20, 21, 24, 27, 28, 100, valid.len() - 1] {
+            let reply = c
+                .raw(&valid[..cut], wait)
+                .unwrap_or_else(|| panic!("no reply to a Write truncated to {cut} bytes"));
+            let (_, r) = wire::decode_reply(&reply).unwrap();
+            assert_eq!(r, Reply::Malformed, "Write truncated to {cut} bytes");
+        }
+        let mut long = valid.clone();
+        long.push(0);
+        let (_, r) =
+            wire::decode_reply(&c.raw(&long, wait).expect("reply to a long Write")).unwrap();
+        assert_eq!(r, Reply::Malformed);
+        let mut unknown = wire::encode_request(99, 2, &Request::Shutdown);
+        unknown[3] = 42;
+        let (_, r) = wire::decode_reply(&c.raw(&unknown, wait).expect("reply to op 42")).unwrap();
+        assert_eq!(r, Reply::Malformed);
+        let mut v2 = wire::encode_request(99, 3, &Request::Stat { inum: 0 });
+        v2[2] = 2;
+        let (_, r) = wire::decode_reply(&c.raw(&v2, wait).expect("reply to version 2")).unwrap();
+        assert_eq!(r, Reply::BadVersion);
+        // Not MFS at all: no reply is fine, a crash is not.
+        for junk in [&b""[..], b"x", b"GET / HTTP/1.0\r\n\r\n", &[0xFF; 2000]] {
+            let _ = c.raw(junk, Duration::from_millis(50));
+        }
+        let name300 = {
+            let mut d = wire::encode_request(99, 4, &lookup(0, "a"));
+            d[24] = 200; // claims a 200-byte name, carries 1
+            d
+        };
+        let (_, r) = wire::decode_reply(&c.raw(&name300, wait).expect("reply")).unwrap();
+        assert_eq!(r, Reply::Malformed);
+        assert!(
+            server.process.try_wait().unwrap().is_none(),
+            "the server died:\n{}",
+            server.log_tail()
+        );
+        expect_all(
+            &mut c,
+            &mut spec,
+            &[
+                Request::Read { inum: 1, block: 0 },
+                Request::Stat { inum: 1 },
+            ],
+        );
+    }
+
+    #[test]
+    fn random_workload_matches_the_spec() {
+        let seed = Seed::for_this_test();
+        let (_d, _s, mut c, mut spec) = start("dfs-random");
+        let mut rng = seed.rng(1);
+        random_workload(&mut c, &mut spec, &mut rng, 400).unwrap_or_else(|e| panic!("{e}"));
+        let got = dump(&mut c).unwrap_or_else(|e| panic!("{e}"));
+        let want = dump(&mut spec).unwrap();
+        assert!(
+            got == want,
+            "trees differ: {}",
+            first_difference(&got, &want)
+        );
+    }
+
+    #[test]
+    fn shutdown_exits_cleanly() {
+        let (_d, mut server, mut c, mut spec) = start("dfs-shutdown");
+        must(&mut c, &mut spec, Request::Shutdown, Reply::Ok(0));
+        let status = server
+            .process
+            .wait_timeout(Duration::from_secs(5))
+            .unwrap()
+            .expect("the server is still running 5 s after Shutdown");
+        assert!(status.success(), "exit status {status}");
+    }
+}
+
+mod restart {
+    use super::*;
+
+    #[test]
+    fn same_tree_after_clean_shutdown() {
+        let seed = Seed::for_this_test();
+        let (dir, mut server, mut c, mut spec) = start("dfs-restart");
+        let mut rng = seed.rng(1);
+        random_workload(&mut c, &mut spec, &mut rng, 200).unwrap_or_else(|e| panic!("{e}"));
+        let before = dump(&mut c).unwrap_or_else(|e| panic!("{e}"));
+        must(&mut c, &mut spec, Request::Shutdown, Reply::Ok(0));
+        server
+            .process
+            .wait_timeout(Duration::from_secs(5))
+            .unwrap()
+            .expect("exit after Shutdown");
+        for round in 0..2 {
+            let server = Server::start(&implementation(), &dir, &dir.join("fs.img"), None)
+                .unwrap_or_else(|e| panic!("{e}"));
+            let mut c = server.conn();
+            let after = dump(&mut c).unwrap_or_else(|e| panic!("{e}"));
+            assert!(
+                before == after,
+                "round {round}: {}",
+                first_difference(&after, &before)
+            );
+            expect_all(&mut c, &mut spec.clone(), &[Request::Shutdown]);
+        }
+    }
+
+    #[test]
+    fn a_missing_image_is_created_consistent() {
+        let (dir, server, mut c, mut spec) = start("dfs-create");
+        assert!(dir.join("fs.img").exists(), "the image was not created");
+        must(
+            &mut c,
+            &mut spec,
+            Request::Stat { inum: 0 },
+            Reply::Stat {
+                kind: 0,
+                size: 4096,
+            },
+        );
+        drop(server);
+        if let Some(fsck) = fsck_for(&implementation()) {
+            let out = fsck.command().arg(dir.join("fs.img")).output().unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stdout)
+            );
+        }
+    }
+}
+
+mod lossy {
+    use super::*;
+    use harness::udp_relay::{Faults, UdpRelay};
+
+    #[test]
+    fn results_equal_the_spec_applied_once() {
+        let seed = Seed::for_this_test();
+        let (_d, server, _c, mut spec) = start("dfs-lossy");
+        let faults = Faults {
+            drop: 0.2,
+            duplicate: 0.2,
+            max_delay: Duration::from_millis(15),
+        };
+        let relay = UdpRelay::start(server.addr, faults, seed.value()).unwrap();
+        let mut c = Conn::new(relay.addr());
+        c.attempt = Duration::from_millis(40);
+        let mut rng = seed.rng(1);
+        random_workload(&mut c, &mut spec, &mut rng, 250).unwrap_or_else(|e| panic!("{e}"));
+        let stats = relay.stats();
+        assert!(
+            stats.dropped > 10 && stats.duplicated > 10 && stats.reordered > 0,
+            "the relay did not misbehave enough to mean anything: {stats:?}"
+        );
+        relay.set_faults(Faults::none());
+        let got = dump(&mut c).unwrap_or_else(|e| panic!("{e}"));
+        let want = dump(&mut spec).unwrap();
+        assert!(
+            got == want,
+            "trees differ: {}",
+            first_difference(&got, &want)
+        );
+    }
+}
+
+mod crash {
+    use super::*;
+
+    /// Many short crash points: a server is killed at a random instant of a write-heavy
+    /// workload, then the image must pass the checker and the restarted server must
+    /// hold every acknowledged change.
+    fn crash_points(label: &str, points: usize) {
+        let seed = Seed::for_this_test();
+        let dir = TestDir::new(label);
+        let mut rng = seed.rng(1);
+        let mut crasher = Crasher::new(implementation(), &dir, None);
+        for i in 0..points {
+            if i % 30 == 0 {
+                crasher.reset();
+            }
+            let kill_after = Duration::from_micros(rand::Rng::gen_range(&mut rng, 0..30_000));
+            crasher
+                .point(&dir, &mut rng, kill_after)
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
+        eprintln!(
+            "{points} crash points, {} acknowledged requests checked",
+            crasher.acknowledged
+        );
+    }
+
+    #[test]
+    fn kill_during_writes_1() {
+        crash_points("dfs-crash1", 60);
+    }
+
+    #[test]
+    fn kill_during_writes_2() {
+        crash_points("dfs-crash2", 60);
+    }
+
+    #[test]
+    fn kill_during_writes_3() {
+        crash_points("dfs-crash3", 60);
+    }
+
+    #[test]
+    fn kill_during_writes_4() {
+        crash_points("dfs-crash4", 60);
+    }
+}
+
+/// The known-bad variants: each must be rejected, and the test shows the message.
+mod bad {
+    use super::*;
+    use harness::udp_relay::{Faults, UdpRelay};
+
+    fn rejected_within(bug: &'static str, points: usize) -> String {
+        let seed = Seed::for_this_test();
+        let dir = TestDir::new(&format!("dfs-bad-{bug}"));
+        let mut rng = seed.rng(1);
+        let mut crasher = Crasher::new(our_server(), &dir, Some(bug));
+        for i in 0..points {
+            if i % 30 == 0 {
+                crasher.reset();
+            }
+            let kill_after = Duration::from_micros(rand::Rng::gen_range(&mut rng, 0..30_000));
+            if let Err(e) = crasher.point(&dir, &mut rng, kill_after) {
+                eprintln!("DFS_BUG={bug} rejected: {e}");
+                return e;
+            }
+        }
+        panic!("DFS_BUG={bug} survived {points} crash points: the crash tests do not bite");
+    }
+
+    #[test]
+    fn server_that_replies_before_fsync() {
+        let e = rejected_within("reply-before-fsync", 150);
+        assert!(e.contains("acknowledged change was lost"), "{e}");
+    }
+
+    #[test]
+    fn server_that_writes_the_checkpoint_before_the_log() {
+        let e = rejected_within("checkpoint-first", 150);
+        assert!(
+            e.contains("rejects the image") || e.contains("does not restart"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn client_that_never_retries() {
+        let dir = TestDir::new("dfs-bad-client");
+        let program = c_client::compile(&dir);
+        if program.is_none() {
+            return;
+        }
+        let server = Server::start(&our_server(), &dir, &dir.join("fs.img"), None).unwrap();
+        let faults = Faults {
+            drop: 0.3,
+            duplicate: 0.1,
+            max_delay: Duration::from_millis(5),
+        };
+        let relay = UdpRelay::start(server.addr, faults, 1).unwrap();
+        let out = c_client::run(&program, relay.addr().port(), &[("MFS_BUG", "no-retry")]);
+        assert!(
+            !out.status.success(),
+            "a client that never retries passed over a lossy network"
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("FAIL"), "{stderr}");
+        eprintln!("MFS_BUG=no-retry rejected: {stderr}");
+    }
+}
+
+/// The seed's C interface: a C program includes our `mfs.h`, links `libmfs.so`, runs.
+mod c_client {
+    use super::*;
+    use harness::udp_relay::{Faults, UdpRelay};
+    use std::path::{Path, PathBuf};
+    use std::process::{Command, Output};
+
+    fn gcc_present() -> bool {
+        Command::new("gcc")
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    }
+
+    pub fn compile(dir: &TestDir) -> Option<PathBuf> {
+        if !gcc_present() {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "gcc is missing; .ci/run installs it"
+            );
+            eprintln!("skipping: gcc is not installed (apt-get install gcc)");
+            return None;
+        }
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+        let lib = libmfs();
+        let exe = dir.join("client");
+        let out = Command::new("gcc")
+            .arg("-Wall")
+            .arg("-Werror")
+            .arg("-I")
+            .arg(root.join("impls/dfs/include"))
+            .arg(root.join("harness/tests/dfs/client.c"))
+            .arg("-o")
+            .arg(&exe)
+            .arg(&lib)
+            .arg(format!("-Wl,-rpath,{}", lib.parent().unwrap().display()))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "gcc: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Some(exe)
+    }
+
+    pub fn run(program: &Option<PathBuf>, port: u16, env: &[(&str, &str)]) -> Output {
+        let Some(program) = program else {
+            panic!("no C program to run")
+        };
+        let mut cmd = Command::new(program);
+        cmd.arg("127.0.0.1")
+            .arg(port.to_string())
+            .env("MFS_TIMEOUT_MS", "50");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = harness::Process::spawn(
+            "C client",
+            cmd.stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped()),
+        )
+        .unwrap();
+        child
+            .wait_timeout(Duration::from_secs(60))
+            .unwrap()
+            .expect("the C client did not finish within 60 s");
+        let child = child.child_mut();
+        let mut stdout = Vec::new();
+        let mut stderr = Vec::new();
+        use std::io::Read;
+        child
+            .stdout
+            .take()
+            .unwrap()
+            .read_to_end(&mut stdout)
+            .unwrap();
+        child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_end(&mut stderr)
+            .unwrap();
+        Output {
+            status: child.try_wait().unwrap().unwrap(),
+            stdout,
+            stderr,
+        }
+    }
+
+    #[test]
+    fn program_linked_with_libmfs() {
+        let dir = TestDir::new("dfs-c");
+        let program = compile(&dir);
+        if program.is_none() {
+            return;
+        }
+        let mut server = Server::start(&implementation(), &dir, &dir.join("fs.img"), None).unwrap();
+        let out = run(&program, server.addr.port(), &[]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(String::from_utf8_lossy(&out.stdout).contains("all checks passed"));
+        server
+            .process
+            .wait_timeout(Duration::from_secs(5))
+            .unwrap()
+            .expect("MFS_Shutdown stops the server");
+    }
+
+    #[test]
+    fn program_through_a_lossy_relay() {
+        let seed = Seed::for_this_test();
+        let dir = TestDir::new("dfs-c-lossy");
+        let program = compile(&dir);
+        if program.is_none() {
+            return;
+        }
+        let mut server = Server::start(&implementation(), &dir, &dir.join("fs.img"), None).unwrap();
+        let faults = Faults {
+            drop: 0.25,
+            duplicate: 0.25,
+            max_delay: Duration::from_millis(10),
+        };
+        let relay = UdpRelay::start(server.addr, faults, seed.value()).unwrap();
+        let out = run(&program, relay.addr().port(), &[]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let stats = relay.stats();
+        assert!(stats.dropped > 0 && stats.duplicated > 0, "{stats:?}");
+        server
+            .process
+            .wait_timeout(Duration::from_secs(5))
+            .unwrap()
+            .expect("MFS_Shutdown stops the server");
+    }
+}

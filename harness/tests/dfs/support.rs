@@ -1,0 +1,545 @@
+//! What the MFS conformance tests share: launching a server, a client that speaks the
+//! wire protocol, the tree of a file system as comparable lines, a random workload, and
+//! crash points.
+
+use std::net::{SocketAddr, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use harness::{Implementation, Port, Process, TestDir};
+use rand::rngs::StdRng;
+use rand::Rng;
+use specs::mfs::wire::{
+    decode_reply, describe_block, encode_request, zero_block, Reply, Request, MAX_DATAGRAM,
+};
+use specs::mfs::{FsSpec, BLOCK_SIZE, DIRENTS_PER_BLOCK, DIRENT_SIZE, NAME_FIELD};
+
+/// The server under test: `DFS_IMPL` or our `mfs-server`, run as `CMD PORT IMAGE`.
+pub fn implementation() -> Implementation {
+    Implementation::from_env("DFS_IMPL", "mfs-server")
+}
+
+/// The server the known-bad variants (`DFS_BUG=...`) are built into: ours, unless
+/// `DFS_REFERENCE` names another that understands `DFS_BUG`.
+pub fn our_server() -> Implementation {
+    Implementation::from_env("DFS_REFERENCE", "mfs-server")
+}
+
+/// The image checker run after crashes: `DFS_FSCK` (a command given the image path;
+/// `none` to skip) or, when the server is ours, our `mfsck`. A foreign server's image
+/// is in its own format, so it is checked only if its author names a checker.
+pub fn fsck_for(imp: &Implementation) -> Option<Implementation> {
+    match std::env::var("DFS_FSCK").as_deref() {
+        Ok("none") => None,
+        Ok(cmd) if !cmd.trim().is_empty() => Some(Implementation::from_env("DFS_FSCK", "mfsck")),
+        _ if imp.is_ours() => Some(Implementation::from_env("DFS_FSCK", "mfsck")),
+        _ => None,
+    }
+}
+
+/// A running server and where its output goes.
+pub struct Server {
+    pub process: Process,
+    pub addr: SocketAddr,
+    _port: Port,
+    log: PathBuf,
+}
+
+impl Server {
+    /// Starts the server on `image` and waits until it answers a Stat of the root.
+    pub fn start(
+        imp: &Implementation,
+        dir: &TestDir,
+        image: &Path,
+        bug: Option<&str>,
+    ) -> Result<Server, String> {
+        let port = Port::reserve().map_err(|e| e.to_string())?;
+        let log = dir.join(format!("server-{}.log", port.number()));
+        let out = std::fs::File::create(&log).map_err(|e| e.to_string())?;
+        let mut cmd = imp.command();
+        cmd.arg(port.number().to_string())
+            .arg(image)
+            .stdout(out.try_clone().map_err(|e| e.to_string())?)
+            .stderr(out)
+            .stdin(Stdio::null());
+        if let Some(bug) = bug {
+            cmd.env("DFS_BUG", bug);
+        }
+        let process = Process::spawn("mfs server", &mut cmd).map_err(|e| e.to_string())?;
+        let addr: SocketAddr = port.addr().parse().unwrap();
+        let mut server = Server {
+            process,
+            addr,
+            _port: port,
+            log,
+        };
+        let mut conn = Conn::new(addr);
+        conn.attempt = Duration::from_millis(20);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Ok(Some(status)) = server.process.try_wait() {
+                return Err(format!(
+                    "{} exited ({status}) instead of serving {}:\n{}",
+                    imp.describe(),
+                    image.display(),
+                    server.log_tail()
+                ));
+            }
+            if conn.call_until(&Request::Stat { inum: 0 }, || true).is_ok() {
+                return Ok(server);
+            }
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "{} did not answer on {addr} within 10 s:\n{}",
+                    imp.describe(),
+                    server.log_tail()
+                ));
+            }
+        }
+    }
+
+    pub fn conn(&self) -> Conn {
+        Conn::new(self.addr)
+    }
+
+    pub fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(20)..].join("\n")
+    }
+}
+
+/// A client speaking the wire protocol: one request at a time, resent every `attempt`
+/// until answered, for at most `budget`.
+pub struct Conn {
+    socket: UdpSocket,
+    id: u64,
+    seq: u64,
+    pub attempt: Duration,
+    pub budget: Duration,
+}
+
+impl Conn {
+    pub fn new(server: SocketAddr) -> Conn {
+        let socket = UdpSocket::bind("127.0.0.1:0").expect("bind a client socket");
+        socket.connect(server).expect("connect a UDP socket");
+        Conn {
+            socket,
+            id: rand::random(),
+            seq: 0,
+            attempt: Duration::from_millis(100),
+            budget: Duration::from_secs(15),
+        }
+    }
+
+    pub fn call(&mut self, request: &Request) -> Result<Reply, String> {
+        let give_up = Instant::now() + self.budget;
+        self.call_until(request, || Instant::now() > give_up)
+    }
+
+    /// Like [`Conn::call`], but after each unanswered attempt asks `give_up`.
+    pub fn call_until(
+        &mut self,
+        request: &Request,
+        give_up: impl Fn() -> bool,
+    ) -> Result<Reply, String> {
+        self.seq += 1;
+        let datagram = encode_request(self.id, self.seq, request);
+        let mut buf = vec![0u8; MAX_DATAGRAM + 16];
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let _ = self.socket.send(&datagram);
+            let deadline = Instant::now() + self.attempt;
+            while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+                self.socket
+                    .set_read_timeout(Some(left.max(Duration::from_micros(100))))
+                    .unwrap();
+                match self.socket.recv(&mut buf) {
+                    Ok(n) => match decode_reply(&buf[..n]) {
+                        Ok((h, reply)) if h.client == self.id && h.seq == self.seq => {
+                            return Ok(reply)
+                        }
+                        Ok(_) => {}
+                        Err(e) => return Err(format!("{request:?}: undecodable reply: {e}")),
+                    },
+                    Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                        std::thread::sleep(left.min(Duration::from_millis(5)));
+                    }
+                    Err(_) => break,
+                }
+            }
+            if give_up() {
+                return Err(format!(
+                    "no reply to {request:?} after {attempts} attempt(s)"
+                ));
+            }
+        }
+    }
+
+    /// Sends raw bytes once and returns the first datagram that comes back in `wait`.
+    pub fn raw(&self, bytes: &[u8], wait: Duration) -> Option<Vec<u8>> {
+        self.socket.send(bytes).ok()?;
+        self.socket.set_read_timeout(Some(wait)).unwrap();
+        let mut buf = vec![0u8; MAX_DATAGRAM + 16];
+        let n = self.socket.recv(&mut buf).ok()?;
+        Some(buf[..n].to_vec())
+    }
+}
+
+/// Something that answers MFS requests: a server, or the spec.
+pub trait Target {
+    fn req(&mut self, request: &Request) -> Result<Reply, String>;
+}
+
+impl Target for Conn {
+    fn req(&mut self, request: &Request) -> Result<Reply, String> {
+        self.call(request)
+    }
+}
+
+impl Target for FsSpec {
+    fn req(&mut self, request: &Request) -> Result<Reply, String> {
+        Ok(self.apply(request))
+    }
+}
+
+/// Sends `request` to the server and to the spec; their replies must agree.
+pub fn checked(conn: &mut Conn, spec: &mut FsSpec, request: &Request) -> Result<Reply, String> {
+    let got = conn.call(request)?;
+    let want = spec.apply(request);
+    if got != want {
+        return Err(format!(
+            "{request:?}: the server replied {got:?}, the spec says {want:?}"
+        ));
+    }
+    Ok(got)
+}
+
+/// The whole tree as lines (path, inode, type, size, every block's digest), read with
+/// Stat and Read only, so a server's tree and the spec's compare line by line.
+pub fn dump(t: &mut impl Target) -> Result<Vec<String>, String> {
+    let mut lines = Vec::new();
+    let mut stack = vec![(0, "/".to_string())];
+    while let Some((inum, path)) = stack.pop() {
+        let (kind, size) = match t.req(&Request::Stat { inum })? {
+            Reply::Stat { kind, size } => (kind, size),
+            other => return Err(format!("Stat of {path} (inode {inum}) gave {other:?}")),
+        };
+        lines.push(format!("{path} inode {inum} type {kind} size {size}"));
+        for block in 0..size / BLOCK_SIZE as i32 {
+            let data = match t.req(&Request::Read { inum, block })? {
+                Reply::Data(d) => d,
+                other => return Err(format!("Read of {path} block {block} gave {other:?}")),
+            };
+            lines.push(format!("{path} block {block}: {}", describe_block(&data)));
+            if kind != 0 {
+                continue;
+            }
+            for slot in 0..DIRENTS_PER_BLOCK {
+                let e = &data[slot * DIRENT_SIZE..(slot + 1) * DIRENT_SIZE];
+                let child = i32::from_le_bytes(e[NAME_FIELD..].try_into().unwrap());
+                let len = e[..NAME_FIELD]
+                    .iter()
+                    .position(|&b| b == 0)
+                    .unwrap_or(NAME_FIELD);
+                let name = String::from_utf8_lossy(&e[..len]).into_owned();
+                if child >= 0 && name != "." && name != ".." {
+                    stack.push((child, format!("{path}{name}/")));
+                }
+            }
+        }
+    }
+    Ok(lines)
+}
+
+/// The first line where two dumps differ, for messages.
+pub fn first_difference(a: &[String], b: &[String]) -> String {
+    for i in 0..a.len().max(b.len()) {
+        let (x, y) = (a.get(i), b.get(i));
+        if x != y {
+            return format!("line {i}: server {x:?}, expected {y:?}");
+        }
+    }
+    "none".into()
+}
+
+pub fn name(s: &str) -> Vec<u8> {
+    s.as_bytes().to_vec()
+}
+
+/// A block whose bytes say which write made it.
+pub fn pattern_block(rng: &mut StdRng) -> specs::mfs::wire::Block {
+    let mut b = zero_block();
+    let fill: u8 = rng.gen();
+    b.fill(fill);
+    let tag: u64 = rng.gen();
+    for at in (0..BLOCK_SIZE).step_by(512) {
+        b[at..at + 8].copy_from_slice(&tag.to_le_bytes());
+    }
+    b
+}
+
+fn lookup(spec: &mut FsSpec, pinum: i32, n: &str) -> Option<i32> {
+    match spec.apply(&Request::Lookup {
+        pinum,
+        name: name(n),
+    }) {
+        Reply::Ok(i) => Some(i),
+        _ => None,
+    }
+}
+
+const FILES: [&str; 6] = ["a", "b", "c", "d", "e", "f"];
+
+/// A random request over a small tree (root, `d0`, `d1`, `d0/dd`), mostly writes,
+/// with a share of requests that must fail.
+pub fn random_request(rng: &mut StdRng, spec: &mut FsSpec) -> Request {
+    let mut dirs = vec![0];
+    let d0 = lookup(spec, 0, "d0");
+    dirs.extend(d0);
+    dirs.extend(lookup(spec, 0, "d1"));
+    if let Some(d0) = d0 {
+        dirs.extend(lookup(spec, d0, "dd"));
+    }
+    let dir = dirs[rng.gen_range(0..dirs.len())];
+    let file = FILES[rng.gen_range(0..FILES.len())];
+    let roll = rng.gen_range(0..100);
+    match roll {
+        0..=49 => match lookup(spec, dir, file) {
+            Some(inum) => Request::Write {
+                inum,
+                block: if rng.gen_bool(0.05) {
+                    14
+                } else {
+                    rng.gen_range(0..14)
+                },
+                data: pattern_block(rng),
+            },
+            None => Request::Creat {
+                pinum: dir,
+                kind: 1,
+                name: name(file),
+            },
+        },
+        50..=64 => Request::Creat {
+            pinum: dir,
+            kind: 1,
+            name: name(file),
+        },
+        65..=71 => {
+            let (pinum, n) = match rng.gen_range(0..3) {
+                0 => (0, "d0"),
+                1 => (0, "d1"),
+                _ => (d0.unwrap_or(0), "dd"),
+            };
+            Request::Creat {
+                pinum,
+                kind: 0,
+                name: name(n),
+            }
+        }
+        72..=84 => {
+            let n = if rng.gen_bool(0.2) {
+                ["d0", "d1", "dd"][rng.gen_range(0..3)]
+            } else {
+                file
+            };
+            Request::Unlink {
+                pinum: dir,
+                name: name(n),
+            }
+        }
+        85..=92 => {
+            let inum = lookup(spec, dir, file).unwrap_or(dir);
+            Request::Read {
+                inum,
+                block: rng.gen_range(0..4),
+            }
+        }
+        93..=96 => Request::Lookup {
+            pinum: dir,
+            name: name(file),
+        },
+        _ => Request::Stat {
+            inum: rng.gen_range(-1..8),
+        },
+    }
+}
+
+/// Runs `count` random requests through `conn`, checking every reply against `spec`.
+pub fn random_workload(
+    conn: &mut Conn,
+    spec: &mut FsSpec,
+    rng: &mut StdRng,
+    count: usize,
+) -> Result<(), String> {
+    for i in 0..count {
+        let request = random_request(rng, spec);
+        checked(conn, spec, &request).map_err(|e| format!("request {i}: {e}"))?;
+    }
+    Ok(())
+}
+
+/// Crash points against one image: start the server, run the random workload, SIGKILL
+/// the server at a random instant, check the image, restart, and compare the tree with
+/// the spec after every acknowledged request (and, if one was in flight, after it too).
+pub struct Crasher {
+    pub imp: Implementation,
+    pub fsck: Option<Implementation>,
+    pub bug: Option<&'static str>,
+    pub image: PathBuf,
+    spec: FsSpec,
+    server: Option<Server>,
+    pub points: usize,
+    pub acknowledged: usize,
+}
+
+impl Crasher {
+    pub fn new(imp: Implementation, dir: &TestDir, bug: Option<&'static str>) -> Crasher {
+        Crasher {
+            fsck: fsck_for(&imp),
+            imp,
+            bug,
+            image: dir.join("crash.img"),
+            spec: FsSpec::new(),
+            server: None,
+            points: 0,
+            acknowledged: 0,
+        }
+    }
+
+    /// Starts over with a fresh image (keeps images small so checks stay fast).
+    pub fn reset(&mut self) {
+        self.server = None;
+        let _ = std::fs::remove_file(&self.image);
+        self.spec = FsSpec::new();
+    }
+
+    /// One crash point, the kill `kill_after` into the workload.
+    pub fn point(
+        &mut self,
+        dir: &TestDir,
+        rng: &mut StdRng,
+        kill_after: Duration,
+    ) -> Result<(), String> {
+        self.points += 1;
+        let p = self.points;
+        let mut server = match self.server.take() {
+            Some(s) => s,
+            None => Server::start(&self.imp, dir, &self.image, self.bug)?,
+        };
+        let pid = server.process.pid() as libc::pid_t;
+        let killed = Arc::new(AtomicBool::new(false));
+        let k = killed.clone();
+        let killer = std::thread::spawn(move || {
+            std::thread::sleep(kill_after);
+            // SAFETY: kill(2) on our unreaped child: the pid cannot have been reused.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            k.store(true, Ordering::SeqCst);
+        });
+        let mut conn = server.conn();
+        conn.attempt = Duration::from_millis(20);
+        let mut in_flight = None;
+        let mut failure = None;
+        loop {
+            let request = random_request(rng, &mut self.spec);
+            match conn.call_until(&request, || killed.load(Ordering::SeqCst)) {
+                Ok(got) => {
+                    let want = self.spec.apply(&request);
+                    self.acknowledged += 1;
+                    if got != want {
+                        failure = Some(format!(
+                            "crash point {p}: {request:?}: the server replied {got:?}, the spec says {want:?}"
+                        ));
+                    }
+                }
+                Err(_) => {
+                    in_flight = Some(request);
+                    break;
+                }
+            }
+            if failure.is_some() {
+                break;
+            }
+        }
+        killer.join().unwrap();
+        let _ = server.process.kill();
+        if let Some(f) = failure {
+            return Err(f);
+        }
+        if let Some(fsck) = &self.fsck {
+            let out = fsck
+                .command()
+                .arg(&self.image)
+                .output()
+                .map_err(|e| format!("cannot run {}: {e}", fsck.describe()))?;
+            if !out.status.success() {
+                return Err(format!(
+                    "crash point {p}: the image checker ({}) rejects the image after a SIGKILL {kill_after:?} into the workload:\n{}{}",
+                    fsck.describe(),
+                    String::from_utf8_lossy(&out.stdout),
+                    String::from_utf8_lossy(&out.stderr)
+                ));
+            }
+        }
+        let server = Server::start(&self.imp, dir, &self.image, self.bug).map_err(|e| {
+            format!("crash point {p}: the server does not restart on the crashed image: {e}")
+        })?;
+        let mut conn = server.conn();
+        let got = dump(&mut conn)?;
+        let want = dump(&mut self.spec.clone())?;
+        if got != want {
+            let mut with = self.spec.clone();
+            let matched = match &in_flight {
+                Some(r) if r.mutates() => {
+                    with.apply(r);
+                    dump(&mut with.clone())? == got
+                }
+                _ => false,
+            };
+            if !matched {
+                return Err(format!(
+                    "crash point {p}: after a SIGKILL {kill_after:?} into the workload and a restart, \
+                     the tree is not the one after the {} acknowledged request(s) (nor with the one in \
+                     flight, {in_flight:?}): an acknowledged change was lost or altered; first \
+                     difference: {}",
+                    self.acknowledged,
+                    first_difference(&got, &want)
+                ));
+            }
+            self.spec = with;
+        }
+        self.server = Some(server);
+        Ok(())
+    }
+}
+
+/// Path of a workspace artefact that `cargo build -p dfs --lib` makes.
+pub fn libmfs() -> PathBuf {
+    if let Ok(p) = std::env::var("DFS_LIBMFS") {
+        return PathBuf::from(p);
+    }
+    let server = harness::implementation::workspace_binary("mfs-server");
+    let dir = server.parent().unwrap().to_path_buf();
+    let lib = dir.join("libmfs.so");
+    if !lib.exists() {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut build = Command::new(cargo);
+        build
+            .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap())
+            .args(["build", "-p", "dfs", "--lib"]);
+        if dir.file_name().is_some_and(|n| n == "release") {
+            build.arg("--release");
+        }
+        let status = build.status().expect("run cargo");
+        assert!(
+            status.success() && lib.exists(),
+            "building libmfs.so failed"
+        );
+    }
+    lib
+}
