@@ -615,15 +615,12 @@ impl Cluster {
             &body,
         );
         if let Fate::Delivered(delays) = fate {
-            for delay in delays {
-                self.push(
-                    now + delay,
-                    Event::Deliver {
-                        id,
-                        message: message.clone(),
-                    },
-                );
+            let (last, copies) = delays.split_last().expect("delivered at least once");
+            for delay in copies {
+                let message = message.clone();
+                self.push(now + delay, Event::Deliver { id, message });
             }
+            self.push(now + last, Event::Deliver { id, message });
         }
     }
 

@@ -47,12 +47,8 @@ impl Journal {
         if raw.len() <= MAX_RAW {
             line.push_str(raw);
         } else {
-            let digest = raw.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-                (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
-            });
-            line.push_str(
-                &json!({"bytes": raw.len(), "fnv1a": format!("{digest:016x}")}).to_string(),
-            );
+            let digest = format!("{:016x}", digest(raw.as_bytes()));
+            line.push_str(&json!({"bytes": raw.len(), "digest": digest}).to_string());
         }
         line.push('}');
         self.text.push_str(&line);
@@ -67,6 +63,21 @@ impl Journal {
     pub fn entries(&self) -> u64 {
         self.entries
     }
+}
+
+/// FNV-1a over 8-byte words: a stable fingerprint (unlike std's hashers, the same
+/// in every build), fast enough for megabyte bodies.
+fn digest(bytes: &[u8]) -> u64 {
+    let mut chunks = bytes.chunks_exact(8);
+    let mut h = 0xcbf2_9ce4_8422_2325u64;
+    for chunk in &mut chunks {
+        let word = u64::from_le_bytes(chunk.try_into().expect("8 bytes"));
+        h = (h ^ word).wrapping_mul(0x100_0000_01b3);
+    }
+    for &b in chunks.remainder() {
+        h = (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
+    }
+    h ^ bytes.len() as u64
 }
 
 #[cfg(test)]
@@ -98,5 +109,7 @@ mod tests {
         assert_eq!(lines[2]["body"]["type"], "x");
         assert_eq!(lines[2]["id"], 1);
         assert_eq!(lines[3]["body"]["bytes"], big.len());
+        assert_ne!(digest(b"abcdefgh1"), digest(b"abcdefgh2"));
+        assert_ne!(digest(b"a"), digest(b"a\0"));
     }
 }
