@@ -226,7 +226,14 @@ pub fn run_test(name: &str, config: &SuiteConfig) -> TestOutcome {
     outcome.history = cluster.history.text().to_string();
     if !outcome.passed() && config.save_artifacts {
         let dir = artifacts::run_dir("kvsrv", name, config.seed);
-        let verdict = format!("{}\n\n{}", outcome.report(), judgement.summary);
+        // Only what the seed determines (no wall times), so a replay can be compared.
+        let verdict = format!(
+            "kvsrv::{name} seed {} ({} time)\n{}\n\nchecker: {}\n",
+            config.seed,
+            config.mode.name(),
+            outcome.failures.join("\n"),
+            judgement.summary
+        );
         let links: String = cluster
             .network()
             .links()

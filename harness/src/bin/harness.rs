@@ -143,8 +143,13 @@ fn main() -> ExitCode {
         start.elapsed().as_secs_f64()
     );
     if failed > 0 {
+        let bug = config
+            .bug
+            .as_deref()
+            .map_or(String::new(), |b| format!(" --bug {b}"));
         println!(
-            "replay: harness test kvsrv --seed {seed} --time {} --only <test>",
+            "replay: harness test kvsrv --seed {seed} --time {}{bug} --only <test> \
+             (with the same --impl or KVSRV_IMPL)",
             mode.name()
         );
         return ExitCode::FAILURE;
