@@ -3,6 +3,8 @@
 //! Built-ins are chosen by name (`mrworker wc`); an external application is any pair
 //! of executables speaking Hadoop Streaming's line protocol (see [`crate::apps::external`]).
 
+use std::borrow::Cow;
+
 use anyhow::bail;
 
 use crate::apps;
@@ -21,26 +23,31 @@ pub trait App: Send + Sync {
     ) -> anyhow::Result<()>;
 
     /// One output value for a key and all its values (in map-task order).
-    fn reduce(&self, key: &str, values: &[String]) -> anyhow::Result<String>;
+    fn reduce(&self, key: &str, values: &[&str]) -> anyhow::Result<String>;
 
-    /// Reduces a whole partition whose pairs are sorted by key, emitting output pairs.
-    /// The default groups equal keys and calls [`App::reduce`] once per key.
+    /// Reduces a whole partition, given as its keys in ascending order each with its
+    /// values, emitting output pairs. The default calls [`App::reduce`] once per key.
     fn reduce_all(
         &self,
-        sorted: Vec<(String, String)>,
+        groups: &[Group<'_>],
         emit: &mut dyn FnMut(&str, &str) -> anyhow::Result<()>,
     ) -> anyhow::Result<()> {
-        let mut pairs = sorted.into_iter().peekable();
-        while let Some((key, value)) = pairs.next() {
-            let mut values = vec![value];
-            while let Some((_, v)) = pairs.next_if(|(k, _)| *k == key) {
-                values.push(v);
-            }
-            let out = self.reduce(&key, &values)?;
-            emit(&key, &out)?;
+        let mut values: Vec<&str> = Vec::new();
+        for group in groups {
+            values.clear();
+            values.extend(group.values.iter().map(|v| v.as_ref()));
+            let out = self.reduce(&group.key, &values)?;
+            emit(&group.key, &out)?;
         }
         Ok(())
     }
+}
+
+/// One key of a reduce partition and all its values, in map-task order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Group<'a> {
+    pub key: Cow<'a, str>,
+    pub values: Vec<Cow<'a, str>>,
 }
 
 /// The built-in application called `name`; `wc.so` and `path/to/wc.so` name `wc` too,

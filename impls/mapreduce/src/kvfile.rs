@@ -5,6 +5,8 @@
 //! `\t`, `\n` or `\\`, which keeps any key and value exact (word-count keys never need
 //! it, so the fast path copies bytes unchanged).
 
+use std::borrow::Cow;
+
 use anyhow::{bail, Context};
 
 fn needs_escape(s: &str) -> bool {
@@ -26,9 +28,9 @@ fn push_escaped(out: &mut Vec<u8>, s: &str) {
     }
 }
 
-fn unescape(s: &str) -> anyhow::Result<String> {
+fn unescape(s: &str) -> anyhow::Result<Cow<'_, str>> {
     if !s.contains('\\') {
-        return Ok(s.to_string());
+        return Ok(Cow::Borrowed(s));
     }
     let mut out = String::with_capacity(s.len());
     let mut chars = s.chars();
@@ -44,7 +46,7 @@ fn unescape(s: &str) -> anyhow::Result<String> {
             other => bail!("bad escape \\{other:?}"),
         }
     }
-    Ok(out)
+    Ok(Cow::Owned(out))
 }
 
 /// Appends one pair as a line.
@@ -55,13 +57,17 @@ pub fn push(out: &mut Vec<u8>, key: &str, value: &str) {
     out.push(b'\n');
 }
 
-/// Parses a whole file's pairs, appending them to `pairs`.
-pub fn parse_into(text: &str, pairs: &mut Vec<(String, String)>) -> anyhow::Result<()> {
+/// Calls `f` with every pair of a file's text, in order, borrowed from the text
+/// unless escapes had to be undone.
+pub fn for_each_pair<'a>(
+    text: &'a str,
+    mut f: impl FnMut(Cow<'a, str>, Cow<'a, str>),
+) -> anyhow::Result<()> {
     for (n, line) in text.lines().enumerate() {
         let (key, value) = line
             .split_once('\t')
             .with_context(|| format!("line {}: no tab in {line:?}", n + 1))?;
-        pairs.push((unescape(key)?, unescape(value)?));
+        f(unescape(key)?, unescape(value)?);
     }
     Ok(())
 }
@@ -83,7 +89,10 @@ mod tests {
             push(&mut buf, k, v);
         }
         let mut pairs = Vec::new();
-        parse_into(std::str::from_utf8(&buf).unwrap(), &mut pairs).unwrap();
+        for_each_pair(std::str::from_utf8(&buf).unwrap(), |k, v| {
+            pairs.push((k.into_owned(), v.into_owned()))
+        })
+        .unwrap();
         let expected: Vec<(String, String)> = cases
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -93,7 +102,7 @@ mod tests {
 
     #[test]
     fn a_line_without_a_tab_is_an_error_naming_the_line() {
-        let err = parse_into("a\t1\nbroken\n", &mut Vec::new()).unwrap_err();
+        let err = for_each_pair("a\t1\nbroken\n", |_, _| {}).unwrap_err();
         assert!(err.to_string().contains("line 2"), "{err}");
     }
 }

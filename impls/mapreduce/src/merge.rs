@@ -6,7 +6,7 @@ use std::path::Path;
 use anyhow::Context;
 
 use crate::bug::Bug;
-use crate::output::write_file;
+use crate::output::{write_file, Durability};
 
 /// Reads `word count` lines from every reduce output and writes them, ranked by count
 /// descending then word ascending, to `output`.
@@ -37,5 +37,5 @@ pub fn merge_counts(
         text.extend_from_slice(n.to_string().as_bytes());
         text.push(b'\n');
     }
-    write_file(output, &text, bug)
+    write_file(output, &text, Durability::Synced, bug)
 }

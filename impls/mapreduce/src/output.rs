@@ -28,13 +28,29 @@ enum Sink {
     InPlace(File),
 }
 
+/// Whether a file must survive a machine crash once renamed into place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// fsync the file and its directory before and after the rename: a job's results.
+    Synced,
+    /// Atomic but not synced: intermediate files, which a machine crash loses
+    /// together with the coordinator's memory of them, so the job would redo them
+    /// anyway. Skipping ~nmap*nreduce fsyncs is most of a small job's time.
+    Atomic,
+}
+
 pub struct OutputFile {
     sink: Sink,
     path: PathBuf,
+    durability: Durability,
 }
 
 impl OutputFile {
-    pub fn create(path: &Path, bug: Option<Bug>) -> anyhow::Result<OutputFile> {
+    pub fn create(
+        path: &Path,
+        durability: Durability,
+        bug: Option<Bug>,
+    ) -> anyhow::Result<OutputFile> {
         let sink = if bug == Some(Bug::InPlace) {
             let file = File::create(path).with_context(|| format!("create {}", path.display()))?;
             Sink::InPlace(file)
@@ -63,6 +79,7 @@ impl OutputFile {
         Ok(OutputFile {
             sink,
             path: path.to_path_buf(),
+            durability,
         })
     }
 
@@ -79,12 +96,18 @@ impl OutputFile {
         match self.sink {
             Sink::Temp { file, temp } => {
                 let file = file.into_inner().map_err(|e| e.into_error())?;
-                file.sync_all()?;
+                if self.durability == Durability::Synced {
+                    file.sync_all()?;
+                }
                 drop(file);
                 fs::rename(&temp, &self.path).with_context(|| {
                     format!("rename {} to {}", temp.display(), self.path.display())
                 })?;
-                if let Some(dir) = self.path.parent() {
+                if let Some(dir) = self
+                    .path
+                    .parent()
+                    .filter(|_| self.durability == Durability::Synced)
+                {
                     let dir = if dir.as_os_str().is_empty() {
                         Path::new(".")
                     } else {
@@ -94,15 +117,24 @@ impl OutputFile {
                     File::open(dir)?.sync_all()?;
                 }
             }
-            Sink::InPlace(file) => file.sync_all()?,
+            Sink::InPlace(file) => {
+                if self.durability == Durability::Synced {
+                    file.sync_all()?;
+                }
+            }
         }
         Ok(())
     }
 }
 
 /// Writes a whole file at once, atomically.
-pub fn write_file(path: &Path, bytes: &[u8], bug: Option<Bug>) -> anyhow::Result<()> {
-    let mut out = OutputFile::create(path, bug)?;
+pub fn write_file(
+    path: &Path,
+    bytes: &[u8],
+    durability: Durability,
+    bug: Option<Bug>,
+) -> anyhow::Result<()> {
+    let mut out = OutputFile::create(path, durability, bug)?;
     out.write(bytes)?;
     out.commit()
 }
@@ -129,7 +161,7 @@ mod tests {
     fn nothing_has_the_final_name_until_commit() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("mr-out-0");
-        let mut out = OutputFile::create(&path, None).unwrap();
+        let mut out = OutputFile::create(&path, Durability::Synced, None).unwrap();
         out.write(b"a 1\n").unwrap();
         assert!(!path.exists());
         out.commit().unwrap();
@@ -140,7 +172,7 @@ mod tests {
     #[test]
     fn leftover_temp_files_are_removed() {
         let dir = tempfile::tempdir().unwrap();
-        let out = OutputFile::create(&dir.path().join("x"), None).unwrap();
+        let out = OutputFile::create(&dir.path().join("x"), Durability::Atomic, None).unwrap();
         std::mem::forget(out);
         fs::write(dir.path().join("keep"), b"").unwrap();
         remove_temp_files(dir.path(), "").unwrap();

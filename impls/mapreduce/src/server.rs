@@ -5,7 +5,7 @@ use std::fs;
 use std::os::unix::fs::FileTypeExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
@@ -19,13 +19,19 @@ struct Shared {
     /// Set once the job's outputs are final; until then workers are told to wait, not
     /// to exit, so that no process of the job exits before its output is complete.
     finished: bool,
+    last_request: Instant,
 }
 
 /// A coordinator listening on its socket.
 pub struct Server {
-    shared: Arc<Mutex<Shared>>,
+    shared: Arc<(Mutex<Shared>, Condvar)>,
     socket: PathBuf,
 }
+
+/// How long a request for a task is held while there is none to give: a worker
+/// waiting for the last map task gets its reduce task the moment that map is done,
+/// instead of at its next poll.
+const LONG_POLL: Duration = Duration::from_secs(1);
 
 impl Server {
     /// Binds `socket` (replacing a stale socket a killed coordinator left) and starts
@@ -42,10 +48,14 @@ impl Server {
         }
         let listener = UnixListener::bind(socket)
             .with_context(|| format!("cannot listen on {}", socket.display()))?;
-        let shared = Arc::new(Mutex::new(Shared {
-            coordinator,
-            finished: false,
-        }));
+        let shared = Arc::new((
+            Mutex::new(Shared {
+                coordinator,
+                finished: false,
+                last_request: Instant::now(),
+            }),
+            Condvar::new(),
+        ));
         let for_accept = Arc::clone(&shared);
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
@@ -63,39 +73,81 @@ impl Server {
         })
     }
 
+    fn lock(&self) -> MutexGuard<'_, Shared> {
+        self.shared.0.lock().expect("poisoned")
+    }
+
     pub fn is_done(&self) -> bool {
-        self.shared.lock().expect("poisoned").coordinator.is_done()
+        self.lock().coordinator.is_done()
+    }
+
+    /// Waits until every task is done or `timeout` passes; true if done.
+    pub fn wait_done_for(&self, timeout: Duration) -> bool {
+        let guard = self.lock();
+        let (guard, _) = self
+            .shared
+            .1
+            .wait_timeout_while(guard, timeout, |s| !s.coordinator.is_done())
+            .expect("poisoned");
+        guard.coordinator.is_done()
     }
 
     /// Blocks until every task is done.
     pub fn wait_done(&self) {
-        while !self.is_done() {
-            sleep(Duration::from_millis(10));
-        }
+        while !self.wait_done_for(Duration::from_secs(1)) {}
     }
 
-    /// Tells workers to exit from now on, gives the idle ones time to hear it, and
-    /// removes the socket so the rest find the coordinator gone.
-    pub fn finish(self, linger: Duration) {
-        self.shared.lock().expect("poisoned").finished = true;
-        sleep(linger);
+    /// Tells workers to exit from now on.
+    pub fn mark_finished(&self) {
+        self.lock().finished = true;
+        self.shared.1.notify_all();
+    }
+
+    /// Tells workers to exit, waits until none has asked anything for `quiet` (idle
+    /// workers ask at least every [`LONG_POLL`] plus [`WAIT_MS`], and are answered at
+    /// once now), at most `limit`, and removes the socket so any busy one finds the
+    /// coordinator gone.
+    pub fn finish(self, quiet: Duration, limit: Duration) {
+        self.mark_finished();
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline && self.lock().last_request.elapsed() < quiet {
+            sleep(Duration::from_millis(5));
+        }
+        self.close();
+    }
+
+    /// Removes the socket: from now on workers find the coordinator gone.
+    pub fn close(self) {
         let _ = fs::remove_file(&self.socket);
     }
 
     pub fn assignments(&self) -> usize {
-        self.shared
-            .lock()
-            .expect("poisoned")
-            .coordinator
-            .assignments
+        self.lock().coordinator.assignments
     }
 }
 
-fn answer(shared: &Mutex<Shared>, request: Request) -> Reply {
-    let mut shared = shared.lock().expect("poisoned");
-    match shared.coordinator.handle(request, Instant::now()) {
-        Reply::Exit if !shared.finished => Reply::Wait { ms: WAIT_MS },
-        reply => reply,
+fn answer(shared: &(Mutex<Shared>, Condvar), request: Request) -> Reply {
+    let (lock, changed) = shared;
+    let mut s = lock.lock().expect("poisoned");
+    s.last_request = Instant::now();
+    let asks = request == Request::GetTask;
+    let deadline = Instant::now() + LONG_POLL;
+    let mut reply = s.coordinator.handle(request, Instant::now());
+    if !asks {
+        changed.notify_all();
+    }
+    loop {
+        if reply == Reply::Exit && !s.finished {
+            reply = Reply::Wait { ms: WAIT_MS };
+        }
+        let now = Instant::now();
+        if !asks || !matches!(reply, Reply::Wait { .. }) || now >= deadline {
+            return reply;
+        }
+        // Wake at least every 100 ms so a timed-out task is noticed.
+        let wait = (deadline - now).min(Duration::from_millis(100));
+        s = changed.wait_timeout(s, wait).expect("poisoned").0;
+        reply = s.coordinator.handle(Request::GetTask, Instant::now());
     }
 }
 

@@ -1,5 +1,7 @@
 //! The worker process: asks for tasks until the job is done or the coordinator is gone.
 
+use std::borrow::Cow;
+use std::collections::HashMap;
 use std::fs;
 use std::io::ErrorKind;
 use std::path::Path;
@@ -8,10 +10,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
-use crate::app::App;
+use crate::app::{App, Group};
 use crate::bug::Bug;
 use crate::kvfile;
-use crate::output::OutputFile;
+use crate::output::{Durability, OutputFile};
 use crate::partition::partition;
 use crate::protocol::{call, Kind, MapTask, ReduceTask, Reply, Request};
 use crate::split::read_range;
@@ -75,26 +77,44 @@ fn run_map(task: &MapTask, app: &dyn App, bug: Option<Bug>) -> anyhow::Result<()
     // Every partition gets a file, even an empty one, so a reducer can tell a map task
     // that emitted nothing for it from one that has not finished.
     for (bucket, path) in buckets.iter().zip(&task.outputs) {
-        crate::output::write_file(path, bucket, bug)?;
+        crate::output::write_file(path, bucket, Durability::Atomic, bug)?;
     }
     Ok(())
 }
 
 fn run_reduce(task: &ReduceTask, app: &dyn App, bug: Option<Bug>) -> anyhow::Result<()> {
-    let mut pairs = Vec::new();
+    let mut texts = Vec::with_capacity(task.inputs.len());
     for path in &task.inputs {
-        let text = match fs::read_to_string(path) {
-            Ok(text) => text,
+        match fs::read_to_string(path) {
+            Ok(text) => texts.push((path, text)),
             // The early-reduce variant reads whatever is there, as a careless worker would.
-            Err(e) if e.kind() == ErrorKind::NotFound && bug == Some(Bug::EarlyReduce) => continue,
+            Err(e) if e.kind() == ErrorKind::NotFound && bug == Some(Bug::EarlyReduce) => {}
             Err(e) => return Err(e).with_context(|| format!("read {}", path.display())),
-        };
-        kvfile::parse_into(&text, &mut pairs).with_context(|| format!("in {}", path.display()))?;
+        }
     }
-    pairs.sort_by(|a, b| a.0.cmp(&b.0));
-    let mut out = OutputFile::create(&task.output, bug)?;
+    // Grouping by hash and then sorting the distinct keys is the sort-and-group of
+    // the MapReduce paper, with the sort done on keys instead of on every pair:
+    // word count's reducers see each word once per map task.
+    let mut groups: Vec<Group> = Vec::new();
+    let mut index: HashMap<Cow<str>, usize> = HashMap::new();
+    for (path, text) in &texts {
+        kvfile::for_each_pair(text, |key, value| match index.get(key.as_ref()) {
+            Some(&i) => groups[i].values.push(value),
+            None => {
+                index.insert(key.clone(), groups.len());
+                groups.push(Group {
+                    key,
+                    values: vec![value],
+                });
+            }
+        })
+        .with_context(|| format!("in {}", path.display()))?;
+    }
+    drop(index);
+    groups.sort_unstable_by(|a, b| a.key.cmp(&b.key));
+    let mut out = OutputFile::create(&task.output, Durability::Synced, bug)?;
     let mut line = Vec::new();
-    app.reduce_all(pairs, &mut |key, value| {
+    app.reduce_all(&groups, &mut |key, value| {
         line.clear();
         line.extend_from_slice(key.as_bytes());
         line.push(b' ');

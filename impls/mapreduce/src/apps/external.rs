@@ -15,7 +15,7 @@ use std::process::{Command, Stdio};
 
 use anyhow::{bail, Context};
 
-use crate::app::App;
+use crate::app::{App, Group};
 
 pub struct External {
     map: Vec<String>,
@@ -92,19 +92,21 @@ impl App for External {
         )
     }
 
-    fn reduce(&self, _: &str, _: &[String]) -> anyhow::Result<String> {
+    fn reduce(&self, _: &str, _: &[&str]) -> anyhow::Result<String> {
         bail!("an external reducer reduces whole partitions")
     }
 
     fn reduce_all(
         &self,
-        sorted: Vec<(String, String)>,
+        groups: &[Group<'_>],
         emit: &mut dyn FnMut(&str, &str) -> anyhow::Result<()>,
     ) -> anyhow::Result<()> {
         let mut input = Vec::new();
-        for (k, v) in &sorted {
-            for part in [k.as_str(), "\t", v.as_str(), "\n"] {
-                input.extend_from_slice(part.as_bytes());
+        for group in groups {
+            for v in &group.values {
+                for part in [group.key.as_ref(), "\t", v.as_ref(), "\n"] {
+                    input.extend_from_slice(part.as_bytes());
+                }
             }
         }
         pipe(&self.reduce, &[], input, emit)

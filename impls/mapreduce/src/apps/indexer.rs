@@ -27,8 +27,8 @@ impl App for Indexer {
         Ok(())
     }
 
-    fn reduce(&self, _key: &str, values: &[String]) -> anyhow::Result<String> {
-        let docs: BTreeSet<&str> = values.iter().map(String::as_str).collect();
+    fn reduce(&self, _key: &str, values: &[&str]) -> anyhow::Result<String> {
+        let docs: BTreeSet<&str> = values.iter().copied().collect();
         let names: Vec<&str> = docs.into_iter().collect();
         Ok(format!("{} {}", names.len(), names.join(",")))
     }

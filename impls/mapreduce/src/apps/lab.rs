@@ -48,7 +48,7 @@ fn nparallel(phase: &str) -> anyhow::Result<usize> {
     Ok(n)
 }
 
-fn sorted_joined(values: &[String]) -> String {
+fn sorted_joined(values: &[&str]) -> String {
     let mut v = values.to_vec();
     v.sort();
     v.join(" ")
@@ -87,7 +87,7 @@ impl App for MapTiming {
         Ok(())
     }
 
-    fn reduce(&self, _: &str, values: &[String]) -> anyhow::Result<String> {
+    fn reduce(&self, _: &str, values: &[&str]) -> anyhow::Result<String> {
         Ok(sorted_joined(values))
     }
 }
@@ -102,7 +102,7 @@ impl App for ReduceTiming {
         Ok(())
     }
 
-    fn reduce(&self, _: &str, _: &[String]) -> anyhow::Result<String> {
+    fn reduce(&self, _: &str, _: &[&str]) -> anyhow::Result<String> {
         Ok(nparallel("reduce")?.to_string())
     }
 }
@@ -124,7 +124,7 @@ impl App for JobCount {
         Ok(())
     }
 
-    fn reduce(&self, _: &str, _: &[String]) -> anyhow::Result<String> {
+    fn reduce(&self, _: &str, _: &[&str]) -> anyhow::Result<String> {
         let mut n = 0;
         for entry in fs::read_dir(".")? {
             if entry?
@@ -147,7 +147,7 @@ impl App for EarlyExit {
         Ok(())
     }
 
-    fn reduce(&self, key: &str, values: &[String]) -> anyhow::Result<String> {
+    fn reduce(&self, key: &str, values: &[&str]) -> anyhow::Result<String> {
         if key.contains("sherlock") || key.contains("tom") {
             sleep(Duration::from_secs(1));
         }
@@ -200,7 +200,7 @@ impl App for Crash {
         Ok(())
     }
 
-    fn reduce(&self, _: &str, values: &[String]) -> anyhow::Result<String> {
+    fn reduce(&self, _: &str, values: &[&str]) -> anyhow::Result<String> {
         self.maybe_crash();
         Ok(sorted_joined(values))
     }

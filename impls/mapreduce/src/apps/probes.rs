@@ -35,7 +35,7 @@ impl App for Barrier {
         Ok(())
     }
 
-    fn reduce(&self, _: &str, _: &[String]) -> anyhow::Result<String> {
+    fn reduce(&self, _: &str, _: &[&str]) -> anyhow::Result<String> {
         let mut n = 0;
         for entry in fs::read_dir(".")? {
             if entry?
@@ -61,7 +61,7 @@ impl App for Slow {
         Ok(())
     }
 
-    fn reduce(&self, _: &str, values: &[String]) -> anyhow::Result<String> {
+    fn reduce(&self, _: &str, values: &[&str]) -> anyhow::Result<String> {
         sleep(Duration::from_millis(40));
         let mut v = values.to_vec();
         v.sort();

@@ -4,6 +4,8 @@
 //! distinct word (a combiner inside the mapper): intermediate files then grow with the
 //! vocabulary, not with the text, which is what makes the job fast.
 
+use std::fmt::Write as _;
+
 use specs::wordcount::{count_into, Counts};
 
 use crate::app::App;
@@ -19,13 +21,16 @@ impl App for WordCount {
     ) -> anyhow::Result<()> {
         let mut counts = Counts::default();
         count_into(contents, &mut counts);
-        for (word, n) in &counts {
-            emit(word, &n.to_string());
+        let mut n_text = String::new();
+        for (word, n) in counts.iter() {
+            n_text.clear();
+            let _ = write!(n_text, "{n}");
+            emit(word, &n_text);
         }
         Ok(())
     }
 
-    fn reduce(&self, key: &str, values: &[String]) -> anyhow::Result<String> {
+    fn reduce(&self, key: &str, values: &[&str]) -> anyhow::Result<String> {
         let mut total = 0u64;
         for v in values {
             let n: u64 = v

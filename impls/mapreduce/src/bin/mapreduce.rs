@@ -38,7 +38,7 @@ struct Args {
     /// Number of reduce tasks (and reduce.part files).
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
     nreduce: u16,
-    /// Target map split size in bytes [default: input size / (4 * nworkers), within
+    /// Target map split size in bytes [default: input size / (8 * nworkers), within
     /// 1 MiB..=64 MiB].
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     split_size: Option<u64>,
@@ -99,7 +99,10 @@ fn master(args: Args) -> anyhow::Result<()> {
             for entry in fs::read_dir(&args.input)? {
                 total += fs::metadata(entry?.path()).map(|m| m.len()).unwrap_or(0);
             }
-            (total / (4 * nworkers as u64)).clamp(1 << 20, 64 << 20)
+            // About eight tasks a worker: few enough that the reducers' input (every
+            // map task's distinct words) stays small, enough that the last task to
+            // finish leaves the other workers idle only briefly.
+            (total / (8 * nworkers as u64)).clamp(1 << 20, 64 << 20)
         }
     };
     let splits = directory_splits(&args.input, split_size)?;
@@ -113,15 +116,16 @@ fn master(args: Args) -> anyhow::Result<()> {
     ));
     let server = Server::start(&socket, Coordinator::new(maps, reduces, timeout, bug))?;
     let mut workers = Workers::start(&socket, nworkers)?;
-    while !server.is_done() {
+    while !server.wait_done_for(Duration::from_millis(20)) {
         workers.replace_crashed()?;
-        sleep(Duration::from_millis(20));
     }
     let parts: Vec<PathBuf> = (0..nreduce).map(|r| layout.output(r)).collect();
     merge_counts(&parts, &args.output.join("output.txt"), bug)?;
     remove_temp_files(&args.output, "")?;
-    server.finish(Duration::from_millis(300));
+    // Workers hear "exit" at their next request; once they are gone, so is the socket.
+    server.mark_finished();
     workers.wait(Duration::from_secs(10));
+    server.close();
     Ok(())
 }
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use mapreduce::bug::Bug;
-use mapreduce::coordinator::Coordinator;
+use mapreduce::coordinator::{Coordinator, WAIT_MS};
 use mapreduce::output::remove_temp_files;
 use mapreduce::plan::{tasks, whole_files, LabLayout};
 use mapreduce::server::{timeout_from_env, Server};
@@ -34,6 +34,6 @@ fn main() -> anyhow::Result<()> {
     let server = Server::start(&socket, Coordinator::new(maps, reduces, timeout, bug))?;
     server.wait_done();
     remove_temp_files(std::path::Path::new("."), "mr-")?;
-    server.finish(Duration::from_millis(300));
+    server.finish(Duration::from_millis(4 * WAIT_MS), Duration::from_secs(2));
     Ok(())
 }

@@ -1,0 +1,192 @@
+//! Word-count benchmark: the sequential reference on one thread, the MapReduce job
+//! with 1 and 2 workers, and the coreutils pipeline, on the same generated input.
+//!
+//! `cargo bench -p mapreduce --bench wordcount` (run it under `flock /tmp/bench.lock`
+//! so two benchmarks never share the machine). `MR_BENCH_MIB` sets the input size
+//! (256 by default). The input is generated into a temp dir and removed afterwards:
+//! Zipf-distributed words (exponent 1.0) from a vocabulary of invented Latin words, a
+//! share of them accented, with some Greek, Cyrillic and CJK words, digits and
+//! punctuation mixed in. Every job's `output.txt` is compared with the reference's.
+
+use std::fs;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use specs::wordcount::{count_into, ranked, render_ranked, Counts};
+
+const FILES: usize = 8;
+const VOCABULARY: usize = 100_000;
+
+fn vocabulary(rng: &mut StdRng) -> Vec<String> {
+    const ACCENTED: [char; 12] = ['é', 'è', 'à', 'ü', 'ö', 'ß', 'ç', 'ñ', 'ø', 'ł', 'ő', 'ș'];
+    const FOREIGN: [&str; 6] = ["καλημέρα", "привет", "東京", "мир", "λόγος", "大阪"];
+    (0..VOCABULARY)
+        .map(|i| {
+            if i % 50 == 7 {
+                return format!("{}{}", FOREIGN[i % FOREIGN.len()], i % 7);
+            }
+            let len = rng.gen_range(2..11);
+            let mut w: String = (0..len).map(|_| (b'a' + rng.gen_range(0..26)) as char).collect();
+            if i % 10 == 3 {
+                w.insert(rng.gen_range(0..w.len()), ACCENTED[i % ACCENTED.len()]);
+            }
+            if i % 13 == 0 {
+                w = w.to_uppercase();
+            }
+            w
+        })
+        .collect()
+}
+
+/// Writes `mib` MiB of Zipf-distributed text into `dir`, in `FILES` files.
+fn generate(dir: &Path, mib: usize) -> Vec<PathBuf> {
+    let mut rng = StdRng::seed_from_u64(5840);
+    let words = vocabulary(&mut rng);
+    let mut cdf = Vec::with_capacity(words.len());
+    let mut total = 0.0;
+    for rank in 1..=words.len() {
+        total += 1.0 / rank as f64;
+        cdf.push(total);
+    }
+    let per_file = (mib << 20) / FILES;
+    let separators: [&[u8]; 8] = [b" ", b" ", b" ", b", ", b". ", b" 1984 ", b"; ", b" -- "];
+    (0..FILES)
+        .map(|f| {
+            let path = dir.join(format!("text-{f}.txt"));
+            let mut out = BufWriter::with_capacity(1 << 20, fs::File::create(&path).unwrap());
+            let mut written = 0;
+            let mut in_line = 0;
+            while written < per_file {
+                let x = rng.gen::<f64>() * total;
+                let w = words[cdf.partition_point(|&c| c < x).min(words.len() - 1)].as_bytes();
+                out.write_all(w).unwrap();
+                in_line += 1;
+                let sep: &[u8] = if in_line == 12 {
+                    in_line = 0;
+                    b"\n"
+                } else {
+                    separators[rng.gen_range(0..separators.len())]
+                };
+                out.write_all(sep).unwrap();
+                written += w.len() + sep.len();
+            }
+            out.flush().unwrap();
+            path
+        })
+        .collect()
+}
+
+fn reference(files: &[PathBuf], out: &Path) -> Duration {
+    let start = Instant::now();
+    let mut counts = Counts::default();
+    for f in files {
+        count_into(&fs::read(f).unwrap(), &mut counts);
+    }
+    fs::write(out, render_ranked(&ranked(counts.iter()))).unwrap();
+    start.elapsed()
+}
+
+fn job(input: &Path, output: &Path, nworkers: usize) -> Duration {
+    let _ = fs::remove_dir_all(output);
+    let start = Instant::now();
+    let status = Command::new(env!("CARGO_BIN_EXE_mapreduce"))
+        .arg("--input")
+        .arg(input)
+        .arg("--output")
+        .arg(output)
+        .args(["--nworkers", &nworkers.to_string(), "--nreduce", "8"])
+        .status()
+        .unwrap();
+    let elapsed = start.elapsed();
+    assert!(status.success(), "mapreduce failed: {status}");
+    elapsed
+}
+
+fn coreutils(input: &Path, out: &Path) -> Duration {
+    let start = Instant::now();
+    let status = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "cat {}/*.txt | tr -cs 'A-Za-z' '\\n' | tr A-Z a-z | sort | uniq -c | sort -rn > {}",
+            input.display(),
+            out.display()
+        ))
+        .env("LC_ALL", "C")
+        .status()
+        .unwrap();
+    assert!(status.success(), "the coreutils pipeline failed: {status}");
+    start.elapsed()
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn main() {
+    let mib: usize = std::env::var("MR_BENCH_MIB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(256);
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("input");
+    fs::create_dir(&input).unwrap();
+    eprintln!("generating {mib} MiB in {}", input.display());
+    let files = generate(&input, mib);
+    let bytes: u64 = files.iter().map(|f| fs::metadata(f).unwrap().len()).sum();
+    let ref_out = dir.path().join("reference.txt");
+    let runs = 3;
+
+    let t_ref = median((0..runs).map(|_| reference(&files, &ref_out)).collect());
+    let want = fs::read(&ref_out).unwrap();
+    let mut t_jobs = Vec::new();
+    for nworkers in [1, 2] {
+        let out = dir.path().join(format!("out-{nworkers}"));
+        let t = median((0..runs).map(|_| job(&input, &out, nworkers)).collect());
+        assert!(
+            fs::read(out.join("output.txt")).unwrap() == want,
+            "the job with {nworkers} workers disagrees with the reference"
+        );
+        t_jobs.push((nworkers, t));
+    }
+    let t_core = coreutils(&input, &dir.path().join("coreutils.txt"));
+
+    let mb = bytes as f64 / (1 << 20) as f64;
+    let cpu = fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|s| s.trim().to_string())
+        })
+        .unwrap_or_default();
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    println!("word count on {mb:.0} MiB ({FILES} files, Zipf over {VOCABULARY} words); {cores} cores, {cpu}");
+    println!("median of {runs} runs, except coreutils (1 run)\n");
+    println!("| run | wall time (s) | MiB/s | vs reference |");
+    println!("|---|---:|---:|---:|");
+    let row = |name: &str, t: Duration| {
+        println!(
+            "| {name} | {:.2} | {:.0} | {:.2}x |",
+            t.as_secs_f64(),
+            mb / t.as_secs_f64(),
+            t_ref.as_secs_f64() / t.as_secs_f64()
+        );
+    };
+    row("sequential reference (specs::wordcount, 1 thread)", t_ref);
+    for (n, t) in &t_jobs {
+        row(&format!("mapreduce --nworkers {n} --nreduce 8"), *t);
+    }
+    row("coreutils: tr | tr | sort | uniq -c | sort -rn (LC_ALL=C)", t_core);
+    let t2 = t_jobs[1].1.as_secs_f64();
+    println!(
+        "\n2 workers vs reference: {:.2}x (target >= 1.6x); vs coreutils: {:.1}x (target >= 10x)",
+        t_ref.as_secs_f64() / t2,
+        t_core.as_secs_f64() / t2
+    );
+}
