@@ -122,17 +122,32 @@ fn decode(b: &[u8]) -> Option<(char, usize)> {
     char::from_u32(cp).map(|c| (c, len))
 }
 
+/// A word found by [`tokenize`]: a range of the input that is the word as it is,
+/// or a lowercased copy that lives until the next word.
+enum Token<'t> {
+    Input(usize, usize),
+    Copy(&'t str),
+}
+
 /// Calls `f` with every word of `bytes`, in order, lowercased.
 pub fn for_each_word(bytes: &[u8], mut f: impl FnMut(&str)) {
+    tokenize(bytes, |t| match t {
+        // SAFETY: an input range is a run of ASCII letters, valid UTF-8.
+        Token::Input(s, e) => f(unsafe { std::str::from_utf8_unchecked(&bytes[s..e]) }),
+        Token::Copy(w) => f(w),
+    });
+}
+
+#[inline(always)]
+fn tokenize(b: &[u8], mut f: impl FnMut(Token<'_>)) {
     // Holds a word that needed lowercasing or has non-ASCII letters.
     let mut word = String::new();
-    let b = bytes;
     let mut i = 0;
     while i < b.len() {
         match CLASS[b[i] as usize] {
             SEP => {
                 if !word.is_empty() {
-                    f(&word);
+                    f(Token::Copy(&word));
                     word.clear();
                 }
                 i += 1;
@@ -144,7 +159,7 @@ pub fn for_each_word(bytes: &[u8], mut f: impl FnMut(&str)) {
                 }
                 other => {
                     if !word.is_empty() {
-                        f(&word);
+                        f(Token::Copy(&word));
                         word.clear();
                     }
                     i += other.map_or(1, |(_, len)| len);
@@ -166,8 +181,7 @@ pub fn for_each_word(bytes: &[u8], mut f: impl FnMut(&str)) {
                 }
                 let continues = i < b.len() && CLASS[b[i] as usize] == HIGH;
                 if word.is_empty() && !upper && !continues {
-                    // SAFETY: b[start..i] are ASCII letters, valid UTF-8.
-                    f(unsafe { std::str::from_utf8_unchecked(&b[start..i]) });
+                    f(Token::Input(start, i));
                 } else {
                     word.extend(b[start..i].iter().map(|&c| c.to_ascii_lowercase() as char));
                 }
@@ -175,7 +189,7 @@ pub fn for_each_word(bytes: &[u8], mut f: impl FnMut(&str)) {
         }
     }
     if !word.is_empty() {
-        f(&word);
+        f(Token::Copy(&word));
     }
 }
 
@@ -398,27 +412,40 @@ impl Counts {
 /// large vocabulary is otherwise spent waiting for those misses).
 pub fn count_into(bytes: &[u8], counts: &mut Counts) {
     const BATCH: usize = 16;
-    let mut text: Vec<u8> = Vec::with_capacity(BATCH * 16);
-    let mut pending: Vec<(usize, usize, u64)> = Vec::with_capacity(BATCH);
-    let flush =
-        |text: &mut Vec<u8>, pending: &mut Vec<(usize, usize, u64)>, counts: &mut Counts| {
-            for &(start, end, h) in pending.iter() {
-                counts.add_hashed(&text[start..end], h, 1);
+    // Words that are not plain ranges of the input are copied here for the batch.
+    let mut copies: Vec<u8> = Vec::with_capacity(BATCH * 16);
+    // (from the copies?, start, end, hash)
+    let mut pending: Vec<(bool, usize, usize, u64)> = Vec::with_capacity(BATCH);
+    let flush = |copies: &mut Vec<u8>,
+                 pending: &mut Vec<(bool, usize, usize, u64)>,
+                 counts: &mut Counts| {
+        for &(copied, start, end, h) in pending.iter() {
+            let w = if copied {
+                &copies[start..end]
+            } else {
+                &bytes[start..end]
+            };
+            counts.add_hashed(w, h, 1);
+        }
+        pending.clear();
+        copies.clear();
+    };
+    tokenize(bytes, |t| {
+        let entry = match t {
+            Token::Input(start, end) => (false, start, end, hash(&bytes[start..end])),
+            Token::Copy(w) => {
+                let start = copies.len();
+                copies.extend_from_slice(w.as_bytes());
+                (true, start, copies.len(), hash(w.as_bytes()))
             }
-            pending.clear();
-            text.clear();
         };
-    for_each_word(bytes, |w| {
-        let h = hash(w.as_bytes());
-        counts.prefetch(h);
-        let start = text.len();
-        text.extend_from_slice(w.as_bytes());
-        pending.push((start, text.len(), h));
+        counts.prefetch(entry.3);
+        pending.push(entry);
         if pending.len() == BATCH {
-            flush(&mut text, &mut pending, counts);
+            flush(&mut copies, &mut pending, counts);
         }
     });
-    flush(&mut text, &mut pending, counts);
+    flush(&mut copies, &mut pending, counts);
 }
 
 /// The word counts of a whole input: the reference result of a word-count job.
