@@ -91,6 +91,8 @@ pub struct TestOutcome {
     pub seed: u64,
     pub mode: TimeMode,
     pub failures: Vec<String>,
+    /// Measurements worth showing even when they pass (memory per client...).
+    pub notes: Vec<String>,
     pub verdict: Option<Verdict>,
     pub stats: RunStats,
     /// (calls, ok, fail, info)
@@ -116,6 +118,9 @@ impl TestOutcome {
         );
         for f in &self.failures {
             s.push_str(&format!("  - {f}\n"));
+        }
+        for n in &self.notes {
+            s.push_str(&format!("  {n}\n"));
         }
         let (calls, ok, fail, info) = self.counts;
         s.push_str(&format!(
@@ -155,6 +160,7 @@ pub fn run_test(name: &str, config: &SuiteConfig) -> TestOutcome {
         seed: config.seed,
         mode: config.mode,
         failures: Vec::new(),
+        notes: Vec::new(),
         verdict: None,
         stats: RunStats::default(),
         counts: (0, 0, 0, 0),
@@ -175,6 +181,7 @@ pub fn run_test(name: &str, config: &SuiteConfig) -> TestOutcome {
     let mut t = Test {
         cluster,
         failures: Vec::new(),
+        notes: Vec::new(),
     };
     match name {
         "basic::one_client" => basic_one_client(&mut t),
@@ -191,7 +198,9 @@ pub fn run_test(name: &str, config: &SuiteConfig) -> TestOutcome {
     let Test {
         cluster,
         mut failures,
+        notes,
     } = t;
+    outcome.notes = notes;
     failures.extend(
         cluster
             .errors
@@ -269,6 +278,7 @@ pub fn run_test(name: &str, config: &SuiteConfig) -> TestOutcome {
 struct Test {
     cluster: Cluster,
     failures: Vec<String>,
+    notes: Vec<String>,
 }
 
 type Ops = Vec<Done<FetchAppendInput, FetchAppendOutput>>;
@@ -528,11 +538,11 @@ fn append_one_key_many_appenders(t: &mut Test) {
 }
 
 /// Answers to appends are prefixes of a value the server holds: remembering them for
-/// retries must not copy the value. 40 clients append to a 256 KiB value; copies
-/// would cost 10 MiB.
+/// retries must not copy the value. 40 clients append to a 128 KiB value; copies
+/// would cost 5 MiB (our server's RSS does not grow measurably).
 fn memory_append_answers_not_copied(t: &mut Test) {
     const MIB: usize = 1 << 20;
-    let big = "a".repeat(MIB / 4);
+    let big = "a".repeat(MIB / 8);
     let warm = vec![
         FetchAppendInput::Put {
             key: "big".into(),
@@ -558,11 +568,15 @@ fn memory_append_answers_not_copied(t: &mut Test) {
     }
     let Some(after) = t.rss() else { return };
     let grew = after.saturating_sub(before);
-    if grew > 4 * MIB as u64 {
+    t.notes.push(format!(
+        "server RSS grew by {:.2} MiB over {clients} appends",
+        grew as f64 / MIB as f64
+    ));
+    if grew > 2 * MIB as u64 {
         t.failures.push(format!(
-            "the server's memory grew by {:.1} MiB after {clients} appends to a 256 KiB value: \
+            "the server's memory grew by {:.1} MiB after {clients} appends to a 128 KiB value: \
              the answers remembered for retries seem to be copies of the old value \
-             (at most 4 MiB allowed)",
+             (at most 2 MiB allowed)",
             grew as f64 / MIB as f64
         ));
     }
@@ -586,6 +600,8 @@ fn memory_many_clients_cost_bytes(t: &mut Test) {
     t.run(clients, scripted(one_put(clients)));
     let Some(after) = t.rss() else { return };
     let per_client = after.saturating_sub(before) / clients as u64;
+    t.notes
+        .push(format!("{per_client} bytes of server RSS per client"));
     if per_client > 300 {
         t.failures.push(format!(
             "each client costs the server {per_client} bytes (at most 300 allowed): \

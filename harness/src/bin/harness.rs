@@ -130,7 +130,11 @@ fn main() -> ExitCode {
             if outcome.passed() { "ok" } else { "FAILED" },
             outcome.stats.wall.as_secs_f64()
         );
-        if !outcome.passed() {
+        if outcome.passed() {
+            for note in &outcome.notes {
+                println!("      {note}");
+            }
+        } else {
             print!("{}", outcome.report());
         }
         outcomes.push(outcome);
