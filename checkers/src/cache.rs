@@ -1,8 +1,19 @@
-//! Lowe's memo: every (set of linearized operations, model state) the search has
-//! reached. Reaching a pair again means everything after it was already explored.
+//! Lowe's memo, with dominance: the configurations the search has explored and found
+//! to lead nowhere.
 //!
-//! Sets are stored back to back in one vector and the table holds indices, so an
-//! insertion allocates nothing per entry.
+//! A configuration is (the operations with a known outcome linearized so far `K`, the
+//! operations with an unknown outcome applied so far `U`, the model state). Two with
+//! the same `K` and state differ only in `U`, and the one with fewer unknown
+//! operations applied can do everything the other can: an unknown operation not yet
+//! applied may still be applied later, or never. So a configuration is dead if one
+//! with the same `K` and state and a subset of its `U` is dead. With no unknown
+//! operations this is Lowe's exact-match memo.
+//!
+//! Failures are recorded when the search backs out of a configuration, which is when
+//! it knows the configuration is dead (an ancestor still being explored must not
+//! prune its descendants). Most lookups are hits, so they must touch little memory:
+//! the table holds the full hash beside each group's index, and sets are stored back
+//! to back in flat vectors, so recording allocates nothing per entry.
 
 use std::hash::{BuildHasher, Hash};
 
@@ -10,54 +21,95 @@ use hashbrown::HashTable;
 
 use crate::bitset::Bitset;
 
+const NONE: u32 = u32::MAX;
+
 pub struct Cache<S> {
-    table: HashTable<u32>,
-    hashes: Vec<u64>,
-    words: Vec<u64>,
+    /// (hash of K and state, group index)
+    table: HashTable<(u64, u32)>,
+    /// Per group: its state, and the head of its list of dead `U` sets.
     states: Vec<S>,
-    stride: usize,
+    heads: Vec<u32>,
+    /// Per group, `known_stride` words: its `K`.
+    known: Vec<u64>,
+    known_stride: usize,
+    /// Per dead `U`: `unknown_stride` words, and the next `U` of the same group.
+    unknown: Vec<u64>,
+    next: Vec<u32>,
+    unknown_stride: usize,
     hasher: hashbrown::DefaultHashBuilder,
 }
 
 impl<S: Hash + Eq + Clone> Cache<S> {
-    pub fn new(stride: usize) -> Cache<S> {
+    pub fn new(known_stride: usize, unknown_stride: usize) -> Cache<S> {
         Cache {
             table: HashTable::new(),
-            hashes: Vec::new(),
-            words: Vec::new(),
             states: Vec::new(),
-            stride,
+            heads: Vec::new(),
+            known: Vec::new(),
+            known_stride,
+            unknown: Vec::new(),
+            next: Vec::new(),
+            unknown_stride,
             hasher: hashbrown::DefaultHashBuilder::default(),
         }
     }
 
+    /// How many dead configurations are recorded.
     #[cfg(test)]
     pub fn len(&self) -> usize {
-        self.states.len()
+        self.next.len()
     }
 
-    /// Adds the pair; false if it was there already.
-    pub fn insert(&mut self, set: &Bitset, state: &S) -> bool {
-        let hash = set.hash() ^ self.hasher.hash_one(state).rotate_left(17);
-        let (words, states, stride) = (&self.words, &self.states, self.stride);
-        let found = self
-            .table
-            .find(hash, |&i| {
-                let i = i as usize;
-                words[i * stride..(i + 1) * stride] == *set.words() && states[i] == *state
-            })
-            .is_some();
-        if found {
-            return false;
-        }
-        let index = self.states.len() as u32;
-        self.words.extend_from_slice(set.words());
-        self.states.push(state.clone());
-        self.hashes.push(hash);
-        let hashes = &self.hashes;
+    fn hash(&self, known: &Bitset, state: &S) -> u64 {
+        known.hash() ^ self.hasher.hash_one(state).rotate_left(17)
+    }
+
+    fn group(&self, hash: u64, known: &Bitset, state: &S) -> Option<u32> {
+        let (words, stride, states) = (&self.known, self.known_stride, &self.states);
         self.table
-            .insert_unique(hash, index, |&i| hashes[i as usize]);
-        true
+            .find(hash, |&(h, g)| {
+                let g = g as usize;
+                h == hash && words[g * stride..(g + 1) * stride] == *known.words() && states[g] == *state
+            })
+            .map(|&(_, g)| g)
+    }
+
+    /// Whether a configuration with this `K` and state and a subset of `unknown` is dead.
+    pub fn is_dead(&self, known: &Bitset, unknown: &Bitset, state: &S) -> bool {
+        let Some(group) = self.group(self.hash(known, state), known, state) else {
+            return false;
+        };
+        let stride = self.unknown_stride;
+        let mine = unknown.words();
+        let mut at = self.heads[group as usize];
+        while at != NONE {
+            let dead = &self.unknown[at as usize * stride..(at as usize + 1) * stride];
+            if dead.iter().zip(mine).all(|(d, m)| d & !m == 0) {
+                return true;
+            }
+            at = self.next[at as usize];
+        }
+        false
+    }
+
+    /// Records a configuration as dead.
+    pub fn record_dead(&mut self, known: &Bitset, unknown: &Bitset, state: &S) {
+        let hash = self.hash(known, state);
+        let group = match self.group(hash, known, state) {
+            Some(g) => g,
+            None => {
+                let g = self.states.len() as u32;
+                self.states.push(state.clone());
+                self.heads.push(NONE);
+                self.known.extend_from_slice(known.words());
+                self.table.insert_unique(hash, (hash, g), |&(h, _)| h);
+                g
+            }
+        };
+        let entry = self.next.len() as u32;
+        self.unknown.extend_from_slice(unknown.words());
+        self.next.push(self.heads[group as usize]);
+        self.heads[group as usize] = entry;
     }
 }
 
@@ -67,16 +119,34 @@ mod tests {
     use crate::bitset::Zobrist;
 
     #[test]
-    fn a_pair_is_new_once() {
+    fn exact_match_without_unknown_operations() {
         let keys = Zobrist::new(70);
-        let mut cache = Cache::new(2);
-        let mut set = Bitset::new(70);
-        assert!(cache.insert(&set, &1));
-        assert!(!cache.insert(&set, &1));
-        assert!(cache.insert(&set, &2));
-        set.insert(65, &keys);
-        assert!(cache.insert(&set, &1));
-        assert!(!cache.insert(&set, &1));
-        assert_eq!(cache.len(), 3);
+        let mut cache = Cache::new(2, 0);
+        let mut known = Bitset::new(70);
+        let none = Bitset::new(0);
+        assert!(!cache.is_dead(&known, &none, &1));
+        cache.record_dead(&known, &none, &1);
+        assert!(cache.is_dead(&known, &none, &1));
+        assert!(!cache.is_dead(&known, &none, &2));
+        known.insert(65, &keys);
+        assert!(!cache.is_dead(&known, &none, &1));
+        assert_eq!(cache.len(), 1);
+    }
+
+    #[test]
+    fn fewer_unknown_operations_dominate() {
+        let keys = Zobrist::new(4);
+        let known = Bitset::new(4);
+        let mut applied = Bitset::new(4);
+        applied.insert(1, &keys);
+        let mut cache = Cache::new(1, 1);
+        cache.record_dead(&known, &applied, &"s");
+        // Same K and state, more unknown operations applied: dead too.
+        let mut more = applied.clone();
+        more.insert(3, &keys);
+        assert!(cache.is_dead(&known, &more, &"s"));
+        // Fewer applied: may still live.
+        assert!(!cache.is_dead(&known, &Bitset::new(4), &"s"));
+        assert!(!cache.is_dead(&known, &more, &"t"));
     }
 }

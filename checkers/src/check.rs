@@ -96,54 +96,71 @@ pub fn check<M: Model>(
     let deadline = options.timeout.map(|t| start + t);
     let parts = split(model, history, options.partition);
     let cancel = AtomicBool::new(false);
-    let next = AtomicUsize::new(0);
     let failure: Mutex<Option<Failure<M::State>>> = Mutex::new(None);
     let gave_up = AtomicBool::new(false);
     let threads = options
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
-        .clamp(1, parts.len().max(1));
+        .max(1);
 
-    let work = || loop {
-        let k = next.fetch_add(1, Ordering::Relaxed);
-        if k >= parts.len() || cancel.load(Ordering::Relaxed) {
-            return;
-        }
-        let part = &parts[k];
-        let ops: Vec<&Operation<M::Input, M::Output>> =
-            part.iter().map(|&i| &history.operations[i]).collect();
-        let limits = Limits {
-            deadline,
-            cancel: &cancel,
-        };
-        match search(model, &ops, &limits) {
-            SearchOutcome::Linearizable => {}
-            SearchOutcome::Stopped => gave_up.store(true, Ordering::Relaxed),
-            SearchOutcome::Illegal { prefix, stuck } => {
-                // An Illegal part decides the whole history: stop the others.
-                cancel.store(true, Ordering::Relaxed);
-                let prefix: Vec<usize> = prefix.into_iter().map(|i| part[i]).collect();
-                let states = replay(model, history, &prefix);
-                let mut slot = failure.lock().unwrap();
-                if slot.is_none() {
-                    *slot = Some(Failure {
-                        part: part.clone(),
-                        prefix,
-                        states,
-                        stuck: part[stuck],
-                    });
+    // Parts are searched in rounds with a step budget that grows fourfold, so that
+    // one hard part cannot hold back an easy Illegal one behind it (one Illegal part
+    // decides the whole history). A part that runs out of steps starts again in the
+    // next round; the geometric growth bounds the repeated work. When no more parts
+    // are left than threads, the budget is lifted.
+    let mut pending: Vec<usize> = (0..parts.len()).collect();
+    let mut budget: u64 = 1 << 14;
+    while !pending.is_empty() && !cancel.load(Ordering::Relaxed) {
+        let max_steps = (pending.len() > threads).then_some(budget);
+        let next = AtomicUsize::new(0);
+        let unfinished = Mutex::new(Vec::new());
+        let work = || loop {
+            let k = next.fetch_add(1, Ordering::Relaxed);
+            if k >= pending.len() || cancel.load(Ordering::Relaxed) {
+                return;
+            }
+            let part = &parts[pending[k]];
+            let ops: Vec<&Operation<M::Input, M::Output>> =
+                part.iter().map(|&i| &history.operations[i]).collect();
+            let limits = Limits {
+                deadline,
+                cancel: &cancel,
+                max_steps,
+            };
+            match search(model, &ops, &limits) {
+                SearchOutcome::Linearizable => {}
+                SearchOutcome::OutOfSteps => unfinished.lock().unwrap().push(pending[k]),
+                SearchOutcome::Stopped => gave_up.store(true, Ordering::Relaxed),
+                SearchOutcome::Illegal { prefix, stuck } => {
+                    // An Illegal part decides the whole history: stop the others.
+                    cancel.store(true, Ordering::Relaxed);
+                    let prefix: Vec<usize> = prefix.into_iter().map(|i| part[i]).collect();
+                    let states = replay(model, history, &prefix);
+                    let mut slot = failure.lock().unwrap();
+                    if slot.is_none() {
+                        *slot = Some(Failure {
+                            part: part.clone(),
+                            prefix,
+                            states,
+                            stuck: part[stuck],
+                        });
+                    }
                 }
             }
+        };
+        let workers = threads.min(pending.len());
+        if workers == 1 {
+            work();
+        } else {
+            std::thread::scope(|scope| {
+                for _ in 0..workers {
+                    scope.spawn(work);
+                }
+            });
         }
-    };
-    if threads == 1 {
-        work();
-    } else {
-        std::thread::scope(|scope| {
-            for _ in 0..threads {
-                scope.spawn(work);
-            }
-        });
+        pending = unfinished.into_inner().unwrap();
+        pending.sort_unstable();
+        budget = budget.saturating_mul(4);
     }
 
     let failure = failure.into_inner().unwrap();

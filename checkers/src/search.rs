@@ -3,14 +3,25 @@
 //! Wing & Gong's algorithm as Lowe refined it. Calls and returns sit in time order in
 //! a doubly linked list. Walking it from the front, the search tries to linearize
 //! each pending call it meets: if the model accepts the operation and the resulting
-//! (set of done operations, state) pair is new, the operation is lifted out of the
-//! list and the walk restarts. Meeting a return means that operation should have been
+//! configuration is not known to be dead, the operation is lifted out of the list and
+//! the walk restarts. Meeting a return means that operation should have been
 //! linearized already, so the last choice is undone and the walk resumes after it.
 //! When every operation with a known return is done, the history is linearizable.
 //!
-//! An operation with an unknown outcome has no return entry: it may be linearized
-//! anywhere after its call, and leaving it out altogether is the same as putting it
-//! after everything else.
+//! Operations with an unknown outcome have no return: each may be linearized anywhere
+//! after its call, or never (which is the same as after everything else). They sit
+//! in a second list and are tried only after every candidate with a known outcome,
+//! so configurations with fewer of them applied are explored, and found dead, first;
+//! the cache then prunes every configuration that differs only by having applied
+//! more of them ([`crate::cache`]). Applying one that would change nothing is never
+//! tried: not having happened yet allows everything having happened does.
+//!
+//! And one pruning for operations that never change the state (a read, a failed
+//! compare-and-set: [`Model::is_read_only`]): one the model accepts now is linearized
+//! now, without trying alternatives. It was called before any remaining operation
+//! returned, so moving it to the front of any linearization of the rest breaks no
+//! real-time order, and since it changes nothing, every later step stays valid. If the
+//! rest fails after it, the rest fails, and the search backs up further.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
@@ -32,69 +43,50 @@ pub enum SearchOutcome {
     Illegal { prefix: Vec<usize>, stuck: usize },
     /// The deadline passed or the search was cancelled.
     Stopped,
+    /// The step budget ran out; the same search with a larger one may finish.
+    OutOfSteps,
 }
 
 /// When to give up.
 pub struct Limits<'a> {
     pub deadline: Option<Instant>,
     pub cancel: &'a AtomicBool,
+    /// At most this many steps (one step: one candidate tried or one return met).
+    pub max_steps: Option<u64>,
 }
 
 const NIL: u32 = u32::MAX;
 const HEAD: u32 = 0;
 
-/// The event list: entry 0 is the head sentinel; entry `e` for e >= 1 is a call
-/// (`op`'s) or a return.
-struct Events {
+/// A time-ordered doubly linked list of events; entry 0 is the head sentinel.
+struct List {
     next: Vec<u32>,
     prev: Vec<u32>,
     op: Vec<u32>,
+    time: Vec<u64>,
     is_call: Vec<bool>,
-    /// For each operation: its call entry and its return entry (NIL if unknown).
-    call_of: Vec<u32>,
-    return_of: Vec<u32>,
 }
 
-impl Events {
-    fn new<I, O>(ops: &[&Operation<I, O>]) -> Events {
-        // (time, returns after calls at the same instant, op): operations that touch
-        // at an instant count as concurrent.
-        let mut order: Vec<(u64, u8, u32)> = Vec::with_capacity(ops.len() * 2);
-        for (i, op) in ops.iter().enumerate() {
-            order.push((op.call, 0, i as u32));
-            if let Some(ret) = op.ret {
-                order.push((ret, 1, i as u32));
-            }
-        }
-        order.sort_unstable();
-        let n = order.len() + 1;
-        let mut events = Events {
-            next: Vec::with_capacity(n),
-            prev: Vec::with_capacity(n),
-            op: Vec::with_capacity(n),
-            is_call: Vec::with_capacity(n),
-            call_of: vec![NIL; ops.len()],
-            return_of: vec![NIL; ops.len()],
+impl List {
+    /// `events` are (time, 0 for a call or 1 for a return, operation). At equal times
+    /// calls come first: operations that touch at an instant count as concurrent.
+    fn new(mut events: Vec<(u64, u8, u32)>) -> List {
+        events.sort_unstable();
+        let n = events.len() + 1;
+        let mut list = List {
+            next: (1..=n as u32).map(|e| if e == n as u32 { NIL } else { e }).collect(),
+            prev: (0..n as u32).map(|e| e.wrapping_sub(1)).collect(),
+            op: vec![NIL],
+            time: vec![0],
+            is_call: vec![false],
         };
-        events.op.push(NIL);
-        events.is_call.push(false);
-        for (e, &(_, kind, op)) in order.iter().enumerate() {
-            let e = e as u32 + 1;
-            events.op.push(op);
-            events.is_call.push(kind == 0);
-            if kind == 0 {
-                events.call_of[op as usize] = e;
-            } else {
-                events.return_of[op as usize] = e;
-            }
+        list.prev[0] = NIL;
+        for (time, kind, op) in events {
+            list.op.push(op);
+            list.time.push(time);
+            list.is_call.push(kind == 0);
         }
-        for e in 0..n as u32 {
-            events.prev.push(if e == 0 { NIL } else { e - 1 });
-            events
-                .next
-                .push(if e + 1 == n as u32 { NIL } else { e + 1 });
-        }
-        events
+        list
     }
 
     fn unlink(&mut self, e: u32) {
@@ -105,6 +97,7 @@ impl Events {
         }
     }
 
+    /// Undoes `unlink(e)`; unlinks must be undone in reverse order.
     fn relink(&mut self, e: u32) {
         let (p, n) = (self.prev[e as usize], self.next[e as usize]);
         self.next[p as usize] = e;
@@ -113,90 +106,197 @@ impl Events {
         }
     }
 
-    /// Takes operation `op` out of the list (it has been linearized).
-    fn lift(&mut self, op: usize) {
-        self.unlink(self.call_of[op]);
-        if self.return_of[op] != NIL {
-            self.unlink(self.return_of[op]);
-        }
-    }
-
-    /// Puts `op` back; lifts must be undone in reverse order.
-    fn unlift(&mut self, op: usize) {
-        if self.return_of[op] != NIL {
-            self.relink(self.return_of[op]);
-        }
-        self.relink(self.call_of[op]);
+    fn first(&self) -> u32 {
+        self.next[HEAD as usize]
     }
 }
 
+/// Where the walk is: in the list of operations with known outcomes, or past its
+/// first return and among the unknown ones called no later than that return.
+#[derive(Clone, Copy)]
+enum Cursor {
+    Known(u32),
+    Unknown(u32),
+}
+
 /// Searches for a linearization of `ops` (already stripped of failed operations).
-pub fn search<M: Model>(
-    model: &M,
-    ops: &[&Operation<M::Input, M::Output>],
-    limits: &Limits,
-) -> SearchOutcome {
-    let mut events = Events::new(ops);
-    let keys = Zobrist::new(ops.len());
-    let mut done = Bitset::new(ops.len());
-    let mut cache: Cache<M::State> = Cache::new(done.words().len());
+pub fn search<M: Model>(model: &M, ops: &[&Operation<M::Input, M::Output>], limits: &Limits) -> SearchOutcome {
+    // Each operation's entries, and its number among the known or the unknown ones.
+    let mut slot = vec![0usize; ops.len()];
+    let mut call_entry = vec![NIL; ops.len()];
+    let mut return_entry = vec![NIL; ops.len()];
+    let (mut known_events, mut unknown_events) = (Vec::new(), Vec::new());
+    let (mut n_known, mut n_unknown) = (0, 0);
+    for (i, op) in ops.iter().enumerate() {
+        if let Some(ret) = op.ret {
+            slot[i] = n_known;
+            n_known += 1;
+            known_events.push((op.call, 0, i as u32));
+            known_events.push((ret, 1, i as u32));
+        } else {
+            slot[i] = n_unknown;
+            n_unknown += 1;
+            unknown_events.push((op.call, 0, i as u32));
+        }
+    }
+    let mut known_list = List::new(known_events);
+    let mut unknown_list = List::new(unknown_events);
+    for e in 1..known_list.op.len() {
+        let op = known_list.op[e] as usize;
+        if known_list.is_call[e] {
+            call_entry[op] = e as u32;
+        } else {
+            return_entry[op] = e as u32;
+        }
+    }
+    for e in 1..unknown_list.op.len() {
+        call_entry[unknown_list.op[e] as usize] = e as u32;
+    }
+
+    let known_keys = Zobrist::new(n_known);
+    let unknown_keys = Zobrist::new(n_unknown);
+    let mut known = Bitset::new(n_known);
+    let mut unknown = Bitset::new(n_unknown);
+    let mut cache: Cache<M::State> = Cache::new(known.words().len(), unknown.words().len());
+    let read_only: Vec<bool> = ops
+        .iter()
+        .map(|op| model.is_read_only(&op.input, op.output()))
+        .collect();
     let mut state = model.init();
-    let mut stack: Vec<(usize, M::State)> = Vec::new();
-    let mut pending_returns = ops.iter().filter(|op| op.ret.is_some()).count();
+    // (operation, state before it, whether it was forced: see the module doc)
+    let mut stack: Vec<(usize, M::State, bool)> = Vec::new();
+    let mut pending_returns = n_known;
     let mut longest: Vec<usize> = Vec::new();
     let mut stuck = 0usize;
-    let mut steps: u32 = 0;
+    let mut steps: u64 = 0;
+    let max_steps = limits.max_steps.unwrap_or(u64::MAX);
 
-    let mut entry = events.next[HEAD as usize];
+    // Applies or undoes operation `op` in the sets and lists.
+    macro_rules! apply {
+        ($op:expr) => {{
+            let op: usize = $op;
+            if ops[op].ret.is_some() {
+                known.insert(slot[op], &known_keys);
+                known_list.unlink(call_entry[op]);
+                known_list.unlink(return_entry[op]);
+                pending_returns -= 1;
+            } else {
+                unknown.insert(slot[op], &unknown_keys);
+                unknown_list.unlink(call_entry[op]);
+            }
+        }};
+    }
+    macro_rules! unapply {
+        ($op:expr) => {{
+            let op: usize = $op;
+            if ops[op].ret.is_some() {
+                known.remove(slot[op], &known_keys);
+                known_list.relink(return_entry[op]);
+                known_list.relink(call_entry[op]);
+                pending_returns += 1;
+            } else {
+                unknown.remove(slot[op], &unknown_keys);
+                unknown_list.relink(call_entry[op]);
+            }
+        }};
+    }
+    // The first return in the known list: no candidate may be called after it.
+    macro_rules! horizon {
+        () => {{
+            let mut e = known_list.first();
+            while known_list.is_call[e as usize] {
+                e = known_list.next[e as usize];
+            }
+            e
+        }};
+    }
+    // Undoes choices up to and including the latest unforced one, recording each
+    // configuration backed out of as dead, and yields where to resume: after the
+    // undone call.
+    macro_rules! backtrack {
+        () => {
+            loop {
+                let Some((undone, previous, forced)) = stack.pop() else {
+                    return SearchOutcome::Illegal {
+                        prefix: longest,
+                        stuck,
+                    };
+                };
+                cache.record_dead(&known, &unknown, &state);
+                state = previous;
+                unapply!(undone);
+                if !forced {
+                    let e = call_entry[undone] as usize;
+                    break if ops[undone].ret.is_some() {
+                        Cursor::Known(known_list.next[e])
+                    } else {
+                        Cursor::Unknown(unknown_list.next[e])
+                    };
+                }
+            }
+        };
+    }
+
+    let mut cursor = Cursor::Known(known_list.first());
     loop {
         if pending_returns == 0 {
             return SearchOutcome::Linearizable;
         }
-        steps = steps.wrapping_add(1);
+        steps += 1;
         if steps % 4096 == 0 && stopped(limits) {
             return SearchOutcome::Stopped;
         }
-        // A return is always ahead while some remain, so the walk cannot run off the end.
-        debug_assert!(entry != NIL);
-        let e = entry as usize;
-        let op = events.op[e] as usize;
-        if events.is_call[e] {
-            let operation = ops[op];
-            if let Some(next) = model.step(&state, &operation.input, operation.output()) {
-                done.insert(op, &keys);
-                if cache.insert(&done, &next) {
-                    stack.push((op, std::mem::replace(&mut state, next)));
-                    events.lift(op);
-                    if operation.ret.is_some() {
-                        pending_returns -= 1;
+        if steps > max_steps {
+            return SearchOutcome::OutOfSteps;
+        }
+        let op = match cursor {
+            // A return is always ahead while some remain: the walk cannot run off the end.
+            Cursor::Known(e) if known_list.is_call[e as usize] => known_list.op[e as usize] as usize,
+            Cursor::Known(e) => {
+                // Known candidates are exhausted; unknown ones called before this
+                // return come next.
+                cursor = Cursor::Unknown(unknown_list.first());
+                let _ = e;
+                continue;
+            }
+            Cursor::Unknown(e) => {
+                let limit = known_list.time[horizon!() as usize];
+                if e == NIL || unknown_list.time[e as usize] > limit {
+                    // Nothing can be placed before this return: back up.
+                    if stack.len() >= longest.len() {
+                        longest.clear();
+                        longest.extend(stack.iter().map(|(i, _, _)| *i));
+                        stuck = known_list.op[horizon!() as usize] as usize;
                     }
-                    entry = events.next[HEAD as usize];
+                    cursor = backtrack!();
                     continue;
                 }
-                done.remove(op, &keys);
+                unknown_list.op[e as usize] as usize
             }
-            entry = events.next[e];
-        } else {
-            // `op` should have been linearized by now: undo the latest choice.
-            if stack.len() >= longest.len() {
-                longest.clear();
-                longest.extend(stack.iter().map(|(i, _)| *i));
-                stuck = op;
+        };
+        let operation = ops[op];
+        let step = model
+            .step(&state, &operation.input, operation.output())
+            .filter(|next| operation.ret.is_some() || *next != state);
+        if let Some(next) = step {
+            let forced = read_only[op];
+            apply!(op);
+            if !cache.is_dead(&known, &unknown, &next) {
+                stack.push((op, std::mem::replace(&mut state, next), forced));
+                cursor = Cursor::Known(known_list.first());
+                continue;
             }
-            let Some((undone, previous)) = stack.pop() else {
-                return SearchOutcome::Illegal {
-                    prefix: longest,
-                    stuck,
-                };
-            };
-            state = previous;
-            done.remove(undone, &keys);
-            events.unlift(undone);
-            if ops[undone].ret.is_some() {
-                pending_returns += 1;
+            unapply!(op);
+            if forced {
+                // The rest after this operation is dead, so this configuration is too.
+                cursor = backtrack!();
+                continue;
             }
-            entry = events.next[events.call_of[undone] as usize];
         }
+        cursor = match cursor {
+            Cursor::Known(e) => Cursor::Known(known_list.next[e as usize]),
+            Cursor::Unknown(e) => Cursor::Unknown(unknown_list.next[e as usize]),
+        };
     }
 }
 

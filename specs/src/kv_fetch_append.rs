@@ -125,6 +125,14 @@ impl Model for KvFetchAppend {
         }
     }
 
+    fn is_read_only(&self, input: &FetchAppendInput, output: Option<&FetchAppendOutput>) -> bool {
+        match input {
+            FetchAppendInput::Get { .. } => true,
+            FetchAppendInput::Cas { .. } => output.and_then(|o| o.ok) == Some(false),
+            _ => false,
+        }
+    }
+
     fn partition(&self, inputs: &[&FetchAppendInput]) -> Option<Vec<Vec<usize>>> {
         Some(partition_by_key(inputs, FetchAppendInput::key))
     }

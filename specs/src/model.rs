@@ -42,6 +42,14 @@ pub trait Model: Sync {
         Ok(())
     }
 
+    /// True if this operation leaves the state unchanged in every state that accepts
+    /// it (a read, a compare-and-set known to have failed). The checker linearizes such
+    /// an operation as soon as the model accepts it, without trying alternatives,
+    /// which is sound only if this holds in every state: answer false when unsure.
+    fn is_read_only(&self, _input: &Self::Input, _output: Option<&Self::Output>) -> bool {
+        false
+    }
+
     /// Splits a history into independent parts (P-compositionality): each inner vector
     /// lists the indices of `inputs` that form one part, checked on its own from
     /// `init`. `None` means the history is one part.

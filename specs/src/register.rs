@@ -84,6 +84,10 @@ impl Model for Register {
         CasRegister.describe_operation(&widen(input), output)
     }
 
+    fn is_read_only(&self, input: &RegisterInput, output: Option<&RegisterOutput>) -> bool {
+        CasRegister.is_read_only(&widen(input), output)
+    }
+
     fn describe_state(&self, state: &Value) -> String {
         show(*state)
     }
@@ -134,6 +138,14 @@ impl Model for CasRegister {
                     Some(false) => (!swaps).then_some(*state),
                 }
             }
+        }
+    }
+
+    fn is_read_only(&self, input: &CasInput, output: Option<&RegisterOutput>) -> bool {
+        match input {
+            CasInput::Read => true,
+            CasInput::Write { .. } => false,
+            CasInput::Cas { .. } => output.and_then(|o| o.ok) == Some(false),
         }
     }
 

@@ -36,12 +36,17 @@ impl Text {
         let mut text = String::with_capacity(self.0.text.len() + suffix.len());
         text.push_str(&self.0.text);
         text.push_str(suffix);
-        Text::new(text)
+        // FNV-1a runs left to right, so the hash of the whole continues the prefix's.
+        let hash = fnv1a_from(self.0.hash, suffix.as_bytes());
+        Text(Arc::new(Inner { text, hash }))
     }
 }
 
 fn fnv1a(bytes: &[u8]) -> u64 {
-    let mut hash = 0xcbf2_9ce4_8422_2325u64;
+    fnv1a_from(0xcbf2_9ce4_8422_2325, bytes)
+}
+
+fn fnv1a_from(mut hash: u64, bytes: &[u8]) -> u64 {
     for &b in bytes {
         hash ^= u64::from(b);
         hash = hash.wrapping_mul(0x0100_0000_01b3);
@@ -93,5 +98,10 @@ mod tests {
         assert_eq!(a, b);
         assert_ne!(a, Text::new("abc"));
         assert!(a == *"ab");
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        a.hash(&mut h);
+        let mut g = std::collections::hash_map::DefaultHasher::new();
+        b.hash(&mut g);
+        assert_eq!(h.finish(), g.finish(), "equal texts hash alike");
     }
 }
