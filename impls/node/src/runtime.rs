@@ -54,7 +54,7 @@ where
     let mut node = make(&ctx, &storage);
     let mut out = Outbox::new(ctx.node_id.clone());
     out.reply(&init_msg, Body::new("init_ok"));
-    flush(&mut out, &mut storage, &mut writer)?;
+    apply(&mut out, &mut storage, &mut writer)?;
 
     if init.lockstep {
         step_done(&ctx, &out, &mut writer)?;
@@ -74,12 +74,13 @@ where
             } else {
                 node.on_message(now, msg, &mut out);
             }
-            flush(&mut out, &mut storage, &mut writer)?;
+            apply(&mut out, &mut storage, &mut writer)?;
             step_done(&ctx, &out, &mut writer)?;
         }
         return Ok(());
     }
 
+    writer.flush()?;
     let start = Instant::now();
     let (tx, rx) = mpsc::channel::<io::Result<String>>();
     std::thread::spawn(move || {
@@ -108,7 +109,8 @@ where
             }
             Err(mpsc::RecvTimeoutError::Disconnected) => return Ok(()),
         }
-        flush(&mut out, &mut storage, &mut writer)?;
+        apply(&mut out, &mut storage, &mut writer)?;
+        writer.flush()?;
     }
 }
 
@@ -125,8 +127,9 @@ fn parse(line: &str) -> Option<Message> {
     }
 }
 
-/// Applies a step's effects: every persist before any send.
-fn flush(out: &mut Outbox, storage: &mut Storage, writer: &mut impl Write) -> io::Result<()> {
+/// Applies a step's effects: every persist before any send. The sends are left in
+/// the writer's buffer: in lockstep they go out in one write with `step_done`.
+fn apply(out: &mut Outbox, storage: &mut Storage, writer: &mut impl Write) -> io::Result<()> {
     let effects = out.drain();
     for effect in &effects {
         if let Effect::Persist { name, bytes } = effect {
@@ -139,7 +142,7 @@ fn flush(out: &mut Outbox, storage: &mut Storage, writer: &mut impl Write) -> io
             writer.write_all(b"\n")?;
         }
     }
-    writer.flush()
+    Ok(())
 }
 
 fn step_done(ctx: &Context, out: &Outbox, writer: &mut impl Write) -> io::Result<()> {
