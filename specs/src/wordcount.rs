@@ -140,26 +140,34 @@ pub fn for_each_word(bytes: &[u8], mut f: impl FnMut(&str)) {
 
 #[inline(always)]
 fn tokenize(b: &[u8], mut f: impl FnMut(Token<'_>)) {
-    // Holds a word that needed lowercasing or has non-ASCII letters.
-    let mut word = String::new();
+    // Holds a word that needed lowercasing or has non-ASCII letters, as UTF-8 bytes
+    // pushed one by one (a copy call per character would cost more than the byte).
+    let mut word: Vec<u8> = Vec::with_capacity(64);
+    fn as_str(w: &[u8]) -> &str {
+        // SAFETY: `word` only ever holds whole UTF-8 encodings of chars.
+        unsafe { std::str::from_utf8_unchecked(w) }
+    }
     let mut i = 0;
     while i < b.len() {
         match CLASS[b[i] as usize] {
             SEP => {
                 if !word.is_empty() {
-                    f(Token::Copy(&word));
+                    f(Token::Copy(as_str(&word)));
                     word.clear();
                 }
                 i += 1;
             }
             HIGH => match decode(&b[i..]) {
                 Some((ch, len)) if is_word_char(ch) => {
-                    word.push(lower(ch));
+                    let mut utf8 = [0u8; 4];
+                    for &x in lower(ch).encode_utf8(&mut utf8).as_bytes() {
+                        word.push(x);
+                    }
                     i += len;
                 }
                 other => {
                     if !word.is_empty() {
-                        f(Token::Copy(&word));
+                        f(Token::Copy(as_str(&word)));
                         word.clear();
                     }
                     i += other.map_or(1, |(_, len)| len);
@@ -183,13 +191,15 @@ fn tokenize(b: &[u8], mut f: impl FnMut(Token<'_>)) {
                 if word.is_empty() && !upper && !continues {
                     f(Token::Input(start, i));
                 } else {
-                    word.extend(b[start..i].iter().map(|&c| c.to_ascii_lowercase() as char));
+                    for &c in &b[start..i] {
+                        word.push(c.to_ascii_lowercase());
+                    }
                 }
             }
         }
     }
     if !word.is_empty() {
-        f(Token::Copy(&word));
+        f(Token::Copy(as_str(&word)));
     }
 }
 
@@ -240,12 +250,23 @@ impl Bucket {
     }
 }
 
+/// Up to the first eight bytes of `bytes` as a little-endian number, zero-padded.
+/// A byte loop: for these lengths a call to `memcpy` costs more than the copy.
+#[inline]
+fn load(bytes: &[u8]) -> u64 {
+    if let Some(eight) = bytes.first_chunk::<8>() {
+        return u64::from_le_bytes(*eight);
+    }
+    let mut x = 0u64;
+    for (k, &b) in bytes.iter().enumerate() {
+        x |= u64::from(b) << (8 * k);
+    }
+    x
+}
+
 #[inline]
 fn head(word: &[u8]) -> u64 {
-    let mut buf = [0u8; 8];
-    let n = word.len().min(8);
-    buf[..n].copy_from_slice(&word[..n]);
-    u64::from_le_bytes(buf)
+    load(word)
 }
 
 /// Byte equality inlined for short words, where a call to `memcmp` costs more than
@@ -280,9 +301,7 @@ fn hash(word: &[u8]) -> u64 {
     }
     let rest = chunks.remainder();
     if !rest.is_empty() {
-        let mut buf = [0u8; 8];
-        buf[..rest.len()].copy_from_slice(rest);
-        h = (h.rotate_left(5) ^ u64::from_le_bytes(buf)).wrapping_mul(K);
+        h = (h.rotate_left(5) ^ load(rest)).wrapping_mul(K);
     }
     // Fold the well-mixed high bits into the low ones the table indexes by.
     h ^ (h >> 29)
@@ -412,40 +431,28 @@ impl Counts {
 /// large vocabulary is otherwise spent waiting for those misses).
 pub fn count_into(bytes: &[u8], counts: &mut Counts) {
     const BATCH: usize = 16;
-    // Words that are not plain ranges of the input are copied here for the batch.
-    let mut copies: Vec<u8> = Vec::with_capacity(BATCH * 16);
-    // (from the copies?, start, end, hash)
-    let mut pending: Vec<(bool, usize, usize, u64)> = Vec::with_capacity(BATCH);
-    let flush = |copies: &mut Vec<u8>,
-                 pending: &mut Vec<(bool, usize, usize, u64)>,
-                 counts: &mut Counts| {
-        for &(copied, start, end, h) in pending.iter() {
-            let w = if copied {
-                &copies[start..end]
-            } else {
-                &bytes[start..end]
-            };
-            counts.add_hashed(w, h, 1);
+    // Ranges of the input with their hashes.
+    let mut pending: Vec<(usize, usize, u64)> = Vec::with_capacity(BATCH);
+    let flush = |pending: &mut Vec<(usize, usize, u64)>, counts: &mut Counts| {
+        for &(start, end, h) in pending.iter() {
+            counts.add_hashed(&bytes[start..end], h, 1);
         }
         pending.clear();
-        copies.clear();
     };
-    tokenize(bytes, |t| {
-        let entry = match t {
-            Token::Input(start, end) => (false, start, end, hash(&bytes[start..end])),
-            Token::Copy(w) => {
-                let start = copies.len();
-                copies.extend_from_slice(w.as_bytes());
-                (true, start, copies.len(), hash(w.as_bytes()))
+    tokenize(bytes, |t| match t {
+        Token::Input(start, end) => {
+            let h = hash(&bytes[start..end]);
+            counts.prefetch(h);
+            pending.push((start, end, h));
+            if pending.len() == BATCH {
+                flush(&mut pending, counts);
             }
-        };
-        counts.prefetch(entry.3);
-        pending.push(entry);
-        if pending.len() == BATCH {
-            flush(&mut copies, &mut pending, counts);
         }
+        // A lowercased copy lives only until the next word: count it now. Order
+        // does not matter to a count.
+        Token::Copy(w) => counts.add(w, 1),
     });
-    flush(&mut copies, &mut pending, counts);
+    flush(&mut pending, counts);
 }
 
 /// The word counts of a whole input: the reference result of a word-count job.

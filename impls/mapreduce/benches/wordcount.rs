@@ -3,7 +3,10 @@
 //!
 //! `cargo bench -p mapreduce --bench wordcount` (run it under `flock /tmp/bench.lock`
 //! so two benchmarks never share the machine). `MR_BENCH_MIB` sets the input size
-//! (256 by default). The input is generated into a temp dir and removed afterwards:
+//! (256 by default), `MR_BENCH_ROUNDS` the number of interleaved rounds (5). The
+//! table gives wall time (what the targets are about) and CPU time (user + system of
+//! every process of the run), which shows the framework's overhead even when other
+//! load on the machine blurs the wall times. The input is generated into a temp dir and removed afterwards:
 //! Zipf-distributed words (exponent 1.0) from a vocabulary of invented Latin words, a
 //! share of them accented, with some Greek, Cyrillic and CJK words, digits and
 //! punctuation mixed in. Every job's `output.txt` is compared with the reference's.
@@ -30,7 +33,9 @@ fn vocabulary(rng: &mut StdRng) -> Vec<String> {
                 return format!("{}{}", FOREIGN[i % FOREIGN.len()], i % 7);
             }
             let len = rng.gen_range(2..11);
-            let mut w: String = (0..len).map(|_| (b'a' + rng.gen_range(0..26)) as char).collect();
+            let mut w: String = (0..len)
+                .map(|_| (b'a' + rng.gen_range(0..26)) as char)
+                .collect();
             if i % 10 == 3 {
                 w.insert(rng.gen_range(0..w.len()), ACCENTED[i % ACCENTED.len()]);
             }
@@ -80,19 +85,38 @@ fn generate(dir: &Path, mib: usize) -> Vec<PathBuf> {
         .collect()
 }
 
-fn reference(files: &[PathBuf], out: &Path) -> Duration {
-    let start = Instant::now();
+/// CPU seconds (user + system) of this process, or of its waited-for descendants.
+fn cpu(who: libc::c_int) -> f64 {
+    // SAFETY: getrusage fills the struct we pass; zeroed is a valid initial value.
+    let mut r: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(who, &mut r) };
+    let t = |tv: libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 * 1e-6;
+    t(r.ru_utime) + t(r.ru_stime)
+}
+
+/// Wall time and CPU time of one run.
+#[derive(Clone, Copy)]
+struct Run {
+    wall: Duration,
+    cpu: f64,
+}
+
+fn reference(files: &[PathBuf], out: &Path) -> Run {
+    let (start, cpu0) = (Instant::now(), cpu(libc::RUSAGE_SELF));
     let mut counts = Counts::default();
     for f in files {
         count_into(&fs::read(f).unwrap(), &mut counts);
     }
     fs::write(out, render_ranked(&ranked(counts.iter()))).unwrap();
-    start.elapsed()
+    Run {
+        wall: start.elapsed(),
+        cpu: cpu(libc::RUSAGE_SELF) - cpu0,
+    }
 }
 
-fn job(input: &Path, output: &Path, nworkers: usize) -> Duration {
+fn job(input: &Path, output: &Path, nworkers: usize) -> Run {
     let _ = fs::remove_dir_all(output);
-    let start = Instant::now();
+    let (start, cpu0) = (Instant::now(), cpu(libc::RUSAGE_CHILDREN));
     let status = Command::new(env!("CARGO_BIN_EXE_mapreduce"))
         .arg("--input")
         .arg(input)
@@ -101,13 +125,16 @@ fn job(input: &Path, output: &Path, nworkers: usize) -> Duration {
         .args(["--nworkers", &nworkers.to_string(), "--nreduce", "8"])
         .status()
         .unwrap();
-    let elapsed = start.elapsed();
+    let run = Run {
+        wall: start.elapsed(),
+        cpu: cpu(libc::RUSAGE_CHILDREN) - cpu0,
+    };
     assert!(status.success(), "mapreduce failed: {status}");
-    elapsed
+    run
 }
 
-fn coreutils(input: &Path, out: &Path) -> Duration {
-    let start = Instant::now();
+fn coreutils(input: &Path, out: &Path) -> Run {
+    let (start, cpu0) = (Instant::now(), cpu(libc::RUSAGE_CHILDREN));
     let status = Command::new("sh")
         .arg("-c")
         .arg(format!(
@@ -119,12 +146,22 @@ fn coreutils(input: &Path, out: &Path) -> Duration {
         .status()
         .unwrap();
     assert!(status.success(), "the coreutils pipeline failed: {status}");
-    start.elapsed()
+    Run {
+        wall: start.elapsed(),
+        cpu: cpu(libc::RUSAGE_CHILDREN) - cpu0,
+    }
 }
 
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
+/// The run with the median wall time.
+fn median(mut v: Vec<Run>) -> Run {
+    v.sort_by_key(|r| r.wall);
     v[v.len() / 2]
+}
+
+fn loadavg() -> String {
+    fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
 }
 
 fn main() {
@@ -132,6 +169,10 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(256);
+    let rounds: usize = std::env::var("MR_BENCH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5);
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("input");
     fs::create_dir(&input).unwrap();
@@ -139,24 +180,27 @@ fn main() {
     let files = generate(&input, mib);
     let bytes: u64 = files.iter().map(|f| fs::metadata(f).unwrap().len()).sum();
     let ref_out = dir.path().join("reference.txt");
-    let runs = 3;
+    let load_before = loadavg();
 
-    let t_ref = median((0..runs).map(|_| reference(&files, &ref_out)).collect());
-    let want = fs::read(&ref_out).unwrap();
-    let mut t_jobs = Vec::new();
-    for nworkers in [1, 2] {
-        let out = dir.path().join(format!("out-{nworkers}"));
-        let t = median((0..runs).map(|_| job(&input, &out, nworkers)).collect());
-        assert!(
-            fs::read(out.join("output.txt")).unwrap() == want,
-            "the job with {nworkers} workers disagrees with the reference"
-        );
-        t_jobs.push((nworkers, t));
+    // Rounds interleave the three, so a change of load on a shared machine hits
+    // each of them alike instead of whichever ran during it.
+    let (mut t_ref, mut t_one, mut t_two) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        t_ref.push(reference(&files, &ref_out));
+        for (nworkers, times) in [(1, &mut t_one), (2, &mut t_two)] {
+            let out = dir.path().join(format!("out-{nworkers}"));
+            times.push(job(&input, &out, nworkers));
+            assert!(
+                fs::read(out.join("output.txt")).unwrap() == fs::read(&ref_out).unwrap(),
+                "the job with {nworkers} workers disagrees with the reference"
+            );
+        }
     }
     let t_core = coreutils(&input, &dir.path().join("coreutils.txt"));
+    let (t_ref, t_one, t_two) = (median(t_ref), median(t_one), median(t_two));
 
     let mb = bytes as f64 / (1 << 20) as f64;
-    let cpu = fs::read_to_string("/proc/cpuinfo")
+    let cpu_model = fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|c| {
             c.lines()
@@ -166,27 +210,35 @@ fn main() {
         })
         .unwrap_or_default();
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    println!("word count on {mb:.0} MiB ({FILES} files, Zipf over {VOCABULARY} words); {cores} cores, {cpu}");
-    println!("median of {runs} runs, except coreutils (1 run)\n");
-    println!("| run | wall time (s) | MiB/s | vs reference |");
-    println!("|---|---:|---:|---:|");
-    let row = |name: &str, t: Duration| {
+    println!(
+        "word count on {mb:.0} MiB ({FILES} files, Zipf over {VOCABULARY} words); {cores} cores, {cpu_model}"
+    );
+    println!(
+        "median of {rounds} interleaved rounds, coreutils 1 run; load average {load_before} before, {} after\n",
+        loadavg()
+    );
+    println!("| run | wall (s) | MiB/s | speed vs reference | CPU (s) |");
+    println!("|---|---:|---:|---:|---:|");
+    let row = |name: &str, r: Run| {
         println!(
-            "| {name} | {:.2} | {:.0} | {:.2}x |",
-            t.as_secs_f64(),
-            mb / t.as_secs_f64(),
-            t_ref.as_secs_f64() / t.as_secs_f64()
+            "| {name} | {:.2} | {:.0} | {:.2}x | {:.2} |",
+            r.wall.as_secs_f64(),
+            mb / r.wall.as_secs_f64(),
+            t_ref.wall.as_secs_f64() / r.wall.as_secs_f64(),
+            r.cpu
         );
     };
     row("sequential reference (specs::wordcount, 1 thread)", t_ref);
-    for (n, t) in &t_jobs {
-        row(&format!("mapreduce --nworkers {n} --nreduce 8"), *t);
-    }
-    row("coreutils: tr | tr | sort | uniq -c | sort -rn (LC_ALL=C)", t_core);
-    let t2 = t_jobs[1].1.as_secs_f64();
+    row("mapreduce --nworkers 1 --nreduce 8", t_one);
+    row("mapreduce --nworkers 2 --nreduce 8", t_two);
+    row(
+        "coreutils: tr | tr | sort | uniq -c | sort -rn (LC_ALL=C)",
+        t_core,
+    );
+    let w2 = t_two.wall.as_secs_f64();
     println!(
         "\n2 workers vs reference: {:.2}x (target >= 1.6x); vs coreutils: {:.1}x (target >= 10x)",
-        t_ref.as_secs_f64() / t2,
-        t_core.as_secs_f64() / t2
+        t_ref.wall.as_secs_f64() / w2,
+        t_core.wall.as_secs_f64() / w2
     );
 }

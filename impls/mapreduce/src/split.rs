@@ -51,17 +51,31 @@ pub fn line_splits(path: &Path, size: u64, target: u64) -> anyhow::Result<Vec<(u
 
 /// Reads `[start, end)` of a file.
 pub fn read_range(path: &Path, start: u64, end: u64) -> anyhow::Result<Vec<u8>> {
+    let mut data = Vec::new();
+    read_range_into(path, start, end, &mut data)?;
+    Ok(data)
+}
+
+/// Reads `[start, end)` of a file into `data`, replacing its contents. A worker
+/// reuses one buffer for all its map tasks: a fresh one costs a page fault per 4 KiB.
+pub fn read_range_into(
+    path: &Path,
+    start: u64,
+    end: u64,
+    data: &mut Vec<u8>,
+) -> anyhow::Result<()> {
     let mut file = File::open(path).with_context(|| format!("open {}", path.display()))?;
     file.seek(SeekFrom::Start(start))?;
-    let mut data = Vec::with_capacity((end - start) as usize);
-    file.take(end - start).read_to_end(&mut data)?;
+    data.clear();
+    data.reserve((end - start) as usize);
+    file.take(end - start).read_to_end(data)?;
     anyhow::ensure!(
         data.len() as u64 == end - start,
         "{} is shorter than expected ({} bytes at {start})",
         path.display(),
         data.len()
     );
-    Ok(data)
+    Ok(())
 }
 
 #[cfg(test)]

@@ -16,7 +16,7 @@ use crate::kvfile;
 use crate::output::{Durability, OutputFile};
 use crate::partition::partition;
 use crate::protocol::{call, Kind, MapTask, ReduceTask, Reply, Request};
-use crate::split::read_range;
+use crate::split::read_range_into;
 
 /// How long a worker started before its coordinator keeps trying to reach it.
 const STARTUP_GRACE: Duration = Duration::from_secs(5);
@@ -24,6 +24,7 @@ const STARTUP_GRACE: Duration = Duration::from_secs(5);
 pub fn run(socket: &Path, app: &dyn App, bug: Option<Bug>) -> anyhow::Result<()> {
     let started = Instant::now();
     let mut contacted = false;
+    let mut buffer = Vec::new();
     loop {
         let reply = match call(socket, &Request::GetTask) {
             Ok(reply) => reply,
@@ -36,7 +37,7 @@ pub fn run(socket: &Path, app: &dyn App, bug: Option<Bug>) -> anyhow::Result<()>
         };
         contacted = true;
         let (kind, id, result) = match reply {
-            Reply::Map(task) => (Kind::Map, task.id, run_map(&task, app, bug)),
+            Reply::Map(task) => (Kind::Map, task.id, run_map(&task, app, &mut buffer, bug)),
             Reply::Reduce(task) => (Kind::Reduce, task.id, run_reduce(&task, app, bug)),
             Reply::Wait { ms } => {
                 sleep(Duration::from_millis(ms));
@@ -65,15 +66,19 @@ pub fn run(socket: &Path, app: &dyn App, bug: Option<Bug>) -> anyhow::Result<()>
     }
 }
 
-fn run_map(task: &MapTask, app: &dyn App, bug: Option<Bug>) -> anyhow::Result<()> {
+fn run_map(
+    task: &MapTask,
+    app: &dyn App,
+    data: &mut Vec<u8>,
+    bug: Option<Bug>,
+) -> anyhow::Result<()> {
     let split = &task.split;
-    let data = read_range(&split.path, split.start, split.end)?;
+    read_range_into(&split.path, split.start, split.end, data)?;
     let nreduce = task.outputs.len();
     let mut buckets: Vec<Vec<u8>> = vec![Vec::new(); nreduce];
-    app.map(&split.name, &data, &mut |key, value| {
+    app.map(&split.name, data, &mut |key, value| {
         kvfile::push(&mut buckets[partition(key, nreduce)], key, value);
     })?;
-    drop(data);
     // Every partition gets a file, even an empty one, so a reducer can tell a map task
     // that emitted nothing for it from one that has not finished.
     for (bucket, path) in buckets.iter().zip(&task.outputs) {
