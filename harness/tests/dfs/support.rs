@@ -22,10 +22,9 @@ pub fn implementation() -> Implementation {
     Implementation::from_env("DFS_IMPL", "mfs-server")
 }
 
-/// The server the known-bad variants (`DFS_BUG=...`) are built into: ours, unless
-/// `DFS_REFERENCE` names another that understands `DFS_BUG`.
+/// Our own server, into which the known-bad variants (`DFS_BUG=...`) are built.
 pub fn our_server() -> Implementation {
-    Implementation::from_env("DFS_REFERENCE", "mfs-server")
+    Implementation::ours("mfs-server")
 }
 
 /// The image checker run after crashes: `DFS_FSCK` (a command given the image path;
@@ -35,7 +34,7 @@ pub fn fsck_for(imp: &Implementation) -> Option<Implementation> {
     match std::env::var("DFS_FSCK").as_deref() {
         Ok("none") => None,
         Ok(cmd) if !cmd.trim().is_empty() => Some(Implementation::from_env("DFS_FSCK", "mfsck")),
-        _ if imp.is_ours() => Some(Implementation::from_env("DFS_FSCK", "mfsck")),
+        _ if imp.is_ours() => Some(Implementation::ours("mfsck")),
         _ => None,
     }
 }

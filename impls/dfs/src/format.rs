@@ -49,7 +49,9 @@
 //! goes out after it. On boot the CR is read and trusted (it only ever covers durable
 //! records), then the log is rolled forward from its end over every whole record with
 //! the next sequence number; the first torn or absent record ends the log and is cut
-//! off. So a crash loses only changes that were never acknowledged.
+//! off. So a crash loses only changes that were never acknowledged. A CR that fails its
+//! CRC (its own write was torn) is replaced by an empty one, and the whole log is rolled
+//! forward from its first record.
 
 use crate::crc::Crc;
 use specs::mfs::{BLOCK_SIZE, DIRECT_BLOCKS, MAX_INODES};
@@ -125,6 +127,22 @@ pub struct Checkpoint {
 }
 
 impl Checkpoint {
+    /// The CR of an image whose CR is lost: it covers nothing, so boot rebuilds the
+    /// whole state by rolling the log forward from its first record.
+    pub fn empty() -> Checkpoint {
+        Checkpoint {
+            log_end: LOG_START,
+            seq: 0,
+            pieces: [0; PIECES],
+        }
+    }
+
+    /// Whether `decode`'s error means a torn CR write (right magic and version, wrong
+    /// CRC) rather than a file that is not an MFS image.
+    pub fn is_torn(error: &str) -> bool {
+        error.contains("CRC")
+    }
+
     pub fn encode(&self) -> Vec<u8> {
         let mut out = vec![0u8; CR_SIZE];
         out[0..4].copy_from_slice(&CR_MAGIC);

@@ -145,7 +145,15 @@ impl Fs {
                 "image is {len} bytes, shorter than its {CR_SIZE}-byte checkpoint region"
             ));
         }
-        let cr = Checkpoint::decode(&read(0, CR_SIZE, "the checkpoint region")?)?;
+        let cr = match Checkpoint::decode(&read(0, CR_SIZE, "the checkpoint region")?) {
+            Ok(cr) => cr,
+            // A torn CR write: the log still holds every change, so rebuild from it.
+            Err(e) if Checkpoint::is_torn(&e) => {
+                eprintln!("mfs-server: {e}; rebuilding the state from the whole log");
+                Checkpoint::empty()
+            }
+            Err(e) => return Err(e),
+        };
         if cr.log_end < LOG_START || cr.log_end > len {
             return Err(format!(
                 "checkpoint region says the log ends at byte {} but the image has {len} bytes: \
@@ -652,6 +660,29 @@ mod tests {
             let r = Request::Stat { inum };
             assert_eq!(back.apply(&image, &r), spec.apply(&r), "{r:?}");
         }
+    }
+
+    #[test]
+    fn a_torn_checkpoint_is_rebuilt_from_the_log() {
+        let (mut fs, mut image) = new_image();
+        let mut spec = FsSpec::new();
+        for r in script() {
+            fs.apply(&image, &r);
+            spec.apply(&r);
+        }
+        flush(&mut fs, &mut image);
+        image[40] ^= 0xFF;
+        let (mut back, rec) = Fs::recover(&image).unwrap();
+        assert!(rec.rolled_forward > 5);
+        for inum in 0..4 {
+            let r = Request::Stat { inum };
+            assert_eq!(back.apply(&image, &r), spec.apply(&r), "{r:?}");
+        }
+        let mut junk = vec![0u8; CR_SIZE];
+        junk[..4].copy_from_slice(b"MFSC");
+        junk[4] = 1;
+        let err = Fs::recover(&junk).unwrap_err();
+        assert!(err.contains("root"), "{err}");
     }
 
     #[test]

@@ -125,8 +125,13 @@ fn start_server(binary: &Path, image: &Path) -> Result<Server> {
     Ok(server)
 }
 
-/// Writes per second from `clients` threads, each writing blocks of its own file.
+/// Requests per second from `clients` threads, each writing blocks of its own file
+/// (or, with `stat_only`, asking for its file's Stat, which needs no sync).
 fn served_rate(args: &Args, clients: usize) -> Result<f64> {
+    served(args, clients, false)
+}
+
+fn served(args: &Args, clients: usize, stat_only: bool) -> Result<f64> {
     let image = args.dir.join(format!("mfs-bench-{clients}.img"));
     let _ = std::fs::remove_file(&image);
     let server = start_server(&args.server, &image)?;
@@ -150,7 +155,9 @@ fn served_rate(args: &Args, clients: usize) -> Result<f64> {
                 let mut i = 0u64;
                 while !stop.load(Ordering::Relaxed) {
                     data[..8].copy_from_slice(&i.to_le_bytes());
-                    if client.write(inum, (i % 14) as i32, data.clone())? != 0 {
+                    if stat_only {
+                        client.stat(inum)?.context("a stat failed")?;
+                    } else if client.write(inum, (i % 14) as i32, data.clone())? != 0 {
                         bail!("a write failed");
                     }
                     done.fetch_add(1, Ordering::Relaxed);
@@ -200,19 +207,22 @@ fn main() -> Result<()> {
     std::fs::create_dir_all(&args.dir)?;
     // Rounds interleave the cases so that a burst of load from elsewhere on the machine
     // falls on all of them alike; medians discard the outliers.
-    let (mut raws, mut ones, mut eights) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut raws, mut ones, mut eights, mut stats) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for round in 1..=args.rounds.max(1) {
         raws.push(raw_rate(&args.dir, args.seconds)?);
         ones.push(served_rate(&args, 1)?);
         eights.push(served_rate(&args, 8)?);
+        stats.push(served(&args, 1, true)?);
         eprintln!(
-            "round {round}: raw {:.0}/s, 1 client {:.0}/s, 8 clients {:.0}/s",
+            "round {round}: raw {:.0}/s, 1 client {:.0}/s, 8 clients {:.0}/s, 1 client Stat {:.0}/s",
             raws[round - 1],
             ones[round - 1],
-            eights[round - 1]
+            eights[round - 1],
+            stats[round - 1]
         );
     }
-    let (raw, one, eight) = (median(raws), median(ones), median(eights));
+    let (raw, one, eight, stat) = (median(raws), median(ones), median(eights), median(stats));
     let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
     println!(
         "mfs-bench: median of {} round(s) of {} s per case, dir {}, {cpus} CPU(s), {}",
@@ -233,6 +243,10 @@ fn main() -> Result<()> {
         "| MFS, 8 clients | {eight:.0} | {:.0}% | {:.1}x |",
         100.0 * eight / raw,
         eight / one
+    );
+    println!(
+        "| MFS, 1 client, Stat (round trip, no sync) | {stat:.0} | {:.0}% | |",
+        100.0 * stat / raw
     );
     println!();
     println!(
