@@ -154,3 +154,35 @@ fn crash() {
     }
     job.check(&crash_expected(&job.contents())).unwrap();
 }
+
+/// A missing input file or an unknown application is a clear error and a non-zero
+/// exit, not a hang or a crash.
+#[test]
+fn bad_arguments() {
+    let seed = Seed::for_this_test();
+    let mut job = LabJob::new("mr-args", &seed, 100);
+    job.inputs.push("no-such-input.txt".into());
+    let mut coordinator = job.coordinator();
+    let status = coordinator.wait_timeout(Duration::from_secs(10)).unwrap();
+    assert!(
+        status.is_some_and(|s| !s.success()),
+        "the coordinator did not fail on a missing input: {status:?}"
+    );
+    let log = std::fs::read_to_string(job.logs().join("coordinator.log")).unwrap();
+    assert!(
+        log.contains("no-such-input.txt"),
+        "the error does not name the file: {log}"
+    );
+
+    let mut worker = job.worker("no-such-app");
+    let status = worker.wait_timeout(Duration::from_secs(10)).unwrap();
+    assert!(
+        status.is_some_and(|s| !s.success()),
+        "the worker did not fail on an unknown application: {status:?}"
+    );
+    let log = std::fs::read_to_string(job.logs().join("worker-1.log")).unwrap();
+    assert!(
+        log.contains("no-such-app"),
+        "the error does not name the application: {log}"
+    );
+}

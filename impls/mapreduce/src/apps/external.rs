@@ -23,7 +23,7 @@ pub struct External {
 }
 
 impl External {
-    /// Commands are split like a shell would (`"python3 map.py"`).
+    /// Each command is split at whitespace (`"python3 map.py"`); no shell quoting.
     pub fn new(map: &str, reduce: &str) -> anyhow::Result<External> {
         let split = |cmd: &str| -> anyhow::Result<Vec<String>> {
             let words: Vec<String> = cmd.split_whitespace().map(str::to_string).collect();

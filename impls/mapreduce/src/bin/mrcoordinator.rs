@@ -25,8 +25,16 @@ struct Args {
     files: Vec<PathBuf>,
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() {
     let args = Args::parse();
+    if let Err(e) = run(args) {
+        // One line naming the problem, whatever RUST_BACKTRACE says.
+        eprintln!("mrcoordinator: error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run(args: Args) -> anyhow::Result<()> {
     let bug = Bug::from_env()?;
     let timeout = timeout_from_env()?;
     let socket = PathBuf::from(std::env::var("MR_SOCKET").unwrap_or_else(|_| "mr-socket".into()));

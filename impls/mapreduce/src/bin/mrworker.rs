@@ -25,8 +25,16 @@ struct Args {
     reduce: Option<String>,
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() {
     let args = Args::parse();
+    if let Err(e) = run(args) {
+        // One line naming the problem, whatever RUST_BACKTRACE says.
+        eprintln!("mrworker: error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run(args: Args) -> anyhow::Result<()> {
     let bug = Bug::from_env()?;
     let app = match (&args.app, &args.map, &args.reduce) {
         (Some(name), None, None) => builtin(name)?,
