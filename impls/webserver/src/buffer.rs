@@ -29,6 +29,10 @@ pub struct BoundedBuffer<T> {
 struct State<T> {
     heap: BinaryHeap<Reverse<Entry<T>>>,
     arrivals: u64,
+    /// Threads blocked in `put`/`wait_for_free_slot` and in `take`: a notify (a
+    /// futex syscall) is only made when someone waits.
+    waiting_for_room: usize,
+    waiting_for_work: usize,
 }
 
 struct Entry<T> {
@@ -60,6 +64,8 @@ impl<T> BoundedBuffer<T> {
             state: Mutex::new(State {
                 heap: BinaryHeap::with_capacity(capacity),
                 arrivals: 0,
+                waiting_for_room: 0,
+                waiting_for_work: 0,
             }),
             not_empty: Condvar::new(),
             not_full: Condvar::new(),
@@ -76,10 +82,7 @@ impl<T> BoundedBuffer<T> {
     /// Blocks while every slot is taken, then queues `item`; `size` only counts
     /// under SFF.
     pub fn put(&self, item: T, size: u64) {
-        let mut state = self.lock();
-        while state.heap.len() >= self.capacity {
-            state = self.not_full.wait(state).unwrap_or_else(|e| e.into_inner());
-        }
+        let mut state = self.wait_for_room();
         let size = match self.policy {
             Policy::Fifo => 0,
             Policy::Sff => size,
@@ -87,17 +90,27 @@ impl<T> BoundedBuffer<T> {
         let key = (size, state.arrivals);
         state.arrivals += 1;
         state.heap.push(Reverse(Entry { key, item }));
+        let wake = state.waiting_for_work > 0;
         drop(state);
-        self.not_empty.notify_one();
+        if wake {
+            self.not_empty.notify_one();
+        }
     }
 
     /// Blocks until at least one slot is free and returns how many are.
     pub fn wait_for_free_slot(&self) -> usize {
+        let state = self.wait_for_room();
+        self.capacity - state.heap.len()
+    }
+
+    fn wait_for_room(&self) -> std::sync::MutexGuard<'_, State<T>> {
         let mut state = self.lock();
         while state.heap.len() >= self.capacity {
+            state.waiting_for_room += 1;
             state = self.not_full.wait(state).unwrap_or_else(|e| e.into_inner());
+            state.waiting_for_room -= 1;
         }
-        self.capacity - state.heap.len()
+        state
     }
 
     /// Blocks while the buffer is empty, then removes the first entry by policy.
@@ -108,23 +121,34 @@ impl<T> BoundedBuffer<T> {
         let mut state = self.lock();
         loop {
             if let Some(Reverse(entry)) = state.heap.pop() {
+                let wake = state.waiting_for_room > 0;
                 drop(state);
-                self.not_full.notify_one();
+                if wake {
+                    self.not_full.notify_one();
+                }
                 return entry.item;
             }
+            state.waiting_for_work += 1;
             state = self
                 .not_empty
                 .wait(state)
                 .unwrap_or_else(|e| e.into_inner());
+            state.waiting_for_work -= 1;
         }
     }
 
     fn take_spinning(&self) -> T {
         loop {
-            if let Some(Reverse(entry)) = self.lock().heap.pop() {
-                self.not_full.notify_one();
+            let mut state = self.lock();
+            if let Some(Reverse(entry)) = state.heap.pop() {
+                let wake = state.waiting_for_room > 0;
+                drop(state);
+                if wake {
+                    self.not_full.notify_one();
+                }
                 return entry.item;
             }
+            drop(state);
             std::hint::spin_loop();
         }
     }

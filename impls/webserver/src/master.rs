@@ -185,7 +185,14 @@ impl Master {
                     eof = true;
                     break;
                 }
-                Ok(n) => conn.buf.extend_from_slice(&chunk[..n]),
+                Ok(n) => {
+                    conn.buf.extend_from_slice(&chunk[..n]);
+                    // A short read drained the socket; a later arrival raises a new
+                    // edge, so the extra read that would see WouldBlock is skipped.
+                    if n < chunk.len() {
+                        break;
+                    }
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(_) => {

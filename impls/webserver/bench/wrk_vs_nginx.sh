@@ -1,0 +1,128 @@
+#!/usr/bin/env bash
+# Benchmarks wserver against nginx on the same 1 KiB file with wrk, persistent
+# connections (keep-alive) and one connection per request (Connection: close), and
+# prints a Markdown table to paste into docs/webserver.md.
+#
+#   impls/webserver/bench/wrk_vs_nginx.sh            # 2 workers each, 10 s a run
+#   WORKERS=4 DURATION=20s CONNECTIONS=100 ROUNDS=3 impls/webserver/bench/wrk_vs_nginx.sh
+#
+# Needs Debian's nginx-light and wrk (apt-get install -y nginx-light wrk). Runs under
+# `flock /tmp/bench.lock` so that two benchmarks on a shared machine never overlap.
+# Only loopback traffic; every run is bounded by DURATION.
+set -euo pipefail
+[ -n "${WRK_VS_NGINX_TRACE:-}" ] && set -x
+
+WORKERS=${WORKERS:-2}
+DURATION=${DURATION:-10s}
+CONNECTIONS=${CONNECTIONS:-64}
+WRK_THREADS=${WRK_THREADS:-2}
+ROUNDS=${ROUNDS:-2}
+
+for tool in wrk nginx python3; do
+  if ! command -v "$tool" >/dev/null; then
+    echo "wrk_vs_nginx: $tool not found; install with: apt-get install -y nginx-light wrk" >&2
+    exit 1
+  fi
+done
+
+if [ "${WRK_VS_NGINX_LOCKED:-}" != 1 ]; then
+  export WRK_VS_NGINX_LOCKED=1
+  exec flock /tmp/bench.lock bash "${BASH_SOURCE[0]}" "$@"
+fi
+
+repo=$(cd "$(dirname "$0")/../../.." && pwd)
+cargo build --release -q -p webserver --manifest-path "$repo/Cargo.toml"
+wserver="$repo/target/release/wserver"
+
+work=$(mktemp -d /tmp/wrk-vs-nginx.XXXXXX)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+mkdir -p "$work/root" "$work/nginx"
+head -c 1024 /dev/zero | tr '\0' 'a' > "$work/root/1k.html"
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+nginx_port=$(free_port)
+wserver_port=$(free_port)
+
+cat > "$work/nginx/nginx.conf" <<CONF
+worker_processes $WORKERS;
+daemon off;
+pid $work/nginx/nginx.pid;
+error_log $work/nginx/error.log;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $work/nginx/body;
+  proxy_temp_path $work/nginx/proxy;
+  fastcgi_temp_path $work/nginx/fastcgi;
+  uwsgi_temp_path $work/nginx/uwsgi;
+  scgi_temp_path $work/nginx/scgi;
+  keepalive_requests 1000000;
+  server {
+    listen 127.0.0.1:$nginx_port;
+    root $work/root;
+  }
+}
+CONF
+nginx -c "$work/nginx/nginx.conf" -e "$work/nginx/error.log" &
+pids+=($!)
+"$wserver" -d "$work/root" -p "$wserver_port" -t "$WORKERS" -b 256 2>"$work/wserver.log" &
+pids+=($!)
+
+wait_up() {
+  for _ in $(seq 100); do
+    if curl -sf -o /dev/null "http://127.0.0.1:$1/1k.html"; then return 0; fi
+    sleep 0.05
+  done
+  echo "wrk_vs_nginx: nothing answers on port $1" >&2
+  exit 1
+}
+wait_up "$nginx_port"
+wait_up "$wserver_port"
+
+# One wrk run; prints "requests/s avg-latency non-2xx+socket-errors".
+run() {
+  local port=$1 header=$2 out
+  out=$(wrk -t "$WRK_THREADS" -c "$CONNECTIONS" -d "$DURATION" -H "$header" \
+        "http://127.0.0.1:$port/1k.html")
+  local rps lat errs
+  rps=$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")
+  lat=$(awk '/^    Latency/ {print $2}' <<<"$out")
+  errs=$(awk '/Non-2xx/ {n+=$NF} /Socket errors/ {gsub(",",""); n+=$4+$6+$8+$10} END {print n+0}' <<<"$out")
+  echo "$rps $lat $errs"
+}
+
+declare -A best
+declare -A lat
+declare -A errs
+for round in $(seq "$ROUNDS"); do
+  for mode in keep-alive close; do
+    for server in nginx wserver; do
+      port=$nginx_port; [ "$server" = wserver ] && port=$wserver_port
+      read -r r l e < <(run "$port" "Connection: $mode")
+      echo "round $round: $server $mode: $r req/s, latency $l, errors $e" >&2
+      key="$server/$mode"
+      if [ -z "${best[$key]:-}" ] || awk -v a="$r" -v b="${best[$key]}" 'BEGIN{exit !(a>b)}'; then
+        best[$key]=$r; lat[$key]=$l; errs[$key]=$e
+      fi
+    done
+  done
+done
+
+cpu=$(awk -F: '/model name/ {sub(/^ /,"",$2); print $2; exit}' /proc/cpuinfo)
+echo
+echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores ($cpu), $WORKERS workers each," \
+     "wrk -t $WRK_THREADS -c $CONNECTIONS -d $DURATION on a 1 KiB file, best of $ROUNDS rounds:"
+echo
+echo "| mode | nginx req/s | wserver -t $WORKERS req/s | wserver / nginx | nginx latency | wserver latency | errors (nginx/wserver) |"
+echo "|---|---:|---:|---:|---:|---:|---:|"
+for mode in keep-alive close; do
+  n=${best[nginx/$mode]} w=${best[wserver/$mode]}
+  ratio=$(awk -v a="$w" -v b="$n" 'BEGIN{printf "%.2f", a/b}')
+  echo "| $mode | $n | $w | $ratio | ${lat[nginx/$mode]} | ${lat[wserver/$mode]} | ${errs[nginx/$mode]}/${errs[wserver/$mode]} |"
+done
