@@ -69,7 +69,9 @@ impl<S: Hash + Eq + Clone> Cache<S> {
         self.table
             .find(hash, |&(h, g)| {
                 let g = g as usize;
-                h == hash && words[g * stride..(g + 1) * stride] == *known.words() && states[g] == *state
+                h == hash
+                    && words[g * stride..(g + 1) * stride] == *known.words()
+                    && states[g] == *state
             })
             .map(|&(_, g)| g)
     }

@@ -12,7 +12,6 @@ use specs::Model;
 use crate::check::{CheckResult, Verdict};
 use crate::history::{History, Outcome};
 
-const UNIT: usize = 14;
 const LANE: usize = 30;
 const LEFT: usize = 90;
 
@@ -53,7 +52,9 @@ pub fn render<M: Model>(
         *rank = k;
     }
     let end = ranks.len() + 1;
-    let x = |t: u64| LEFT + ranks[&t] * UNIT;
+    // Wide enough to read labels in short histories, narrow enough to scroll long ones.
+    let unit = (1600 / end.max(1)).clamp(14, 90);
+    let x = |t: u64| LEFT + ranks[&t] * unit;
 
     let clients: Vec<u64> = {
         let mut c: Vec<u64> = history.operations.iter().map(|o| o.client).collect();
@@ -75,8 +76,8 @@ pub fn render<M: Model>(
     let mut bars = String::new();
     for (i, op) in history.operations.iter().enumerate() {
         let left = x(op.call);
-        let right = op.ret.map_or(LEFT + end * UNIT, x);
-        let width = (right - left).max(UNIT / 2);
+        let right = op.ret.map_or(LEFT + end * unit, x);
+        let width = (right - left).max(unit / 2);
         let top = 10 + lane(op.client) * LANE;
         let mut classes = vec!["op"];
         classes.push(match op.outcome {
@@ -160,6 +161,34 @@ pub fn render<M: Model>(
         }
         None => String::new(),
     };
+    let mut steps = String::new();
+    if let Some(f) = failure {
+        steps.push_str("<h2>The failing part, step by step</h2>\n<table id=\"steps\"><tr><th>#</th><th>client</th><th>operation</th><th>state after</th></tr>\n");
+        let _ = writeln!(
+            steps,
+            "<tr><td></td><td></td><td><i>initial</i></td><td><code>{}</code></td></tr>",
+            escape(&model.describe_state(&f.states[0]))
+        );
+        for (k, &i) in f.prefix.iter().enumerate() {
+            let op = &history.operations[i];
+            let _ = writeln!(
+                steps,
+                "<tr><td><a href=\"#op-{i}\">{}</a></td><td>{}</td><td>{}</td><td><code>{}</code></td></tr>",
+                k + 1,
+                op.client,
+                escape(&model.describe_operation(&op.input, op.output())),
+                escape(&model.describe_state(&f.states[k + 1]))
+            );
+        }
+        let op = &history.operations[f.stuck];
+        let _ = writeln!(
+            steps,
+            "<tr class=\"stuck-row\"><td><a href=\"#op-{}\">✗</a></td><td>{}</td><td>{}</td><td>cannot be placed here</td></tr>\n</table>",
+            f.stuck,
+            op.client,
+            escape(&model.describe_operation(&op.input, op.output()))
+        );
+    }
     let verdict_class = match result.verdict {
         Verdict::Ok => "v-ok",
         Verdict::Illegal => "v-illegal",
@@ -193,6 +222,9 @@ h1 {{ font-size: 18px; margin: 0 0 6px; }}
 .op:hover {{ outline: 2px solid #333; z-index: 3; }}
 .nemesis {{ position: absolute; top: 0; border-left: 2px dashed #b36b00; }}
 .nemesis span {{ position: absolute; top: -2px; left: 3px; font-size: 10px; color: #b36b00; white-space: nowrap; }}
+h2 {{ font-size: 15px; margin: 18px 0 6px; }}
+#steps {{ border-collapse: collapse; }} #steps td, #steps th {{ border: 1px solid #ddd; padding: 2px 8px; text-align: left; }}
+#steps .stuck-row {{ background: #fdd; font-weight: bold; }}
 #tip {{ position: fixed; display: none; background: #333; color: #fff; padding: 6px 8px; border-radius: 4px;
         font: 12px ui-monospace, monospace; white-space: pre-wrap; max-width: 600px; z-index: 10; pointer-events: none; }}
 </style>
@@ -205,6 +237,7 @@ h1 {{ font-size: 18px; margin: 0 0 6px; }}
 <p class="legend"><span style="background:#c8ecc8">linearized prefix</span><span style="background:#f44;color:#fff">cannot be linearized</span><span style="background:#cfe0f5">completed</span><span style="background:#ddd">unknown outcome</span><span style="background:#eee;color:#999">failed</span> Hover over an operation to see the model state after it.</p>
 <div id="scroll"><div id="timeline">
 {lanes}{notes}{bars}</div></div>
+{steps}
 <div id="tip"></div>
 <script>
 (function () {{
@@ -232,6 +265,6 @@ h1 {{ font-size: 18px; margin: 0 0 6px; }}
         clients = clients.len(),
         parts = result.parts,
         elapsed = result.elapsed.as_secs_f64(),
-        width = LEFT + (end + 2) * UNIT,
+        width = LEFT + (end + 2) * unit,
     )
 }

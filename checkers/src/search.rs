@@ -74,7 +74,9 @@ impl List {
         events.sort_unstable();
         let n = events.len() + 1;
         let mut list = List {
-            next: (1..=n as u32).map(|e| if e == n as u32 { NIL } else { e }).collect(),
+            next: (1..=n as u32)
+                .map(|e| if e == n as u32 { NIL } else { e })
+                .collect(),
             prev: (0..n as u32).map(|e| e.wrapping_sub(1)).collect(),
             op: vec![NIL],
             time: vec![0],
@@ -120,7 +122,11 @@ enum Cursor {
 }
 
 /// Searches for a linearization of `ops` (already stripped of failed operations).
-pub fn search<M: Model>(model: &M, ops: &[&Operation<M::Input, M::Output>], limits: &Limits) -> SearchOutcome {
+pub fn search<M: Model>(
+    model: &M,
+    ops: &[&Operation<M::Input, M::Output>],
+    limits: &Limits,
+) -> SearchOutcome {
     // Each operation's entries, and its number among the known or the unknown ones.
     let mut slot = vec![0usize; ops.len()];
     let mut call_entry = vec![NIL; ops.len()];
@@ -251,7 +257,9 @@ pub fn search<M: Model>(model: &M, ops: &[&Operation<M::Input, M::Output>], limi
         }
         let op = match cursor {
             // A return is always ahead while some remain: the walk cannot run off the end.
-            Cursor::Known(e) if known_list.is_call[e as usize] => known_list.op[e as usize] as usize,
+            Cursor::Known(e) if known_list.is_call[e as usize] => {
+                known_list.op[e as usize] as usize
+            }
             Cursor::Known(e) => {
                 // Known candidates are exhausted; unknown ones called before this
                 // return come next.
