@@ -24,3 +24,23 @@ fn outputs_never_partial() {
     let mut job = LabJob::new("mr-atomic", &seed, 1_000);
     outputs_appear_whole(&mut job, Duration::from_secs(50)).unwrap();
 }
+
+/// Workers exit by themselves once the coordinator is gone (here: SIGKILLed
+/// mid-job), instead of waiting for it forever.
+#[test]
+fn workers_exit_when_coordinator_dies() {
+    let seed = Seed::for_this_test();
+    let mut job = LabJob::new("mr-orphans", &seed, 1_000);
+    let mut coordinator = job.coordinator();
+    let mut workers: Vec<_> = (0..2).map(|_| job.worker("slow")).collect();
+    std::thread::sleep(Duration::from_millis(300));
+    coordinator.kill().unwrap();
+    for w in &mut workers {
+        let status = w.wait_timeout(Duration::from_secs(15)).unwrap();
+        assert!(
+            status.is_some(),
+            "{} still runs 15 s after its coordinator died",
+            w.name()
+        );
+    }
+}

@@ -167,3 +167,74 @@ pub fn timeout_from_env() -> anyhow::Result<Duration> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::{call, Kind, MapTask, ReduceTask, Split};
+
+    #[test]
+    fn a_waiting_worker_gets_the_reduce_as_soon_as_the_last_map_is_done() {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("s");
+        let map = MapTask {
+            id: 0,
+            split: Split {
+                path: "in".into(),
+                name: "in".into(),
+                start: 0,
+                end: 0,
+            },
+            outputs: vec!["mr-0-0".into()],
+        };
+        let reduce = ReduceTask {
+            id: 0,
+            inputs: vec!["mr-0-0".into()],
+            output: "mr-out-0".into(),
+        };
+        let coordinator = Coordinator::new(
+            vec![map],
+            vec![reduce.clone()],
+            Duration::from_secs(10),
+            None,
+        );
+        let server = Server::start(&socket, coordinator).unwrap();
+        assert!(matches!(
+            call(&socket, &Request::GetTask).unwrap(),
+            Reply::Map(_)
+        ));
+        let waiter = {
+            let socket = socket.clone();
+            std::thread::spawn(move || call(&socket, &Request::GetTask).unwrap())
+        };
+        // Well inside the long poll, so the waiter is answered by the report, not
+        // by the end of its poll.
+        sleep(Duration::from_millis(50));
+        let done = Request::Done {
+            kind: Kind::Map,
+            id: 0,
+        };
+        assert_eq!(call(&socket, &done).unwrap(), Reply::Ok);
+        assert_eq!(waiter.join().unwrap(), Reply::Reduce(reduce));
+
+        // Until the outputs are final a finished job still says "wait", then "exit".
+        let done = Request::Done {
+            kind: Kind::Reduce,
+            id: 0,
+        };
+        call(&socket, &done).unwrap();
+        assert!(server.wait_done_for(Duration::from_secs(1)));
+        let waiter = {
+            let socket = socket.clone();
+            std::thread::spawn(move || call(&socket, &Request::GetTask).unwrap())
+        };
+        sleep(Duration::from_millis(50));
+        server.mark_finished();
+        assert_eq!(waiter.join().unwrap(), Reply::Exit);
+        server.close();
+        assert!(
+            call(&socket, &Request::GetTask).is_err(),
+            "the socket is gone"
+        );
+    }
+}
