@@ -15,7 +15,8 @@
 //! final name never showed partial content.
 //!
 //! Every check returns `Err` with a message saying what is wrong and where, so a
-//! failing test reads as a diagnosis.
+//! failing test reads as a diagnosis. The module needs only `specs` and std (and
+//! `tempfile` in its tests), so it can live in `checkers` unchanged.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Write as _;
@@ -356,20 +357,20 @@ impl Drop for OutputWatcher {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::TestDir;
+    use tempfile::TempDir;
 
     fn counts(pairs: &[(&str, u64)]) -> BTreeMap<String, u64> {
         pairs.iter().map(|(w, n)| (w.to_string(), *n)).collect()
     }
 
-    fn good_dir() -> TestDir {
-        let dir = TestDir::new("wc-check");
+    fn good_dir() -> TempDir {
+        let dir = tempfile::tempdir().unwrap();
         for (m, r) in [(0, 0), (0, 1), (1, 0), (1, 1)] {
-            fs::write(dir.join(format!("map.part-{m}-{r}.txt")), "").unwrap();
+            fs::write(dir.path().join(format!("map.part-{m}-{r}.txt")), "").unwrap();
         }
-        fs::write(dir.join("reduce.part-0.txt"), "a 3\nc 1\n").unwrap();
-        fs::write(dir.join("reduce.part-1.txt"), "b 3\n").unwrap();
-        fs::write(dir.join("output.txt"), "a 3\nb 3\nc 1\n").unwrap();
+        fs::write(dir.path().join("reduce.part-0.txt"), "a 3\nc 1\n").unwrap();
+        fs::write(dir.path().join("reduce.part-1.txt"), "b 3\n").unwrap();
+        fs::write(dir.path().join("output.txt"), "a 3\nb 3\nc 1\n").unwrap();
         dir
     }
 
@@ -386,7 +387,7 @@ mod tests {
     #[test]
     fn a_left_over_temp_file_fails() {
         let dir = good_dir();
-        fs::write(dir.join("reduce.part-1.txt.tmp-12-0"), "b").unwrap();
+        fs::write(dir.path().join("reduce.part-1.txt.tmp-12-0"), "b").unwrap();
         let want = counts(&[("a", 3), ("b", 3), ("c", 1)]);
         let err = check_wordcount_dir(dir.path(), &want, 2).unwrap_err();
         assert!(
@@ -398,7 +399,7 @@ mod tests {
     #[test]
     fn wrong_order_wrong_counts_and_missing_parts_fail() {
         let dir = good_dir();
-        fs::write(dir.join("output.txt"), "b 3\na 3\nc 1\n").unwrap();
+        fs::write(dir.path().join("output.txt"), "b 3\na 3\nc 1\n").unwrap();
         let want = counts(&[("a", 3), ("b", 3), ("c", 1)]);
         let err = check_wordcount_dir(dir.path(), &want, 2).unwrap_err();
         assert!(err.starts_with("output.txt line 1"), "{err}");
@@ -407,7 +408,7 @@ mod tests {
         let err = check_wordcount_dir(dir.path(), &want, 2).unwrap_err();
         assert!(err.contains("\"b\" is 3, expected 4"), "{err}");
 
-        fs::remove_file(dir.join("map.part-1-1.txt")).unwrap();
+        fs::remove_file(dir.path().join("map.part-1-1.txt")).unwrap();
         let err = check_wordcount_dir(dir.path(), &want, 2).unwrap_err();
         assert!(err.contains("map task 1"), "{err}");
     }
@@ -415,7 +416,7 @@ mod tests {
     #[test]
     fn a_word_in_two_partitions_fails() {
         let dir = good_dir();
-        fs::write(dir.join("reduce.part-1.txt"), "a 3\nb 3\n").unwrap();
+        fs::write(dir.path().join("reduce.part-1.txt"), "a 3\nb 3\n").unwrap();
         let want = counts(&[("a", 3), ("b", 3), ("c", 1)]);
         let err = check_wordcount_dir(dir.path(), &want, 2).unwrap_err();
         assert!(err.contains("more than one reduce.part"), "{err}");
@@ -423,11 +424,11 @@ mod tests {
 
     #[test]
     fn lab_dir_checks_keys_and_stray_files() {
-        let dir = TestDir::new("lab-check");
-        fs::write(dir.join("pg-a.txt"), "x").unwrap();
-        fs::write(dir.join("mr-0-0"), "").unwrap();
-        fs::write(dir.join("mr-out-0"), "a 1\nb 2\n").unwrap();
-        fs::write(dir.join("mr-worker-jobcount-1-0"), "x").unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("pg-a.txt"), "x").unwrap();
+        fs::write(dir.path().join("mr-0-0"), "").unwrap();
+        fs::write(dir.path().join("mr-out-0"), "a 1\nb 2\n").unwrap();
+        fs::write(dir.path().join("mr-worker-jobcount-1-0"), "x").unwrap();
         let allowed = LabDir {
             inputs: vec!["pg-a.txt".into()],
         };
@@ -436,29 +437,29 @@ mod tests {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         check_lab_dir(dir.path(), &allowed, &want).unwrap();
-        fs::write(dir.join("mr-out-1"), "b 2\n").unwrap();
+        fs::write(dir.path().join("mr-out-1"), "b 2\n").unwrap();
         let err = check_lab_dir(dir.path(), &allowed, &want).unwrap_err();
         assert!(err.contains("second time"), "{err}");
-        fs::remove_file(dir.join("mr-out-1")).unwrap();
-        fs::write(dir.join("mr-tmp-123"), "").unwrap();
+        fs::remove_file(dir.path().join("mr-out-1")).unwrap();
+        fs::write(dir.path().join("mr-tmp-123"), "").unwrap();
         let err = check_lab_dir(dir.path(), &allowed, &want).unwrap_err();
         assert!(err.contains("mr-tmp-123"), "{err}");
     }
 
     #[test]
     fn the_watcher_sees_a_file_that_grows_under_its_final_name() {
-        let dir = TestDir::new("watch");
+        let dir = tempfile::tempdir().unwrap();
         let watcher = OutputWatcher::start(dir.path(), |n| n.starts_with("out"));
-        fs::write(dir.join("out-0"), "half").unwrap();
+        fs::write(dir.path().join("out-0"), "half").unwrap();
         std::thread::sleep(Duration::from_millis(50));
-        fs::write(dir.join("out-0"), "half and the rest").unwrap();
+        fs::write(dir.path().join("out-0"), "half and the rest").unwrap();
         std::thread::sleep(Duration::from_millis(50));
         let err = watcher.check(dir.path()).unwrap_err();
         assert!(err.contains("partial file"), "{err}");
 
         let watcher = OutputWatcher::start(dir.path(), |n| n.starts_with("out"));
-        fs::write(dir.join("tmp"), "whole").unwrap();
-        fs::rename(dir.join("tmp"), dir.join("out-1")).unwrap();
+        fs::write(dir.path().join("tmp"), "whole").unwrap();
+        fs::rename(dir.path().join("tmp"), dir.path().join("out-1")).unwrap();
         std::thread::sleep(Duration::from_millis(50));
         assert_eq!(watcher.check(dir.path()), Ok(2));
     }
