@@ -153,8 +153,21 @@ pub fn serve(port: u16, image: &Path, bug: Option<Bug>) -> Result<()> {
     loop {
         let mut batch: Vec<(Vec<u8>, SocketAddr)> = Vec::new();
         socket.set_nonblocking(false)?;
-        let (n, from) = socket.recv_from(&mut buf)?;
-        batch.push((buf[..n].to_vec(), from));
+        match socket.recv_from(&mut buf) {
+            Ok((n, from)) => batch.push((buf[..n].to_vec(), from)),
+            // An ICMP error for an earlier reply, or a signal: nothing to serve yet.
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::Interrupted
+                        | io::ErrorKind::ConnectionRefused
+                        | io::ErrorKind::ConnectionReset
+                ) =>
+            {
+                continue
+            }
+            Err(e) => return Err(e).context("receiving a request"),
+        }
         socket.set_nonblocking(true)?;
         while batch.len() < MAX_BATCH {
             match socket.recv_from(&mut buf) {

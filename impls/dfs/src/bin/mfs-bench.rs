@@ -29,8 +29,8 @@ fn parse_args() -> Result<Args> {
     let exe = std::env::current_exe()?;
     let mut args = Args {
         dir: std::env::temp_dir(),
-        seconds: 3.0,
-        rounds: 3,
+        seconds: 0.5,
+        rounds: 20,
         server: exe.with_file_name("mfs-server"),
     };
     let mut it = std::env::args().skip(1);
@@ -53,7 +53,8 @@ fn parse_args() -> Result<Args> {
                 println!(
                     "usage: mfs-bench [--dir DIR] [--seconds S] [--rounds N] [--server PATH]\n  \
                      DIR: where the image and the raw-sync file go (default: the temp dir)\n  \
-                     each round measures every case for S seconds; the table shows medians"
+                     N times in turn, each case runs S seconds; the table shows medians\n  \
+                     (defaults: S = 0.5, N = 20)"
                 );
                 std::process::exit(0);
             }
@@ -125,13 +126,14 @@ fn start_server(binary: &Path, image: &Path) -> Result<Server> {
     Ok(server)
 }
 
-/// Requests per second from `clients` threads, each writing blocks of its own file
-/// (or, with `stat_only`, asking for its file's Stat, which needs no sync).
-fn served_rate(args: &Args, clients: usize) -> Result<f64> {
-    served(args, clients, false)
+/// A server with one file per client, kept running across slices.
+struct Target {
+    server: Server,
+    image: PathBuf,
+    inums: Vec<i32>,
 }
 
-fn served(args: &Args, clients: usize, stat_only: bool) -> Result<f64> {
+fn target(args: &Args, clients: usize) -> Result<Target> {
     let image = args.dir.join(format!("mfs-bench-{clients}.img"));
     let _ = std::fs::remove_file(&image);
     let server = start_server(&args.server, &image)?;
@@ -142,13 +144,36 @@ fn served(args: &Args, clients: usize, stat_only: bool) -> Result<f64> {
         setup.creat(0, 1, name.as_bytes())?;
         inums.push(setup.lookup(0, name.as_bytes())?);
     }
+    Ok(Target {
+        server,
+        image,
+        inums,
+    })
+}
+
+impl Target {
+    fn stop(mut self) -> Result<()> {
+        Client::connect("127.0.0.1", self.server.port, Options::default())?.shutdown()?;
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while self.server.child.try_wait()?.is_none() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        std::fs::remove_file(&self.image)?;
+        Ok(())
+    }
+}
+
+/// Requests per second for `seconds`, one thread per file of `t`, each writing blocks
+/// of its own file (or, with `stat_only`, asking for its Stat, which needs no sync).
+fn served(t: &Target, seconds: f64, stat_only: bool) -> Result<f64> {
     let stop = Arc::new(AtomicBool::new(false));
     let done = Arc::new(AtomicU64::new(0));
     let start = Instant::now();
-    let threads: Vec<_> = inums
-        .into_iter()
-        .map(|inum| {
-            let (stop, done, port) = (stop.clone(), done.clone(), server.port);
+    let threads: Vec<_> = t
+        .inums
+        .iter()
+        .map(|&inum| {
+            let (stop, done, port) = (stop.clone(), done.clone(), t.server.port);
             std::thread::spawn(move || -> Result<()> {
                 let mut client = Client::connect("127.0.0.1", port, Options::default())?;
                 let mut data = zero_block();
@@ -167,21 +192,13 @@ fn served(args: &Args, clients: usize, stat_only: bool) -> Result<f64> {
             })
         })
         .collect();
-    std::thread::sleep(Duration::from_secs_f64(args.seconds));
+    std::thread::sleep(Duration::from_secs_f64(seconds));
     stop.store(true, Ordering::Relaxed);
     let elapsed = start.elapsed().as_secs_f64();
     let n = done.load(Ordering::Relaxed);
     for t in threads {
         t.join().expect("client thread")?;
     }
-    setup.shutdown()?;
-    let mut server = server;
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while server.child.try_wait()?.is_none() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    drop(server);
-    std::fs::remove_file(&image)?;
     Ok(n as f64 / elapsed)
 }
 
@@ -205,27 +222,32 @@ fn median(mut xs: Vec<f64>) -> f64 {
 fn main() -> Result<()> {
     let args = parse_args()?;
     std::fs::create_dir_all(&args.dir)?;
-    // Rounds interleave the cases so that a burst of load from elsewhere on the machine
-    // falls on all of them alike; medians discard the outliers.
+    // Sync latency on a shared machine swings by several times within seconds, so the
+    // cases take turns in short slices and each is summarised by its median slice: a
+    // burst of outside load falls on all of them alike.
+    let one_client = target(&args, 1)?;
+    let eight_clients = target(&args, 8)?;
     let (mut raws, mut ones, mut eights, mut stats) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for round in 1..=args.rounds.max(1) {
         raws.push(raw_rate(&args.dir, args.seconds)?);
-        ones.push(served_rate(&args, 1)?);
-        eights.push(served_rate(&args, 8)?);
-        stats.push(served(&args, 1, true)?);
+        ones.push(served(&one_client, args.seconds, false)?);
+        eights.push(served(&eight_clients, args.seconds, false)?);
+        stats.push(served(&one_client, args.seconds, true)?);
         eprintln!(
-            "round {round}: raw {:.0}/s, 1 client {:.0}/s, 8 clients {:.0}/s, 1 client Stat {:.0}/s",
+            "slice {round}: raw {:.0}/s, 1 client {:.0}/s, 8 clients {:.0}/s, 1 client Stat {:.0}/s",
             raws[round - 1],
             ones[round - 1],
             eights[round - 1],
             stats[round - 1]
         );
     }
+    one_client.stop()?;
+    eight_clients.stop()?;
     let (raw, one, eight, stat) = (median(raws), median(ones), median(eights), median(stats));
     let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
     println!(
-        "mfs-bench: median of {} round(s) of {} s per case, dir {}, {cpus} CPU(s), {}",
+        "mfs-bench: median of {} interleaved slice(s) of {} s per case, dir {}, {cpus} CPU(s), {}",
         args.rounds,
         args.seconds,
         args.dir.display(),
