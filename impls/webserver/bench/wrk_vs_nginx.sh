@@ -35,6 +35,8 @@ cargo build --release -q -p webserver --manifest-path "$repo/Cargo.toml"
 wserver="$repo/target/release/wserver"
 
 work=$(mktemp -d /tmp/wrk-vs-nginx.XXXXXX)
+# nginx workers run as www-data and must be able to read the root.
+chmod 755 "$work"
 pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done

@@ -9,6 +9,7 @@
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
 use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -78,12 +79,23 @@ impl Master {
             if accept_pending {
                 accept_pending = self.accept(free_slots)?;
             }
-            let timeout = if accept_pending {
+            let mut timeout = if accept_pending {
                 Duration::ZERO
             } else {
                 next_sweep.saturating_duration_since(Instant::now())
             };
-            if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
+            if !timeout.is_zero() {
+                // Announce the nap, then look at the list once more: a worker that
+                // pushed before seeing the flag is found here, one after wakes us.
+                self.shared.master_idle.store(true, Ordering::SeqCst);
+                self.shared.take_returned(&mut returned);
+                if !returned.is_empty() {
+                    timeout = Duration::ZERO;
+                }
+            }
+            let polled = self.poll.poll(&mut events, Some(timeout));
+            self.shared.master_idle.store(false, Ordering::SeqCst);
+            if let Err(e) = polled {
                 if e.kind() != io::ErrorKind::Interrupted {
                     return Err(e);
                 }
@@ -126,6 +138,12 @@ impl Master {
                         buf: Vec::new(),
                         deadline: Instant::now() + self.shared.timeout,
                     });
+                    // The request often arrives with the connection: read it now and
+                    // register with epoll only if it has not (fully) arrived yet.
+                    self.on_readable(i);
+                    if self.conns[i].is_none() {
+                        continue;
+                    }
                     if let Err(e) = self.poll.registry().register(
                         &mut SourceFd(&fd),
                         Token(i),
@@ -149,8 +167,9 @@ impl Master {
         Ok(true)
     }
 
-    /// Takes back a persistent connection. Its descriptor is still registered from
-    /// before; re-registering re-arms it and reports data that already arrived.
+    /// Takes back a persistent connection. Its descriptor is usually still
+    /// registered from before; re-registering re-arms it and reports data that
+    /// already arrived.
     fn watch(&mut self, stream: TcpStream, leftover: Vec<u8>) -> io::Result<Option<usize>> {
         let fd = stream.as_raw_fd();
         let pipelined = !leftover.is_empty();
@@ -159,11 +178,16 @@ impl Master {
             buf: leftover,
             deadline: Instant::now() + self.shared.timeout,
         });
-        if let Err(e) =
-            self.poll
-                .registry()
-                .reregister(&mut SourceFd(&fd), Token(i), Interest::READABLE)
-        {
+        let registry = self.poll.registry();
+        // A connection whose first request was read at accept time was never
+        // registered (ENOENT): register it now.
+        let armed = match registry.reregister(&mut SourceFd(&fd), Token(i), Interest::READABLE) {
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
+                registry.register(&mut SourceFd(&fd), Token(i), Interest::READABLE)
+            }
+            other => other,
+        };
+        if let Err(e) = armed {
             eprintln!("wserver: cannot watch a returned connection: {e}");
             self.remove(i);
             return Ok(None);

@@ -3,6 +3,7 @@
 use std::io;
 use std::net::TcpStream;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -33,19 +34,21 @@ pub struct Shared {
     /// Persistent connections workers have finished with, for the master to watch.
     returned: Mutex<Vec<(TcpStream, Vec<u8>)>>,
     waker: mio::Waker,
+    /// Set while the master may block in epoll.
+    pub master_idle: AtomicBool,
 }
 
 impl Shared {
-    /// Gives a persistent connection back to the master. Only the push onto an
-    /// empty list wakes it: the master drains the whole list every time it wakes.
+    /// Gives a persistent connection back to the master, waking it only if it is
+    /// (about to be) asleep in epoll: a busy master drains the list on its own.
     pub fn hand_back(&self, stream: TcpStream, leftover: Vec<u8>) {
-        let was_empty = {
-            let mut returned = self.returned.lock().unwrap_or_else(|e| e.into_inner());
-            let was_empty = returned.is_empty();
-            returned.push((stream, leftover));
-            was_empty
-        };
-        if was_empty {
+        self.returned
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((stream, leftover));
+        // Pairs with the master's store before its last look at the list (see
+        // `Master::run`): either it sees our push or we see it asleep.
+        if self.master_idle.load(Ordering::SeqCst) {
             if let Err(e) = self.waker.wake() {
                 eprintln!("wserver: cannot wake the master: {e}");
             }
@@ -87,6 +90,7 @@ pub fn run(config: Config) -> io::Result<()> {
         timeout: config.timeout,
         returned: Mutex::new(Vec::new()),
         waker,
+        master_idle: AtomicBool::new(false),
     });
     if !config.bugs.thread_per_request {
         for i in 0..config.threads {

@@ -47,7 +47,9 @@ pub fn serve(shared: &Shared, job: Job, scratch: &mut Vec<u8>) {
     let head = match request {
         Ok(head) => head,
         Err(status) => {
-            let _ = send_error(&stream, "HTTP/1.0", status, false, deadline, scratch);
+            if send_error(&stream, "HTTP/1.0", status, false, deadline, scratch).is_ok() {
+                discard_unread(&stream);
+            }
             return;
         }
     };
@@ -295,4 +297,19 @@ fn run_cgi(
     }
     child.wait()?;
     relay
+}
+
+/// Closing a socket with unread input makes the kernel send a reset, which can
+/// destroy the error response before the client reads it (a 431 to a client still
+/// sending its oversized head). Send our FIN first and drop what already arrived.
+fn discard_unread(stream: &TcpStream) {
+    let _ = stream.shutdown(std::net::Shutdown::Write);
+    let mut sink = [0u8; 16 * 1024];
+    let mut reader = stream;
+    for _ in 0..64 {
+        match reader.read(&mut sink) {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+    }
 }
