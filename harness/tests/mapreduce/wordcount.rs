@@ -249,14 +249,17 @@ fn bad_arguments() {
 #[test]
 fn workers_killed() {
     let seed = Seed::for_this_test();
-    let mut job = generated("wc-kill", &seed, 4, 1 << 20);
+    let mut job = generated("wc-kill", &seed, 4, 512 << 10);
     job.env("MR_TASK_TIMEOUT_MS", SHORT_TIMEOUT_MS);
     let mut rng = seed.rng(2);
     let mut master = job.start(2, 4);
     let mut kills = 0;
     let deadline = Instant::now() + Duration::from_secs(50);
+    // The first worker seen is killed at once (it is in its first map task by then);
+    // later ones at random moments.
+    let mut pause = Duration::from_millis(2);
     while kills < 3 && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(rng.gen_range(50..250)));
+        std::thread::sleep(pause);
         if master.try_wait().unwrap().is_some() {
             break;
         }
@@ -266,6 +269,7 @@ fn workers_killed() {
         }
         kill_pid(workers[rng.gen_range(0..workers.len())]);
         kills += 1;
+        pause = Duration::from_millis(rng.gen_range(50..250));
     }
     finish(&mut master, Duration::from_secs(50)).unwrap();
     assert!(kills > 0, "the job ended before a worker could be killed");
