@@ -43,10 +43,12 @@ pub fn judge<M: Model>(
             }
         }
     };
+    // One thread: with several illegal parts, parallel workers race to report one,
+    // and a replayed seed must name the same operation.
     let options = CheckOptions {
         timeout: Some(timeout),
         partition: true,
-        threads: None,
+        threads: Some(1),
     };
     let result = check(model, &parsed, &options);
     // No durations here: a replayed run must produce the same words.
