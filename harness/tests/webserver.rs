@@ -377,12 +377,12 @@ mod concurrency {
 
     #[test]
     fn fixed_pool() {
-        checks::fixed_pool(&Subject::under_test());
+        checks::fixed_pool(&Subject::under_test(), &TestDir::new("ws-fixed_pool"));
     }
 
     #[test]
     fn no_busy_waiting() {
-        checks::no_busy_waiting(&Subject::under_test());
+        checks::no_busy_waiting(&Subject::under_test(), &TestDir::new("ws-no_busy_waiting"));
     }
 }
 
@@ -391,7 +391,7 @@ mod bounded_buffer {
 
     #[test]
     fn acceptor_blocks_when_full() {
-        checks::bounded_buffer(&Subject::under_test());
+        checks::bounded_buffer(&Subject::under_test(), &TestDir::new("ws-bounded_buffer"));
     }
 }
 
@@ -400,13 +400,13 @@ mod scheduling {
 
     #[test]
     fn fifo_serves_in_arrival_order() {
-        let order = checks::service_order(&Subject::under_test(), "FIFO");
+        let order = checks::service_order(&Subject::under_test(), &TestDir::new("ws-fifo"), "FIFO");
         assert_eq!(order, ["big.bin", "small.bin", "mid.bin"], "FIFO order");
     }
 
     #[test]
     fn sff_serves_smallest_first() {
-        checks::sff_order(&Subject::under_test());
+        checks::sff_order(&Subject::under_test(), &TestDir::new("ws-sff_order"));
     }
 }
 
@@ -415,7 +415,7 @@ mod security {
 
     #[test]
     fn path_traversal_refused() {
-        checks::path_traversal(&Subject::under_test());
+        checks::path_traversal(&Subject::under_test(), &TestDir::new("ws-path_traversal"));
     }
 
     /// Malformed heads get 400, oversized ones 431 (or 400/414), and the server
@@ -667,9 +667,13 @@ window.addEventListener('load', function () {
 mod known_bad {
     use super::*;
 
-    fn rejected(bug: &'static str, check: fn(&Subject), want: &str) {
+    fn rejected(bug: &'static str, check: fn(&Subject, &TestDir), want: &str) {
         let subject = Subject::known_bad(bug);
-        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check(&subject)));
+        // Created outside the caught panic so that it is removed afterwards: the
+        // expected failure leaves nothing worth keeping.
+        let dir = TestDir::new(&format!("ws-bad-{bug}"));
+        let result =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check(&subject, &dir)));
         match result {
             Ok(()) => panic!("the suite accepted the known-bad variant {bug}"),
             Err(payload) => {

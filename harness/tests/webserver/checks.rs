@@ -15,9 +15,8 @@ use super::support::{docroot, parallel, read_to_close, Response, Subject};
 
 /// With `-t 3`, the process keeps exactly threads + 1 threads (the master and the
 /// pool) before, during and after a burst of concurrent requests.
-pub fn fixed_pool(subject: &Subject) {
-    let dir = TestDir::new("ws-pool");
-    let root = docroot(&dir);
+pub fn fixed_pool(subject: &Subject, dir: &TestDir) {
+    let root = docroot(dir);
     let server = subject.start(&root, &["-t", "3", "-b", "8"]);
     let want = 4;
     assert_eq!(
@@ -53,9 +52,8 @@ pub fn fixed_pool(subject: &Subject) {
 
 /// Idle, and blocked with every worker busy and the buffer full, the server uses
 /// almost no CPU: nothing polls in a loop.
-pub fn no_busy_waiting(subject: &Subject) {
-    let dir = TestDir::new("ws-idle");
-    let root = docroot(&dir);
+pub fn no_busy_waiting(subject: &Subject, dir: &TestDir) {
+    let root = docroot(dir);
     let server = subject.start(&root, &["-t", "2", "-b", "1"]);
     // Let start-up work settle before measuring.
     std::thread::sleep(Duration::from_millis(200));
@@ -101,9 +99,8 @@ pub fn no_busy_waiting(subject: &Subject) {
 /// each client reads with a small receive buffer, so the lone worker cannot start
 /// the next response before the client has drained most of the current one: the
 /// first connection that becomes readable is the one being served.
-pub fn service_order(subject: &Subject, policy: &str) -> Vec<&'static str> {
-    let dir = TestDir::new("ws-order");
-    let root = docroot(&dir);
+pub fn service_order(subject: &Subject, dir: &TestDir, policy: &str) -> Vec<&'static str> {
+    let root = docroot(dir);
     const MIB: usize = 1 << 20;
     let files = [
         ("big.bin", 9 * MIB),
@@ -165,8 +162,8 @@ pub fn service_order(subject: &Subject, policy: &str) -> Vec<&'static str> {
     order
 }
 
-pub fn sff_order(subject: &Subject) {
-    let order = service_order(subject, "SFF");
+pub fn sff_order(subject: &Subject, dir: &TestDir) {
+    let order = service_order(subject, dir, "SFF");
     assert_eq!(
         order,
         ["small.bin", "mid.bin", "big.bin"],
@@ -175,9 +172,8 @@ pub fn sff_order(subject: &Subject) {
 }
 
 /// Every form of leaving the document root is refused, and the server keeps serving.
-pub fn path_traversal(subject: &Subject) {
-    let dir = TestDir::new("ws-traversal");
-    let root = docroot(&dir);
+pub fn path_traversal(subject: &Subject, dir: &TestDir) {
+    let root = docroot(dir);
     let seed = Seed::for_this_test();
     let secret = format!("SECRET-{:016x}", seed.rng(1).gen::<u64>());
     fs::write(dir.join("secret.txt"), &secret).unwrap();
@@ -242,9 +238,8 @@ pub fn path_traversal(subject: &Subject) {
 
 /// With `-t 1 -b 1`, the worker busy and the slot taken, further connections stay
 /// in the kernel's accept queue, and are all served once slots free up.
-pub fn bounded_buffer(subject: &Subject) {
-    let dir = TestDir::new("ws-bounded");
-    let root = docroot(&dir);
+pub fn bounded_buffer(subject: &Subject, dir: &TestDir) {
+    let root = docroot(dir);
     let server = subject.start(&root, &["-t", "1", "-b", "1"]);
     let addr = server.addr().to_string();
     let clients = std::thread::spawn(move || {
