@@ -18,7 +18,7 @@
 //!
 //! And one pruning for operations that never change the state (a read, a failed
 //! compare-and-set: [`Model::is_read_only`]): one the model accepts now is linearized
-//! now, without trying alternatives. It was called before any remaining operation
+//! now, without trying alternatives, and such operations are tried before the others. It was called before any remaining operation
 //! returned, so moving it to the front of any linearization of the rest breaks no
 //! real-time order, and since it changes nothing, every later step stays valid. If the
 //! rest fails after it, the rest fails, and the search backs up further.
@@ -113,11 +113,14 @@ impl List {
     }
 }
 
-/// Where the walk is: in the list of operations with known outcomes, or past its
-/// first return and among the unknown ones called no later than that return.
+/// Where the walk is. It passes over the candidates three times: read-only operations
+/// with known outcomes first (one the model accepts is forced, and taking it before a
+/// state change can make it stale saves a whole wrong subtree), then the other known
+/// ones, then unknown ones called no later than the first return.
 #[derive(Clone, Copy)]
 enum Cursor {
-    Known(u32),
+    Reads(u32),
+    Writes(u32),
     Unknown(u32),
 }
 
@@ -233,8 +236,9 @@ pub fn search<M: Model>(
                 unapply!(undone);
                 if !forced {
                     let e = call_entry[undone] as usize;
+                    // Only operations that change the state are unforced.
                     break if ops[undone].ret.is_some() {
-                        Cursor::Known(known_list.next[e])
+                        Cursor::Writes(known_list.next[e])
                     } else {
                         Cursor::Unknown(unknown_list.next[e])
                     };
@@ -243,7 +247,7 @@ pub fn search<M: Model>(
         };
     }
 
-    let mut cursor = Cursor::Known(known_list.first());
+    let mut cursor = Cursor::Reads(known_list.first());
     loop {
         if pending_returns == 0 {
             return SearchOutcome::Linearizable;
@@ -255,16 +259,32 @@ pub fn search<M: Model>(
         if steps > max_steps {
             return SearchOutcome::OutOfSteps;
         }
+        // A return is always ahead while some remain: the walk cannot run off the end.
         let op = match cursor {
-            // A return is always ahead while some remain: the walk cannot run off the end.
-            Cursor::Known(e) if known_list.is_call[e as usize] => {
-                known_list.op[e as usize] as usize
+            Cursor::Reads(e) if known_list.is_call[e as usize] => {
+                let op = known_list.op[e as usize] as usize;
+                if !read_only[op] {
+                    cursor = Cursor::Reads(known_list.next[e as usize]);
+                    continue;
+                }
+                op
             }
-            Cursor::Known(e) => {
-                // Known candidates are exhausted; unknown ones called before this
+            Cursor::Reads(_) => {
+                cursor = Cursor::Writes(known_list.first());
+                continue;
+            }
+            Cursor::Writes(e) if known_list.is_call[e as usize] => {
+                let op = known_list.op[e as usize] as usize;
+                if read_only[op] {
+                    cursor = Cursor::Writes(known_list.next[e as usize]);
+                    continue;
+                }
+                op
+            }
+            Cursor::Writes(_) => {
+                // Known candidates are exhausted; unknown ones called before the first
                 // return come next.
                 cursor = Cursor::Unknown(unknown_list.first());
-                let _ = e;
                 continue;
             }
             Cursor::Unknown(e) => {
@@ -291,7 +311,7 @@ pub fn search<M: Model>(
             apply!(op);
             if !cache.is_dead(&known, &unknown, &next) {
                 stack.push((op, std::mem::replace(&mut state, next), forced));
-                cursor = Cursor::Known(known_list.first());
+                cursor = Cursor::Reads(known_list.first());
                 continue;
             }
             unapply!(op);
@@ -302,7 +322,8 @@ pub fn search<M: Model>(
             }
         }
         cursor = match cursor {
-            Cursor::Known(e) => Cursor::Known(known_list.next[e as usize]),
+            Cursor::Reads(e) => Cursor::Reads(known_list.next[e as usize]),
+            Cursor::Writes(e) => Cursor::Writes(known_list.next[e as usize]),
             Cursor::Unknown(e) => Cursor::Unknown(unknown_list.next[e as usize]),
         };
     }
