@@ -679,7 +679,7 @@ impl Cluster {
             src: HARNESS.into(),
             dest: slot.name.clone(),
             now: None,
-            body: init.to_body(0),
+            body: init.to_body(1),
         };
         let name = slot.name.clone();
         let incarnation = slot.incarnation;
