@@ -138,6 +138,35 @@ mod kvsrv {
         }
     }
 
+    /// The wall-clock mode runs whatever HARNESS_TIME says, so CI (simulated time)
+    /// still covers it: a few tests on real time, with real delays and a real pause.
+    mod real_time {
+        use super::*;
+
+        #[test]
+        fn tests_pass_on_the_wall_clock() {
+            let seed = Seed::for_this_test();
+            for name in [
+                "basic::one_client",
+                "unreliable::lossy_duplicating",
+                "unreliable::server_paused",
+            ] {
+                let dir = TestDir::new("kvsrv-real");
+                let config = SuiteConfig {
+                    mode: TimeMode::Real,
+                    ..config(&seed, &dir, Implementation::from_env(IMPL_VAR, BIN))
+                };
+                let outcome = run_test(name, &config);
+                assert!(outcome.passed(), "{}", outcome.report());
+                assert!(
+                    outcome.stats.elapsed_ns >= 100_000_000,
+                    "a real-time run takes real time: {}",
+                    outcome.report()
+                );
+            }
+        }
+    }
+
     mod replay {
         use super::*;
 
