@@ -28,6 +28,10 @@ pub struct Faults {
     pub duplicate: f64,
     /// Each copy is delayed by a uniform time in `0..=max_delay`.
     pub max_delay: Duration,
+    /// A duplicate's second copy is held back a further uniform `0..=duplicate_lag`, so
+    /// that it tends to arrive after the requests that followed it: the case that shows
+    /// whether a server runs a request twice.
+    pub duplicate_lag: Duration,
 }
 
 impl Faults {
@@ -37,6 +41,7 @@ impl Faults {
             drop: 0.0,
             duplicate: 0.0,
             max_delay: Duration::ZERO,
+            duplicate_lag: Duration::ZERO,
         }
     }
 }
@@ -102,10 +107,18 @@ impl Shared {
             } else {
                 1
             };
+            let mut uniform = |max: Duration| {
+                let max = max.as_micros() as u64;
+                Duration::from_micros(if max == 0 { 0 } else { rng.gen_range(0..=max) })
+            };
             (0..copies)
-                .map(|_| {
-                    let max = faults.max_delay.as_micros() as u64;
-                    Duration::from_micros(if max == 0 { 0 } else { rng.gen_range(0..=max) })
+                .map(|copy| {
+                    let lag = if copy == 1 {
+                        uniform(faults.duplicate_lag)
+                    } else {
+                        Duration::ZERO
+                    };
+                    uniform(faults.max_delay) + lag
                 })
                 .collect()
         };
@@ -156,7 +169,11 @@ impl Shared {
                     q = self.wake.wait_timeout(q, at - now).unwrap().0;
                 }
                 None => {
-                    q = self.wake.wait_timeout(q, Duration::from_millis(50)).unwrap().0;
+                    q = self
+                        .wake
+                        .wait_timeout(q, Duration::from_millis(50))
+                        .unwrap()
+                        .0;
                 }
             }
         }
@@ -294,7 +311,9 @@ mod tests {
     }
 
     fn received(client: &UdpSocket, within: Duration) -> Vec<u8> {
-        client.set_read_timeout(Some(Duration::from_millis(10))).unwrap();
+        client
+            .set_read_timeout(Some(Duration::from_millis(10)))
+            .unwrap();
         let deadline = Instant::now() + within;
         let mut got = Vec::new();
         let mut buf = [0u8; 16];
@@ -329,6 +348,7 @@ mod tests {
             drop: 0.2,
             duplicate: 0.3,
             max_delay: Duration::from_millis(20),
+            duplicate_lag: Duration::ZERO,
         };
         let relay = UdpRelay::start(server, faults, 7).unwrap();
         let client = UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -338,7 +358,10 @@ mod tests {
         }
         let got = received(&client, Duration::from_millis(500));
         let stats = relay.stats();
-        assert!(stats.dropped > 0 && stats.duplicated > 0 && stats.reordered > 0, "{stats:?}");
+        assert!(
+            stats.dropped > 0 && stats.duplicated > 0 && stats.reordered > 0,
+            "{stats:?}"
+        );
         let mut sorted = got.clone();
         sorted.sort_unstable();
         assert_ne!(got, sorted, "delays should reorder");

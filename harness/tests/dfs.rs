@@ -489,33 +489,86 @@ mod lossy {
     use super::*;
     use harness::udp_relay::{Faults, UdpRelay};
 
-    #[test]
-    fn results_equal_the_spec_applied_once() {
-        let seed = Seed::for_this_test();
-        let (_d, server, _c, mut spec) = start("dfs-lossy");
+    /// `count` random requests through a relay that drops, duplicates and delays 20% /
+    /// 20% / 0-15 ms each way; every reply and then the tree must equal the spec's.
+    pub fn through_relay(server: &Server, seed: u64, count: usize) -> Result<(), String> {
         let faults = Faults {
             drop: 0.2,
             duplicate: 0.2,
             max_delay: Duration::from_millis(15),
+            duplicate_lag: Duration::ZERO,
         };
-        let relay = UdpRelay::start(server.addr, faults, seed.value()).unwrap();
+        let relay = UdpRelay::start(server.addr, faults, seed).unwrap();
         let mut c = Conn::new(relay.addr());
         c.attempt = Duration::from_millis(40);
-        let mut rng = seed.rng(1);
-        random_workload(&mut c, &mut spec, &mut rng, 250).unwrap_or_else(|e| panic!("{e}"));
+        let mut spec = FsSpec::new();
+        let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(seed);
+        random_workload(&mut c, &mut spec, &mut rng, count)?;
         let stats = relay.stats();
         assert!(
             stats.dropped > 10 && stats.duplicated > 10 && stats.reordered > 0,
             "the relay did not misbehave enough to mean anything: {stats:?}"
         );
         relay.set_faults(Faults::none());
-        let got = dump(&mut c).unwrap_or_else(|e| panic!("{e}"));
-        let want = dump(&mut spec).unwrap();
-        assert!(
-            got == want,
-            "trees differ: {}",
-            first_difference(&got, &want)
-        );
+        let got = dump(&mut c)?;
+        let want = dump(&mut spec)?;
+        if got != want {
+            return Err(format!("trees differ: {}", first_difference(&got, &want)));
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn results_equal_the_spec_applied_once() {
+        let seed = Seed::for_this_test();
+        let (_d, server, _c, _spec) = start("dfs-lossy");
+        through_relay(&server, seed.value(), 250).unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    /// Creat/Unlink and Write/Write pairs on one name and block, through a relay that
+    /// duplicates half the datagrams and delays each copy independently: a copy of an
+    /// old request often arrives after the request that followed it. A server that ran
+    /// it again would bring back an unlinked name, remove a created one, or put old data
+    /// over new.
+    pub fn duplicates_run_once(server: &Server, seed: u64, rounds: usize) -> Result<(), String> {
+        let faults = Faults {
+            drop: 0.0,
+            duplicate: 0.5,
+            max_delay: Duration::from_millis(5),
+            duplicate_lag: Duration::from_millis(25),
+        };
+        let relay = UdpRelay::start(server.addr, faults, seed).unwrap();
+        let mut c = Conn::new(relay.addr());
+        c.attempt = Duration::from_millis(100);
+        let mut spec = FsSpec::new();
+        checked(&mut c, &mut spec, &creat(0, 1, "f"))?;
+        for i in 0..rounds {
+            let step = |c: &mut Conn, spec: &mut FsSpec, r: Request| {
+                checked(c, spec, &r).map_err(|e| format!("round {i}: {e}"))
+            };
+            // Each change is followed by reads that a late copy of it would upset.
+            step(&mut c, &mut spec, creat(0, 1, "x"))?;
+            step(&mut c, &mut spec, lookup(0, "x"))?;
+            step(&mut c, &mut spec, unlink(0, "x"))?;
+            for _ in 0..3 {
+                step(&mut c, &mut spec, lookup(0, "x"))?;
+            }
+            step(&mut c, &mut spec, write(1, 0, (2 * i) as u8))?;
+            step(&mut c, &mut spec, write(1, 0, (2 * i + 1) as u8))?;
+            for _ in 0..3 {
+                step(&mut c, &mut spec, Request::Read { inum: 1, block: 0 })?;
+            }
+        }
+        let stats = relay.stats();
+        assert!(stats.duplicated > 50 && stats.reordered > 10, "{stats:?}");
+        Ok(())
+    }
+
+    #[test]
+    fn delayed_duplicates_run_once() {
+        let seed = Seed::for_this_test();
+        let (_d, server, _c, _spec) = start("dfs-dups");
+        duplicates_run_once(&server, seed.value(), 60).unwrap_or_else(|e| panic!("{e}"));
     }
 }
 
@@ -605,6 +658,21 @@ mod bad {
     }
 
     #[test]
+    fn server_that_runs_duplicates_twice() {
+        let seed = Seed::for_this_test();
+        let dir = TestDir::new("dfs-bad-dedup");
+        for round in 0..3 {
+            let image = dir.join(format!("fs{round}.img"));
+            let server = Server::start(&our_server(), &dir, &image, Some("no-dedup")).unwrap();
+            if let Err(e) = lossy::duplicates_run_once(&server, seed.value() + round, 60) {
+                eprintln!("DFS_BUG=no-dedup rejected: {e}");
+                return;
+            }
+        }
+        panic!("DFS_BUG=no-dedup passed three duplicate-heavy workloads: the test does not bite");
+    }
+
+    #[test]
     fn client_that_never_retries() {
         let dir = TestDir::new("dfs-bad-client");
         let program = c_client::compile(&dir);
@@ -616,6 +684,7 @@ mod bad {
             drop: 0.3,
             duplicate: 0.1,
             max_delay: Duration::from_millis(5),
+            duplicate_lag: Duration::ZERO,
         };
         let relay = UdpRelay::start(server.addr, faults, 1).unwrap();
         let out = c_client::run(&program, relay.addr().port(), &[("MFS_BUG", "no-retry")]);
@@ -754,6 +823,7 @@ mod c_client {
             drop: 0.25,
             duplicate: 0.25,
             max_delay: Duration::from_millis(10),
+            duplicate_lag: Duration::ZERO,
         };
         let relay = UdpRelay::start(server.addr, faults, seed.value()).unwrap();
         let out = run(&program, relay.addr().port(), &[]);

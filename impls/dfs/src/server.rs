@@ -27,6 +27,8 @@ pub enum Bug {
     /// Stores (and syncs) the checkpoint region that covers a batch before appending the
     /// batch's records to the log.
     CheckpointFirst,
+    /// Forgets which requests it has run: a retried or duplicated request runs again.
+    NoDedup,
 }
 
 impl Bug {
@@ -35,8 +37,10 @@ impl Bug {
             Err(_) | Ok("") => Ok(None),
             Ok("reply-before-fsync") => Ok(Some(Bug::ReplyBeforeFsync)),
             Ok("checkpoint-first") => Ok(Some(Bug::CheckpointFirst)),
+            Ok("no-dedup") => Ok(Some(Bug::NoDedup)),
             Ok(other) => bail!(
-                "DFS_BUG={other:?} is not a known variant (reply-before-fsync, checkpoint-first)"
+                "DFS_BUG={other:?} is not a known variant \
+                 (reply-before-fsync, checkpoint-first, no-dedup)"
             ),
         }
     }
@@ -197,6 +201,11 @@ pub fn serve(port: u16, image: &Path, bug: Option<Bug>) -> Result<()> {
                     out.push((encode_reply(&h, &Reply::Malformed), from));
                 }
                 Ok((h, request)) => match replies.check(h.client, h.seq) {
+                    _ if bug == Some(Bug::NoDedup) => {
+                        let reply = encode_reply(&h, &fs.apply(&file, &request));
+                        out.push((reply, from));
+                        shutdown |= request == Request::Shutdown;
+                    }
                     Seen::Stale => {}
                     Seen::Again(reply) => out.push((reply.to_vec(), from)),
                     Seen::New => {
@@ -211,7 +220,7 @@ pub fn serve(port: u16, image: &Path, bug: Option<Bug>) -> Result<()> {
         }
 
         match bug {
-            None => {
+            None | Some(Bug::NoDedup) => {
                 if append(&file, fs.take_pending())? {
                     file.sync_data()?;
                     syncs += 1;
