@@ -63,11 +63,19 @@ pub fn for_each_pair<'a>(
     text: &'a str,
     mut f: impl FnMut(Cow<'a, str>, Cow<'a, str>),
 ) -> anyhow::Result<()> {
-    for (n, line) in text.lines().enumerate() {
-        let (key, value) = line
-            .split_once('\t')
-            .with_context(|| format!("line {}: no tab in {line:?}", n + 1))?;
-        f(unescape(key)?, unescape(value)?);
+    let mut rest = text;
+    let mut n = 0;
+    while !rest.is_empty() {
+        n += 1;
+        // Byte searches: '\n' and '\t' never occur inside a multi-byte character.
+        let end = rest.bytes().position(|b| b == b'\n').unwrap_or(rest.len());
+        let line = &rest[..end];
+        rest = rest.get(end + 1..).unwrap_or("");
+        let tab = line
+            .bytes()
+            .position(|b| b == b'\t')
+            .with_context(|| format!("line {n}: no tab in {line:?}"))?;
+        f(unescape(&line[..tab])?, unescape(&line[tab + 1..])?);
     }
     Ok(())
 }

@@ -3,6 +3,7 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fs;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::io::ErrorKind;
 use std::path::Path;
 use std::thread::sleep;
@@ -101,7 +102,7 @@ fn run_reduce(task: &ReduceTask, app: &dyn App, bug: Option<Bug>) -> anyhow::Res
     // the MapReduce paper, with the sort done on keys instead of on every pair:
     // word count's reducers see each word once per map task.
     let mut groups: Vec<Group> = Vec::new();
-    let mut index: HashMap<Cow<str>, usize> = HashMap::new();
+    let mut index: HashMap<Cow<str>, usize, BuildHasherDefault<Fnv>> = HashMap::default();
     for (path, text) in &texts {
         kvfile::for_each_pair(text, |key, value| match index.get(key.as_ref()) {
             Some(&i) => groups[i].values.push(value),
@@ -128,4 +129,28 @@ fn run_reduce(task: &ReduceTask, app: &dyn App, bug: Option<Bug>) -> anyhow::Res
         out.write(&line)
     })?;
     out.commit()
+}
+
+/// FNV-1a for the reducer's grouping table: keys are short and come from our own
+/// intermediate files, so a fast hash serves better than a DoS-resistant one.
+#[derive(Default)]
+struct Fnv(u64);
+
+impl Hasher for Fnv {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
+        for &b in bytes {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+        self.0 = h;
+    }
+
+    fn finish(&self) -> u64 {
+        // Spread the low bits the table indexes by.
+        self.0 ^ (self.0 >> 32)
+    }
 }
