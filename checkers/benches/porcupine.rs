@@ -10,7 +10,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use checkers::{check, formats, CheckOptions, History, Verdict};
+use checkers::{check, formats, CheckOptions, ModelHistory, Verdict};
 use specs::Model;
 
 // The same allocator as the lincheck binary.
@@ -34,7 +34,7 @@ fn median(mut xs: Vec<Duration>) -> Duration {
 /// (median check time, parse time, verdicts all right) for one group.
 fn run<M: Model>(model: &M, dir: &Path, group: &Group) -> (Duration, Duration, bool) {
     let parse_start = Instant::now();
-    let histories: Vec<(History<M::Input, M::Output>, bool)> = group
+    let histories: Vec<(ModelHistory<M>, bool)> = group
         .files
         .iter()
         .map(|(file, ok)| {
@@ -72,7 +72,9 @@ fn data_dir() -> Option<PathBuf> {
 fn main() {
     // `cargo bench` passes --bench; nothing else is taken.
     let Some(dir) = data_dir() else {
-        eprintln!("set DSCONF_DATA to the shared data directory (holding linearizability/porcupine)");
+        eprintln!(
+            "set DSCONF_DATA to the shared data directory (holding linearizability/porcupine)"
+        );
         std::process::exit(2);
     };
     let rows: Vec<(String, bool, String)> = std::fs::read_to_string(dir.join("verdicts.tsv"))

@@ -52,6 +52,9 @@ pub struct Annotation {
     pub text: String,
 }
 
+/// The history of operations on a model's object.
+pub type ModelHistory<M> = History<<M as specs::Model>::Input, <M as specs::Model>::Output>;
+
 /// A whole history, in call order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct History<I, O> {

@@ -29,4 +29,4 @@ pub mod html;
 pub mod search;
 
 pub use check::{check, CheckOptions, CheckResult, Failure, Verdict};
-pub use history::{History, Operation, Outcome};
+pub use history::{History, ModelHistory, Operation, Outcome};

@@ -1,8 +1,8 @@
 //! Jepsen's log lines for a single register, as in its etcd tests:
 //!
 //! ```text
-//! INFO  jepsen.util - 3	:invoke	:cas	[1 2]
-//! INFO  jepsen.util - 3	:fail	:cas	[1 2]
+//! INFO  jepsen.util - 3<TAB>:invoke<TAB>:cas<TAB>[1 2]
+//! INFO  jepsen.util - 3<TAB>:fail<TAB>:cas<TAB>[1 2]
 //! ```
 //!
 //! Fields are separated by tabs (or, in some logs, spaces): the logger prefix ending in the process number, the type

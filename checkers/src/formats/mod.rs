@@ -78,11 +78,14 @@ pub fn detect(text: &str) -> Result<Option<Format>, ParseError> {
     ))
 }
 
+/// A model's history, and the format it was read from (`None`: empty).
+pub type Parsed<M> = (
+    Option<Format>,
+    History<<M as Model>::Input, <M as Model>::Output>,
+);
+
 /// Reads a history in any recognised format.
-pub fn parse<M: Model>(
-    model: &M,
-    text: &str,
-) -> Result<(Option<Format>, History<M::Input, M::Output>), ParseError> {
+pub fn parse<M: Model>(model: &M, text: &str) -> Result<Parsed<M>, ParseError> {
     let format = detect(text)?;
     let history = match format {
         None => History::default(),

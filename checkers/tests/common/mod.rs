@@ -1,5 +1,8 @@
 //! Locating the public histories with known verdicts.
 
+// Each test binary that includes this module uses only part of it.
+#![allow(dead_code)]
+
 use std::path::PathBuf;
 
 /// `$DSCONF_DATA/linearizability/porcupine`, or `None` (with a note on how to get it)
