@@ -282,26 +282,23 @@ impl RecordWriter {
         addr
     }
 
-    pub fn len(&self) -> u64 {
+    /// Bytes the finished record will take.
+    pub fn byte_len(&self) -> u64 {
         (RECORD_HEADER
             + self.nblocks_planned * BLOCK_SIZE
             + (self.inodes.len() + self.pieces.len()) * ENTRY_SIZE) as u64
     }
 
-    pub fn is_empty(&self) -> bool {
-        false
-    }
-
     pub fn finish(self, seq: u64) -> Vec<u8> {
         assert_eq!(self.blocks.len(), self.nblocks_planned);
-        let mut out = Vec::with_capacity(self.len() as usize);
+        let mut out = Vec::with_capacity(self.byte_len() as usize);
         out.extend_from_slice(&RECORD_MAGIC);
         out.extend_from_slice(&seq.to_le_bytes());
         out.extend_from_slice(&(self.blocks.len() as u16).to_le_bytes());
         out.extend_from_slice(&(self.inodes.len() as u16).to_le_bytes());
         out.extend_from_slice(&(self.pieces.len() as u16).to_le_bytes());
         out.extend_from_slice(&[0, 0]);
-        let payload = self.len() as usize - RECORD_HEADER;
+        let payload = self.byte_len() as usize - RECORD_HEADER;
         out.extend_from_slice(&(payload as u32).to_le_bytes());
         out.extend_from_slice(&[0u8; 8]);
         for b in &self.blocks {

@@ -515,7 +515,7 @@ impl Fs {
             }
             piece_addrs.push((p, w.add_piece(p as u32, entries) as u32));
         }
-        if self.end + w.len() > u64::from(u32::MAX) {
+        if self.end + w.byte_len() > u64::from(u32::MAX) {
             return Reply::Failed;
         }
         let bytes = w.finish(self.seq + 1);
