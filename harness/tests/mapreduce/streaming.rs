@@ -65,3 +65,35 @@ fn script_pair_matches_pipeline() {
     job.check(&piped).unwrap();
     assert_eq!(through_framework, piped);
 }
+
+/// A map command that always fails makes the job fail with an error, instead of being
+/// retried forever; the workers exit too.
+#[test]
+fn an_application_that_always_fails_fails_the_job() {
+    let seed = Seed::for_this_test();
+    let mut job = LabJob::new("mr-failing-app", &seed, 1_000);
+    let mut coordinator = job.coordinator();
+    let mut workers: Vec<_> = (0..2)
+        .map(|_| job.external_worker(&PathBuf::from("false"), &PathBuf::from("cat")))
+        .collect();
+    let status = coordinator
+        .wait_timeout(Duration::from_secs(30))
+        .unwrap()
+        .unwrap_or_else(|| panic!("the job still runs after 30 s of failing map tasks"));
+    assert!(
+        !status.success(),
+        "the coordinator reported success for a failed job"
+    );
+    for w in &mut workers {
+        let exited = w.wait_timeout(Duration::from_secs(10)).unwrap();
+        assert!(
+            exited.is_some(),
+            "{} did not exit after the job failed",
+            w.name()
+        );
+    }
+    assert!(
+        !job.dir.join("mr-out-0").exists(),
+        "a failed job left an output that looks final"
+    );
+}

@@ -9,7 +9,9 @@
 //! - a task whose worker has been silent for `timeout` is handed out again; the first
 //!   attempt to report it done wins, and later reports are ignored (the outputs are
 //!   renamed into place, so a second attempt only replaces a file with the same data);
-//! - a task reported failed is handed out again at once;
+//! - a task reported failed is handed out again at once, up to [`MAX_FAILURES`]
+//!   reports; then the job has failed (a bad input or an application that always
+//!   fails would otherwise be retried forever) and every request is answered `Exit`;
 //! - once every reduce task is done, every request is answered `Exit`.
 
 use std::time::{Duration, Instant};
@@ -28,6 +30,7 @@ enum State {
 struct Slot<T> {
     task: T,
     state: State,
+    failures: u32,
 }
 
 impl<T> Slot<T> {
@@ -35,9 +38,14 @@ impl<T> Slot<T> {
         Slot {
             task,
             state: State::Idle,
+            failures: 0,
         }
     }
 }
+
+/// Failure reports for one task after which the whole job has failed. Crashes and
+/// timeouts do not count: a killed worker says nothing.
+pub const MAX_FAILURES: u32 = 4;
 
 /// How long an idle worker waits before asking again.
 pub const WAIT_MS: u64 = 50;
@@ -50,6 +58,8 @@ pub struct Coordinator {
     bug: Option<Bug>,
     /// Attempts handed out, map and reduce (for logs and tests).
     pub assignments: usize,
+    /// Why the job failed, once a task has failed [`MAX_FAILURES`] times.
+    failure: Option<String>,
 }
 
 impl Coordinator {
@@ -65,6 +75,7 @@ impl Coordinator {
             timeout,
             bug,
             assignments: 0,
+            failure: None,
         }
     }
 
@@ -77,15 +88,36 @@ impl Coordinator {
                 }
                 Reply::Ok
             }
-            Request::Failed { kind, id, .. } => {
-                if let Some(state) = self.state_mut(kind, id) {
+            Request::Failed { kind, id, error } => {
+                let slot = match kind {
+                    Kind::Map => self
+                        .maps
+                        .get_mut(id)
+                        .map(|s| (&mut s.state, &mut s.failures)),
+                    Kind::Reduce => self
+                        .reduces
+                        .get_mut(id)
+                        .map(|s| (&mut s.state, &mut s.failures)),
+                };
+                if let Some((state, failures)) = slot {
                     if *state != State::Done {
                         *state = State::Idle;
+                        *failures += 1;
+                        if *failures >= MAX_FAILURES && self.failure.is_none() {
+                            self.failure = Some(format!(
+                                "{kind:?} task {id} failed {failures} times; last error: {error}"
+                            ));
+                        }
                     }
                 }
                 Reply::Ok
             }
         }
+    }
+
+    /// Why the job failed, if it did: then it will never be done.
+    pub fn failure(&self) -> Option<&str> {
+        self.failure.as_deref()
     }
 
     pub fn is_done(&self) -> bool {
@@ -101,6 +133,9 @@ impl Coordinator {
     }
 
     fn assign(&mut self, now: Instant) -> Reply {
+        if self.failure.is_some() {
+            return Reply::Exit;
+        }
         let reassign = self.bug != Some(Bug::NeverReassign);
         if let Some(task) = pick(&mut self.maps, now, self.timeout, reassign) {
             self.assignments += 1;
@@ -238,6 +273,35 @@ mod tests {
         done(&mut c, Kind::Map, 0, t);
         c.handle(failed, t);
         assert_eq!(reduce_id(c.handle(Request::GetTask, t)), 0);
+    }
+
+    #[test]
+    fn a_task_that_keeps_failing_fails_the_job() {
+        let t = Instant::now();
+        let mut c = job(2, 1, None);
+        for attempt in 1..=MAX_FAILURES {
+            assert_eq!(
+                map_id(c.handle(Request::GetTask, t)),
+                0,
+                "attempt {attempt}"
+            );
+            assert_eq!(c.failure(), None);
+            c.handle(
+                Request::Failed {
+                    kind: Kind::Map,
+                    id: 0,
+                    error: "no such file".into(),
+                },
+                t,
+            );
+        }
+        let why = c.failure().expect("failed").to_string();
+        assert!(
+            why.contains("Map task 0 failed 4 times") && why.contains("no such file"),
+            "{why}"
+        );
+        assert_eq!(c.handle(Request::GetTask, t), Reply::Exit);
+        assert!(!c.is_done());
     }
 
     #[test]

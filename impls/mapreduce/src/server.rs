@@ -81,20 +81,27 @@ impl Server {
         self.lock().coordinator.is_done()
     }
 
-    /// Waits until every task is done or `timeout` passes; true if done.
-    pub fn wait_done_for(&self, timeout: Duration) -> bool {
+    /// Waits until every task is done or `timeout` passes; true if done, an error if
+    /// the job has failed.
+    pub fn wait_done_for(&self, timeout: Duration) -> anyhow::Result<bool> {
         let guard = self.lock();
         let (guard, _) = self
             .shared
             .1
-            .wait_timeout_while(guard, timeout, |s| !s.coordinator.is_done())
+            .wait_timeout_while(guard, timeout, |s| {
+                !s.coordinator.is_done() && s.coordinator.failure().is_none()
+            })
             .expect("poisoned");
-        guard.coordinator.is_done()
+        if let Some(why) = guard.coordinator.failure() {
+            bail!("the job failed: {why}");
+        }
+        Ok(guard.coordinator.is_done())
     }
 
-    /// Blocks until every task is done.
-    pub fn wait_done(&self) {
-        while !self.wait_done_for(Duration::from_secs(1)) {}
+    /// Blocks until every task is done, or fails with the job.
+    pub fn wait_done(&self) -> anyhow::Result<()> {
+        while !self.wait_done_for(Duration::from_secs(1))? {}
+        Ok(())
     }
 
     /// Tells workers to exit from now on.
@@ -135,6 +142,10 @@ fn answer(shared: &(Mutex<Shared>, Condvar), request: Request) -> Reply {
     let mut reply = s.coordinator.handle(request, Instant::now());
     if !asks {
         changed.notify_all();
+    }
+    // A failed job tells workers to exit at once: there is nothing left to wait for.
+    if s.coordinator.failure().is_some() {
+        s.finished = true;
     }
     loop {
         if reply == Reply::Exit && !s.finished {
@@ -223,7 +234,7 @@ mod tests {
             id: 0,
         };
         call(&socket, &done).unwrap();
-        assert!(server.wait_done_for(Duration::from_secs(1)));
+        assert!(server.wait_done_for(Duration::from_secs(1)).unwrap());
         let waiter = {
             let socket = socket.clone();
             std::thread::spawn(move || call(&socket, &Request::GetTask).unwrap())

@@ -116,8 +116,18 @@ fn master(args: Args) -> anyhow::Result<()> {
     ));
     let server = Server::start(&socket, Coordinator::new(maps, reduces, timeout, bug))?;
     let mut workers = Workers::start(&socket, nworkers)?;
-    while !server.wait_done_for(Duration::from_millis(20)) {
-        workers.replace_crashed()?;
+    loop {
+        match server.wait_done_for(Duration::from_millis(20)) {
+            Ok(true) => break,
+            Ok(false) => workers.replace_crashed()?,
+            Err(e) => {
+                // Workers are told to exit; the partial outputs stay for inspection.
+                server.mark_finished();
+                workers.wait(Duration::from_secs(10));
+                server.close();
+                return Err(e);
+            }
+        }
     }
     let parts: Vec<PathBuf> = (0..nreduce).map(|r| layout.output(r)).collect();
     merge_counts(&parts, &args.output.join("output.txt"), bug)?;

@@ -40,8 +40,8 @@ fn run(args: Args) -> anyhow::Result<()> {
     let socket = PathBuf::from(std::env::var("MR_SOCKET").unwrap_or_else(|_| "mr-socket".into()));
     let (maps, reduces) = tasks(whole_files(&args.files)?, args.nreduce.into(), &LabLayout);
     let server = Server::start(&socket, Coordinator::new(maps, reduces, timeout, bug))?;
-    server.wait_done();
+    let result = server.wait_done();
     remove_temp_files(std::path::Path::new("."), "mr-")?;
     server.finish(Duration::from_millis(4 * WAIT_MS), Duration::from_secs(2));
-    Ok(())
+    result
 }
