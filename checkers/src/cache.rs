@@ -57,10 +57,15 @@ impl<S: Hash + Eq + Clone> Cache<S> {
     /// How many dead configurations are recorded.
     #[cfg(test)]
     pub fn len(&self) -> usize {
-        self.next.len()
+        if self.unknown_stride == 0 {
+            self.states.len()
+        } else {
+            self.next.len()
+        }
     }
 
-    fn hash(&self, known: &Bitset, state: &S) -> u64 {
+    /// The key under which a configuration is filed; pass it back to the other calls.
+    pub fn hash(&self, known: &Bitset, state: &S) -> u64 {
         known.hash() ^ self.hasher.hash_one(state).rotate_left(17)
     }
 
@@ -76,12 +81,17 @@ impl<S: Hash + Eq + Clone> Cache<S> {
             .map(|&(_, g)| g)
     }
 
-    /// Whether a configuration with this `K` and state and a subset of `unknown` is dead.
-    pub fn is_dead(&self, known: &Bitset, unknown: &Bitset, state: &S) -> bool {
-        let Some(group) = self.group(self.hash(known, state), known, state) else {
+    /// Whether a configuration with this `K` and state and a subset of `unknown` is
+    /// dead; `hash` is [`Cache::hash`] of `known` and `state`.
+    pub fn is_dead(&self, hash: u64, known: &Bitset, unknown: &Bitset, state: &S) -> bool {
+        let Some(group) = self.group(hash, known, state) else {
             return false;
         };
         let stride = self.unknown_stride;
+        if stride == 0 {
+            // No unknown operations: a group exists only for a dead configuration.
+            return true;
+        }
         let mine = unknown.words();
         let mut at = self.heads[group as usize];
         while at != NONE {
@@ -94,10 +104,10 @@ impl<S: Hash + Eq + Clone> Cache<S> {
         false
     }
 
-    /// Records a configuration as dead.
-    pub fn record_dead(&mut self, known: &Bitset, unknown: &Bitset, state: &S) {
-        let hash = self.hash(known, state);
+    /// Records a configuration as dead; `hash` is [`Cache::hash`] of `known` and `state`.
+    pub fn record_dead(&mut self, hash: u64, known: &Bitset, unknown: &Bitset, state: &S) {
         let group = match self.group(hash, known, state) {
+            Some(_) if self.unknown_stride == 0 => return,
             Some(g) => g,
             None => {
                 let g = self.states.len() as u32;
@@ -105,6 +115,9 @@ impl<S: Hash + Eq + Clone> Cache<S> {
                 self.heads.push(NONE);
                 self.known.extend_from_slice(known.words());
                 self.table.insert_unique(hash, (hash, g), |&(h, _)| h);
+                if self.unknown_stride == 0 {
+                    return;
+                }
                 g
             }
         };
@@ -126,12 +139,14 @@ mod tests {
         let mut cache = Cache::new(2, 0);
         let mut known = Bitset::new(70);
         let none = Bitset::new(0);
-        assert!(!cache.is_dead(&known, &none, &1));
-        cache.record_dead(&known, &none, &1);
-        assert!(cache.is_dead(&known, &none, &1));
-        assert!(!cache.is_dead(&known, &none, &2));
+        let h = |c: &Cache<i32>, k: &Bitset, s: i32| c.hash(k, &s);
+        assert!(!cache.is_dead(h(&cache, &known, 1), &known, &none, &1));
+        cache.record_dead(h(&cache, &known, 1), &known, &none, &1);
+        cache.record_dead(h(&cache, &known, 1), &known, &none, &1);
+        assert!(cache.is_dead(h(&cache, &known, 1), &known, &none, &1));
+        assert!(!cache.is_dead(h(&cache, &known, 2), &known, &none, &2));
         known.insert(65, &keys);
-        assert!(!cache.is_dead(&known, &none, &1));
+        assert!(!cache.is_dead(h(&cache, &known, 1), &known, &none, &1));
         assert_eq!(cache.len(), 1);
     }
 
@@ -142,13 +157,14 @@ mod tests {
         let mut applied = Bitset::new(4);
         applied.insert(1, &keys);
         let mut cache = Cache::new(1, 1);
-        cache.record_dead(&known, &applied, &"s");
+        let (hs, ht) = (cache.hash(&known, &"s"), cache.hash(&known, &"t"));
+        cache.record_dead(hs, &known, &applied, &"s");
         // Same K and state, more unknown operations applied: dead too.
         let mut more = applied.clone();
         more.insert(3, &keys);
-        assert!(cache.is_dead(&known, &more, &"s"));
+        assert!(cache.is_dead(hs, &known, &more, &"s"));
         // Fewer applied: may still live.
-        assert!(!cache.is_dead(&known, &Bitset::new(4), &"s"));
-        assert!(!cache.is_dead(&known, &more, &"t"));
+        assert!(!cache.is_dead(hs, &known, &Bitset::new(4), &"s"));
+        assert!(!cache.is_dead(ht, &known, &more, &"t"));
     }
 }

@@ -172,8 +172,9 @@ pub fn search<M: Model>(
         .map(|op| model.is_read_only(&op.input, op.output()))
         .collect();
     let mut state = model.init();
-    // (operation, state before it, whether it was forced: see the module doc)
-    let mut stack: Vec<(usize, M::State, bool)> = Vec::new();
+    // (operation, state before it, whether it was forced: see the module doc, and the
+    // cache key of the configuration it led to)
+    let mut stack: Vec<(usize, M::State, bool, u64)> = Vec::new();
     let mut pending_returns = n_known;
     let mut longest: Vec<usize> = Vec::new();
     let mut stuck = 0usize;
@@ -225,13 +226,13 @@ pub fn search<M: Model>(
     macro_rules! backtrack {
         () => {
             loop {
-                let Some((undone, previous, forced)) = stack.pop() else {
+                let Some((undone, previous, forced, key)) = stack.pop() else {
                     return SearchOutcome::Illegal {
                         prefix: longest,
                         stuck,
                     };
                 };
-                cache.record_dead(&known, &unknown, &state);
+                cache.record_dead(key, &known, &unknown, &state);
                 state = previous;
                 unapply!(undone);
                 if !forced {
@@ -293,7 +294,7 @@ pub fn search<M: Model>(
                     // Nothing can be placed before this return: back up.
                     if stack.len() >= longest.len() {
                         longest.clear();
-                        longest.extend(stack.iter().map(|(i, _, _)| *i));
+                        longest.extend(stack.iter().map(|(i, ..)| *i));
                         stuck = known_list.op[horizon!() as usize] as usize;
                     }
                     cursor = backtrack!();
@@ -309,8 +310,9 @@ pub fn search<M: Model>(
         if let Some(next) = step {
             let forced = read_only[op];
             apply!(op);
-            if !cache.is_dead(&known, &unknown, &next) {
-                stack.push((op, std::mem::replace(&mut state, next), forced));
+            let key = cache.hash(&known, &next);
+            if !cache.is_dead(key, &known, &unknown, &next) {
+                stack.push((op, std::mem::replace(&mut state, next), forced, key));
                 cursor = Cursor::Reads(known_list.first());
                 continue;
             }
