@@ -836,6 +836,91 @@ mod tests {
         assert!(cluster.errors.is_empty(), "{:?}", cluster.errors);
     }
 
+    /// A driver that asks `node-ticker` for `count` ticks `period` apart and keeps
+    /// the times it reports.
+    struct TickClient {
+        period: u64,
+        count: u64,
+        ticks: Option<Vec<u64>>,
+        started: u64,
+    }
+
+    impl Driver for TickClient {
+        fn start(&mut self, cluster: &mut Cluster) {
+            self.started = cluster.now();
+            cluster.send(Message {
+                src: "c1".into(),
+                dest: "n1".into(),
+                now: None,
+                body: Body {
+                    msg_id: Some(1),
+                    ..Body::new("start")
+                        .with("period", self.period)
+                        .with("count", self.count)
+                },
+            });
+        }
+
+        fn on_message(&mut self, _: &mut Cluster, message: Message) {
+            let ticks = message
+                .body
+                .get("ticks")
+                .and_then(|t| t.as_array())
+                .map(|t| t.iter().filter_map(|x| x.as_u64()).collect());
+            self.ticks = ticks;
+        }
+
+        fn on_wake(&mut self, _: &mut Cluster, _: u64) {}
+
+        fn done(&self) -> bool {
+            self.ticks.is_some()
+        }
+    }
+
+    fn ticks(mode: TimeMode) -> (Vec<u64>, u64, RunStats) {
+        let dir = TestDir::new("cluster-ticks");
+        let mut config = config(&dir, Implementation::ours("node-ticker"));
+        config.mode = mode;
+        let mut cluster = Cluster::start(config).unwrap();
+        let mut driver = TickClient {
+            period: 20_000_000,
+            count: 5,
+            ticks: None,
+            started: 0,
+        };
+        let stats = cluster.run(&mut driver, cluster.now() + 5_000_000_000);
+        assert!(cluster.errors.is_empty(), "{:?}", cluster.errors);
+        (
+            driver.ticks.expect("the node answered"),
+            driver.started,
+            stats,
+        )
+    }
+
+    #[test]
+    fn lockstep_ticks_come_exactly_when_asked() {
+        let (ticks, _, stats) = ticks(TimeMode::Sim);
+        // The start request arrives after 1 ms (the reliable network's latency).
+        let want: Vec<u64> = (1..=5).map(|k| 1_000_000 + k * 20_000_000).collect();
+        assert_eq!(ticks, want);
+        assert!(stats.wall < Duration::from_millis(100), "{stats:?}");
+    }
+
+    #[test]
+    fn real_time_ticks_follow_the_wall_clock() {
+        let (ticks, started, stats) = ticks(TimeMode::Real);
+        assert_eq!(ticks.len(), 5);
+        assert!(
+            ticks.windows(2).all(|w| w[1] - w[0] >= 20_000_000),
+            "{ticks:?}"
+        );
+        let elapsed = stats.elapsed_ns - started;
+        assert!(
+            elapsed >= 100_000_000,
+            "5 ticks 20 ms apart took {elapsed} ns"
+        );
+    }
+
     #[test]
     fn a_node_without_lockstep_is_reported_clearly() {
         let dir = TestDir::new("cluster-silent");
