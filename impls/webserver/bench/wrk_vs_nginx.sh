@@ -3,7 +3,7 @@
 # connections (keep-alive) and one connection per request (Connection: close), and
 # prints a Markdown table to paste into docs/webserver.md.
 #
-#   impls/webserver/bench/wrk_vs_nginx.sh            # 2 workers each, 10 s a run
+#   impls/webserver/bench/wrk_vs_nginx.sh            # 2 workers each, 5 rounds of 6 s runs
 #   WORKERS=4 DURATION=20s CONNECTIONS=100 ROUNDS=3 impls/webserver/bench/wrk_vs_nginx.sh
 #
 # Needs Debian's nginx-light and wrk (apt-get install -y nginx-light wrk). Runs under
@@ -13,10 +13,10 @@ set -euo pipefail
 [ -n "${WRK_VS_NGINX_TRACE:-}" ] && set -x
 
 WORKERS=${WORKERS:-2}
-DURATION=${DURATION:-10s}
+DURATION=${DURATION:-6s}
 CONNECTIONS=${CONNECTIONS:-64}
 WRK_THREADS=${WRK_THREADS:-2}
-ROUNDS=${ROUNDS:-2}
+ROUNDS=${ROUNDS:-5}
 
 for tool in wrk nginx python3; do
   if ! command -v "$tool" >/dev/null; then
@@ -99,32 +99,39 @@ run() {
   echo "$rps $lat $errs"
 }
 
-declare -A best
-declare -A lat
-declare -A errs
+# Rounds alternate the servers so that load from elsewhere on the machine hits both
+# alike; the median of the rounds is the headline, the best is shown too.
+declare -A all
 for round in $(seq "$ROUNDS"); do
   for mode in keep-alive close; do
     for server in nginx wserver; do
       port=$nginx_port; [ "$server" = wserver ] && port=$wserver_port
       read -r r l e < <(run "$port" "Connection: $mode")
       echo "round $round: $server $mode: $r req/s, latency $l, errors $e" >&2
-      key="$server/$mode"
-      if [ -z "${best[$key]:-}" ] || awk -v a="$r" -v b="${best[$key]}" 'BEGIN{exit !(a>b)}'; then
-        best[$key]=$r; lat[$key]=$l; errs[$key]=$e
-      fi
+      all[$server/$mode]+="$r "
+      [ "$e" = 0 ] || echo "wrk_vs_nginx: $server $mode had $e errors" >&2
     done
   done
 done
 
+median() { tr ' ' '\n' <<<"$1" | grep . | sort -g | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else printf "%.2f\n", (a[NR/2]+a[NR/2+1])/2}'; }
+best() { tr ' ' '\n' <<<"$1" | grep . | sort -g | tail -1; }
+
 cpu=$(awk -F: '/model name/ {sub(/^ /,"",$2); print $2; exit}' /proc/cpuinfo)
 echo
-echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores ($cpu), $WORKERS workers each," \
-     "wrk -t $WRK_THREADS -c $CONNECTIONS -d $DURATION on a 1 KiB file, best of $ROUNDS rounds:"
+echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores ($cpu), load average $(cut -d' ' -f1-3 /proc/loadavg)," \
+     "$WORKERS workers each, wrk -t $WRK_THREADS -c $CONNECTIONS -d $DURATION on a 1 KiB file, $ROUNDS rounds:"
 echo
-echo "| mode | nginx req/s | wserver -t $WORKERS req/s | wserver / nginx | nginx latency | wserver latency | errors (nginx/wserver) |"
+echo "| mode | nginx median req/s | wserver -t $WORKERS median req/s | wserver / nginx (median) | nginx best | wserver best | rounds wserver >= nginx |"
 echo "|---|---:|---:|---:|---:|---:|---:|"
 for mode in keep-alive close; do
-  n=${best[nginx/$mode]} w=${best[wserver/$mode]}
+  n=$(median "${all[nginx/$mode]}") w=$(median "${all[wserver/$mode]}")
   ratio=$(awk -v a="$w" -v b="$n" 'BEGIN{printf "%.2f", a/b}')
-  echo "| $mode | $n | $w | $ratio | ${lat[nginx/$mode]} | ${lat[wserver/$mode]} | ${errs[nginx/$mode]}/${errs[wserver/$mode]} |"
+  read -ra ns <<<"${all[nginx/$mode]}"
+  read -ra ws <<<"${all[wserver/$mode]}"
+  wins=0
+  for i in "${!ns[@]}"; do
+    awk -v a="${ws[$i]}" -v b="${ns[$i]}" 'BEGIN{exit !(a>=b)}' && wins=$((wins+1))
+  done
+  echo "| $mode | $n | $w | $ratio | $(best "${all[nginx/$mode]}") | $(best "${all[wserver/$mode]}") | $wins of ${#ns[@]} |"
 done
