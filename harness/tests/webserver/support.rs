@@ -37,7 +37,7 @@ impl Subject {
     }
 
     pub fn is_ours(&self) -> bool {
-        self.imp.as_ref().map_or(true, Implementation::is_ours)
+        self.imp.as_ref().is_none_or(Implementation::is_ours)
     }
 
     fn command(&self) -> Command {
