@@ -103,7 +103,7 @@ fn main() -> ExitCode {
     let tests: Vec<&str> = kvsrv::TESTS
         .iter()
         .copied()
-        .filter(|t| only.as_deref().map_or(true, |o| t.contains(o)))
+        .filter(|t| only.as_deref().is_none_or(|o| t.contains(o)))
         .collect();
     if tests.is_empty() {
         eprintln!(
