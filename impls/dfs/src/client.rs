@@ -65,9 +65,17 @@ pub struct Client {
 impl Client {
     /// A client of the server at `host:port`.
     pub fn connect(host: &str, port: u16, options: Options) -> io::Result<Client> {
-        let server = (host, port).to_socket_addrs()?.next().ok_or_else(|| {
-            io::Error::new(io::ErrorKind::NotFound, format!("{host} has no address"))
-        })?;
+        // Servers commonly listen on IPv4 only (ours binds 0.0.0.0), and "localhost"
+        // may resolve to ::1 first: prefer an IPv4 address when there is one.
+        let addrs: Vec<_> = (host, port).to_socket_addrs()?.collect();
+        let server = addrs
+            .iter()
+            .find(|a| a.is_ipv4())
+            .or(addrs.first())
+            .copied()
+            .ok_or_else(|| {
+                io::Error::new(io::ErrorKind::NotFound, format!("{host} has no address"))
+            })?;
         let local = if server.is_ipv4() {
             "0.0.0.0:0"
         } else {
