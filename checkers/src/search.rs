@@ -313,7 +313,15 @@ pub fn search<M: Model>(
             let key = cache.hash(&known, &next);
             if !cache.is_dead(key, &known, &unknown, &next) {
                 stack.push((op, std::mem::replace(&mut state, next), forced, key));
-                cursor = Cursor::Reads(known_list.first());
+                cursor = if forced {
+                    // The state is unchanged, so the read-only candidates before this one,
+                    // all refused in this state, would be refused again: resume after it.
+                    Cursor::Reads(
+                        known_list.next[known_list.prev[call_entry[op] as usize] as usize],
+                    )
+                } else {
+                    Cursor::Reads(known_list.first())
+                };
                 continue;
             }
             unapply!(op);
