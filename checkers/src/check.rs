@@ -17,7 +17,10 @@ pub struct CheckOptions {
     pub timeout: Option<Duration>,
     /// Split the history as the model allows (by key, for key/value models).
     pub partition: bool,
-    /// Threads checking parts in parallel; `None` uses every core.
+    /// Threads checking parts in parallel; `None` uses every core. The verdict never
+    /// depends on it, but when several parts are Illegal, which one is reported can
+    /// depend on timing with more than one thread; one thread makes the report
+    /// reproducible (the harness replays by seed, so it uses one).
     pub threads: Option<usize>,
 }
 
