@@ -485,6 +485,22 @@ impl Crasher {
                 ));
             }
         }
+        // Now and then crash the restart too, while it may still be recovering: boot
+        // must be safe to interrupt and redo.
+        if rng.gen_bool(0.25) {
+            let mut cmd = self.imp.command();
+            let port = Port::reserve().map_err(|e| e.to_string())?;
+            cmd.arg(port.number().to_string())
+                .arg(&self.image)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null());
+            if let Some(bug) = self.bug {
+                cmd.env("DFS_BUG", bug);
+            }
+            let mut early = Process::spawn("mfs server", &mut cmd).map_err(|e| e.to_string())?;
+            std::thread::sleep(Duration::from_micros(rng.gen_range(0..3000)));
+            let _ = early.kill();
+        }
         let server = Server::start(&self.imp, dir, &self.image, self.bug).map_err(|e| {
             format!("crash point {p}: the server does not restart on the crashed image: {e}")
         })?;
