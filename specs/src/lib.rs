@@ -21,6 +21,7 @@ pub mod kvsrv_protocol;
 pub mod mfs;
 pub mod model;
 pub mod node_protocol;
+pub mod raft_protocol;
 pub mod register;
 pub mod sequential_spec;
 pub mod text;

@@ -24,4 +24,9 @@ pub trait Node {
 
     /// The time asked for with [`Outbox::wake_at`] has come (or passed).
     fn on_tick(&mut self, _now: u64, _out: &mut Outbox) {}
+
+    /// Called once after `init`, at the time of `init` (0 in real time): a node with
+    /// timers of its own (an election timeout) asks for its first wake-up here, since
+    /// nothing else may ever arrive to start it.
+    fn on_start(&mut self, _now: u64, _out: &mut Outbox) {}
 }

@@ -54,6 +54,12 @@ where
     let mut node = make(&ctx, &storage);
     let mut out = Outbox::new(ctx.node_id.clone());
     out.reply(&init_msg, Body::new("init_ok"));
+    let start_time = if init.lockstep {
+        init_msg.now.unwrap_or(0)
+    } else {
+        0
+    };
+    node.on_start(start_time, &mut out);
     apply(&mut out, &mut storage, &mut writer)?;
 
     if init.lockstep {
