@@ -19,7 +19,7 @@ use mio::{Events, Interest, Poll, Token};
 use crate::buffer::Policy;
 use crate::bugs::Bugs;
 use crate::request::{self, Parsed, MAX_HEAD};
-use crate::server::Shared;
+use crate::server::{Back, Shared};
 use crate::status::Status;
 use crate::worker::{self, Job};
 
@@ -33,6 +33,23 @@ struct Conn {
     stream: TcpStream,
     buf: Vec<u8>,
     deadline: Instant,
+    /// In epoll under this slot's token (a request read right at accept time never
+    /// needed it).
+    registered: bool,
+}
+
+/// A connection's slot keeps its token for the connection's whole life, so a
+/// persistent connection coming back from a worker needs no epoll call.
+enum Slot {
+    Free,
+    Idle(Conn),
+    /// With a worker, and asked to persist: it comes back as `Back::Alive` or is
+    /// reported `Back::Closed`. `readable` keeps an edge epoll reported meanwhile,
+    /// since edge-triggered epoll will not report it again.
+    Busy {
+        readable: bool,
+        registered: bool,
+    },
 }
 
 pub struct Master {
@@ -40,7 +57,7 @@ pub struct Master {
     listener: mio::net::TcpListener,
     shared: Arc<Shared>,
     bugs: Bugs,
-    conns: Vec<Option<Conn>>,
+    conns: Vec<Slot>,
     free: Vec<usize>,
 }
 
@@ -108,9 +125,18 @@ impl Master {
                 }
             }
             self.shared.take_returned(&mut returned);
-            for (stream, leftover) in returned.drain(..) {
-                if let Some(i) = self.watch(stream, leftover)? {
-                    ready.push(i);
+            for back in returned.drain(..) {
+                match back {
+                    Back::Alive(i, stream, leftover) => {
+                        if let Some(i) = self.watch(i, stream, leftover) {
+                            ready.push(i);
+                        }
+                    }
+                    Back::Closed(i) => {
+                        if matches!(self.conns.get(i), Some(Slot::Busy { .. })) {
+                            self.release(i);
+                        }
+                    }
                 }
             }
             for i in ready.drain(..) {
@@ -137,20 +163,24 @@ impl Master {
                         stream,
                         buf: Vec::new(),
                         deadline: Instant::now() + self.shared.timeout,
+                        registered: false,
                     });
-                    // The request often arrives with the connection: read it now and
-                    // register with epoll only if it has not (fully) arrived yet.
+                    // The request usually arrives with the connection (deferred
+                    // accept): read it now and register with epoll only if needed.
                     self.on_readable(i);
-                    if self.conns[i].is_none() {
+                    let Some(Slot::Idle(conn)) = self.conns.get_mut(i) else {
                         continue;
-                    }
-                    if let Err(e) = self.poll.registry().register(
+                    };
+                    match self.poll.registry().register(
                         &mut SourceFd(&fd),
                         Token(i),
                         Interest::READABLE,
                     ) {
-                        eprintln!("wserver: cannot watch a new connection: {e}");
-                        self.remove(i);
+                        Ok(()) => conn.registered = true,
+                        Err(e) => {
+                            eprintln!("wserver: cannot watch a new connection: {e}");
+                            self.remove(i);
+                        }
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
@@ -167,39 +197,53 @@ impl Master {
         Ok(true)
     }
 
-    /// Takes back a persistent connection. Its descriptor is usually still
-    /// registered from before; re-registering re-arms it and reports data that
-    /// already arrived.
-    fn watch(&mut self, stream: TcpStream, leftover: Vec<u8>) -> io::Result<Option<usize>> {
-        let fd = stream.as_raw_fd();
-        let pipelined = !leftover.is_empty();
-        let i = self.insert(Conn {
+    /// Takes back a persistent connection into its slot. It is still in epoll
+    /// under the slot's token; an edge reported while it was away is acted on now.
+    fn watch(&mut self, i: usize, stream: TcpStream, leftover: Vec<u8>) -> Option<usize> {
+        let Some(&Slot::Busy {
+            readable,
+            registered,
+        }) = self.conns.get(i)
+        else {
+            eprintln!(
+                "wserver: a worker returned a connection to slot {i}, which is not waiting for it"
+            );
+            return None;
+        };
+        let mut conn = Conn {
             stream,
             buf: leftover,
             deadline: Instant::now() + self.shared.timeout,
-        });
-        let registry = self.poll.registry();
-        // A connection whose first request was read at accept time was never
-        // registered (ENOENT): register it now.
-        let armed = match registry.reregister(&mut SourceFd(&fd), Token(i), Interest::READABLE) {
-            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
-                registry.register(&mut SourceFd(&fd), Token(i), Interest::READABLE)
-            }
-            other => other,
+            registered,
         };
-        if let Err(e) = armed {
-            eprintln!("wserver: cannot watch a returned connection: {e}");
-            self.remove(i);
-            return Ok(None);
+        if !registered {
+            let fd = conn.stream.as_raw_fd();
+            if let Err(e) =
+                self.poll
+                    .registry()
+                    .register(&mut SourceFd(&fd), Token(i), Interest::READABLE)
+            {
+                eprintln!("wserver: cannot watch a returned connection: {e}");
+                self.release(i);
+                return None;
+            }
+            conn.registered = true;
         }
-        Ok(pipelined.then_some(i))
+        let check = readable || !conn.buf.is_empty();
+        self.conns[i] = Slot::Idle(conn);
+        check.then_some(i)
     }
 
     fn on_readable(&mut self, i: usize) {
-        // Events may name a connection already handed to a worker (its slot is free
-        // or reused); reading then finds nothing, which is harmless.
-        let Some(conn) = self.conns.get_mut(i).and_then(Option::as_mut) else {
-            return;
+        // Events may also name a closed connection's reused slot; reading then
+        // finds nothing, which is harmless.
+        let conn = match self.conns.get_mut(i) {
+            Some(Slot::Idle(conn)) => conn,
+            Some(Slot::Busy { readable, .. }) => {
+                *readable = true;
+                return;
+            }
+            _ => return,
         };
         let mut eof = false;
         let mut chunk = [0u8; 4096];
@@ -235,22 +279,46 @@ impl Master {
             Parsed::Complete(head, len) => Ok((head, len)),
             Parsed::Refused(status, _) => Err(status),
         };
-        let Conn {
-            stream, mut buf, ..
-        } = self.remove(i).expect("present above");
+        let Slot::Idle(Conn {
+            stream,
+            mut buf,
+            registered,
+            ..
+        }) = std::mem::replace(&mut self.conns[i], Slot::Free)
+        else {
+            unreachable!("slot {i} was idle above");
+        };
         let job = match request {
-            Ok((head, len)) => Job {
-                stream,
-                request: Ok(head),
-                leftover: buf.split_off(len),
-                plan: None,
-            },
-            Err(status) => Job {
-                stream,
-                request: Err(status),
-                leftover: Vec::new(),
-                plan: None,
-            },
+            Ok((head, len)) => {
+                // Only a connection that may come back keeps its slot.
+                let slot = if head.keep_alive {
+                    self.conns[i] = Slot::Busy {
+                        readable: false,
+                        registered,
+                    };
+                    Some(i)
+                } else {
+                    self.free.push(i);
+                    None
+                };
+                Job {
+                    stream,
+                    request: Ok(head),
+                    leftover: buf.split_off(len),
+                    plan: None,
+                    slot,
+                }
+            }
+            Err(status) => {
+                self.free.push(i);
+                Job {
+                    stream,
+                    request: Err(status),
+                    leftover: Vec::new(),
+                    plan: None,
+                    slot: None,
+                }
+            }
         };
         self.dispatch(job);
     }
@@ -282,7 +350,7 @@ impl Master {
     /// long gets 408, an idle persistent connection is just closed.
     fn sweep(&mut self, now: Instant) {
         for i in 0..self.conns.len() {
-            let expired = matches!(&self.conns[i], Some(c) if c.deadline <= now);
+            let expired = matches!(&self.conns[i], Slot::Idle(c) if c.deadline <= now);
             if expired {
                 if let Some(mut conn) = self.remove(i) {
                     if !conn.buf.is_empty() {
@@ -302,19 +370,35 @@ impl Master {
     fn insert(&mut self, conn: Conn) -> usize {
         match self.free.pop() {
             Some(i) => {
-                self.conns[i] = Some(conn);
+                self.conns[i] = Slot::Idle(conn);
                 i
             }
             None => {
-                self.conns.push(Some(conn));
+                self.conns.push(Slot::Idle(conn));
                 self.conns.len() - 1
             }
         }
     }
 
+    /// Takes an idle connection out of its slot and frees the slot.
     fn remove(&mut self, i: usize) -> Option<Conn> {
-        let conn = self.conns.get_mut(i)?.take()?;
-        self.free.push(i);
-        Some(conn)
+        match std::mem::replace(self.conns.get_mut(i)?, Slot::Free) {
+            Slot::Idle(conn) => {
+                self.free.push(i);
+                Some(conn)
+            }
+            other => {
+                self.conns[i] = other;
+                None
+            }
+        }
+    }
+
+    /// Frees a slot whatever it holds.
+    fn release(&mut self, i: usize) {
+        if !matches!(self.conns[i], Slot::Free) {
+            self.conns[i] = Slot::Free;
+            self.free.push(i);
+        }
     }
 }

@@ -26,13 +26,22 @@ pub struct Config {
     pub bugs: Bugs,
 }
 
+/// What a worker reports about a persistent connection it was given.
+pub enum Back {
+    /// Served and kept open: watch it for the next request (slot, stream, bytes of
+    /// the next request already read).
+    Alive(usize, TcpStream, Vec<u8>),
+    /// Closed by the worker after all (an error, CGI, a failed send): free the slot.
+    Closed(usize),
+}
+
 /// What the master and the workers share.
 pub struct Shared {
     pub buffer: BoundedBuffer<Job>,
     pub site: Site,
     pub timeout: Duration,
     /// Persistent connections workers have finished with, for the master to watch.
-    returned: Mutex<Vec<(TcpStream, Vec<u8>)>>,
+    returned: Mutex<Vec<Back>>,
     waker: mio::Waker,
     /// Set while the master may block in epoll.
     pub master_idle: AtomicBool,
@@ -41,11 +50,11 @@ pub struct Shared {
 impl Shared {
     /// Gives a persistent connection back to the master, waking it only if it is
     /// (about to be) asleep in epoll: a busy master drains the list on its own.
-    pub fn hand_back(&self, stream: TcpStream, leftover: Vec<u8>) {
+    pub fn hand_back(&self, back: Back) {
         self.returned
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .push((stream, leftover));
+            .push(back);
         // Pairs with the master's store before its last look at the list (see
         // `Master::run`): either it sees our push or we see it asleep.
         if self.master_idle.load(Ordering::SeqCst) {
@@ -55,7 +64,7 @@ impl Shared {
         }
     }
 
-    pub fn take_returned(&self, into: &mut Vec<(TcpStream, Vec<u8>)>) {
+    pub fn take_returned(&self, into: &mut Vec<Back>) {
         let mut returned = self.returned.lock().unwrap_or_else(|e| e.into_inner());
         into.append(&mut returned);
     }

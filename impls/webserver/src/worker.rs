@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::request::Head;
-use crate::server::Shared;
+use crate::server::{Back, Shared};
 use crate::site::Plan;
 use crate::status::Status;
 
@@ -26,6 +26,9 @@ pub struct Job {
     pub leftover: Vec<u8>,
     /// Already decided by the master under SFF (it needs the file size to queue).
     pub plan: Option<Plan>,
+    /// The master's slot for a connection that asked to persist: it must hear back
+    /// (`Back::Alive` or `Back::Closed`).
+    pub slot: Option<usize>,
 }
 
 pub fn run(shared: Arc<Shared>) {
@@ -42,6 +45,7 @@ pub fn serve(shared: &Shared, job: Job, scratch: &mut Vec<u8>) {
         request,
         leftover,
         plan,
+        slot,
     } = job;
     let deadline = Instant::now() + shared.timeout;
     let head = match request {
@@ -49,6 +53,9 @@ pub fn serve(shared: &Shared, job: Job, scratch: &mut Vec<u8>) {
         Err(status) => {
             if send_error(&stream, "HTTP/1.0", status, false, deadline, scratch).is_ok() {
                 discard_unread(&stream);
+            }
+            if let Some(i) = slot {
+                shared.hand_back(Back::Closed(i));
             }
             return;
         }
@@ -101,8 +108,10 @@ pub fn serve(shared: &Shared, job: Job, scratch: &mut Vec<u8>) {
             run_cgi(shared, &stream, &program, &query, scratch)
         }
     };
-    if keep && sent.is_ok() {
-        shared.hand_back(stream, leftover);
+    match slot {
+        Some(i) if keep && sent.is_ok() => shared.hand_back(Back::Alive(i, stream, leftover)),
+        Some(i) => shared.hand_back(Back::Closed(i)),
+        None => {}
     }
 }
 
