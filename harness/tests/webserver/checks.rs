@@ -19,6 +19,8 @@ pub fn fixed_pool(subject: &Subject, dir: &TestDir) {
     let root = docroot(dir);
     let server = subject.start(&root, &["-t", "3", "-b", "8"]);
     let want = 4;
+    // Once a request has been answered the server has finished starting up.
+    assert_eq!(server.get("/index.html").status, 200);
     assert_eq!(
         server.threads(),
         want,

@@ -79,14 +79,6 @@ pub fn run(config: Config) -> io::Result<()> {
             format!("document root {}: {e}", config.root.display()),
         )
     })?;
-    let addr = std::net::SocketAddr::from(([0, 0, 0, 0], config.port));
-    let listener = mio::net::TcpListener::bind(addr).map_err(|e| {
-        io::Error::new(
-            e.kind(),
-            format!("cannot listen on port {}: {e}", config.port),
-        )
-    })?;
-    defer_accept(&listener);
     let poll = mio::Poll::new()?;
     let waker = mio::Waker::new(poll.registry(), master::WAKER)?;
     let queue_policy = if config.bugs.ignore_sff {
@@ -110,6 +102,15 @@ pub fn run(config: Config) -> io::Result<()> {
                 .spawn(move || worker::run(shared))?;
         }
     }
+    // Bound only now, so that a client that can connect finds the pool running.
+    let addr = std::net::SocketAddr::from(([0, 0, 0, 0], config.port));
+    let listener = mio::net::TcpListener::bind(addr).map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!("cannot listen on port {}: {e}", config.port),
+        )
+    })?;
+    defer_accept(&listener);
     eprintln!(
         "wserver: serving {} on port {} ({} threads, {} buffers, {:?})",
         shared.site.root_path().display(),
