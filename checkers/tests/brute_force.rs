@@ -1,0 +1,125 @@
+//! The checker agrees with brute force on small random histories.
+//!
+//! Outputs here are random, not derived from an execution, so both verdicts occur
+//! often. The brute-force oracle tries every subset of the unknown operations and
+//! every order of the chosen operations that respects real time (a before b when a
+//! returned strictly before b was called), which is the definition itself. Failed
+//! operations never take effect. Any disagreement is a bug in the search or one of its
+//! prunings.
+
+use checkers::{check, CheckOptions, History, Operation, Outcome, Verdict};
+use proptest::prelude::*;
+use specs::register::{CasInput, RegisterOutput};
+use specs::{CasRegister, Model};
+
+fn linearizable_by_brute_force(history: &History<CasInput, RegisterOutput>) -> bool {
+    let ops: Vec<&Operation<CasInput, RegisterOutput>> = history
+        .operations
+        .iter()
+        .filter(|o| !o.is_failed())
+        .collect();
+    let unknown: Vec<usize> = (0..ops.len()).filter(|&i| ops[i].ret.is_none()).collect();
+    for mask in 0..(1u32 << unknown.len()) {
+        let chosen: Vec<usize> = (0..ops.len())
+            .filter(|&i| match unknown.iter().position(|&u| u == i) {
+                Some(k) => mask & (1 << k) != 0,
+                None => true,
+            })
+            .collect();
+        if some_order_works(&ops, &chosen, &mut Vec::new(), CasRegister.init()) {
+            return true;
+        }
+    }
+    false
+}
+
+fn some_order_works(
+    ops: &[&Operation<CasInput, RegisterOutput>],
+    left: &[usize],
+    done: &mut Vec<usize>,
+    state: Option<i64>,
+) -> bool {
+    if left.is_empty() {
+        return true;
+    }
+    for (k, &i) in left.iter().enumerate() {
+        // i may go next only if no other remaining operation returned before i was called.
+        let blocked = left
+            .iter()
+            .any(|&j| j != i && ops[j].ret.is_some_and(|r| r < ops[i].call));
+        if blocked {
+            continue;
+        }
+        if let Some(next) = CasRegister.step(&state, &ops[i].input, ops[i].output()) {
+            let rest: Vec<usize> = left
+                .iter()
+                .enumerate()
+                .filter(|&(m, _)| m != k)
+                .map(|(_, &j)| j)
+                .collect();
+            done.push(i);
+            if some_order_works(ops, &rest, done, next) {
+                return true;
+            }
+            done.pop();
+        }
+    }
+    false
+}
+
+fn small_history() -> impl Strategy<Value = History<CasInput, RegisterOutput>> {
+    let op = (
+        0u64..3,
+        0u64..12,
+        0u64..6,
+        0u8..3,
+        0i64..3,
+        0i64..3,
+        any::<bool>(),
+        0u8..4,
+    );
+    proptest::collection::vec(op, 1..9).prop_map(|raw| {
+        let operations = raw
+            .into_iter()
+            .map(|(client, call, len, kind, a, b, flag, fate)| {
+                let input = match kind {
+                    0 => CasInput::Read,
+                    1 => CasInput::Write { value: a },
+                    _ => CasInput::Cas { from: a, to: b },
+                };
+                let output = match input {
+                    CasInput::Read => RegisterOutput::read(if flag { Some(a) } else { None }),
+                    CasInput::Write { .. } => RegisterOutput::done(),
+                    CasInput::Cas { .. } => RegisterOutput::cas(flag),
+                };
+                let (outcome, ret) = match fate {
+                    0 => (Outcome::Unknown, None),
+                    1 => (Outcome::Failed, Some(call + len)),
+                    _ => (Outcome::Ok(output), Some(call + len)),
+                };
+                Operation {
+                    client,
+                    input,
+                    outcome,
+                    call,
+                    ret,
+                }
+            })
+            .collect();
+        History {
+            operations,
+            annotations: Vec::new(),
+        }
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 3000, ..ProptestConfig::default() })]
+
+    #[test]
+    fn the_checker_agrees_with_brute_force(history in small_history()) {
+        let expected = if linearizable_by_brute_force(&history) { Verdict::Ok } else { Verdict::Illegal };
+        let got = check(&CasRegister, &history, &CheckOptions::default()).verdict;
+        prop_assert_eq!(got, expected, "history: {:?}", history.operations);
+    }
+}
