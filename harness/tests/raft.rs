@@ -1,0 +1,417 @@
+//! Conformance tests of Raft (system 7), after 6.5840's Raft lab tests 3A and 3B, with
+//! its thresholds.
+//!
+//! The implementation is `RAFT_IMPL` (any command speaking `specs::raft_protocol`), by
+//! default our `raft`. Tests run in simulated time (`HARNESS_TIME=real` for the wall
+//! clock); every test prints its seed and `SEED=<n>` replays it. Safety (one leader
+//! per term, in-order application, no two nodes applying different commands at an
+//! index) is checked on every report the nodes send; see `raft/tester.rs`.
+//!
+//! 6.5840 counts RPCs; the harness sees messages, so an RPC is a request and its
+//! reply and the RPC thresholds are doubled into message thresholds.
+
+#[path = "raft/tester.rs"]
+mod tester;
+
+/// Every test is under `raft::`, so `-E 'test(/^raft::/)'` selects the system.
+mod raft {
+    pub use super::tester::{Tester, ELECTION_TIMEOUT, MS};
+    use serde_json::json;
+
+    /// 3A: leader election.
+    mod election {
+        use super::*;
+
+        #[test]
+        fn initial_election() {
+            let mut t = Tester::new(3);
+            t.check_one_leader();
+            t.sleep(50 * MS);
+            let term1 = t.check_terms();
+            assert!(term1 >= 1, "term is {term1}, but should be at least 1");
+            t.sleep(2 * ELECTION_TIMEOUT);
+            let term2 = t.check_terms();
+            if term1 != term2 {
+                eprintln!("warning: term changed even though there were no failures");
+            }
+            t.check_one_leader();
+        }
+
+        #[test]
+        fn reelection() {
+            let mut t = Tester::new(3);
+            let n = t.n;
+            let leader1 = t.check_one_leader();
+            // If the leader disconnects, a new one should be elected.
+            t.disconnect(leader1);
+            t.check_one_leader();
+            // The old leader rejoining must not disturb the new one.
+            t.connect(leader1);
+            let leader2 = t.check_one_leader();
+            // Without a quorum, no new leader.
+            t.disconnect(leader2);
+            t.disconnect((leader2 + 1) % n);
+            t.sleep(2 * ELECTION_TIMEOUT);
+            t.check_no_leader();
+            // With a quorum again, a leader.
+            t.connect((leader2 + 1) % n);
+            t.check_one_leader();
+            t.connect(leader2);
+            t.check_one_leader();
+        }
+
+        #[test]
+        fn many_elections() {
+            use rand::Rng;
+            let mut t = Tester::new(7);
+            t.check_one_leader();
+            for _ in 0..10 {
+                let i1 = t.rng.gen_range(0..t.n);
+                let i2 = t.rng.gen_range(0..t.n);
+                let i3 = t.rng.gen_range(0..t.n);
+                t.disconnect(i1);
+                t.disconnect(i2);
+                t.disconnect(i3);
+                // Either the current leader is alive or the rest elect one.
+                t.check_one_leader();
+                t.connect(i1);
+                t.connect(i2);
+                t.connect(i3);
+            }
+            t.check_one_leader();
+        }
+    }
+
+    /// 3B: log replication.
+    mod agreement {
+        use super::*;
+
+        #[test]
+        fn basic_agree() {
+            let mut t = Tester::new(3);
+            let n = t.n;
+            for index in 1..=3u64 {
+                let (nd, _) = t.n_committed(index);
+                assert_eq!(nd, 0, "some have committed before start()");
+                let xindex = t.one(json!(index * 100), n, false);
+                assert_eq!(xindex, index, "got index {xindex} but expected {index}");
+            }
+        }
+
+        /// Each command is sent to each peer once: bytes between nodes stay within
+        /// 6.5840's bound of servers x payload + 50,000.
+        #[test]
+        fn rpc_bytes() {
+            use rand::distributions::Alphanumeric;
+            use rand::Rng;
+            let mut t = Tester::new(3);
+            let n = t.n;
+            t.one(json!(99), n, false);
+            let (_, bytes0) = t.peer_traffic();
+            let mut sent = 0u64;
+            for index in 2..12u64 {
+                let cmd: String = (&mut t.rng)
+                    .sample_iter(Alphanumeric)
+                    .take(5000)
+                    .map(char::from)
+                    .collect();
+                let xindex = t.one(json!(cmd), n, false);
+                assert_eq!(xindex, index, "got index {xindex} but expected {index}");
+                sent += cmd.len() as u64;
+            }
+            let (_, bytes1) = t.peer_traffic();
+            let got = bytes1 - bytes0;
+            let expected = n as u64 * sent;
+            eprintln!("payload {sent} bytes, peer traffic {got} bytes");
+            assert!(
+                got <= expected + 50_000,
+                "too many RPC bytes; got {got}, expected {expected}"
+            );
+        }
+
+        #[test]
+        fn follower_failure() {
+            let mut t = Tester::new(3);
+            let n = t.n;
+            t.one(json!(101), n, false);
+            let leader1 = t.check_one_leader();
+            t.disconnect((leader1 + 1) % n);
+            // The leader and the remaining follower still agree.
+            t.one(json!(102), n - 1, false);
+            t.sleep(ELECTION_TIMEOUT);
+            t.one(json!(103), n - 1, false);
+            // Both followers gone: nothing commits.
+            let leader2 = t.check_one_leader();
+            t.disconnect((leader2 + 1) % n);
+            t.disconnect((leader2 + 2) % n);
+            let (index, _, ok) = t.start(leader2, json!(104));
+            assert!(ok, "leader rejected start()");
+            assert_eq!(index, 4, "expected index 4, got {index}");
+            t.sleep(2 * ELECTION_TIMEOUT);
+            let (nd, _) = t.n_committed(index);
+            assert_eq!(nd, 0, "{nd} committed but no majority");
+        }
+
+        #[test]
+        fn leader_failure() {
+            let mut t = Tester::new(3);
+            let n = t.n;
+            t.one(json!(101), n, false);
+            let leader1 = t.check_one_leader();
+            t.disconnect(leader1);
+            // The remaining followers elect a new leader.
+            t.one(json!(102), n - 1, false);
+            t.sleep(ELECTION_TIMEOUT);
+            t.one(json!(103), n - 1, false);
+            let leader2 = t.check_one_leader();
+            t.disconnect(leader2);
+            // With only one node connected, nothing commits.
+            let all = (0..n).map(|i| (i, json!(104))).collect();
+            t.start_many(all);
+            t.sleep(2 * ELECTION_TIMEOUT);
+            let (nd, _) = t.n_committed(4);
+            assert_eq!(nd, 0, "{nd} committed but no majority");
+        }
+
+        #[test]
+        fn fail_agree() {
+            let mut t = Tester::new(3);
+            let n = t.n;
+            t.one(json!(101), n, false);
+            let leader = t.check_one_leader();
+            t.disconnect((leader + 1) % n);
+            t.one(json!(102), n - 1, false);
+            t.one(json!(103), n - 1, false);
+            t.sleep(ELECTION_TIMEOUT);
+            t.one(json!(104), n - 1, false);
+            t.one(json!(105), n - 1, false);
+            // The follower rejoins and catches up.
+            t.connect((leader + 1) % n);
+            t.one(json!(106), n, true);
+            t.sleep(ELECTION_TIMEOUT);
+            t.one(json!(107), n, true);
+        }
+
+        #[test]
+        fn fail_no_agree() {
+            let mut t = Tester::new(5);
+            let n = t.n;
+            t.one(json!(10), n, false);
+            // Three of five followers gone.
+            let leader = t.check_one_leader();
+            for k in 1..=3 {
+                t.disconnect((leader + k) % n);
+            }
+            let (index, _, ok) = t.start(leader, json!(20));
+            assert!(ok, "leader rejected start()");
+            assert_eq!(index, 2, "expected index 2, got {index}");
+            t.sleep(2 * ELECTION_TIMEOUT);
+            let (nd, _) = t.n_committed(index);
+            assert_eq!(nd, 0, "{nd} committed but no majority");
+            for k in 1..=3 {
+                t.connect((leader + k) % n);
+            }
+            // The disconnected majority may have chosen a leader among themselves,
+            // forgetting index 2; or the old leader may still be leader.
+            let leader2 = t.check_one_leader();
+            let (index2, _, ok2) = t.start(leader2, json!(30));
+            assert!(ok2, "leader2 rejected start()");
+            assert!((2..=3).contains(&index2), "unexpected index {index2}");
+            t.one(json!(1000), n, true);
+        }
+
+        #[test]
+        fn concurrent_starts() {
+            let mut t = Tester::new(3);
+            let n = t.n;
+            let mut success = false;
+            'tries: for attempt in 0..5 {
+                if attempt > 0 {
+                    // Give the cluster a chance to settle.
+                    t.sleep(3_000 * MS);
+                }
+                let leader = t.check_one_leader();
+                let (_, term, ok) = t.start(leader, json!(1));
+                if !ok {
+                    continue;
+                }
+                let iters = 5u64;
+                let starts = (0..iters).map(|i| (leader, json!(100 + i))).collect();
+                let mut indices = Vec::new();
+                for (index, term1, ok) in t.start_many(starts) {
+                    if term1 != term || !ok {
+                        continue 'tries;
+                    }
+                    indices.push(index);
+                }
+                for j in 0..n {
+                    if t.get_state(j).0 != term {
+                        continue 'tries;
+                    }
+                }
+                let mut cmds = Vec::new();
+                for index in indices {
+                    match t.wait(index, n, Some(term)) {
+                        Some(cmd) => cmds.push(cmd),
+                        None => continue 'tries,
+                    }
+                }
+                for i in 0..iters {
+                    let x = json!(100 + i);
+                    assert!(cmds.contains(&x), "cmd {x} missing in {cmds:?}");
+                }
+                success = true;
+                break;
+            }
+            assert!(success, "term changed too often");
+        }
+
+        #[test]
+        fn rejoin() {
+            let mut t = Tester::new(3);
+            let n = t.n;
+            t.one(json!(101), n, true);
+            // The leader, partitioned, takes entries it cannot commit.
+            let leader1 = t.check_one_leader();
+            t.disconnect(leader1);
+            t.start_many(vec![
+                (leader1, json!(102)),
+                (leader1, json!(103)),
+                (leader1, json!(104)),
+            ]);
+            // A new leader commits index 2 differently.
+            t.one(json!(103), 2, true);
+            let leader2 = t.check_one_leader();
+            t.disconnect(leader2);
+            // The old leader returns and must give up its uncommitted entries.
+            t.connect(leader1);
+            t.one(json!(104), 2, true);
+            t.connect(leader2);
+            t.one(json!(105), n, true);
+        }
+
+        /// The leader backs up quickly over long stretches of incorrect follower logs.
+        #[test]
+        fn backup() {
+            let mut t = Tester::new(5);
+            let n = t.n;
+            let c = t.random_command();
+            t.one(c, n, true);
+            // The leader and one follower end up in a minority.
+            let leader1 = t.check_one_leader();
+            for k in 2..=4 {
+                t.disconnect((leader1 + k) % n);
+            }
+            // Many commands that will not commit.
+            let lots = (0..50).map(|_| (leader1, t.random_command())).collect();
+            t.start_many(lots);
+            t.sleep(ELECTION_TIMEOUT / 2);
+            t.disconnect(leader1);
+            t.disconnect((leader1 + 1) % n);
+            // The other partition commits many.
+            for k in 2..=4 {
+                t.connect((leader1 + k) % n);
+            }
+            for _ in 0..50 {
+                let c = t.random_command();
+                t.one(c, 3, true);
+            }
+            // Now another partitioned leader and one follower.
+            let leader2 = t.check_one_leader();
+            let mut other = (leader1 + 2) % n;
+            if leader2 == other {
+                other = (leader2 + 1) % n;
+            }
+            t.disconnect(other);
+            // More commands that will not commit.
+            let lots = (0..50).map(|_| (leader2, t.random_command())).collect();
+            t.start_many(lots);
+            t.sleep(ELECTION_TIMEOUT / 2);
+            // Bring the original leader back to life.
+            for i in 0..n {
+                t.disconnect(i);
+            }
+            t.connect(leader1);
+            t.connect((leader1 + 1) % n);
+            t.connect(other);
+            for _ in 0..50 {
+                let c = t.random_command();
+                t.one(c, 3, true);
+            }
+            // Now everyone.
+            for i in 0..n {
+                t.connect(i);
+            }
+            let c = t.random_command();
+            t.one(c, n, true);
+        }
+
+        /// Not too many messages: to elect, to agree, and while idle (6.5840's
+        /// RPC thresholds, doubled for replies).
+        #[test]
+        fn count() {
+            let mut t = Tester::new(3);
+            let n = t.n as u64;
+            t.check_one_leader();
+            let (total1, _) = t.peer_traffic();
+            assert!(
+                (1..=2 * 30).contains(&total1),
+                "too many or few messages ({total1}) to elect initial leader"
+            );
+            let mut success = false;
+            let mut total2 = 0;
+            'tries: for attempt in 0..5 {
+                if attempt > 0 {
+                    t.sleep(3_000 * MS);
+                }
+                let leader = t.check_one_leader();
+                let (total1, _) = t.peer_traffic();
+                let iters = 10u64;
+                let (starti, term, ok) = t.start(leader, json!(1));
+                if !ok {
+                    continue;
+                }
+                let mut cmds = Vec::new();
+                for i in 1..iters + 2 {
+                    let x = t.random_command();
+                    cmds.push(x.clone());
+                    let (index1, term1, ok) = t.start(leader, x);
+                    if term1 != term || !ok {
+                        continue 'tries;
+                    }
+                    assert_eq!(index1, starti + i, "start() failed");
+                }
+                for i in 1..iters + 1 {
+                    match t.wait(starti + i, n as usize, Some(term)) {
+                        None => continue 'tries,
+                        Some(cmd) => assert_eq!(cmd, cmds[i as usize - 1], "wrong value committed"),
+                    }
+                }
+                for j in 0..t.n {
+                    if t.get_state(j).0 != term {
+                        continue 'tries;
+                    }
+                }
+                let (total, _) = t.peer_traffic();
+                total2 = total;
+                let used = total2 - total1;
+                eprintln!("{used} messages for {} agreements", iters + 1);
+                assert!(
+                    used <= 2 * (iters + 1 + 3) * 3,
+                    "too many messages ({used}) for {iters} entries"
+                );
+                success = true;
+                break;
+            }
+            assert!(success, "term changed too often");
+            t.sleep(ELECTION_TIMEOUT);
+            let (total3, _) = t.peer_traffic();
+            let idle = total3 - total2;
+            eprintln!("{idle} messages in 1 s idle");
+            assert!(
+                idle <= 2 * 3 * 20,
+                "too many messages ({idle}) for 1 second of idleness"
+            );
+        }
+    }
+}

@@ -1,0 +1,436 @@
+//! The Raft tester: 6.5840's `config.go` over the harness. It drives a cluster of
+//! node processes through the Raft test interface (`specs::raft_protocol`), cuts and
+//! heals links the way 6.5840's `disconnect`/`connect` do, and checks safety on every
+//! report the nodes send, not only when a test asks:
+//!
+//! - at most one node becomes leader in any term (`leader` reports);
+//! - every node applies indices 1, 2, 3... in order, and no two nodes ever apply
+//!   different commands at one index (`applied` reports).
+//!
+//! Time is the cluster's clock: virtual in simulated time (the default), so the
+//! tests' seconds of waiting cost milliseconds; the wall clock with `HARNESS_TIME=real`.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use harness::cluster::{Cluster, ClusterConfig, Driver, TimeMode};
+use harness::nemesis::Fault;
+use harness::network::{NetConfig, Partition};
+use harness::{Implementation, Seed, TestDir};
+use rand::rngs::StdRng;
+use rand::Rng;
+use serde_json::Value;
+use specs::node_protocol::{Body, Message};
+use specs::raft_protocol::{self, TESTER};
+
+pub const MS: u64 = 1_000_000;
+/// 6.5840's `RaftElectionTimeout`: how long tests wait for things to settle.
+pub const ELECTION_TIMEOUT: u64 = 1_000 * MS;
+
+pub const IMPL_VAR: &str = "RAFT_IMPL";
+pub const BIN: &str = "raft";
+
+/// What the tester endpoint hears: answers to its requests and the nodes' reports.
+struct Observer {
+    names: Vec<String>,
+    /// Per node, what it applied in this process run, by index.
+    logs: Vec<BTreeMap<u64, Value>>,
+    /// The command first applied at each index by any node.
+    committed: BTreeMap<u64, Value>,
+    leaders: BTreeMap<u64, String>,
+    violations: Vec<String>,
+    awaiting: Vec<u64>,
+    replies: BTreeMap<u64, Body>,
+    now: u64,
+}
+
+impl Observer {
+    fn node(&self, name: &str) -> Option<usize> {
+        self.names.iter().position(|n| n == name)
+    }
+
+    fn on_report(&mut self, src: &str, body: &Body) {
+        let Some(i) = self.node(src) else {
+            self.violations
+                .push(format!("report from unknown endpoint {src}: {body:?}"));
+            return;
+        };
+        let at = self.now as f64 / 1e9;
+        match body.kind.as_str() {
+            "leader" => match body.u64("term") {
+                Some(term) => {
+                    if let Some(other) = self.leaders.insert(term, src.to_string()) {
+                        if other != src {
+                            self.violations.push(format!(
+                                "election safety: {other} and {src} both became leader of term {term} (at {at:.3}s)"
+                            ));
+                        }
+                    }
+                }
+                None => self
+                    .violations
+                    .push(format!("{src}: leader report without a term")),
+            },
+            "applied" => match raft_protocol::parse_applied(body) {
+                Ok(entries) => {
+                    for e in entries {
+                        let log = &mut self.logs[i];
+                        let expected = log.keys().next_back().map_or(1, |k| k + 1);
+                        if e.index != expected {
+                            self.violations.push(format!(
+                                "{src} applied index {} but its next should be {expected} (at {at:.3}s)",
+                                e.index
+                            ));
+                        }
+                        log.insert(e.index, e.command.clone());
+                        let first = self.committed.entry(e.index).or_insert(e.command.clone());
+                        if *first != e.command {
+                            self.violations.push(format!(
+                                "state machine safety: {src} applied {} at index {} where another node applied {first} (at {at:.3}s)",
+                                e.command, e.index
+                            ));
+                        }
+                    }
+                }
+                Err(e) => self.violations.push(format!("{src}: {e}")),
+            },
+            other => self
+                .violations
+                .push(format!("{src} sent the tester an unexpected {other:?}")),
+        }
+    }
+}
+
+impl Driver for Observer {
+    fn start(&mut self, cluster: &mut Cluster) {
+        self.now = cluster.now();
+    }
+
+    fn on_message(&mut self, cluster: &mut Cluster, message: Message) {
+        self.now = cluster.now();
+        match message.body.in_reply_to {
+            Some(id) => {
+                self.replies.insert(id, message.body);
+            }
+            None => self.on_report(&message.src, &message.body),
+        }
+    }
+
+    fn on_wake(&mut self, _: &mut Cluster, _: u64) {}
+
+    fn done(&self) -> bool {
+        !self.awaiting.is_empty() && self.awaiting.iter().all(|id| self.replies.contains_key(id))
+    }
+}
+
+/// A Raft cluster under test.
+pub struct Tester {
+    // Dropped first: nodes are killed before their directory goes.
+    cluster: Cluster,
+    obs: Observer,
+    pub n: usize,
+    connected: Vec<bool>,
+    pub rng: StdRng,
+    next_id: u64,
+    _dir: TestDir,
+    _seed: Seed,
+}
+
+impl Tester {
+    pub fn new(n: usize) -> Tester {
+        let seed = Seed::for_this_test();
+        let dir = TestDir::new("raft");
+        let implementation = Implementation::from_env(IMPL_VAR, BIN);
+        eprintln!("testing {}", implementation.describe());
+        let config = ClusterConfig {
+            nodes: n,
+            implementation,
+            env: Vec::new(),
+            mode: TimeMode::from_env(),
+            seed: seed.value(),
+            net: NetConfig::reliable(),
+            dir: dir.path().to_path_buf(),
+            step_timeout: Duration::from_secs(5),
+        };
+        let cluster =
+            Cluster::start(config).unwrap_or_else(|e| panic!("starting the cluster: {e}"));
+        let names = cluster.node_names().to_vec();
+        Tester {
+            obs: Observer {
+                logs: vec![BTreeMap::new(); n],
+                names,
+                committed: BTreeMap::new(),
+                leaders: BTreeMap::new(),
+                violations: Vec::new(),
+                awaiting: Vec::new(),
+                replies: BTreeMap::new(),
+                now: 0,
+            },
+            cluster,
+            n,
+            connected: vec![true; n],
+            rng: seed.rng(1),
+            next_id: 1,
+            _dir: dir,
+            _seed: seed,
+        }
+    }
+
+    pub fn now(&self) -> u64 {
+        self.cluster.now()
+    }
+
+    fn name(&self, i: usize) -> String {
+        self.cluster.node_names()[i].clone()
+    }
+
+    /// Fails the test on any safety violation or node error seen so far.
+    fn check_safety(&self) {
+        assert!(
+            self.obs.violations.is_empty(),
+            "{}",
+            self.obs.violations.join("\n")
+        );
+        assert!(
+            self.cluster.errors.is_empty(),
+            "node errors: {}",
+            self.cluster.errors.join("\n")
+        );
+    }
+
+    /// Lets the cluster run for `ns` nanoseconds.
+    pub fn sleep(&mut self, ns: u64) {
+        self.obs.awaiting.clear();
+        let limit = self.cluster.now() + ns;
+        // The virtual clock moves only with events: one at the limit makes it get there.
+        self.cluster.wake(limit, 0);
+        self.cluster.run(&mut self.obs, limit);
+        self.check_safety();
+    }
+
+    /// Sends each (node, body) at once and waits for all answers (or 1 s).
+    fn ask_all(&mut self, requests: Vec<(usize, Body)>) -> Vec<Option<Body>> {
+        let mut ids = Vec::new();
+        for (i, mut body) in requests {
+            let id = self.next_id;
+            self.next_id += 1;
+            body.msg_id = Some(id);
+            let dest = self.name(i);
+            self.cluster.send(Message {
+                src: TESTER.into(),
+                dest,
+                now: None,
+                body,
+            });
+            ids.push(id);
+        }
+        self.obs.awaiting = ids.clone();
+        let limit = self.cluster.now() + 1_000 * MS;
+        self.cluster.wake(limit, 0);
+        self.cluster.run(&mut self.obs, limit);
+        self.obs.awaiting.clear();
+        self.check_safety();
+        ids.iter().map(|id| self.obs.replies.remove(id)).collect()
+    }
+
+    /// `GetState()`: (term, is_leader).
+    pub fn get_state(&mut self, i: usize) -> (u64, bool) {
+        let reply = self
+            .ask_all(vec![(i, raft_protocol::get_state(0))])
+            .remove(0);
+        let name = self.name(i);
+        let body = reply.unwrap_or_else(|| panic!("{name} did not answer get_state within 1 s"));
+        raft_protocol::parse_get_state_ok(&body).unwrap_or_else(|e| panic!("{name}: {e}"))
+    }
+
+    /// `Start(command)` on each of `nodes`' commands at once: (index, term, is_leader).
+    pub fn start_many(&mut self, requests: Vec<(usize, Value)>) -> Vec<(u64, u64, bool)> {
+        let nodes: Vec<usize> = requests.iter().map(|r| r.0).collect();
+        let bodies = requests
+            .into_iter()
+            .map(|(i, c)| (i, raft_protocol::start(0, c)))
+            .collect();
+        let replies = self.ask_all(bodies);
+        nodes
+            .into_iter()
+            .zip(replies)
+            .map(|(i, reply)| {
+                let name = self.name(i);
+                let body =
+                    reply.unwrap_or_else(|| panic!("{name} did not answer start within 1 s"));
+                raft_protocol::parse_start_ok(&body).unwrap_or_else(|e| panic!("{name}: {e}"))
+            })
+            .collect()
+    }
+
+    pub fn start(&mut self, i: usize, command: Value) -> (u64, u64, bool) {
+        self.start_many(vec![(i, command)]).remove(0)
+    }
+
+    /// Cuts node `i` off from every other node (the tester still reaches it).
+    pub fn disconnect(&mut self, i: usize) {
+        self.connected[i] = false;
+        self.apply_partition();
+    }
+
+    pub fn connect(&mut self, i: usize) {
+        self.connected[i] = true;
+        self.apply_partition();
+    }
+
+    fn apply_partition(&mut self) {
+        let all = self.cluster.node_names().to_vec();
+        let fault = (0..self.n)
+            .filter(|&i| !self.connected[i])
+            .map(|i| Partition::isolate(&all[i], &all))
+            .reduce(Partition::and)
+            .map_or(Fault::Heal, Fault::Partition);
+        self.cluster.fault(fault).expect("partitions apply");
+    }
+
+    /// 6.5840's `checkOneLeader`: a single leader among the connected nodes within
+    /// about 5 s, and never two in one term.
+    pub fn check_one_leader(&mut self) -> usize {
+        for _ in 0..10 {
+            let ms = self.rng.gen_range(450..=550);
+            self.sleep(ms * MS);
+            let mut leaders: BTreeMap<u64, Vec<usize>> = BTreeMap::new();
+            for i in 0..self.n {
+                if self.connected[i] {
+                    let (term, is_leader) = self.get_state(i);
+                    if is_leader {
+                        leaders.entry(term).or_default().push(i);
+                    }
+                }
+            }
+            for (term, ls) in &leaders {
+                assert!(
+                    ls.len() <= 1,
+                    "term {term} has {} leaders: {ls:?}",
+                    ls.len()
+                );
+            }
+            if let Some((_, ls)) = leaders.iter().next_back() {
+                return ls[0];
+            }
+        }
+        panic!("expected one leader, got none");
+    }
+
+    /// 6.5840's `checkTerms`: the connected nodes agree on the term.
+    pub fn check_terms(&mut self) -> u64 {
+        let mut term = None;
+        for i in 0..self.n {
+            if self.connected[i] {
+                let (t, _) = self.get_state(i);
+                match term {
+                    None => term = Some(t),
+                    Some(x) => assert_eq!(x, t, "servers disagree on term"),
+                }
+            }
+        }
+        term.expect("a connected node")
+    }
+
+    /// 6.5840's `checkNoLeader`.
+    pub fn check_no_leader(&mut self) {
+        for i in 0..self.n {
+            if self.connected[i] {
+                let (_, is_leader) = self.get_state(i);
+                assert!(
+                    !is_leader,
+                    "expected no leader among connected servers, but n{} claims to be",
+                    i + 1
+                );
+            }
+        }
+    }
+
+    /// How many nodes applied `index`, and what (they agree: checked on every report).
+    pub fn n_committed(&self, index: u64) -> (usize, Option<Value>) {
+        let count = self
+            .obs
+            .logs
+            .iter()
+            .filter(|l| l.contains_key(&index))
+            .count();
+        (count, self.obs.committed.get(&index).cloned())
+    }
+
+    /// 6.5840's `one`: gets `command` committed on at least `expected` nodes within
+    /// 10 s, trying each connected node as leader; without `retry`, one leader gets
+    /// one chance of 2 s.
+    pub fn one(&mut self, command: Value, expected: usize, retry: bool) -> u64 {
+        let t0 = self.now();
+        let mut starts = 0;
+        while self.now() - t0 < 10_000 * MS {
+            let mut index = None;
+            for _ in 0..self.n {
+                starts = (starts + 1) % self.n;
+                if self.connected[starts] {
+                    let (i, _, is_leader) = self.start(starts, command.clone());
+                    if is_leader {
+                        index = Some(i);
+                        break;
+                    }
+                }
+            }
+            if let Some(index) = index {
+                let t1 = self.now();
+                while self.now() - t1 < 2_000 * MS {
+                    let (nd, cmd) = self.n_committed(index);
+                    if nd > 0 && nd >= expected && cmd.as_ref() == Some(&command) {
+                        return index;
+                    }
+                    self.sleep(20 * MS);
+                }
+                assert!(retry, "one({command}) failed to reach agreement");
+            } else {
+                self.sleep(50 * MS);
+            }
+        }
+        panic!("one({command}) failed to reach agreement in 10 s");
+    }
+
+    /// 6.5840's `wait`: the command at `index` once `n` nodes applied it, or `None` if
+    /// some node moved past `start_term` (the leader changed; the caller retries).
+    pub fn wait(&mut self, index: u64, n: usize, start_term: Option<u64>) -> Option<Value> {
+        let mut to = 10 * MS;
+        for _ in 0..30 {
+            let (nd, _) = self.n_committed(index);
+            if nd >= n {
+                break;
+            }
+            self.sleep(to);
+            if to < 1_000 * MS {
+                to *= 2;
+            }
+            if let Some(term) = start_term {
+                for i in 0..self.n {
+                    if self.get_state(i).0 > term {
+                        return None;
+                    }
+                }
+            }
+        }
+        let (nd, cmd) = self.n_committed(index);
+        assert!(nd >= n, "only {nd} decided for index {index}; wanted {n}");
+        cmd
+    }
+
+    /// Messages and body bytes between nodes so far (each RPC is a request and a reply).
+    pub fn peer_traffic(&self) -> (u64, u64) {
+        let names = self.cluster.node_names();
+        self.cluster
+            .network()
+            .links()
+            .iter()
+            .filter(|((a, b), _)| names.contains(a) && names.contains(b))
+            .fold((0, 0), |(m, b), (_, s)| (m + s.sent, b + s.bytes))
+    }
+
+    /// A command no other call returns: 6.5840 uses random integers.
+    pub fn random_command(&mut self) -> Value {
+        Value::from(self.rng.gen::<u32>())
+    }
+}
