@@ -414,4 +414,142 @@ mod raft {
             );
         }
     }
+
+    /// 3C: persistence (the reliable-network tests).
+    mod persist {
+        use super::*;
+
+        #[test]
+        fn persist1() {
+            let mut t = Tester::new(3);
+            let n = t.n;
+            t.one(json!(11), n, true);
+            // Crash and restart everyone.
+            for i in 0..n {
+                t.restart(i);
+            }
+            for i in 0..n {
+                t.disconnect(i);
+                t.connect(i);
+            }
+            t.one(json!(12), n, true);
+            let leader1 = t.check_one_leader();
+            t.disconnect(leader1);
+            t.restart(leader1);
+            t.connect(leader1);
+            t.one(json!(13), n, true);
+            let leader2 = t.check_one_leader();
+            t.disconnect(leader2);
+            t.one(json!(14), n - 1, true);
+            t.restart(leader2);
+            t.connect(leader2);
+            // Wait for leader2 to join before killing i3.
+            t.wait(4, n, None);
+            let i3 = (t.check_one_leader() + 1) % n;
+            t.disconnect(i3);
+            t.one(json!(15), n - 1, true);
+            t.restart(i3);
+            t.connect(i3);
+            t.one(json!(16), n, true);
+        }
+
+        #[test]
+        fn persist2() {
+            let mut t = Tester::new(5);
+            let n = t.n;
+            let mut index = 1;
+            for _ in 0..5 {
+                t.one(json!(10 + index), n, true);
+                index += 1;
+                let leader1 = t.check_one_leader();
+                t.disconnect((leader1 + 1) % n);
+                t.disconnect((leader1 + 2) % n);
+                t.one(json!(10 + index), n - 2, true);
+                index += 1;
+                t.disconnect(leader1 % n);
+                t.disconnect((leader1 + 3) % n);
+                t.disconnect((leader1 + 4) % n);
+                t.restart((leader1 + 1) % n);
+                t.restart((leader1 + 2) % n);
+                t.connect((leader1 + 1) % n);
+                t.connect((leader1 + 2) % n);
+                t.sleep(ELECTION_TIMEOUT);
+                t.restart((leader1 + 3) % n);
+                t.connect((leader1 + 3) % n);
+                t.one(json!(10 + index), n - 2, true);
+                index += 1;
+                t.connect((leader1 + 4) % n);
+                t.connect(leader1 % n);
+            }
+            t.one(json!(1000), n, true);
+        }
+
+        #[test]
+        fn persist3() {
+            let mut t = Tester::new(3);
+            let n = t.n;
+            t.one(json!(101), 3, true);
+            let leader = t.check_one_leader();
+            t.disconnect((leader + 2) % n);
+            t.one(json!(102), 2, true);
+            t.crash(leader % n);
+            t.crash((leader + 1) % n);
+            t.connect((leader + 2) % n);
+            t.restart(leader % n);
+            t.connect(leader % n);
+            t.one(json!(103), 2, true);
+            t.restart((leader + 1) % n);
+            t.connect((leader + 1) % n);
+            t.one(json!(104), n, true);
+        }
+
+        /// Leaders crash right after taking entries, over and over, so logs hold
+        /// uncommitted entries of many terms: the Figure 8 situation, on a reliable
+        /// network.
+        #[test]
+        fn figure_8() {
+            use rand::Rng;
+            let mut t = Tester::new(5);
+            let n = t.n;
+            let c = t.random_command();
+            t.one(c, 1, true);
+            let mut nup = n;
+            for _ in 0..1000 {
+                let alive: Vec<usize> = (0..n).filter(|&i| t.is_alive(i)).collect();
+                let starts = alive.iter().map(|&i| (i, t.random_command())).collect();
+                let mut leader = None;
+                for (&i, (_, _, ok)) in alive.iter().zip(t.start_many(starts)) {
+                    if ok {
+                        leader = Some(i);
+                    }
+                }
+                let ms = if t.rng.gen_range(0..1000) < 100 {
+                    t.rng.gen_range(0..ELECTION_TIMEOUT / MS / 2)
+                } else {
+                    t.rng.gen_range(0..13)
+                };
+                t.sleep(ms * MS);
+                if let Some(leader) = leader {
+                    t.crash(leader);
+                    nup -= 1;
+                }
+                if nup < 3 {
+                    let s = t.rng.gen_range(0..n);
+                    if !t.is_alive(s) {
+                        t.restart(s);
+                        t.connect(s);
+                        nup += 1;
+                    }
+                }
+            }
+            for i in 0..n {
+                if !t.is_alive(i) {
+                    t.restart(i);
+                    t.connect(i);
+                }
+            }
+            let c = t.random_command();
+            t.one(c, n, true);
+        }
+    }
 }

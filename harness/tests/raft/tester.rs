@@ -38,6 +38,9 @@ struct Observer {
     /// The command first applied at each index by any node.
     committed: BTreeMap<u64, Value>,
     leaders: BTreeMap<u64, String>,
+    /// Nodes restarted since their last `applied` of index 1: a new process applies
+    /// its log again from the start.
+    restarted: Vec<bool>,
     violations: Vec<String>,
     awaiting: Vec<u64>,
     replies: BTreeMap<u64, Body>,
@@ -74,6 +77,10 @@ impl Observer {
             "applied" => match raft_protocol::parse_applied(body) {
                 Ok(entries) => {
                     for e in entries {
+                        if e.index == 1 && self.restarted[i] {
+                            self.restarted[i] = false;
+                            self.logs[i].clear();
+                        }
                         let log = &mut self.logs[i];
                         let expected = log.keys().next_back().map_or(1, |k| k + 1);
                         if e.index != expected {
@@ -130,6 +137,7 @@ pub struct Tester {
     obs: Observer,
     pub n: usize,
     connected: Vec<bool>,
+    alive: Vec<bool>,
     pub rng: StdRng,
     next_id: u64,
     _dir: TestDir,
@@ -161,6 +169,7 @@ impl Tester {
                 names,
                 committed: BTreeMap::new(),
                 leaders: BTreeMap::new(),
+                restarted: vec![false; n],
                 violations: Vec::new(),
                 awaiting: Vec::new(),
                 replies: BTreeMap::new(),
@@ -169,6 +178,7 @@ impl Tester {
             cluster,
             n,
             connected: vec![true; n],
+            alive: vec![true; n],
             rng: seed.rng(1),
             next_id: 1,
             _dir: dir,
@@ -286,6 +296,30 @@ impl Tester {
             .reduce(Partition::and)
             .map_or(Fault::Heal, Fault::Partition);
         self.cluster.fault(fault).expect("partitions apply");
+    }
+
+    /// 6.5840's `crash1`: kills node `i` (SIGKILL) and leaves it disconnected.
+    pub fn crash(&mut self, i: usize) {
+        self.disconnect(i);
+        let name = self.name(i);
+        self.cluster.fault(Fault::Crash(name)).expect("crash");
+        self.alive[i] = false;
+    }
+
+    /// 6.5840's `start1`: kills node `i` if it runs and starts it again on its data
+    /// dir, still disconnected (`connect` it after).
+    pub fn restart(&mut self, i: usize) {
+        self.crash(i);
+        let name = self.name(i);
+        self.cluster
+            .fault(Fault::Restart(name))
+            .unwrap_or_else(|e| panic!("restarting n{}: {e}", i + 1));
+        self.alive[i] = true;
+        self.obs.restarted[i] = true;
+    }
+
+    pub fn is_alive(&self, i: usize) -> bool {
+        self.alive[i]
     }
 
     /// 6.5840's `checkOneLeader`: a single leader among the connected nodes within
@@ -407,7 +441,7 @@ impl Tester {
             }
             if let Some(term) = start_term {
                 for i in 0..self.n {
-                    if self.get_state(i).0 > term {
+                    if self.alive[i] && self.get_state(i).0 > term {
                         return None;
                     }
                 }
