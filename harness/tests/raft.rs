@@ -552,4 +552,69 @@ mod raft {
             t.one(c, n, true);
         }
     }
+
+    /// Beyond 6.5840: faults its tests do not have, and replay by seed.
+    mod beyond {
+        use super::*;
+
+        /// A leader that can hear but not speak is replaced, and steps down once it
+        /// hears of the new term; agreement resumes when its links heal.
+        #[test]
+        fn one_way_partition_of_the_leader() {
+            let mut t = Tester::new(3);
+            let n = t.n;
+            t.one(json!(101), n, true);
+            let leader1 = t.check_one_leader();
+            let (term1, _) = t.get_state(leader1);
+            t.cut_outgoing(leader1);
+            t.sleep(2 * ELECTION_TIMEOUT);
+            let (term, is_leader) = t.get_state(leader1);
+            assert!(
+                !is_leader && term > term1,
+                "n{} still leads (term {term}, was {term1}) though nobody hears it",
+                leader1 + 1
+            );
+            t.one(json!(102), n - 1, true);
+            t.heal();
+            t.one(json!(103), n, true);
+        }
+
+        /// A paused (SIGSTOP) leader is replaced; when it resumes, the messages that
+        /// waited for it are stale and it must not disturb the new leader's log.
+        #[test]
+        fn paused_leader() {
+            let mut t = Tester::new(5);
+            let n = t.n;
+            t.one(json!(101), n, true);
+            let leader1 = t.check_one_leader();
+            t.pause(leader1);
+            t.one(json!(102), n - 1, true);
+            t.sleep(ELECTION_TIMEOUT);
+            t.one(json!(103), n - 1, true);
+            t.resume(leader1);
+            t.one(json!(104), n, true);
+            t.check_one_leader();
+        }
+
+        /// One seed, one run: two runs of a scenario with faults produce the same
+        /// journal byte for byte (simulated time only).
+        #[test]
+        fn same_seed_same_journal() {
+            let seed = harness::Seed::for_this_test();
+            let run = || {
+                let mut t = Tester::with_seed(3, seed.value());
+                let n = t.n;
+                t.one(json!(1), n, true);
+                let leader = t.check_one_leader();
+                t.disconnect(leader);
+                t.one(json!(2), n - 1, true);
+                t.connect(leader);
+                t.one(json!(3), n, true);
+                t.journal()
+            };
+            let (a, b) = (run(), run());
+            assert!(a.lines().count() > 100, "the scenario did something");
+            assert!(a == b, "two runs of one seed diverged");
+        }
+    }
 }

@@ -38,8 +38,10 @@ struct Observer {
     /// The command first applied at each index by any node.
     committed: BTreeMap<u64, Value>,
     leaders: BTreeMap<u64, String>,
-    /// Nodes restarted since their last `applied` of index 1: a new process applies
-    /// its log again from the start.
+    /// Nodes restarted at least once: a new process applies its log again from index
+    /// 1, so an index 1 from them starts a new sequence. (Reports of a killed process
+    /// still in flight arrive before the new process's, links being FIFO on the
+    /// reliable network, so they cannot be mistaken for its.)
     restarted: Vec<bool>,
     violations: Vec<String>,
     awaiting: Vec<u64>,
@@ -78,7 +80,6 @@ impl Observer {
                 Ok(entries) => {
                     for e in entries {
                         if e.index == 1 && self.restarted[i] {
-                            self.restarted[i] = false;
                             self.logs[i].clear();
                         }
                         let log = &mut self.logs[i];
@@ -138,15 +139,31 @@ pub struct Tester {
     pub n: usize,
     connected: Vec<bool>,
     alive: Vec<bool>,
+    paused: Vec<bool>,
     pub rng: StdRng,
     next_id: u64,
     _dir: TestDir,
-    _seed: Seed,
+    _seed: Option<Seed>,
 }
 
 impl Tester {
     pub fn new(n: usize) -> Tester {
+        Tester::with_mode(n, TimeMode::from_env())
+    }
+
+    /// A tester on the given clock, whatever `HARNESS_TIME` says.
+    pub fn with_mode(n: usize, mode: TimeMode) -> Tester {
         let seed = Seed::for_this_test();
+        let value = seed.value();
+        Tester::build(n, mode, value, Some(seed))
+    }
+
+    /// A simulated-time tester with seed `value` (the caller owns and prints the seed).
+    pub fn with_seed(n: usize, value: u64) -> Tester {
+        Tester::build(n, TimeMode::Sim, value, None)
+    }
+
+    fn build(n: usize, mode: TimeMode, value: u64, seed: Option<Seed>) -> Tester {
         let dir = TestDir::new("raft");
         let implementation = Implementation::from_env(IMPL_VAR, BIN);
         eprintln!("testing {}", implementation.describe());
@@ -154,8 +171,8 @@ impl Tester {
             nodes: n,
             implementation,
             env: Vec::new(),
-            mode: TimeMode::from_env(),
-            seed: seed.value(),
+            mode,
+            seed: value,
             net: NetConfig::reliable(),
             dir: dir.path().to_path_buf(),
             step_timeout: Duration::from_secs(5),
@@ -179,7 +196,8 @@ impl Tester {
             n,
             connected: vec![true; n],
             alive: vec![true; n],
-            rng: seed.rng(1),
+            paused: vec![false; n],
+            rng: rand::SeedableRng::seed_from_u64(value ^ 0x7465_7374_6572),
             next_id: 1,
             _dir: dir,
             _seed: seed,
@@ -322,6 +340,49 @@ impl Tester {
         self.alive[i]
     }
 
+    /// SIGSTOP: node `i` keeps its state and its links but does nothing; messages to
+    /// it wait. The tester stops asking it until `resume`.
+    pub fn pause(&mut self, i: usize) {
+        let name = self.name(i);
+        self.cluster.fault(Fault::Pause(name)).expect("pause");
+        self.paused[i] = true;
+    }
+
+    pub fn resume(&mut self, i: usize) {
+        let name = self.name(i);
+        self.cluster.fault(Fault::Resume(name)).expect("resume");
+        self.paused[i] = false;
+    }
+
+    /// Cuts only what node `i` sends to the other nodes; it still hears them.
+    pub fn cut_outgoing(&mut self, i: usize) {
+        let all = self.cluster.node_names().to_vec();
+        let cut = all
+            .iter()
+            .filter(|b| **b != all[i])
+            .map(|b| Partition::one_way(&all[i], b))
+            .reduce(Partition::and)
+            .expect("more than one node");
+        self.cluster
+            .fault(Fault::Partition(cut))
+            .expect("partition");
+    }
+
+    /// Undoes `cut_outgoing` (restores the `disconnect`s in force).
+    pub fn heal(&mut self) {
+        self.apply_partition();
+    }
+
+    /// Connected and answering: the nodes the tester asks.
+    fn reachable(&self, i: usize) -> bool {
+        self.connected[i] && !self.paused[i]
+    }
+
+    /// Everything the network did, in order: identical for one seed in simulated time.
+    pub fn journal(&self) -> String {
+        self.cluster.journal.text().to_string()
+    }
+
     /// 6.5840's `checkOneLeader`: a single leader among the connected nodes within
     /// about 5 s, and never two in one term.
     pub fn check_one_leader(&mut self) -> usize {
@@ -330,7 +391,7 @@ impl Tester {
             self.sleep(ms * MS);
             let mut leaders: BTreeMap<u64, Vec<usize>> = BTreeMap::new();
             for i in 0..self.n {
-                if self.connected[i] {
+                if self.reachable(i) {
                     let (term, is_leader) = self.get_state(i);
                     if is_leader {
                         leaders.entry(term).or_default().push(i);
@@ -355,7 +416,7 @@ impl Tester {
     pub fn check_terms(&mut self) -> u64 {
         let mut term = None;
         for i in 0..self.n {
-            if self.connected[i] {
+            if self.reachable(i) {
                 let (t, _) = self.get_state(i);
                 match term {
                     None => term = Some(t),
@@ -369,7 +430,7 @@ impl Tester {
     /// 6.5840's `checkNoLeader`.
     pub fn check_no_leader(&mut self) {
         for i in 0..self.n {
-            if self.connected[i] {
+            if self.reachable(i) {
                 let (_, is_leader) = self.get_state(i);
                 assert!(
                     !is_leader,
@@ -401,7 +462,7 @@ impl Tester {
             let mut index = None;
             for _ in 0..self.n {
                 starts = (starts + 1) % self.n;
-                if self.connected[starts] {
+                if self.reachable(starts) {
                     let (i, _, is_leader) = self.start(starts, command.clone());
                     if is_leader {
                         index = Some(i);
@@ -441,7 +502,7 @@ impl Tester {
             }
             if let Some(term) = start_term {
                 for i in 0..self.n {
-                    if self.alive[i] && self.get_state(i).0 > term {
+                    if self.alive[i] && !self.paused[i] && self.get_state(i).0 > term {
                         return None;
                     }
                 }
