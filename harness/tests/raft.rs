@@ -553,6 +553,93 @@ mod raft {
         }
     }
 
+    /// Figure 8 of the Raft paper, staged with partitions and crashes (5 nodes):
+    /// a leader of a later term replicates an entry of an earlier term to a majority,
+    /// and a node that never had it can still be elected and overwrite it. An
+    /// implementation that commits by counting replicas applies the old entry first
+    /// and a different one later. Returns the tester so callers can inspect it.
+    pub fn figure_8_staged(mut t: Tester) -> Tester {
+        let n = t.n;
+        assert_eq!(n, 5);
+        t.one(json!("c1"), n, true);
+        // (a) The leader L gets index 2 to one follower A only.
+        let l = t.check_one_leader();
+        let a = (l + 1) % n;
+        let others: Vec<usize> = (0..n).filter(|&i| i != l && i != a).collect();
+        for &i in &others {
+            t.disconnect(i);
+        }
+        let (index, _, ok) = t.start(l, json!("old"));
+        assert!(
+            ok && index == 2,
+            "leader took index {index} (is leader: {ok})"
+        );
+        t.sleep(50 * MS);
+        // (b) L crashes; the other three elect W, which takes index 2 alone.
+        t.crash(l);
+        t.disconnect(a);
+        for &i in &others {
+            t.connect(i);
+        }
+        let w = t.check_one_leader();
+        t.disconnect(w);
+        let (index_w, _, ok) = t.start(w, json!("new"));
+        assert!(
+            ok && index_w == 2,
+            "W took index {index_w} (is leader: {ok})"
+        );
+        t.crash(w);
+        let rest: Vec<usize> = others.iter().copied().filter(|&i| i != w).collect();
+        let (e, f) = (rest[0], rest[1]);
+        // (c) L restarts; L or A leads a new term and copies "old" to E: a majority
+        // (L, A, E) stores it, but it is of an earlier term and must not commit.
+        t.restart(l);
+        t.connect(l);
+        t.connect(a);
+        t.connect(e);
+        t.check_one_leader();
+        t.sleep(ELECTION_TIMEOUT);
+        // (d) L and A crash; W restarts and, with the most up-to-date log, wins E and
+        // F and commits its own index 2.
+        t.crash(l);
+        t.crash(a);
+        t.restart(w);
+        t.connect(w);
+        t.connect(f);
+        t.one(json!("after"), 3, true);
+        t
+    }
+
+    mod figure_8 {
+        use super::*;
+
+        #[test]
+        fn staged() {
+            let t = figure_8_staged(Tester::new(5));
+            let (nd, cmd) = t.n_committed(2);
+            assert!(
+                nd >= 3 && cmd == Some(json!("new")),
+                "index 2: {cmd:?} on {nd}"
+            );
+        }
+    }
+
+    /// Known-bad variants of our binary, each rejected by a named test.
+    mod known_bad {
+        use super::*;
+
+        #[test]
+        fn count_commit_rejected_by_figure_8_staged() {
+            let t = figure_8_staged(Tester::against_bug(5, "count-commit"));
+            let found = t.violations().join("\n");
+            eprintln!("the suite found:\n{found}");
+            assert!(
+                found.contains("state machine safety"),
+                "committing by counting replicas went unnoticed"
+            );
+        }
+    }
+
     /// Beyond 6.5840: faults its tests do not have, and replay by seed.
     mod beyond {
         use super::*;

@@ -140,6 +140,7 @@ pub struct Tester {
     connected: Vec<bool>,
     alive: Vec<bool>,
     paused: Vec<bool>,
+    tolerate_violations: bool,
     pub rng: StdRng,
     next_id: u64,
     _dir: TestDir,
@@ -149,6 +150,28 @@ pub struct Tester {
 impl Tester {
     pub fn new(n: usize) -> Tester {
         Tester::with_mode(n, TimeMode::from_env())
+    }
+
+    /// Our binary switched to the known-bad variant `bug` (`RAFT_BUG`). Safety
+    /// violations are recorded, not fatal, so the caller can assert they happened.
+    pub fn against_bug(n: usize, bug: &str) -> Tester {
+        let seed = Seed::for_this_test();
+        let value = seed.value();
+        let mut t = Tester::build_with(
+            n,
+            TimeMode::from_env(),
+            value,
+            Some(seed),
+            Implementation::ours(BIN),
+            vec![("RAFT_BUG".into(), bug.into())],
+        );
+        t.tolerate_violations = true;
+        t
+    }
+
+    /// What the safety checks found (with `against_bug`; otherwise they fail the test).
+    pub fn violations(&self) -> &[String] {
+        &self.obs.violations
     }
 
     /// A tester on the given clock, whatever `HARNESS_TIME` says.
@@ -164,13 +187,24 @@ impl Tester {
     }
 
     fn build(n: usize, mode: TimeMode, value: u64, seed: Option<Seed>) -> Tester {
-        let dir = TestDir::new("raft");
         let implementation = Implementation::from_env(IMPL_VAR, BIN);
-        eprintln!("testing {}", implementation.describe());
+        Tester::build_with(n, mode, value, seed, implementation, Vec::new())
+    }
+
+    fn build_with(
+        n: usize,
+        mode: TimeMode,
+        value: u64,
+        seed: Option<Seed>,
+        implementation: Implementation,
+        env: Vec<(String, String)>,
+    ) -> Tester {
+        let dir = TestDir::new("raft");
+        eprintln!("testing {} {env:?}", implementation.describe());
         let config = ClusterConfig {
             nodes: n,
             implementation,
-            env: Vec::new(),
+            env,
             mode,
             seed: value,
             net: NetConfig::reliable(),
@@ -197,6 +231,7 @@ impl Tester {
             connected: vec![true; n],
             alive: vec![true; n],
             paused: vec![false; n],
+            tolerate_violations: false,
             rng: rand::SeedableRng::seed_from_u64(value ^ 0x7465_7374_6572),
             next_id: 1,
             _dir: dir,
@@ -215,7 +250,7 @@ impl Tester {
     /// Fails the test on any safety violation or node error seen so far.
     fn check_safety(&self) {
         assert!(
-            self.obs.violations.is_empty(),
+            self.tolerate_violations || self.obs.violations.is_empty(),
             "{}",
             self.obs.violations.join("\n")
         );

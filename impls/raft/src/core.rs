@@ -15,6 +15,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::bug::Bug;
 use crate::rng::SplitMix;
 use crate::wire::PeerMessage;
 
@@ -45,6 +46,8 @@ pub struct Config {
     pub heartbeat: u64,
     /// Most entries in one AppendEntries.
     pub max_batch: usize,
+    /// A known-bad variant, for proving the suite rejects it.
+    pub bug: Option<Bug>,
 }
 
 impl Config {
@@ -58,6 +61,7 @@ impl Config {
             election_max: 600_000_000,
             heartbeat: 100_000_000,
             max_batch: 128,
+            bug: None,
         }
     }
 }
@@ -461,11 +465,15 @@ impl Raft {
                 }
                 // Only a conflict truncates: a stale, shorter message must not cut
                 // entries a newer one already added.
-                assert!(
-                    index as u64 > self.commit,
-                    "{}: leader {from} conflicts with committed entry {index}",
-                    self.config.id
-                );
+                if index as u64 <= self.commit {
+                    // Impossible with a correct leader; a peer with a known-bad
+                    // variant can cause it. Follow the leader (a node must never die
+                    // of what it is sent) and say so.
+                    eprintln!(
+                        "{}: leader {from} overwrites committed entry {index}",
+                        self.config.id
+                    );
+                }
                 self.log.truncate(index);
             }
             self.log.push(entry);
@@ -545,7 +553,8 @@ impl Raft {
             .collect();
         matched.sort_unstable_by(|a, b| b.cmp(a));
         let n = matched[self.quorum() - 1];
-        if n > self.commit && self.log[n as usize].term == self.term {
+        let counting = self.config.bug == Some(Bug::CountCommit);
+        if n > self.commit && (counting || self.log[n as usize].term == self.term) {
             self.commit = n;
         }
     }

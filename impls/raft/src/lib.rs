@@ -6,11 +6,13 @@
 //! - [`wire`]: peer messages as node-protocol bodies.
 //! - [`raft_node`]: the core as a `node::Node` speaking `specs::raft_protocol`.
 
+pub mod bug;
 pub mod core;
 pub mod raft_node;
 pub mod rng;
 pub mod wire;
 
+pub use crate::bug::Bug;
 pub use crate::core::{Config, Entry, HardState, Raft, Ready};
 pub use crate::wire::PeerMessage;
 

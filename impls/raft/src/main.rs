@@ -1,10 +1,24 @@
 //! `raft`: a Raft node speaking the node protocol and the Raft test interface.
 
 use raft::raft_node::RaftNode;
+use raft::Bug;
 
 fn main() {
+    let bug = match std::env::var("RAFT_BUG") {
+        Ok(name) if !name.is_empty() => match Bug::from_name(&name) {
+            Some(bug) => Some(bug),
+            None => {
+                eprintln!(
+                    "raft: unknown RAFT_BUG={name:?}; known: {}",
+                    Bug::NAMES.join(", ")
+                );
+                std::process::exit(2);
+            }
+        },
+        _ => None,
+    };
     let result = node::run(|ctx, storage| {
-        RaftNode::new(ctx, storage).unwrap_or_else(|e| {
+        RaftNode::new(ctx, storage, bug).unwrap_or_else(|e| {
             // Refusing to start beats starting empty and forgetting a vote.
             eprintln!("raft: {e}");
             std::process::exit(1)

@@ -5,6 +5,7 @@ use node::{Context, ErrorCode, Node, Outbox, Storage};
 use specs::node_protocol::{Body, Message};
 use specs::raft_protocol::{self, Applied, TESTER};
 
+use crate::bug::Bug;
 use crate::core::{Config, HardState, Raft};
 use crate::wire::{self, PeerMessage};
 
@@ -19,7 +20,7 @@ impl RaftNode {
     /// Recovers from `storage` if a previous run left state there. A state file that
     /// does not parse is a fatal error: starting empty would forget votes and
     /// acknowledged entries.
-    pub fn new(ctx: &Context, storage: &Storage) -> Result<RaftNode, String> {
+    pub fn new(ctx: &Context, storage: &Storage, bug: Option<Bug>) -> Result<RaftNode, String> {
         let restored = match storage.get(STATE_FILE) {
             Some(bytes) => Some(
                 serde_json::from_slice::<HardState>(bytes)
@@ -27,7 +28,8 @@ impl RaftNode {
             ),
             None => None,
         };
-        let config = Config::new(ctx.node_id.clone(), ctx.node_ids.clone());
+        let mut config = Config::new(ctx.node_id.clone(), ctx.node_ids.clone());
+        config.bug = bug;
         Ok(RaftNode {
             raft: Raft::new(config, restored, ctx.seed, 0),
         })
