@@ -46,6 +46,8 @@ struct Observer {
     violations: Vec<String>,
     awaiting: Vec<u64>,
     replies: BTreeMap<u64, Body>,
+    /// Run until this node has applied this index.
+    until_applied: Option<(usize, u64)>,
     now: u64,
 }
 
@@ -127,6 +129,9 @@ impl Driver for Observer {
     fn on_wake(&mut self, _: &mut Cluster, _: u64) {}
 
     fn done(&self) -> bool {
+        if let Some((i, index)) = self.until_applied {
+            return self.logs[i].keys().next_back().is_some_and(|&k| k >= index);
+        }
         !self.awaiting.is_empty() && self.awaiting.iter().all(|id| self.replies.contains_key(id))
     }
 }
@@ -191,6 +196,29 @@ impl Tester {
         Tester::build_with(n, mode, value, seed, implementation, Vec::new())
     }
 
+    /// A tester on the wall clock whose links have no added delay (benchmarks).
+    #[allow(dead_code)]
+    pub fn real_time_zero_latency(n: usize) -> Tester {
+        let seed = Seed::for_this_test();
+        let value = seed.value();
+        let implementation = Implementation::from_env(IMPL_VAR, BIN);
+        let mut t = Tester::build_with(
+            n,
+            TimeMode::Real,
+            value,
+            Some(seed),
+            implementation,
+            Vec::new(),
+        );
+        t.cluster
+            .fault(Fault::Net(NetConfig {
+                latency: harness::network::Latency::Fixed(0),
+                ..NetConfig::reliable()
+            }))
+            .expect("network change");
+        t
+    }
+
     fn build_with(
         n: usize,
         mode: TimeMode,
@@ -224,6 +252,7 @@ impl Tester {
                 violations: Vec::new(),
                 awaiting: Vec::new(),
                 replies: BTreeMap::new(),
+                until_applied: None,
                 now: 0,
             },
             cluster,
@@ -520,6 +549,19 @@ impl Tester {
             }
         }
         panic!("one({command}) failed to reach agreement in 10 s");
+    }
+
+    /// Runs until node `i` has applied `index` or `timeout` ns pass; true if it did.
+    #[allow(dead_code)]
+    pub fn run_until_applied(&mut self, i: usize, index: u64, timeout: u64) -> bool {
+        self.obs.until_applied = Some((i, index));
+        let limit = self.cluster.now() + timeout;
+        self.cluster.wake(limit, 0);
+        self.cluster.run(&mut self.obs, limit);
+        let done = self.obs.done();
+        self.obs.until_applied = None;
+        self.check_safety();
+        done
     }
 
     /// 6.5840's `wait`: the command at `index` once `n` nodes applied it, or `None` if
