@@ -167,7 +167,10 @@ mod tests {
             term: 2,
             command: json!("x"),
         };
-        assert_eq!(parse_applied(&applied(std::slice::from_ref(&a))).unwrap(), vec![a]);
+        assert_eq!(
+            parse_applied(&applied(std::slice::from_ref(&a))).unwrap(),
+            vec![a]
+        );
         let bad =
             Body::new("applied").with("entries", json!([{"index": 0, "term": 1, "command": 1}]));
         assert!(parse_applied(&bad).unwrap_err().contains("index >= 1"));
