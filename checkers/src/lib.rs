@@ -7,6 +7,9 @@
 //! timeline ([`html`]). Models (sequential specifications) come from `specs`; the
 //! harness records histories in [`formats::jsonl`] and calls [`check`].
 //!
+//! The batch systems have their own oracle: [`mapreduce`] compares what a MapReduce
+//! job left on disk with the sequential reference in `specs`.
+//!
 //! ```
 //! use checkers::{check, CheckOptions, Verdict};
 //! use checkers::formats::parse;
@@ -26,6 +29,7 @@ pub mod check;
 pub mod formats;
 pub mod history;
 pub mod html;
+pub mod mapreduce;
 pub mod search;
 
 pub use check::{check, CheckOptions, CheckResult, Failure, Verdict};

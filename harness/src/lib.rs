@@ -11,7 +11,6 @@ pub mod history;
 pub mod implementation;
 pub mod journal;
 pub mod kvsrv;
-pub mod mapreduce_check;
 pub mod nemesis;
 pub mod network;
 pub mod node_process;

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use harness::mapreduce_check::lab_outputs;
+use checkers::mapreduce::lab_outputs;
 use harness::{Process, Seed};
 
 use crate::support::{crash_expected, finish, wait_until, wc_expected, LabJob, SHORT_TIMEOUT_MS};

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use harness::mapreduce_check::{lab_outputs, OutputWatcher};
+use checkers::mapreduce::{lab_outputs, OutputWatcher};
 use harness::{Process, Seed};
 use rand::Rng;
 

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-use harness::mapreduce_check::lab_outputs;
+use checkers::mapreduce::lab_outputs;
 use harness::Seed;
 
 use crate::support::{finish, LabJob};

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use harness::mapreduce_check::{check_lab_dir, LabDir};
+use checkers::mapreduce::{check_lab_dir, LabDir};
 use harness::{Implementation, Process, Seed, TestDir};
 use rand::rngs::StdRng;
 use rand::Rng;

@@ -3,7 +3,7 @@
 use std::fs;
 use std::time::{Duration, Instant};
 
-use harness::mapreduce_check::check_wordcount_dir;
+use checkers::mapreduce::check_wordcount_dir;
 use harness::Seed;
 use rand::Rng;
 

@@ -16,7 +16,7 @@
 //!
 //! Every check returns `Err` with a message saying what is wrong and where, so a
 //! failing test reads as a diagnosis. The module needs only `specs` and std (and
-//! `tempfile` in its tests), so it can live in `checkers` unchanged.
+//! `tempfile` in its tests), so it stands beside the linearizability checker as one more oracle.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Write as _;
