@@ -1,9 +1,12 @@
 //! Loopback ports reserved per test.
 //!
 //! nextest runs every test in its own process, so an in-process counter cannot keep
-//! tests apart. A port is chosen by the kernel (bind to port 0) and then claimed with
-//! an exclusive `flock` on a file named after it; another test that is handed the same
-//! port before our server binds it sees the lock and asks again.
+//! tests apart. Ports are drawn below the kernel's ephemeral range
+//! (`/proc/sys/net/ipv4/ip_local_port_range`), so a client socket that binds port 0
+//! (in this test or a parallel one) can never be handed a port a server was given,
+//! not even in the moment between a server's crash and its restart. A port that binds
+//! is then claimed with an exclusive `flock` on a file named after it; another test
+//! that draws the same number sees the lock and draws again.
 
 use std::fs::{self, File, OpenOptions};
 use std::io;
@@ -23,9 +26,16 @@ impl Port {
     pub fn reserve() -> io::Result<Port> {
         let dir = std::env::temp_dir().join("dsconf-ports");
         fs::create_dir_all(&dir)?;
-        for _ in 0..200 {
-            let number = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-            if UdpSocket::bind(("127.0.0.1", number)).is_err() {
+        let (low, high) = reserved_range();
+        let span = u32::from(high - low);
+        // Start somewhere different in every process so parallel tests rarely meet.
+        let mut next = std::process::id().wrapping_mul(2_654_435_761) ^ rand::random::<u32>();
+        for _ in 0..500 {
+            next = next.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+            let number = low + (next % span) as u16;
+            if TcpListener::bind(("127.0.0.1", number)).is_err()
+                || UdpSocket::bind(("127.0.0.1", number)).is_err()
+            {
                 continue;
             }
             let path: PathBuf = dir.join(number.to_string());
@@ -45,7 +55,7 @@ impl Port {
         }
         Err(io::Error::new(
             io::ErrorKind::AddrInUse,
-            "no free loopback port after 200 tries",
+            format!("no free loopback port in {low}..{high} after 500 tries"),
         ))
     }
 
@@ -59,13 +69,29 @@ impl Port {
     }
 }
 
+/// The ports to draw from: from 20000 up to the start of the ephemeral range.
+fn reserved_range() -> (u16, u16) {
+    let ephemeral_low = fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    if ephemeral_low > 21_000 {
+        (20_000, ephemeral_low)
+    } else {
+        // An unusual range: stay above it instead.
+        (61_000, 65_000)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn reserved_ports_are_distinct_and_bindable() {
+    fn reserved_ports_are_distinct_bindable_and_not_ephemeral() {
         let ports: Vec<Port> = (0..20).map(|_| Port::reserve().unwrap()).collect();
+        let (low, high) = reserved_range();
+        assert!(ports.iter().all(|p| (low..high).contains(&p.number())));
         let mut numbers: Vec<u16> = ports.iter().map(Port::number).collect();
         numbers.sort_unstable();
         numbers.dedup();
