@@ -220,6 +220,55 @@ pub fn search<M: Model>(
             e
         }};
     }
+    // Whether a pending read the model refuses in the current state can never be
+    // accepted before its return, whatever may still come first: then this
+    // configuration is dead (see `Model::could_accept_later`).
+    macro_rules! some_read_is_lost {
+        () => {{
+            let mut lost = false;
+            let mut e = known_list.first();
+            while !lost && e != NIL && known_list.is_call[e as usize] {
+                let r = known_list.op[e as usize] as usize;
+                e = known_list.next[e as usize];
+                if !read_only[r] {
+                    continue;
+                }
+                let read = ops[r];
+                if model.step(&state, &read.input, read.output()).is_some() {
+                    continue;
+                }
+                let deadline = read.ret.expect("known reads return");
+                // Operations not yet linearized that are called by the read's return.
+                let mut may_intervene = |pred: &dyn Fn(&M::Input) -> bool| {
+                    let mut c = known_list.first();
+                    while c != NIL && known_list.time[c as usize] <= deadline {
+                        if known_list.is_call[c as usize]
+                            && pred(&ops[known_list.op[c as usize] as usize].input)
+                        {
+                            return true;
+                        }
+                        c = known_list.next[c as usize];
+                    }
+                    let mut c = unknown_list.first();
+                    while c != NIL && unknown_list.time[c as usize] <= deadline {
+                        if pred(&ops[unknown_list.op[c as usize] as usize].input) {
+                            return true;
+                        }
+                        c = unknown_list.next[c as usize];
+                    }
+                    false
+                };
+                lost = !model.could_accept_later(
+                    &state,
+                    &read.input,
+                    read.output(),
+                    &mut may_intervene,
+                );
+            }
+            lost
+        }};
+    }
+
     // Undoes choices up to and including the latest unforced one, recording each
     // configuration backed out of as dead, and yields where to resume: after the
     // undone call.
@@ -322,6 +371,9 @@ pub fn search<M: Model>(
                 } else {
                     Cursor::Reads(known_list.first())
                 };
+                if M::PRUNES_READS && !forced && some_read_is_lost!() {
+                    cursor = backtrack!();
+                }
                 continue;
             }
             unapply!(op);

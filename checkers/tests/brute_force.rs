@@ -1,4 +1,6 @@
-//! The checker agrees with brute force on small random histories.
+//! The checker agrees with brute force on small random histories, for the register
+//! and for the key/value model (whose reads the checker prunes with
+//! `Model::could_accept_later`).
 //!
 //! Outputs here are random, not derived from an execution, so both verdicts occur
 //! often. The brute-force oracle tries every subset of the unknown operations and
@@ -9,11 +11,15 @@
 
 use checkers::{check, CheckOptions, History, Operation, Outcome, Verdict};
 use proptest::prelude::*;
+use specs::kv::{KvInput, KvOutput};
 use specs::register::{CasInput, RegisterOutput};
-use specs::{CasRegister, Model};
+use specs::{CasRegister, Kv, Model};
 
-fn linearizable_by_brute_force(history: &History<CasInput, RegisterOutput>) -> bool {
-    let ops: Vec<&Operation<CasInput, RegisterOutput>> = history
+fn linearizable_by_brute_force<M: Model>(
+    model: &M,
+    history: &History<M::Input, M::Output>,
+) -> bool {
+    let ops: Vec<&Operation<M::Input, M::Output>> = history
         .operations
         .iter()
         .filter(|o| !o.is_failed())
@@ -26,18 +32,18 @@ fn linearizable_by_brute_force(history: &History<CasInput, RegisterOutput>) -> b
                 None => true,
             })
             .collect();
-        if some_order_works(&ops, &chosen, &mut Vec::new(), CasRegister.init()) {
+        if some_order_works(model, &ops, &chosen, model.init()) {
             return true;
         }
     }
     false
 }
 
-fn some_order_works(
-    ops: &[&Operation<CasInput, RegisterOutput>],
+fn some_order_works<M: Model>(
+    model: &M,
+    ops: &[&Operation<M::Input, M::Output>],
     left: &[usize],
-    done: &mut Vec<usize>,
-    state: Option<i64>,
+    state: M::State,
 ) -> bool {
     if left.is_empty() {
         return true;
@@ -50,18 +56,16 @@ fn some_order_works(
         if blocked {
             continue;
         }
-        if let Some(next) = CasRegister.step(&state, &ops[i].input, ops[i].output()) {
+        if let Some(next) = model.step(&state, &ops[i].input, ops[i].output()) {
             let rest: Vec<usize> = left
                 .iter()
                 .enumerate()
                 .filter(|&(m, _)| m != k)
                 .map(|(_, &j)| j)
                 .collect();
-            done.push(i);
-            if some_order_works(ops, &rest, done, next) {
+            if some_order_works(model, ops, &rest, next) {
                 return true;
             }
-            done.pop();
         }
     }
     false
@@ -113,13 +117,63 @@ fn small_history() -> impl Strategy<Value = History<CasInput, RegisterOutput>> {
     })
 }
 
+/// Two keys, values built from "a" and "b", reads of short strings: puts, appends and
+/// gets that can contradict each other in few operations.
+fn small_kv_history() -> impl Strategy<Value = History<KvInput, KvOutput>> {
+    let op = (0u64..3, 0u64..12, 0u64..6, 0u8..4, 0u8..2, 0u8..6, 0u8..4);
+    proptest::collection::vec(op, 1..9).prop_map(|raw| {
+        const SEEN: [&str; 6] = ["", "a", "b", "ab", "ba", "aa"];
+        let operations = raw
+            .into_iter()
+            .map(|(client, call, len, kind, key, v, fate)| {
+                let key = format!("k{key}");
+                let value = if v % 2 == 0 { "a" } else { "b" }.to_string();
+                let (input, output) = match kind {
+                    0 | 1 => (
+                        KvInput::Get { key },
+                        KvOutput {
+                            value: Some(SEEN[v as usize].to_string()),
+                        },
+                    ),
+                    2 => (KvInput::Put { key, value }, KvOutput::default()),
+                    _ => (KvInput::Append { key, value }, KvOutput::default()),
+                };
+                let (outcome, ret) = match fate {
+                    0 => (Outcome::Unknown, None),
+                    1 => (Outcome::Failed, Some(call + len)),
+                    _ => (Outcome::Ok(output), Some(call + len)),
+                };
+                Operation {
+                    client,
+                    input,
+                    outcome,
+                    call,
+                    ret,
+                }
+            })
+            .collect();
+        History {
+            operations,
+            annotations: Vec::new(),
+        }
+    })
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 3000, ..ProptestConfig::default() })]
 
     #[test]
     fn the_checker_agrees_with_brute_force(history in small_history()) {
-        let expected = if linearizable_by_brute_force(&history) { Verdict::Ok } else { Verdict::Illegal };
+        let expected = if linearizable_by_brute_force(&CasRegister, &history) { Verdict::Ok } else { Verdict::Illegal };
         let got = check(&CasRegister, &history, &CheckOptions::default()).verdict;
+        prop_assert_eq!(got, expected, "history: {:?}", history.operations);
+    }
+
+    #[test]
+    fn the_kv_checker_agrees_with_brute_force(history in small_kv_history(), partition in any::<bool>()) {
+        let expected = if linearizable_by_brute_force(&Kv, &history) { Verdict::Ok } else { Verdict::Illegal };
+        let options = CheckOptions { partition, ..CheckOptions::default() };
+        let got = check(&Kv, &history, &options).verdict;
         prop_assert_eq!(got, expected, "history: {:?}", history.operations);
     }
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::partition_by_key;
+use crate::model::{partition_by_key, MayIntervene};
 use crate::{Model, Text};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -107,6 +107,26 @@ impl Model for Kv {
 
     fn is_read_only(&self, input: &KvInput, _output: Option<&KvOutput>) -> bool {
         matches!(input, KvInput::Get { .. })
+    }
+
+    const PRUNES_READS: bool = true;
+
+    /// Values only grow by appends until a put: a get that saw a value not starting
+    /// with the current one needs a put on its key first.
+    fn could_accept_later(
+        &self,
+        state: &KvState,
+        input: &KvInput,
+        output: Option<&KvOutput>,
+        may_intervene: &mut MayIntervene<'_, KvInput>,
+    ) -> bool {
+        let (KvInput::Get { key }, Some(out)) = (input, output) else {
+            return true;
+        };
+        let seen = out.value.as_deref().unwrap_or("");
+        let current = state.get(key).map_or("", Text::as_str);
+        seen.starts_with(current)
+            || may_intervene(&|i| matches!(i, KvInput::Put { key: k, .. } if k == key))
     }
 
     fn partition(&self, inputs: &[&KvInput]) -> Option<Vec<Vec<usize>>> {

@@ -6,6 +6,10 @@ use std::hash::Hash;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+/// Asks whether some operation that may still come first has an input satisfying the
+/// predicate (see [`Model::could_accept_later`]).
+pub type MayIntervene<'a, I> = dyn FnMut(&dyn Fn(&I) -> bool) -> bool + 'a;
+
 /// A sequential specification: what a single correct copy of the object would do.
 ///
 /// The checker explores orders of concurrent operations and asks the model, one step at
@@ -48,6 +52,26 @@ pub trait Model: Sync {
     /// which is sound only if this holds in every state: answer false when unsure.
     fn is_read_only(&self, _input: &Self::Input, _output: Option<&Self::Output>) -> bool {
         false
+    }
+
+    /// Whether [`Model::could_accept_later`] can ever answer false; the checker skips
+    /// asking when it cannot.
+    const PRUNES_READS: bool = false;
+
+    /// For a read-only operation the model refuses in `state`: false only if no
+    /// sequence of operations can lead from `state` to one that accepts it, given that
+    /// the operations that may still come before it are those for which
+    /// `may_intervene(pred)` finds an input satisfying `pred`. The checker then gives up
+    /// on the configuration at once instead of exploring it until the read's return.
+    /// Answer true when unsure; true is always sound.
+    fn could_accept_later(
+        &self,
+        _state: &Self::State,
+        _input: &Self::Input,
+        _output: Option<&Self::Output>,
+        _may_intervene: &mut MayIntervene<'_, Self::Input>,
+    ) -> bool {
+        true
     }
 
     /// Splits a history into independent parts (P-compositionality): each inner vector
