@@ -71,6 +71,30 @@ fn some_order_works<M: Model>(
     false
 }
 
+/// An operation called at `call` that, by `fate`, has an unknown outcome (0), failed
+/// (1) or returned `output` (otherwise) `len` later.
+fn operation<I, O>(
+    client: u64,
+    call: u64,
+    len: u64,
+    fate: u8,
+    input: I,
+    output: O,
+) -> Operation<I, O> {
+    let (outcome, ret) = match fate {
+        0 => (Outcome::Unknown, None),
+        1 => (Outcome::Failed, Some(call + len)),
+        _ => (Outcome::Ok(output), Some(call + len)),
+    };
+    Operation {
+        client,
+        input,
+        outcome,
+        call,
+        ret,
+    }
+}
+
 fn small_history() -> impl Strategy<Value = History<CasInput, RegisterOutput>> {
     let op = (
         0u64..3,
@@ -96,18 +120,7 @@ fn small_history() -> impl Strategy<Value = History<CasInput, RegisterOutput>> {
                     CasInput::Write { .. } => RegisterOutput::done(),
                     CasInput::Cas { .. } => RegisterOutput::cas(flag),
                 };
-                let (outcome, ret) = match fate {
-                    0 => (Outcome::Unknown, None),
-                    1 => (Outcome::Failed, Some(call + len)),
-                    _ => (Outcome::Ok(output), Some(call + len)),
-                };
-                Operation {
-                    client,
-                    input,
-                    outcome,
-                    call,
-                    ret,
-                }
+                operation(client, call, len, fate, input, output)
             })
             .collect();
         History {
@@ -138,18 +151,7 @@ fn small_kv_history() -> impl Strategy<Value = History<KvInput, KvOutput>> {
                     2 => (KvInput::Put { key, value }, KvOutput::default()),
                     _ => (KvInput::Append { key, value }, KvOutput::default()),
                 };
-                let (outcome, ret) = match fate {
-                    0 => (Outcome::Unknown, None),
-                    1 => (Outcome::Failed, Some(call + len)),
-                    _ => (Outcome::Ok(output), Some(call + len)),
-                };
-                Operation {
-                    client,
-                    input,
-                    outcome,
-                    call,
-                    ret,
-                }
+                operation(client, call, len, fate, input, output)
             })
             .collect();
         History {
