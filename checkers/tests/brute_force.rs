@@ -1,5 +1,5 @@
 //! The checker agrees with brute force on small random histories, for the register
-//! and for the key/value model (whose reads the checker prunes with
+//! and for both key/value models (whose reads the checker prunes with
 //! `Model::could_accept_later`).
 //!
 //! Outputs here are random, not derived from an execution, so both verdicts occur
@@ -12,8 +12,9 @@
 use checkers::{check, CheckOptions, History, Operation, Outcome, Verdict};
 use proptest::prelude::*;
 use specs::kv::{KvInput, KvOutput};
+use specs::kv_fetch_append::{FetchAppendInput, FetchAppendOutput};
 use specs::register::{CasInput, RegisterOutput};
-use specs::{CasRegister, Kv, Model};
+use specs::{CasRegister, Kv, KvFetchAppend, Model};
 
 fn linearizable_by_brute_force<M: Model>(
     model: &M,
@@ -161,6 +162,58 @@ fn small_kv_history() -> impl Strategy<Value = History<KvInput, KvOutput>> {
     })
 }
 
+/// The key/value server's model: gets and appends report values, cas may fail.
+fn small_fetch_append_history(
+) -> impl Strategy<Value = History<FetchAppendInput, FetchAppendOutput>> {
+    let op = (0u64..3, 0u64..12, 0u64..6, 0u8..5, 0u8..2, 0u8..7, 0u8..4);
+    proptest::collection::vec(op, 1..8).prop_map(|raw| {
+        const SEEN: [Option<&str>; 7] = [
+            None,
+            Some(""),
+            Some("a"),
+            Some("b"),
+            Some("ab"),
+            Some("ba"),
+            Some("aa"),
+        ];
+        let operations = raw
+            .into_iter()
+            .map(|(client, call, len, kind, key, v, fate)| {
+                let key = format!("k{key}");
+                let value = if v % 2 == 0 { "a" } else { "b" }.to_string();
+                let seen = FetchAppendOutput {
+                    value: SEEN[v as usize].map(String::from),
+                    ok: None,
+                };
+                let (input, output) = match kind {
+                    0 | 1 => (FetchAppendInput::Get { key }, seen),
+                    2 => (
+                        FetchAppendInput::Put { key, value },
+                        FetchAppendOutput::default(),
+                    ),
+                    3 => (FetchAppendInput::Append { key, value }, seen),
+                    _ => (
+                        FetchAppendInput::Cas {
+                            key,
+                            from: value,
+                            to: "b".into(),
+                        },
+                        FetchAppendOutput {
+                            value: None,
+                            ok: Some(v % 3 == 0),
+                        },
+                    ),
+                };
+                operation(client, call, len, fate, input, output)
+            })
+            .collect();
+        History {
+            operations,
+            annotations: Vec::new(),
+        }
+    })
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 3000, ..ProptestConfig::default() })]
 
@@ -168,6 +221,14 @@ proptest! {
     fn the_checker_agrees_with_brute_force(history in small_history()) {
         let expected = if linearizable_by_brute_force(&CasRegister, &history) { Verdict::Ok } else { Verdict::Illegal };
         let got = check(&CasRegister, &history, &CheckOptions::default()).verdict;
+        prop_assert_eq!(got, expected, "history: {:?}", history.operations);
+    }
+
+    #[test]
+    fn the_fetch_append_checker_agrees_with_brute_force(history in small_fetch_append_history(), partition in any::<bool>()) {
+        let expected = if linearizable_by_brute_force(&KvFetchAppend, &history) { Verdict::Ok } else { Verdict::Illegal };
+        let options = CheckOptions { partition, ..CheckOptions::default() };
+        let got = check(&KvFetchAppend, &history, &options).verdict;
         prop_assert_eq!(got, expected, "history: {:?}", history.operations);
     }
 

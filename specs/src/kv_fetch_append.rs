@@ -8,7 +8,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::kv::KvState;
-use crate::model::partition_by_key;
+use crate::model::{partition_by_key, MayIntervene};
 use crate::{Model, Text};
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -130,6 +130,34 @@ impl Model for KvFetchAppend {
             FetchAppendInput::Get { .. } => true,
             FetchAppendInput::Cas { .. } => output.and_then(|o| o.ok) == Some(false),
             _ => false,
+        }
+    }
+
+    const PRUNES_READS: bool = true;
+
+    /// No operation removes a key, and values only grow by appends until a put or a
+    /// successful cas: a get that saw nothing where there is a value never succeeds,
+    /// and one that saw a value not starting with the current one needs a put or cas
+    /// on its key first.
+    fn could_accept_later(
+        &self,
+        state: &KvState,
+        input: &FetchAppendInput,
+        output: Option<&FetchAppendOutput>,
+        may_intervene: &mut MayIntervene<'_, FetchAppendInput>,
+    ) -> bool {
+        let (FetchAppendInput::Get { key }, Some(out)) = (input, output) else {
+            return true;
+        };
+        match (state.get(key), out.value.as_deref()) {
+            (Some(_), None) => false,
+            (None, _) => true,
+            (Some(current), Some(seen)) => {
+                seen.starts_with(current.as_str())
+                    || may_intervene(
+                        &|i| matches!(i, FetchAppendInput::Put { key: k, .. } | FetchAppendInput::Cas { key: k, .. } if k == key),
+                    )
+            }
         }
     }
 
