@@ -36,17 +36,7 @@ impl App for Barrier {
     }
 
     fn reduce(&self, _: &str, _: &[&str]) -> anyhow::Result<String> {
-        let mut n = 0;
-        for entry in fs::read_dir(".")? {
-            if entry?
-                .file_name()
-                .to_string_lossy()
-                .starts_with("mr-worker-barrier-")
-            {
-                n += 1;
-            }
-        }
-        Ok(n.to_string())
+        Ok(super::count_markers("mr-worker-barrier-")?.to_string())
     }
 }
 
