@@ -109,11 +109,8 @@ fn json_of(v: &Edn) -> Value {
 /// Parses a whole log.
 pub fn parse<M: Model>(model: &M, text: &str) -> Result<History<M::Input, M::Output>, ParseError> {
     let mut events = Events::new(model);
-    for (index, raw) in text.lines().enumerate() {
+    for (index, raw) in super::records(text) {
         let line = index + 1;
-        if raw.trim().is_empty() {
-            continue;
-        }
         let map = parse_map(line, raw)?;
         let process = match field(line, &map, "process")? {
             Edn::Int(p) if *p >= 0 => *p as u64,

@@ -69,11 +69,8 @@ fn int(line: usize, text: &str) -> Result<i64, ParseError> {
 /// Parses a whole log.
 pub fn parse<M: Model>(model: &M, text: &str) -> Result<History<M::Input, M::Output>, ParseError> {
     let mut events = Events::new(model);
-    for (index, raw) in text.lines().enumerate() {
+    for (index, raw) in super::records(text) {
         let line = index + 1;
-        if raw.trim().is_empty() {
-            continue;
-        }
         let (process, kind, f, v) = fields(raw).ok_or_else(|| {
             ParseError::new(line, "expected a Jepsen log line: <prefix> <process> <:invoke|:ok|:fail|:info> <:function> <value>")
         })?;

@@ -65,11 +65,8 @@ pub enum Line {
 /// Parses a whole file.
 pub fn parse<M: Model>(model: &M, text: &str) -> Result<History<M::Input, M::Output>, ParseError> {
     let mut events = Events::new(model);
-    for (index, raw) in text.lines().enumerate() {
+    for (index, raw) in super::records(text) {
         let line = index + 1;
-        if raw.trim().is_empty() {
-            continue;
-        }
         let parsed: Line =
             serde_json::from_str(raw).map_err(|e| ParseError::new(line, e.to_string()))?;
         let at = |time: Option<u64>| time.unwrap_or(index as u64);

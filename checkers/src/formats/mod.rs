@@ -54,10 +54,18 @@ impl ParseError {
     }
 }
 
+/// The non-blank lines of a history with their 0-based index: every format skips
+/// blank lines, numbers errors from 1 and uses the index as the default time.
+pub(crate) fn records(text: &str) -> impl Iterator<Item = (usize, &str)> {
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+}
+
 /// Recognises a history's format from its first non-blank line; `None` for an empty
 /// file (which is the empty history in any format).
 pub fn detect(text: &str) -> Result<Option<Format>, ParseError> {
-    let Some((index, line)) = text.lines().enumerate().find(|(_, l)| !l.trim().is_empty()) else {
+    let Some((index, line)) = records(text).next() else {
         return Ok(None);
     };
     let line = line.trim_start();
