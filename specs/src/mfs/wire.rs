@@ -344,7 +344,12 @@ impl<'a> Body<'a> {
     }
 }
 
-pub fn decode_request(datagram: &[u8]) -> Result<(Header, Request), DecodeError> {
+/// Checks the header and version, then reads the whole body with `parse`; a body error
+/// becomes `Malformed` with the header, so a reply can still name the request.
+fn decode_body<T>(
+    datagram: &[u8],
+    parse: impl FnOnce(&Header, &mut Body) -> Result<T, String>,
+) -> Result<(Header, T), DecodeError> {
     let header = decode_header(datagram)?;
     if header.version != VERSION {
         return Err(DecodeError::BadVersion(header));
@@ -353,7 +358,15 @@ pub fn decode_request(datagram: &[u8]) -> Result<(Header, Request), DecodeError>
         bytes: &datagram[HEADER_LEN..],
         at: 0,
     };
-    let parsed = (|| {
+    // Nothing may follow what `parse` read.
+    match parse(&header, &mut body).and_then(|parsed| body.finish().map(|()| parsed)) {
+        Ok(parsed) => Ok((header, parsed)),
+        Err(why) => Err(DecodeError::Malformed(header, why)),
+    }
+}
+
+pub fn decode_request(datagram: &[u8]) -> Result<(Header, Request), DecodeError> {
+    decode_body(datagram, |header, body| {
         let request = match header.op {
             OP_LOOKUP => Request::Lookup {
                 pinum: body.i32("pinum")?,
@@ -383,12 +396,8 @@ pub fn decode_request(datagram: &[u8]) -> Result<(Header, Request), DecodeError>
             OP_SHUTDOWN => Request::Shutdown,
             other => return Err(format!("unknown operation code {other}")),
         };
-        body.finish()?;
         Ok(request)
-    })();
-    parsed
-        .map(|r| (header, r))
-        .map_err(|why| DecodeError::Malformed(header, why))
+    })
 }
 
 /// Encodes the reply to the request with header `to`.
@@ -410,15 +419,7 @@ pub fn encode_reply(to: &Header, reply: &Reply) -> Vec<u8> {
 /// Decodes a reply. The header says which request it answers; the caller checks that
 /// it is the one it is waiting for.
 pub fn decode_reply(datagram: &[u8]) -> Result<(Header, Reply), DecodeError> {
-    let header = decode_header(datagram)?;
-    if header.version != VERSION {
-        return Err(DecodeError::BadVersion(header));
-    }
-    let mut body = Body {
-        bytes: &datagram[HEADER_LEN..],
-        at: 0,
-    };
-    let parsed = (|| {
+    decode_body(datagram, |header, body| {
         if header.op & REPLY_BIT == 0 {
             return Err("operation code lacks the reply bit".to_string());
         }
@@ -437,12 +438,8 @@ pub fn decode_reply(datagram: &[u8]) -> Result<(Header, Reply), DecodeError> {
                 _ => Reply::Ok(s),
             },
         };
-        body.finish()?;
         Ok(reply)
-    })();
-    parsed
-        .map(|r| (header, r))
-        .map_err(|why| DecodeError::Malformed(header, why))
+    })
 }
 
 #[cfg(test)]
