@@ -121,7 +121,8 @@ impl List {
 enum Cursor {
     Reads(u32),
     Writes(u32),
-    Unknown(u32),
+    /// (entry in the unknown list, the first return in the known list)
+    Unknown(u32, u32),
 }
 
 /// Searches for a linearization of `ops` (already stripped of failed operations).
@@ -290,7 +291,7 @@ pub fn search<M: Model>(
                     break if ops[undone].ret.is_some() {
                         Cursor::Writes(known_list.next[e])
                     } else {
-                        Cursor::Unknown(unknown_list.next[e])
+                        Cursor::Unknown(unknown_list.next[e], horizon!())
                     };
                 }
             }
@@ -331,20 +332,19 @@ pub fn search<M: Model>(
                 }
                 op
             }
-            Cursor::Writes(_) => {
-                // Known candidates are exhausted; unknown ones called before the first
-                // return come next.
-                cursor = Cursor::Unknown(unknown_list.first());
+            Cursor::Writes(e) => {
+                // Known candidates are exhausted, and the walk stands on the first
+                // return; unknown candidates called no later come next.
+                cursor = Cursor::Unknown(unknown_list.first(), e);
                 continue;
             }
-            Cursor::Unknown(e) => {
-                let limit = known_list.time[horizon!() as usize];
-                if e == NIL || unknown_list.time[e as usize] > limit {
+            Cursor::Unknown(e, horizon) => {
+                if e == NIL || unknown_list.time[e as usize] > known_list.time[horizon as usize] {
                     // Nothing can be placed before this return: back up.
                     if stack.len() >= longest.len() {
                         longest.clear();
                         longest.extend(stack.iter().map(|(i, ..)| *i));
-                        stuck = known_list.op[horizon!() as usize] as usize;
+                        stuck = known_list.op[horizon as usize] as usize;
                     }
                     cursor = backtrack!();
                     continue;
@@ -386,7 +386,7 @@ pub fn search<M: Model>(
         cursor = match cursor {
             Cursor::Reads(e) => Cursor::Reads(known_list.next[e as usize]),
             Cursor::Writes(e) => Cursor::Writes(known_list.next[e as usize]),
-            Cursor::Unknown(e) => Cursor::Unknown(unknown_list.next[e as usize]),
+            Cursor::Unknown(e, horizon) => Cursor::Unknown(unknown_list.next[e as usize], horizon),
         };
     }
 }
