@@ -42,9 +42,47 @@
 //! <- {"src":"n1","dest":"tester","body":{"type":"leader","term":1}}
 //! ```
 //!
-//! Reports travel through the harness's network like every message, so a test that
-//! loses messages may lose reports too; the tests of this slice run the tester's
-//! links reliable.
+//! `snapshot`: this node's service state was replaced by a snapshot: one installed
+//! from the leader, or, right after start-up, the one this node restarts from (the
+//! tester cannot read the node's data dir, whose format is the implementation's own,
+//! so a restarted node must say where it stands before it applies anything). `data`
+//! is exactly what the tester sent in a `snapshot` request (below), to some node;
+//! entries applied afterwards continue from `index + 1`.
+//!
+//! ```text
+//! <- {"src":"n3","dest":"tester","body":{"type":"snapshot","index":9,"term":1,"data":[101,102,103,104,105,106,107,108,109]}}
+//! ```
+//!
+//! # Log compaction (6.5840's 3D)
+//!
+//! A test that compacts acts as the service: when a node reports it applied an index
+//! `i` with `(i + 1) % 10 == 0`, the tester sends that node `snapshot` with `index` and
+//! the service state through `i` as `data` (any JSON value; the tester's is the list
+//! of commands applied at indices 1..=i). The node must discard its log through
+//! `index`, keep `data`, and persist both; it may answer `snapshot_ok`, or an error
+//! with code 22 (precondition failed) if it has not applied `index` in this process
+//! run. The tester does not wait for the answer.
+//!
+//! ```text
+//! -> {"src":"tester","dest":"n1","body":{"type":"snapshot","msg_id":31,"index":9,"data":[101,102,103,104,105,106,107,108,109]}}
+//! <- {"src":"n1","dest":"tester","body":{"type":"snapshot_ok","in_reply_to":31}}
+//! ```
+//!
+//! `persisted_size`: how many bytes of Raft state (term, vote, log: everything but the
+//! snapshot) and of snapshot the node last made durable. 6.5840 bounds the Raft state
+//! at 2,000 bytes while snapshots are taken every 10 entries.
+//!
+//! ```text
+//! -> {"src":"tester","dest":"n1","body":{"type":"persisted_size","msg_id":32}}
+//! <- {"src":"n1","dest":"tester","body":{"type":"persisted_size_ok","in_reply_to":32,"raft_state":412,"snapshot":88}}
+//! ```
+//!
+//! # The tester's links
+//!
+//! The tester stands for the service running beside each node (6.5840's `applyCh` is
+//! a channel in the same process), so its links are exempt from the network's loss,
+//! duplication, reordering and variable delay: requests and reports arrive once, in
+//! order. Links between nodes get every fault.
 //!
 //! # Timing expectations (from 6.5840)
 //!
@@ -155,6 +193,74 @@ pub fn leader(term: u64) -> Body {
     Body::new("leader").with("term", term)
 }
 
+/// A `snapshot` request: the service's state through `index` is `data`.
+pub fn snapshot_request(msg_id: u64, index: u64, data: Value) -> Body {
+    Body {
+        msg_id: Some(msg_id),
+        ..Body::new("snapshot")
+            .with("index", index)
+            .with("data", data)
+    }
+}
+
+/// The fields of a `snapshot` request: `(index, data)`.
+pub fn parse_snapshot_request(body: &Body) -> Result<(u64, Value), String> {
+    match (body.u64("index"), body.get("data")) {
+        (Some(index), Some(data)) if index > 0 => Ok((index, data.clone())),
+        _ => Err("snapshot needs an index >= 1 and a data field".into()),
+    }
+}
+
+/// A `snapshot` report: the node's service state is now `data`, through `index`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SnapshotReport {
+    pub index: u64,
+    pub term: u64,
+    pub data: Value,
+}
+
+/// A `snapshot` report body (for implementations in Rust).
+pub fn snapshot_report(report: &SnapshotReport) -> Body {
+    Body::new("snapshot")
+        .with("index", report.index)
+        .with("term", report.term)
+        .with("data", report.data.clone())
+}
+
+pub fn parse_snapshot_report(body: &Body) -> Result<SnapshotReport, String> {
+    match (body.u64("index"), body.u64("term"), body.get("data")) {
+        (Some(index), Some(term), Some(data)) if index > 0 => Ok(SnapshotReport {
+            index,
+            term,
+            data: data.clone(),
+        }),
+        _ => Err(format!(
+            "a snapshot report needs index >= 1, term and data: {body:?}"
+        )),
+    }
+}
+
+/// A `persisted_size` request.
+pub fn persisted_size(msg_id: u64) -> Body {
+    Body {
+        msg_id: Some(msg_id),
+        ..Body::new("persisted_size")
+    }
+}
+
+/// An answer to `persisted_size`: `(raft_state, snapshot)` bytes.
+pub fn parse_persisted_size_ok(body: &Body) -> Result<(u64, u64), String> {
+    if body.kind != "persisted_size_ok" {
+        return Err(format!("expected persisted_size_ok, got {body:?}"));
+    }
+    match (body.u64("raft_state"), body.u64("snapshot")) {
+        (Some(r), Some(s)) => Ok((r, s)),
+        _ => Err(format!(
+            "persisted_size_ok needs integer raft_state and snapshot: {body:?}"
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -185,5 +291,30 @@ mod tests {
             .with("term", 4)
             .with("is_leader", true);
         assert_eq!(parse_get_state_ok(&state).unwrap(), (4, true));
+    }
+
+    #[test]
+    fn snapshot_messages_round_trip_and_bad_ones_are_named() {
+        let report = SnapshotReport {
+            index: 9,
+            term: 2,
+            data: json!([1, 2]),
+        };
+        assert_eq!(
+            parse_snapshot_report(&snapshot_report(&report)).unwrap(),
+            report
+        );
+        let no_data = Body::new("snapshot").with("index", 3).with("term", 1);
+        assert!(parse_snapshot_report(&no_data)
+            .unwrap_err()
+            .contains("data"));
+        let request = snapshot_request(4, 9, json!("s"));
+        assert_eq!(parse_snapshot_request(&request).unwrap(), (9, json!("s")));
+        assert!(parse_snapshot_request(&Body::new("snapshot").with("index", 0)).is_err());
+        let size = Body::new("persisted_size_ok")
+            .with("raft_state", 10)
+            .with("snapshot", 0);
+        assert_eq!(parse_persisted_size_ok(&size).unwrap(), (10, 0));
+        assert!(parse_persisted_size_ok(&Body::new("persisted_size_ok")).is_err());
     }
 }

@@ -10,6 +10,6 @@ pub mod storage;
 
 pub use node::{Context, Node};
 pub use outbox::{Effect, Outbox};
-pub use runtime::run;
+pub use runtime::{run, run_with, Options};
 pub use specs::node_protocol::{Body, ErrorCode, Init, Message};
 pub use storage::Storage;

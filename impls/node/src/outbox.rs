@@ -11,6 +11,11 @@ pub enum Effect {
         name: String,
         bytes: Vec<u8>,
     },
+    /// Durably add `bytes` at the end of the file `name` (created if missing).
+    Append {
+        name: String,
+        bytes: Vec<u8>,
+    },
 }
 
 /// Collects a step's effects. The runtime persists before it sends, so a message that
@@ -62,6 +67,15 @@ impl Outbox {
 
     pub fn persist(&mut self, name: impl Into<String>, bytes: Vec<u8>) {
         self.effects.push(Effect::Persist {
+            name: name.into(),
+            bytes,
+        });
+    }
+
+    /// Appends `bytes` to the file `name`: for logs that grow, so a step writes what
+    /// it added rather than the whole file.
+    pub fn append(&mut self, name: impl Into<String>, bytes: Vec<u8>) {
+        self.effects.push(Effect::Append {
             name: name.into(),
             bytes,
         });

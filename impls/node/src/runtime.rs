@@ -20,6 +20,29 @@ where
     N: Node,
     F: FnOnce(&Context, &Storage) -> N,
 {
+    run_with(Options::default(), make)
+}
+
+/// How [`run_with`] treats the node's data dir.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Options {
+    /// fsync every persisted file and the directory (always, but for known-bad
+    /// variants that prove the suite notices when a node does not).
+    pub fsync: bool,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options { fsync: true }
+    }
+}
+
+/// [`run`] with options.
+pub fn run_with<N, F>(options: Options, make: F) -> io::Result<()>
+where
+    N: Node,
+    F: FnOnce(&Context, &Storage) -> N,
+{
     // Stdin itself (not its lock) so the reader can move to a thread in real time.
     let mut lines = io::BufReader::new(io::stdin()).lines();
     let stdout = io::stdout();
@@ -51,6 +74,9 @@ where
         node_ids: init.node_ids.clone(),
     };
     let mut storage = Storage::open(init.data_dir.as_deref().map(Path::new))?;
+    if !options.fsync {
+        storage.skip_fsync();
+    }
     let mut node = make(&ctx, &storage);
     let mut out = Outbox::new(ctx.node_id.clone());
     out.reply(&init_msg, Body::new("init_ok"));
@@ -138,8 +164,10 @@ fn parse(line: &str) -> Option<Message> {
 fn apply(out: &mut Outbox, storage: &mut Storage, writer: &mut impl Write) -> io::Result<()> {
     let effects = out.drain();
     for effect in &effects {
-        if let Effect::Persist { name, bytes } = effect {
-            storage.write(name, bytes.clone())?;
+        match effect {
+            Effect::Persist { name, bytes } => storage.write(name, bytes.clone())?,
+            Effect::Append { name, bytes } => storage.append(name, bytes)?,
+            Effect::Send(_) => {}
         }
     }
     for effect in effects {

@@ -1,19 +1,31 @@
 //! Known-bad variants, switched on with `RAFT_BUG=<name>`. They exist only so the
 //! suite can show it rejects them; never set one otherwise.
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Bug {
     /// Commits an entry as soon as a majority stores it, whatever its term (the
     /// mistake Figure 8 of the Raft paper warns against).
     CountCommit,
+    /// Persists term and log but not the vote, so a restarted node can vote twice in
+    /// one term.
+    ForgetVote,
+    /// Ignores the follower's hint and backs `next_index` up one entry per rejection.
+    OneStepBackup,
+    /// Writes its state files without fsync (of the file or of the directory), so a
+    /// power failure can lose what a crash would not.
+    NoFsync,
 }
 
 impl Bug {
-    pub const NAMES: [&'static str; 1] = ["count-commit"];
+    pub const NAMES: [&'static str; 4] =
+        ["count-commit", "forget-vote", "one-step-backup", "no-fsync"];
 
     pub fn from_name(name: &str) -> Option<Bug> {
         match name {
             "count-commit" => Some(Bug::CountCommit),
+            "forget-vote" => Some(Bug::ForgetVote),
+            "one-step-backup" => Some(Bug::OneStepBackup),
+            "no-fsync" => Some(Bug::NoFsync),
             _ => None,
         }
     }

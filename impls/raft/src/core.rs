@@ -1,14 +1,22 @@
-//! The Raft protocol as a pure state machine (Ongaro & Ousterhout, Figure 2).
+//! The Raft protocol as a pure state machine (Ongaro & Ousterhout, Figure 2, and
+//! log compaction from section 7 of the extended paper).
 //!
 //! The caller feeds events: [`Raft::tick`] when [`Raft::next_deadline`] has come,
-//! [`Raft::step`] for each peer message, [`Raft::propose`] for each command. After any
-//! of them it takes a [`Ready`] and must, in this order: persist `hard_state` (if
-//! any) durably, then send `messages`, then apply `applied`. Sending before the
-//! persist would let a vote or an acknowledged entry be forgotten by a crash.
+//! [`Raft::step`] for each peer message, [`Raft::propose`] for each command and
+//! [`Raft::snapshot`] when the service has a snapshot. After any of them it takes a
+//! [`Ready`] and must, in this order: persist `snapshot`, `term_vote` and `log`
+//! (those present) durably, then send `messages`, then hand `apply_snapshot` and
+//! `applied` to the service. Sending before the persist would let a vote or an
+//! acknowledged entry be forgotten by a crash.
+//!
+//! Persisting is incremental: the log is usually extended (`LogWrite::Append`) and
+//! rewritten only when entries the caller already stored are cut or compacted away,
+//! so a step costs what it changed, not the whole log.
 //!
 //! Leaders pipeline: `next_index` moves past entries as soon as they are sent, and a
 //! rejection backs it up by a whole term at a time using the follower's hint (the
-//! "fast back-up" of the extended paper, section 5.3), never below `match_index`.
+//! "fast back-up" of the extended paper, section 5.3). A
+//! follower that needs entries the leader has compacted away gets the snapshot.
 
 use std::collections::BTreeMap;
 
@@ -19,20 +27,131 @@ use crate::bug::Bug;
 use crate::rng::SplitMix;
 use crate::wire::PeerMessage;
 
-/// One log entry. Index 0 is a sentinel of term 0 that is never sent or applied.
+/// One log entry.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Entry {
     pub term: u64,
     pub command: Value,
 }
 
-/// What must survive a crash: the current term, the vote in it, and the log.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+/// The service's state up to and including entry `index` (of term `term`), which
+/// replaces the log up to there. `data` is the service's own; Raft only stores and
+/// ships it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Snapshot {
+    pub index: u64,
+    pub term: u64,
+    pub data: Value,
+}
+
+/// The current term and the vote in it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+pub struct TermVote {
+    pub term: u64,
+    pub voted_for: Option<String>,
+}
+
+/// A change to the persisted log.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LogWrite {
+    /// Store `entries` from index `from`, right after the last one stored.
+    Append { from: u64, entries: Vec<Entry> },
+    /// Replace the stored log: it now starts after entry `start` (of `start_term`)
+    /// with `entries`.
+    Rewrite {
+        start: u64,
+        start_term: u64,
+        entries: Vec<Entry>,
+    },
+}
+
+/// What must survive a crash besides the snapshot: the current term, the vote in it,
+/// and the log after the snapshot.
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct HardState {
     pub term: u64,
     pub voted_for: Option<String>,
-    /// Entries from index 1.
+    /// Index and term of the entry just before `log`: the last one a snapshot covers,
+    /// or (0, 0) when nothing was compacted.
+    pub log_start: u64,
+    pub log_start_term: u64,
+    /// Entries from index `log_start + 1`.
     pub log: Vec<Entry>,
+}
+
+impl HardState {
+    /// Applies a `Ready`'s writes to this copy, as a disk would: for callers that keep
+    /// the persisted state in memory (tests, model checkers).
+    pub fn apply(&mut self, term_vote: Option<&TermVote>, log: Option<&LogWrite>) {
+        if let Some(tv) = term_vote {
+            self.term = tv.term;
+            self.voted_for = tv.voted_for.clone();
+        }
+        match log {
+            Some(LogWrite::Append { from, entries }) => {
+                assert_eq!(
+                    *from,
+                    self.log_start + self.log.len() as u64 + 1,
+                    "appends follow the stored log"
+                );
+                self.log.extend(entries.iter().cloned());
+            }
+            Some(LogWrite::Rewrite {
+                start,
+                start_term,
+                entries,
+            }) => {
+                self.log_start = *start;
+                self.log_start_term = *start_term;
+                self.log = entries.clone();
+            }
+            None => {}
+        }
+    }
+}
+
+/// What a restarting node read back from its disk.
+#[derive(Debug, Clone, Default)]
+pub struct Restored {
+    pub hard_state: Option<HardState>,
+    pub snapshot: Option<Snapshot>,
+}
+
+impl Restored {
+    /// Makes the two files agree. The snapshot is always written before the hard state
+    /// that compacts the log up to it, so a crash between the two leaves a snapshot
+    /// newer than the log's start: the log keeps what follows the snapshot if it holds
+    /// the snapshot's last entry, and is dropped otherwise (the snapshot is committed
+    /// state; entries that disagree with it are not). A log that starts after the
+    /// snapshot means a file was lost, and starting anyway would forget entries.
+    pub fn reconcile(self) -> Result<(HardState, Option<Snapshot>), String> {
+        let mut hs = self.hard_state.unwrap_or_default();
+        let (s_index, s_term) = self.snapshot.as_ref().map_or((0, 0), |s| (s.index, s.term));
+        if hs.log_start > s_index {
+            return Err(format!(
+                "the log starts after entry {} but the snapshot covers only up to {s_index}",
+                hs.log_start
+            ));
+        }
+        if hs.log_start < s_index {
+            let last = hs.log_start + hs.log.len() as u64;
+            let term_at_snapshot = (s_index <= last && s_index > hs.log_start)
+                .then(|| hs.log[(s_index - hs.log_start - 1) as usize].term);
+            if term_at_snapshot == Some(s_term) {
+                hs.log.drain(..(s_index - hs.log_start) as usize);
+            } else {
+                hs.log.clear();
+            }
+            hs.log_start = s_index;
+            hs.log_start_term = s_term;
+        } else if hs.log_start == s_index && hs.log_start_term != s_term {
+            return Err(format!(
+                "the log starts after entry {s_index} of term {} but the snapshot says term {s_term}",
+                hs.log_start_term
+            ));
+        }
+        Ok((hs, self.snapshot))
+    }
 }
 
 /// Timing and batching, in nanoseconds of the caller's clock.
@@ -66,7 +185,7 @@ impl Config {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Role {
     Follower,
     Candidate,
@@ -74,24 +193,34 @@ pub enum Role {
 }
 
 /// What the caller must do after an event, in field order.
-#[derive(Debug, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Ready {
-    /// Persist this before sending anything.
-    pub hard_state: Option<HardState>,
+    /// Persist this first (it replaces the previous snapshot).
+    pub snapshot: Option<Snapshot>,
+    /// Then these, before sending anything.
+    pub term_vote: Option<TermVote>,
+    pub log: Option<LogWrite>,
     pub messages: Vec<(String, PeerMessage)>,
+    /// A snapshot from the leader that replaces the service's state: hand it over
+    /// before `applied`, which continues after it.
+    pub apply_snapshot: Option<Snapshot>,
     /// Newly committed entries, in index order, as (index, entry).
     pub applied: Vec<(u64, Entry)>,
     /// Set when this node became leader of this term during the event.
     pub became_leader: Option<u64>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Raft {
     config: Config,
     peers: Vec<String>,
     term: u64,
     voted_for: Option<String>,
+    /// `log[0]` stands for entry `offset` (the last one compacted, or the sentinel of
+    /// index 0 and term 0): only its term is kept. `log[k]` is entry `offset + k`.
     log: Vec<Entry>,
+    offset: u64,
+    snapshot: Option<Snapshot>,
     commit: u64,
     applied: u64,
     role: Role,
@@ -102,32 +231,65 @@ pub struct Raft {
     election_deadline: u64,
     heartbeat_due: u64,
     rng: SplitMix,
-    dirty: bool,
+    /// Term or vote changed since the last `ready`.
+    term_vote_dirty: bool,
+    /// Entries the caller already stored were cut or compacted since the last `ready`.
+    log_rewrite: bool,
+    /// The last index the caller has been told to store.
+    persisted_last: u64,
     ready: Ready,
 }
 
+/// Why [`Raft::snapshot`] refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotError {
+    pub index: u64,
+    pub applied: u64,
+}
+
+impl std::fmt::Display for SnapshotError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "cannot snapshot up to index {}: only {} entries were applied",
+            self.index, self.applied
+        )
+    }
+}
+
 impl Raft {
-    /// A node starting at `now`, from the state a previous run persisted if any.
-    pub fn new(config: Config, restored: Option<HardState>, seed: u64, now: u64) -> Raft {
-        let restored = restored.unwrap_or_default();
+    /// A node starting at `now` from what a previous run persisted (already
+    /// reconciled, see [`Restored::reconcile`]), or from nothing.
+    pub fn new(
+        config: Config,
+        hard_state: HardState,
+        snapshot: Option<Snapshot>,
+        seed: u64,
+        now: u64,
+    ) -> Raft {
         let mut log = vec![Entry {
-            term: 0,
+            term: hard_state.log_start_term,
             command: Value::Null,
         }];
-        log.extend(restored.log);
+        log.extend(hard_state.log);
         let peers = config
             .members
             .iter()
             .filter(|m| **m != config.id)
             .cloned()
             .collect();
+        let offset = hard_state.log_start;
+        let persisted_last = offset + log.len() as u64 - 1;
         let mut raft = Raft {
             peers,
-            term: restored.term,
-            voted_for: restored.voted_for,
+            term: hard_state.term,
+            voted_for: hard_state.voted_for,
             log,
-            commit: 0,
-            applied: 0,
+            offset,
+            snapshot,
+            // The snapshot is committed state the service restarts from.
+            commit: offset,
+            applied: offset,
             role: Role::Follower,
             leader: None,
             votes: Vec::new(),
@@ -136,12 +298,19 @@ impl Raft {
             election_deadline: 0,
             heartbeat_due: u64::MAX,
             rng: SplitMix::new(seed),
-            dirty: false,
+            term_vote_dirty: false,
+            log_rewrite: false,
+            persisted_last,
             ready: Ready::default(),
             config,
         };
         raft.reset_election_timer(now);
         raft
+    }
+
+    /// A node with nothing persisted.
+    pub fn fresh(config: Config, seed: u64, now: u64) -> Raft {
+        Raft::new(config, HardState::default(), None, seed, now)
     }
 
     pub fn id(&self) -> &str {
@@ -169,12 +338,33 @@ impl Raft {
     }
 
     pub fn last_index(&self) -> u64 {
-        self.log.len() as u64 - 1
+        self.offset + self.log.len() as u64 - 1
     }
 
-    /// Entries from index 1.
+    /// The last index the snapshot covers (0 without one); the log holds what follows.
+    pub fn log_start(&self) -> u64 {
+        self.offset
+    }
+
+    /// The entries after the snapshot, from index `log_start() + 1`.
     pub fn entries(&self) -> &[Entry] {
         &self.log[1..]
+    }
+
+    /// Entry `index`, if it is in the log (not compacted, not beyond its end).
+    pub fn entry(&self, index: u64) -> Option<&Entry> {
+        (index > self.offset && index <= self.last_index())
+            .then(|| &self.log[(index - self.offset) as usize])
+    }
+
+    /// The term of entry `index`, if this node still knows it.
+    pub fn term_at(&self, index: u64) -> Option<u64> {
+        (index >= self.offset && index <= self.last_index())
+            .then(|| self.log[(index - self.offset) as usize].term)
+    }
+
+    pub fn current_snapshot(&self) -> Option<&Snapshot> {
+        self.snapshot.as_ref()
     }
 
     pub fn voted_for(&self) -> Option<&str> {
@@ -197,17 +387,32 @@ impl Raft {
     /// Takes what the caller must persist, send and apply.
     pub fn ready(&mut self) -> Ready {
         let mut ready = std::mem::take(&mut self.ready);
-        if self.dirty {
-            self.dirty = false;
-            ready.hard_state = Some(HardState {
+        if self.term_vote_dirty {
+            self.term_vote_dirty = false;
+            let forget = self.config.bug == Some(Bug::ForgetVote);
+            ready.term_vote = Some(TermVote {
                 term: self.term,
-                voted_for: self.voted_for.clone(),
-                log: self.log[1..].to_vec(),
+                voted_for: if forget { None } else { self.voted_for.clone() },
             });
         }
+        if self.log_rewrite {
+            self.log_rewrite = false;
+            ready.log = Some(LogWrite::Rewrite {
+                start: self.offset,
+                start_term: self.log[0].term,
+                entries: self.log[1..].to_vec(),
+            });
+        } else if self.last_index() > self.persisted_last {
+            let from = self.persisted_last + 1;
+            ready.log = Some(LogWrite::Append {
+                from,
+                entries: self.log[(from - self.offset) as usize..].to_vec(),
+            });
+        }
+        self.persisted_last = self.last_index();
         if self.commit > self.applied {
             ready.applied = (self.applied + 1..=self.commit)
-                .map(|i| (i, self.log[i as usize].clone()))
+                .map(|i| (i, self.log[(i - self.offset) as usize].clone()))
                 .collect();
             self.applied = self.commit;
         }
@@ -232,7 +437,7 @@ impl Raft {
 
     /// Appends `command` if this node is leader: `Ok((index, term))`, else
     /// `Err(term)`. Appending is no promise that it commits.
-    pub fn propose(&mut self, now: u64, command: Value) -> Result<(u64, u64), u64> {
+    pub fn propose(&mut self, command: Value) -> Result<(u64, u64), u64> {
         if self.role != Role::Leader {
             return Err(self.term);
         }
@@ -240,7 +445,6 @@ impl Raft {
             term: self.term,
             command,
         });
-        self.dirty = true;
         let index = self.last_index();
         self.match_index.insert(self.config.id.clone(), index);
         self.maybe_commit();
@@ -251,8 +455,28 @@ impl Raft {
                 self.send_append(&peer);
             }
         }
-        let _ = now;
         Ok((index, self.term))
+    }
+
+    /// The service's state through entry `index` is `data`: compact the log up to
+    /// there. A snapshot no newer than the current one is ignored; one of entries not
+    /// yet applied is refused.
+    pub fn snapshot(&mut self, index: u64, data: Value) -> Result<(), SnapshotError> {
+        if index <= self.offset {
+            return Ok(());
+        }
+        if index > self.applied {
+            return Err(SnapshotError {
+                index,
+                applied: self.applied,
+            });
+        }
+        let term = self.term_at(index).expect("applied entries are in the log");
+        self.compact(index, term);
+        let snapshot = Snapshot { index, term, data };
+        self.snapshot = Some(snapshot.clone());
+        self.ready.snapshot = Some(snapshot);
+        Ok(())
     }
 
     /// A message from peer `from`.
@@ -260,12 +484,7 @@ impl Raft {
         if !self.peers.iter().any(|p| p == from) {
             return;
         }
-        let term = match &message {
-            PeerMessage::RequestVote { term, .. }
-            | PeerMessage::RequestVoteReply { term, .. }
-            | PeerMessage::AppendEntries { term, .. }
-            | PeerMessage::AppendEntriesReply { term, .. } => *term,
-        };
+        let term = message.term();
         if term > self.term {
             self.become_follower(now, term, None);
         }
@@ -304,16 +523,20 @@ impl Raft {
                     return;
                 }
                 if success {
-                    let m = self.match_index.get_mut(from).expect("a peer");
-                    *m = (*m).max(match_index);
-                    let n = self.next_index.get_mut(from).expect("a peer");
-                    *n = (*n).max(match_index + 1);
-                    self.maybe_commit();
-                    if self.next_index[from] <= self.last_index() {
-                        self.send_append(from);
-                    }
+                    self.on_match(from, match_index);
                 } else {
                     self.back_up(from, rejected, conflict_index, conflict_term);
+                }
+            }
+            PeerMessage::InstallSnapshot {
+                term,
+                last_index,
+                last_term,
+                data,
+            } => self.on_install_snapshot(now, from, term, last_index, last_term, data),
+            PeerMessage::InstallSnapshotReply { term, last_index } => {
+                if term == self.term && self.role == Role::Leader {
+                    self.on_match(from, last_index);
                 }
             }
         }
@@ -324,7 +547,22 @@ impl Raft {
     }
 
     fn last_term(&self) -> u64 {
-        self.log.last().expect("sentinel").term
+        self.log.last().expect("log[0] is always there").term
+    }
+
+    /// Drops the entries up to `index` (of `term`), keeping what follows.
+    fn compact(&mut self, index: u64, term: u64) {
+        if index <= self.last_index() {
+            self.log.drain(1..=(index - self.offset) as usize);
+        } else {
+            self.log.truncate(1);
+        }
+        self.log[0] = Entry {
+            term,
+            command: Value::Null,
+        };
+        self.offset = index;
+        self.log_rewrite = true;
     }
 
     fn reset_election_timer(&mut self, now: u64) {
@@ -338,7 +576,7 @@ impl Raft {
         if term > self.term {
             self.term = term;
             self.voted_for = None;
-            self.dirty = true;
+            self.term_vote_dirty = true;
         }
         if self.role != Role::Follower {
             self.role = Role::Follower;
@@ -352,7 +590,7 @@ impl Raft {
         self.role = Role::Candidate;
         self.voted_for = Some(self.config.id.clone());
         self.leader = None;
-        self.dirty = true;
+        self.term_vote_dirty = true;
         self.votes = vec![self.config.id.clone()];
         self.reset_election_timer(now);
         if self.votes.len() >= self.quorum() {
@@ -397,7 +635,7 @@ impl Raft {
         if granted {
             if self.voted_for.is_none() {
                 self.voted_for = Some(from.to_string());
-                self.dirty = true;
+                self.term_vote_dirty = true;
             }
             self.reset_election_timer(now);
         }
@@ -416,11 +654,12 @@ impl Raft {
         now: u64,
         from: &str,
         term: u64,
-        prev_index: u64,
-        prev_term: u64,
-        entries: Vec<Entry>,
+        mut prev_index: u64,
+        mut prev_term: u64,
+        mut entries: Vec<Entry>,
         commit: u64,
     ) {
+        let rejected = prev_index;
         let reply = |raft: &mut Raft, success, match_index, conflict_index, conflict_term| {
             raft.ready.messages.push((
                 from.to_string(),
@@ -428,7 +667,7 @@ impl Raft {
                     term: raft.term,
                     success,
                     match_index,
-                    rejected: prev_index,
+                    rejected,
                     conflict_index,
                     conflict_term,
                 },
@@ -441,16 +680,29 @@ impl Raft {
         // A leader of our term exists: a candidate gives up, everyone waits for it.
         self.become_follower(now, term, Some(from.to_string()));
         self.reset_election_timer(now);
+        if prev_index < self.offset {
+            // Entries up to the snapshot are committed, so they match the leader's:
+            // skip them and check the rest against the snapshot's last entry.
+            let covered = (self.offset - prev_index).min(entries.len() as u64);
+            entries.drain(..covered as usize);
+            if entries.is_empty() {
+                let matched = prev_index + covered;
+                reply(self, true, matched, 0, None);
+                return;
+            }
+            prev_index = self.offset;
+            prev_term = self.log[0].term;
+        }
         if prev_index > self.last_index() {
             let hint = self.last_index() + 1;
             reply(self, false, 0, hint, None);
             return;
         }
-        let have = self.log[prev_index as usize].term;
+        let have = self.log[(prev_index - self.offset) as usize].term;
         if have != prev_term {
-            let first = (1..=prev_index)
+            let first = (self.offset + 1..=prev_index)
                 .rev()
-                .take_while(|&i| self.log[i as usize].term == have)
+                .take_while(|&i| self.log[(i - self.offset) as usize].term == have)
                 .last()
                 .unwrap_or(prev_index);
             reply(self, false, 0, first, Some(have));
@@ -458,14 +710,15 @@ impl Raft {
         }
         let last_new = prev_index + entries.len() as u64;
         for (k, entry) in entries.into_iter().enumerate() {
-            let index = prev_index as usize + 1 + k;
-            if index < self.log.len() {
-                if self.log[index].term == entry.term {
+            let index = prev_index + 1 + k as u64;
+            let pos = (index - self.offset) as usize;
+            if pos < self.log.len() {
+                if self.log[pos].term == entry.term {
                     continue;
                 }
                 // Only a conflict truncates: a stale, shorter message must not cut
                 // entries a newer one already added.
-                if index as u64 <= self.commit {
+                if index <= self.commit {
                     // Impossible with a correct leader; a peer with a known-bad
                     // variant can cause it. Follow the leader (a node must never die
                     // of what it is sent) and say so.
@@ -474,15 +727,84 @@ impl Raft {
                         self.config.id
                     );
                 }
-                self.log.truncate(index);
+                self.log.truncate(pos);
+                if index <= self.persisted_last {
+                    self.log_rewrite = true;
+                }
             }
             self.log.push(entry);
-            self.dirty = true;
         }
         if commit > self.commit {
             self.commit = self.commit.max(commit.min(last_new));
         }
         reply(self, true, last_new, 0, None);
+    }
+
+    fn on_install_snapshot(
+        &mut self,
+        now: u64,
+        from: &str,
+        term: u64,
+        last_index: u64,
+        last_term: u64,
+        data: Value,
+    ) {
+        if term < self.term {
+            self.ready.messages.push((
+                from.to_string(),
+                PeerMessage::InstallSnapshotReply {
+                    term: self.term,
+                    last_index: 0,
+                },
+            ));
+            return;
+        }
+        self.become_follower(now, term, Some(from.to_string()));
+        self.reset_election_timer(now);
+        // What is committed here already covers an older snapshot: nothing to do.
+        if last_index > self.commit {
+            // Entries after the snapshot survive if the log agrees at its last entry.
+            if self.term_at(last_index) == Some(last_term) {
+                self.compact(last_index, last_term);
+            } else {
+                self.log.truncate(1);
+                self.log[0] = Entry {
+                    term: last_term,
+                    command: Value::Null,
+                };
+                self.offset = last_index;
+                self.log_rewrite = true;
+            }
+            self.commit = last_index;
+            self.applied = last_index;
+            let snapshot = Snapshot {
+                index: last_index,
+                term: last_term,
+                data,
+            };
+            self.snapshot = Some(snapshot.clone());
+            self.ready.snapshot = Some(snapshot.clone());
+            self.ready.apply_snapshot = Some(snapshot);
+        }
+        self.ready.messages.push((
+            from.to_string(),
+            PeerMessage::InstallSnapshotReply {
+                term: self.term,
+                last_index,
+            },
+        ));
+    }
+
+    /// `peer` stores our log up to `index`.
+    fn on_match(&mut self, peer: &str, index: u64) {
+        let m = self.match_index.get_mut(peer).expect("a peer");
+        *m = (*m).max(index);
+        let n = self.next_index.get_mut(peer).expect("a peer");
+        *n = (*n).max(index + 1);
+        self.maybe_commit();
+        if self.next_index[peer] <= self.last_index() {
+            self.send_append(peer);
+        }
     }
 
     fn back_up(
@@ -492,22 +814,27 @@ impl Raft {
         conflict_index: u64,
         conflict_term: Option<u64>,
     ) {
-        let hint = match conflict_term {
-            Some(t) => {
+        let next = if self.config.bug == Some(Bug::OneStepBackup) {
+            rejected
+        } else {
+            let hint = match conflict_term {
                 // If we have entries of the follower's conflicting term, the logs may
                 // agree up to our last one of them; otherwise skip the whole term.
-                match (1..=self.last_index())
+                Some(t) => match (self.offset + 1..=self.last_index())
                     .rev()
-                    .find(|&i| self.log[i as usize].term == t)
+                    .find(|&i| self.log[(i - self.offset) as usize].term == t)
                 {
                     Some(i) => i + 1,
                     None => conflict_index,
-                }
-            }
-            None => conflict_index,
+                },
+                None => conflict_index,
+            };
+            hint.min(rejected)
         };
-        let floor = self.match_index[from] + 1;
-        let next = hint.min(rejected).max(floor).max(1);
+        // Not floored at `match_index`: a follower that lost its disk (amnesia) has
+        // less than we last heard, and must be repaired from what it says it has. A
+        // stale rejection overtaken by an acknowledgement costs a resend, no more.
+        let next = next.max(1);
         let current = self.next_index[from];
         if next < current {
             self.next_index.insert(from.to_string(), next);
@@ -523,19 +850,34 @@ impl Raft {
     }
 
     /// Sends `peer` everything from its `next_index` (up to a batch) and moves
-    /// `next_index` past it: pipelining, repaired by rejections.
+    /// `next_index` past it: pipelining, repaired by rejections. A peer that needs
+    /// compacted entries gets the snapshot instead.
     fn send_append(&mut self, peer: &str) {
         let next = self.next_index[peer].clamp(1, self.last_index() + 1);
+        if next <= self.offset {
+            let snapshot = self.snapshot.as_ref().expect("a compacted log has one");
+            let message = PeerMessage::InstallSnapshot {
+                term: self.term,
+                last_index: snapshot.index,
+                last_term: snapshot.term,
+                data: snapshot.data.clone(),
+            };
+            self.next_index.insert(peer.to_string(), self.offset + 1);
+            self.ready.messages.push((peer.to_string(), message));
+            return;
+        }
         let prev_index = next - 1;
         let end = (self.last_index() + 1).min(next + self.config.max_batch as u64);
-        let entries = self.log[next as usize..end as usize].to_vec();
+        let from = (next - self.offset) as usize;
+        let to = (end - self.offset) as usize;
+        let entries = self.log[from..to].to_vec();
         self.next_index.insert(peer.to_string(), end);
         self.ready.messages.push((
             peer.to_string(),
             PeerMessage::AppendEntries {
                 term: self.term,
                 prev_index,
-                prev_term: self.log[prev_index as usize].term,
+                prev_term: self.log[(prev_index - self.offset) as usize].term,
                 entries,
                 commit: self.commit,
             },
@@ -554,7 +896,7 @@ impl Raft {
         matched.sort_unstable_by(|a, b| b.cmp(a));
         let n = matched[self.quorum() - 1];
         let counting = self.config.bug == Some(Bug::CountCommit);
-        if n > self.commit && (counting || self.log[n as usize].term == self.term) {
+        if n > self.commit && (counting || self.term_at(n) == Some(self.term)) {
             self.commit = n;
         }
     }

@@ -17,7 +17,10 @@ fn main() {
         },
         _ => None,
     };
-    let result = node::run(|ctx, storage| {
+    let options = node::Options {
+        fsync: bug != Some(Bug::NoFsync),
+    };
+    let result = node::run_with(options, |ctx, storage| {
         RaftNode::new(ctx, storage, bug).unwrap_or_else(|e| {
             // Refusing to start beats starting empty and forgetting a vote.
             eprintln!("raft: {e}");

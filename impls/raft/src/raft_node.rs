@@ -3,35 +3,35 @@
 
 use node::{Context, ErrorCode, Node, Outbox, Storage};
 use specs::node_protocol::{Body, Message};
-use specs::raft_protocol::{self, Applied, TESTER};
+use specs::raft_protocol::{self, Applied, SnapshotReport, TESTER};
 
 use crate::bug::Bug;
-use crate::core::{Config, HardState, Raft};
+use crate::core::{Config, Raft, Snapshot};
+use crate::disk::{self, LOG_FILE, META_FILE, SNAPSHOT_FILE};
 use crate::wire::{self, PeerMessage};
-
-/// The file holding term, vote and log, replaced atomically on every change.
-pub const STATE_FILE: &str = "raft_state";
 
 pub struct RaftNode {
     raft: Raft,
+    /// Bytes of the durable files as last written, for `persisted_size`; a log of 0
+    /// bytes is not on disk yet.
+    meta_bytes: usize,
+    log_bytes: usize,
+    snapshot_bytes: usize,
 }
 
 impl RaftNode {
-    /// Recovers from `storage` if a previous run left state there. A state file that
-    /// does not parse is a fatal error: starting empty would forget votes and
-    /// acknowledged entries.
+    /// Recovers from `storage` if a previous run left state there. A file that does
+    /// not parse, or files that contradict each other, are a fatal error: starting
+    /// empty would forget votes and acknowledged entries.
     pub fn new(ctx: &Context, storage: &Storage, bug: Option<Bug>) -> Result<RaftNode, String> {
-        let restored = match storage.get(STATE_FILE) {
-            Some(bytes) => Some(
-                serde_json::from_slice::<HardState>(bytes)
-                    .map_err(|e| format!("{STATE_FILE} in the data dir is corrupt: {e}"))?,
-            ),
-            None => None,
-        };
+        let (hard_state, snapshot) = disk::load(storage)?.reconcile()?;
         let mut config = Config::new(ctx.node_id.clone(), ctx.node_ids.clone());
         config.bug = bug;
         Ok(RaftNode {
-            raft: Raft::new(config, restored, ctx.seed, 0),
+            raft: Raft::new(config, hard_state, snapshot, ctx.seed, 0),
+            meta_bytes: storage.get(META_FILE).map_or(0, <[u8]>::len),
+            log_bytes: storage.get(LOG_FILE).map_or(0, <[u8]>::len),
+            snapshot_bytes: storage.get(SNAPSHOT_FILE).map_or(0, <[u8]>::len),
         })
     }
 
@@ -40,20 +40,40 @@ impl RaftNode {
     }
 
     /// Hands the core's obligations to the runtime: persist first (the runtime writes
-    /// every persist of a step before any send), then messages, then reports.
+    /// every persist of a step, in order, before any send), then messages, then
+    /// reports.
     fn flush(&mut self, out: &mut Outbox) {
         let ready = self.raft.ready();
-        if let Some(state) = &ready.hard_state {
-            out.persist(
-                STATE_FILE,
-                serde_json::to_vec(state).expect("state serialises"),
-            );
+        if let Some(snapshot) = &ready.snapshot {
+            let bytes = serde_json::to_vec(snapshot).expect("snapshots serialise");
+            self.snapshot_bytes = bytes.len();
+            out.persist(SNAPSHOT_FILE, bytes);
+        }
+        if let Some(term_vote) = &ready.term_vote {
+            let bytes = serde_json::to_vec(term_vote).expect("serialises");
+            self.meta_bytes = bytes.len();
+            out.persist(META_FILE, bytes);
+        }
+        if let Some(write) = &ready.log {
+            let start = self.raft.log_start();
+            let start_term = self.raft.term_at(start).expect("the log's start");
+            let (bytes, append) = disk::log_bytes(write, self.log_bytes > 0, start, start_term);
+            if append {
+                self.log_bytes += bytes.len();
+                out.append(LOG_FILE, bytes);
+            } else {
+                self.log_bytes = bytes.len();
+                out.persist(LOG_FILE, bytes);
+            }
         }
         for (to, message) in &ready.messages {
             out.send(to.clone(), message.to_body());
         }
         if let Some(term) = ready.became_leader {
             out.send(TESTER, raft_protocol::leader(term));
+        }
+        if let Some(snapshot) = ready.apply_snapshot {
+            out.send(TESTER, report(snapshot));
         }
         if !ready.applied.is_empty() {
             let applied: Vec<Applied> = ready
@@ -69,10 +89,60 @@ impl RaftNode {
         }
         out.wake_at(self.raft.next_deadline());
     }
+
+    fn on_request(&mut self, message: &Message, out: &mut Outbox) {
+        let body = match message.body.kind.as_str() {
+            "start" => match message.body.get("command") {
+                Some(command) => match self.raft.propose(command.clone()) {
+                    Ok((index, term)) => Body::new("start_ok")
+                        .with("index", index)
+                        .with("term", term)
+                        .with("is_leader", true),
+                    Err(term) => Body::new("start_ok")
+                        .with("term", term)
+                        .with("is_leader", false),
+                },
+                None => Body::error(
+                    ErrorCode::MalformedRequest,
+                    "start needs a \"command\" field",
+                ),
+            },
+            "get_state" => Body::new("get_state_ok")
+                .with("term", self.raft.term())
+                .with("is_leader", self.raft.is_leader()),
+            "snapshot" => match raft_protocol::parse_snapshot_request(&message.body) {
+                Ok((index, data)) => match self.raft.snapshot(index, data) {
+                    Ok(()) => Body::new("snapshot_ok"),
+                    Err(e) => Body::error(ErrorCode::PreconditionFailed, e.to_string()),
+                },
+                Err(e) => Body::error(ErrorCode::MalformedRequest, e),
+            },
+            "persisted_size" => Body::new("persisted_size_ok")
+                .with("raft_state", self.meta_bytes + self.log_bytes)
+                .with("snapshot", self.snapshot_bytes),
+            other => Body::error(
+                ErrorCode::NotSupported,
+                format!("a Raft node does not handle {other:?} messages"),
+            ),
+        };
+        out.reply(message, body);
+    }
+}
+
+fn report(snapshot: Snapshot) -> Body {
+    raft_protocol::snapshot_report(&SnapshotReport {
+        index: snapshot.index,
+        term: snapshot.term,
+        data: snapshot.data,
+    })
 }
 
 impl Node for RaftNode {
     fn on_start(&mut self, now: u64, out: &mut Outbox) {
+        // The service restarts from the snapshot; say so before applying anything.
+        if let Some(snapshot) = self.raft.current_snapshot() {
+            out.send(TESTER, report(snapshot.clone()));
+        }
         self.raft.restart_timers(now);
         self.flush(out);
     }
@@ -83,45 +153,13 @@ impl Node for RaftNode {
     }
 
     fn on_message(&mut self, now: u64, message: Message, out: &mut Outbox) {
-        let kind = message.body.kind.as_str();
-        if wire::TYPES.contains(&kind) {
+        if wire::TYPES.contains(&message.body.kind.as_str()) {
             match PeerMessage::from_body(&message.body) {
                 Ok(m) => self.raft.step(now, &message.src, m),
                 Err(e) => eprintln!("ignoring message from {}: {e}", message.src),
             }
         } else {
-            match kind {
-                "start" => match message.body.get("command") {
-                    Some(command) => {
-                        let body = match self.raft.propose(now, command.clone()) {
-                            Ok((index, term)) => Body::new("start_ok")
-                                .with("index", index)
-                                .with("term", term)
-                                .with("is_leader", true),
-                            Err(term) => Body::new("start_ok")
-                                .with("term", term)
-                                .with("is_leader", false),
-                        };
-                        out.reply(&message, body);
-                    }
-                    None => out.error(
-                        &message,
-                        ErrorCode::MalformedRequest,
-                        "start needs a \"command\" field",
-                    ),
-                },
-                "get_state" => out.reply(
-                    &message,
-                    Body::new("get_state_ok")
-                        .with("term", self.raft.term())
-                        .with("is_leader", self.raft.is_leader()),
-                ),
-                other => out.error(
-                    &message,
-                    ErrorCode::NotSupported,
-                    format!("a Raft node does not handle {other:?} messages"),
-                ),
-            }
+            self.on_request(&message, out);
         }
         self.flush(out);
     }

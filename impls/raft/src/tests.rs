@@ -1,12 +1,13 @@
 //! The core without threads or sockets: a cluster of `Raft`s on an in-memory network
 //! with seeded loss and partitions, and the safety properties checked after every
-//! event (one leader per term, log matching, committed entries never change).
+//! event (one leader per term, log matching, committed entries never change). A
+//! service that snapshots every few entries can be switched on.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{json, Value};
 
-use crate::core::{Config, Entry, HardState, Raft, Ready, Role};
+use crate::core::{Config, Entry, HardState, Raft, Ready, Restored, Role, Snapshot};
 use crate::rng::SplitMix;
 use crate::wire::PeerMessage;
 
@@ -16,7 +17,10 @@ struct Sim {
     nodes: Vec<Raft>,
     names: Vec<String>,
     /// What each node last persisted: a crash restarts from here.
-    disk: Vec<Option<HardState>>,
+    disk: Vec<Restored>,
+    /// The service snapshots after every this many applied entries (0: never).
+    snapshot_every: u64,
+    installed: u64,
     now: u64,
     queue: Vec<(u64, usize, usize, PeerMessage)>,
     /// Nodes that cannot send or receive.
@@ -35,11 +39,13 @@ impl Sim {
         let nodes = names
             .iter()
             .enumerate()
-            .map(|(i, id)| Raft::new(Config::new(id, names.clone()), None, seed + i as u64, 0))
+            .map(|(i, id)| Raft::fresh(Config::new(id, names.clone()), seed + i as u64, 0))
             .collect();
         Sim {
             nodes,
-            disk: vec![None; n],
+            disk: vec![Restored::default(); n],
+            snapshot_every: 0,
+            installed: 0,
             names,
             now: 0,
             queue: Vec::new(),
@@ -59,13 +65,22 @@ impl Sim {
 
     fn drain(&mut self, i: usize) {
         let Ready {
-            hard_state,
+            snapshot,
+            term_vote,
+            log,
             messages,
+            apply_snapshot,
             applied,
             became_leader,
         } = self.nodes[i].ready();
-        if let Some(hs) = hard_state {
-            self.disk[i] = Some(hs);
+        if let Some(s) = snapshot {
+            self.disk[i].snapshot = Some(s);
+        }
+        if term_vote.is_some() || log.is_some() {
+            let disk = self.disk[i]
+                .hard_state
+                .get_or_insert_with(HardState::default);
+            disk.apply(term_vote.as_ref(), log.as_ref());
         }
         for (to, m) in messages {
             let to = self.index(&to);
@@ -83,6 +98,10 @@ impl Sim {
                 assert_eq!(other, i, "two leaders in term {term}");
             }
         }
+        if let Some(s) = apply_snapshot {
+            self.install(i, &s);
+        }
+        let mut snapshot_at = None;
         for (index, entry) in applied {
             assert_eq!(
                 index as usize,
@@ -93,23 +112,45 @@ impl Sim {
             let first = self.committed.entry(index).or_insert(entry.command.clone());
             assert_eq!(*first, entry.command, "index {index} applied differently");
             self.applied[i].push(entry.command);
+            if self.snapshot_every > 0 && index % self.snapshot_every == 0 {
+                snapshot_at = Some(index);
+            }
         }
         self.check_log_matching();
+        if let Some(index) = snapshot_at {
+            let data = json!(self.applied[i][..index as usize]);
+            self.nodes[i].snapshot(index, data).expect("applied");
+            self.drain(i);
+        }
+    }
+
+    /// The service of node `i` takes the state a snapshot holds.
+    fn install(&mut self, i: usize, s: &Snapshot) {
+        let commands = s.data.as_array().expect("our snapshots are lists").clone();
+        assert_eq!(commands.len() as u64, s.index);
+        for (k, c) in commands.iter().enumerate() {
+            let first = self.committed.entry(k as u64 + 1).or_insert(c.clone());
+            assert_eq!(first, c, "snapshot disagrees at index {}", k + 1);
+        }
+        self.applied[i] = commands;
+        self.installed += 1;
     }
 
     fn check_log_matching(&self) {
         for a in &self.nodes {
             for b in &self.nodes {
-                let (la, lb) = (a.entries(), b.entries());
-                let common = la.len().min(lb.len());
-                if let Some(k) = (0..common).rev().find(|&k| la[k].term == lb[k].term) {
-                    assert_eq!(
-                        la[..=k],
-                        lb[..=k],
-                        "{} and {} break log matching",
-                        a.id(),
-                        b.id()
-                    );
+                let from = a.log_start().max(b.log_start()) + 1;
+                let to = a.last_index().min(b.last_index());
+                if let Some(k) = (from..=to).rev().find(|&k| a.term_at(k) == b.term_at(k)) {
+                    for j in from..=k {
+                        assert_eq!(
+                            a.entry(j),
+                            b.entry(j),
+                            "{} and {} break log matching at {j}",
+                            a.id(),
+                            b.id()
+                        );
+                    }
                 }
             }
         }
@@ -156,15 +197,19 @@ impl Sim {
     }
 
     fn propose(&mut self, i: usize, command: Value) -> Option<(u64, u64)> {
-        let r = self.nodes[i].propose(self.now, command).ok();
+        let r = self.nodes[i].propose(command).ok();
         self.drain(i);
         r
     }
 
     fn crash_restart(&mut self, i: usize, seed: u64) {
         let config = Config::new(&self.names[i], self.names.clone());
-        self.nodes[i] = Raft::new(config, self.disk[i].clone(), seed, self.now);
+        let (hs, snapshot) = self.disk[i].clone().reconcile().expect("consistent disk");
         self.applied[i].clear();
+        if let Some(s) = &snapshot {
+            self.install(i, s);
+        }
+        self.nodes[i] = Raft::new(config, hs, snapshot, seed, self.now);
         self.queue.retain(|q| q.2 != i);
     }
 }
@@ -197,10 +242,14 @@ fn elects_one_leader_that_replicates_to_all() {
     }
 }
 
-#[test]
-fn safety_holds_under_random_partitions_loss_and_crashes() {
+/// 40 seeds of 40 rounds of random partitions, 10 % loss, crash-restarts and
+/// proposals on a 5-node cluster, then a healed network that must make progress.
+/// Returns how many snapshots were installed from a leader.
+fn random_faults(snapshot_every: u64) -> u64 {
+    let mut installed = 0;
     for seed in 0..40 {
         let mut sim = Sim::new(5, seed * 7919);
+        sim.snapshot_every = snapshot_every;
         sim.loss = 10;
         let mut rng = SplitMix::new(seed);
         let mut command = 0;
@@ -239,7 +288,131 @@ fn safety_holds_under_random_partitions_loss_and_crashes() {
             sim.leaders.len() > 1,
             "seed {seed}: faults caused re-elections"
         );
+        installed += sim.installed;
     }
+    installed
+}
+
+#[test]
+fn safety_holds_under_random_partitions_loss_and_crashes() {
+    random_faults(0);
+}
+
+#[test]
+fn safety_holds_with_snapshots_under_random_partitions_loss_and_crashes() {
+    let installed = random_faults(3);
+    assert!(installed > 0, "no follower ever needed a snapshot");
+}
+
+#[test]
+fn a_lagging_follower_catches_up_from_the_leaders_snapshot() {
+    let mut sim = Sim::new(3, 21);
+    sim.snapshot_every = 10;
+    sim.run_until(2_000 * MS);
+    let leader = sim.leader().unwrap();
+    let lagging = (leader + 1) % 3;
+    sim.cut.insert(lagging);
+    for k in 0..35 {
+        sim.propose(leader, json!(k));
+        sim.run_until(sim.now + 5 * MS);
+    }
+    sim.run_until(sim.now + 100 * MS);
+    assert_eq!(sim.nodes[leader].log_start(), 30);
+    assert_eq!(sim.nodes[leader].entries().len(), 5);
+    // The follower's campaigns while cut off may force an election first.
+    sim.cut.clear();
+    sim.run_until(sim.now + 2_000 * MS);
+    let leader = sim.leader().unwrap();
+    assert_ne!(leader, lagging, "a node without the entries cannot win");
+    assert_eq!(
+        sim.installed, 1,
+        "the follower installed the leader's snapshot"
+    );
+    assert_eq!(sim.applied[lagging], sim.applied[leader]);
+    assert_eq!(sim.nodes[lagging].log_start(), 30);
+    // And it keeps following from there.
+    sim.propose(leader, json!("next"));
+    sim.run_until(sim.now + 100 * MS);
+    assert_eq!(sim.applied[lagging].last(), Some(&json!("next")));
+}
+
+#[test]
+fn the_service_cannot_snapshot_what_it_has_not_applied() {
+    let mut sim = Sim::new(1, 4);
+    sim.run_until(1_000 * MS);
+    sim.propose(0, json!("a"));
+    let node = &mut sim.nodes[0];
+    let e = node.snapshot(2, json!(["a", "b"])).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "cannot snapshot up to index 2: only 1 entries were applied"
+    );
+    node.snapshot(1, json!(["a"])).unwrap();
+    assert_eq!(node.log_start(), 1);
+    // An older snapshot than the current one changes nothing.
+    node.snapshot(1, json!(["other"])).unwrap();
+    assert_eq!(node.current_snapshot().unwrap().data, json!(["a"]));
+}
+
+fn state(log_start: u64, log_start_term: u64, terms: &[u64]) -> HardState {
+    HardState {
+        term: 5,
+        voted_for: None,
+        log_start,
+        log_start_term,
+        log: entries(terms),
+    }
+}
+
+fn snap(index: u64, term: u64) -> Snapshot {
+    Snapshot {
+        index,
+        term,
+        data: json!(index),
+    }
+}
+
+#[test]
+fn a_crash_between_snapshot_and_state_writes_is_reconciled() {
+    // The snapshot (through 3, term 2) was written; the compacted state was not.
+    let restored = Restored {
+        hard_state: Some(state(0, 0, &[1, 2, 2, 3, 3])),
+        snapshot: Some(snap(3, 2)),
+    };
+    let (hs, s) = restored.reconcile().unwrap();
+    assert_eq!((hs.log_start, hs.log_start_term), (3, 2));
+    assert_eq!(hs.log.iter().map(|e| e.term).collect::<Vec<_>>(), [3, 3]);
+    assert_eq!(s.unwrap().index, 3);
+    // A log that disagrees with the snapshot at its last entry is dropped.
+    let restored = Restored {
+        hard_state: Some(state(0, 0, &[1, 1, 1, 1])),
+        snapshot: Some(snap(3, 2)),
+    };
+    let (hs, _) = restored.reconcile().unwrap();
+    assert!(hs.log.is_empty() && hs.log_start == 3);
+    // A log shorter than the snapshot: the snapshot wins.
+    let restored = Restored {
+        hard_state: Some(state(0, 0, &[1])),
+        snapshot: Some(snap(3, 2)),
+    };
+    assert!(restored.reconcile().unwrap().0.log.is_empty());
+}
+
+#[test]
+fn state_that_starts_after_its_snapshot_is_refused() {
+    let lost = Restored {
+        hard_state: Some(state(10, 2, &[2])),
+        snapshot: None,
+    };
+    assert!(lost
+        .reconcile()
+        .unwrap_err()
+        .contains("snapshot covers only up to 0"));
+    let mismatch = Restored {
+        hard_state: Some(state(3, 1, &[2])),
+        snapshot: Some(snap(3, 2)),
+    };
+    assert!(mismatch.reconcile().is_err());
 }
 
 #[test]
@@ -282,8 +455,9 @@ fn figure_8_earlier_term_entries_commit_only_with_a_current_one() {
             term,
             voted_for: None,
             log: entries(log),
+            ..HardState::default()
         };
-        Raft::new(Config::new(id, names.clone()), Some(state), 9, 0)
+        Raft::new(Config::new(id, names.clone()), state, None, 9, 0)
     };
     let mut n1 = make("n1", 3, &[1, 2]);
     let mut n2 = make("n2", 3, &[1, 2]);
@@ -323,7 +497,7 @@ fn figure_8_earlier_term_entries_commit_only_with_a_current_one() {
         0,
         "index 2 (term 2) is on a majority but must not commit"
     );
-    let (index, _) = n1.propose(5, json!("now")).unwrap();
+    let (index, _) = n1.propose(json!("now")).unwrap();
     let append = n1
         .ready()
         .messages
@@ -350,18 +524,20 @@ fn next_index_backs_up_a_term_at_a_time() {
     leader_log.extend([3; 30]);
     let mut stale_log = vec![1; 30];
     stale_log.extend([2; 60]);
-    let names = sim.names.clone();
-    let restore = |id: &str, log: &[u64], seed| {
+    for (i, log) in [&leader_log, &leader_log, &stale_log]
+        .into_iter()
+        .enumerate()
+    {
         let state = HardState {
             term: 3,
             voted_for: None,
             log: entries(log),
+            ..HardState::default()
         };
-        Raft::new(Config::new(id, names.clone()), Some(state), seed, 0)
-    };
-    sim.nodes[0] = restore("n1", &leader_log, 1);
-    sim.nodes[1] = restore("n2", &leader_log, 2);
-    sim.nodes[2] = restore("n3", &stale_log, 3);
+        sim.disk[i].hard_state = Some(state.clone());
+        let config = Config::new(&sim.names[i], sim.names.clone());
+        sim.nodes[i] = Raft::new(config, state, None, i as u64 + 1, 0);
+    }
     // Only n1 or n2 can win (n3's log is behind); then n3 must be repaired.
     sim.run_until(2_000 * MS);
     let leader = sim.leader().unwrap();

@@ -42,17 +42,44 @@ pub enum PeerMessage {
         conflict_index: u64,
         conflict_term: Option<u64>,
     },
+    /// The leader's snapshot, for a follower that needs entries it has compacted.
+    /// Sent whole: snapshots here are small, and 6.5840 does not chunk them either.
+    InstallSnapshot {
+        term: u64,
+        last_index: u64,
+        last_term: u64,
+        data: Value,
+    },
+    InstallSnapshotReply {
+        term: u64,
+        /// The follower now stores the leader's log up to here.
+        last_index: u64,
+    },
 }
 
 /// The body `type`s of peer messages, so a node can tell them from client requests.
-pub const TYPES: [&str; 4] = [
+pub const TYPES: [&str; 6] = [
     "request_vote",
     "request_vote_reply",
     "append_entries",
     "append_entries_reply",
+    "install_snapshot",
+    "install_snapshot_reply",
 ];
 
 impl PeerMessage {
+    /// The sender's term, which every peer message carries.
+    pub fn term(&self) -> u64 {
+        match self {
+            PeerMessage::RequestVote { term, .. }
+            | PeerMessage::RequestVoteReply { term, .. }
+            | PeerMessage::AppendEntries { term, .. }
+            | PeerMessage::AppendEntriesReply { term, .. }
+            | PeerMessage::InstallSnapshot { term, .. }
+            | PeerMessage::InstallSnapshotReply { term, .. } => *term,
+        }
+    }
+
     pub fn to_body(&self) -> Body {
         let Value::Object(mut fields) = serde_json::to_value(self).expect("messages serialise")
         else {

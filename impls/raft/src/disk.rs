@@ -1,0 +1,162 @@
+//! How a node lays out its durable state in its data dir, and reads it back.
+//!
+//! - `raft_meta`: term and vote, one JSON object, replaced atomically.
+//! - `raft_log`: JSON lines. The first line says where the log starts
+//!   (`{"start":S,"start_term":T}`: the entry just before it, covered by the
+//!   snapshot); each further line is one entry. New entries are appended; the file is
+//!   replaced atomically only when stored entries are cut (a conflict) or compacted
+//!   (a snapshot), so a step writes what it changed.
+//! - `snapshot`: the latest snapshot, replaced atomically, always before the log that
+//!   it compacts (see `core::Restored::reconcile` for a crash in between).
+//!
+//! An append interrupted by a crash can leave a last line without its newline; that
+//! entry was never acknowledged (the step did not finish), so it is dropped. Anything
+//! else that does not parse is corruption and stops the node.
+
+use node::Storage;
+use serde::{Deserialize, Serialize};
+
+use crate::core::{Entry, HardState, LogWrite, Restored, Snapshot, TermVote};
+
+pub const META_FILE: &str = "raft_meta";
+pub const LOG_FILE: &str = "raft_log";
+pub const SNAPSHOT_FILE: &str = "snapshot";
+
+#[derive(Debug, Serialize, Deserialize)]
+struct LogHeader {
+    start: u64,
+    start_term: u64,
+}
+
+/// Reads back what a previous run persisted (nothing, for a fresh node).
+pub fn load(storage: &Storage) -> Result<Restored, String> {
+    let meta: Option<TermVote> = parse(storage, META_FILE)?;
+    let snapshot: Option<Snapshot> = parse(storage, SNAPSHOT_FILE)?;
+    let log = storage.get(LOG_FILE).map(read_log).transpose()?;
+    let hard_state = match (meta, log) {
+        (None, None) => None,
+        (meta, log) => {
+            let meta = meta.unwrap_or_default();
+            let (header, entries) = log.unwrap_or((
+                LogHeader {
+                    start: 0,
+                    start_term: 0,
+                },
+                Vec::new(),
+            ));
+            Some(HardState {
+                term: meta.term,
+                voted_for: meta.voted_for,
+                log_start: header.start,
+                log_start_term: header.start_term,
+                log: entries,
+            })
+        }
+    };
+    Ok(Restored {
+        hard_state,
+        snapshot,
+    })
+}
+
+fn parse<T: serde::de::DeserializeOwned>(
+    storage: &Storage,
+    name: &str,
+) -> Result<Option<T>, String> {
+    storage
+        .get(name)
+        .map(|bytes| {
+            serde_json::from_slice(bytes)
+                .map_err(|e| format!("{name} in the data dir is corrupt: {e}"))
+        })
+        .transpose()
+}
+
+fn read_log(bytes: &[u8]) -> Result<(LogHeader, Vec<Entry>), String> {
+    // A torn append leaves a tail without its newline: never acknowledged, dropped.
+    let whole = match bytes.iter().rposition(|&b| b == b'\n') {
+        Some(last) => &bytes[..=last],
+        None => &bytes[..0],
+    };
+    let mut lines = whole.split(|&b| b == b'\n').filter(|l| !l.is_empty());
+    let corrupt = |line: usize, e: serde_json::Error| {
+        format!("{LOG_FILE} in the data dir is corrupt at line {line}: {e}")
+    };
+    let header = match lines.next() {
+        Some(line) => serde_json::from_slice(line).map_err(|e| corrupt(1, e))?,
+        None => return Err(format!("{LOG_FILE} in the data dir has no header line")),
+    };
+    let entries = lines
+        .enumerate()
+        .map(|(k, line)| serde_json::from_slice(line).map_err(|e| corrupt(k + 2, e)))
+        .collect::<Result<_, _>>()?;
+    Ok((header, entries))
+}
+
+/// The bytes of a whole log file.
+pub fn log_file(start: u64, start_term: u64, entries: &[Entry]) -> Vec<u8> {
+    let mut bytes = serde_json::to_vec(&LogHeader { start, start_term }).expect("serialises");
+    bytes.push(b'\n');
+    bytes.extend(entry_lines(entries));
+    bytes
+}
+
+/// Entries as log lines, for an append.
+pub fn entry_lines(entries: &[Entry]) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    for e in entries {
+        serde_json::to_writer(&mut bytes, e).expect("entries serialise");
+        bytes.push(b'\n');
+    }
+    bytes
+}
+
+/// What to do to the log file for `write`: `(bytes, append)`. A log not yet on disk
+/// is written whole, header first; it then starts after entry `start` of
+/// `start_term` (the node's log start, unchanged by an append).
+pub fn log_bytes(write: &LogWrite, on_disk: bool, start: u64, start_term: u64) -> (Vec<u8>, bool) {
+    match write {
+        LogWrite::Append { entries, .. } if on_disk => (entry_lines(entries), true),
+        LogWrite::Append { from, entries } => {
+            assert_eq!(
+                *from,
+                start + 1,
+                "a log not on disk is appended from its start"
+            );
+            (log_file(start, start_term, entries), false)
+        }
+        LogWrite::Rewrite {
+            start,
+            start_term,
+            entries,
+        } => (log_file(*start, *start_term, entries), false),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn entry(term: u64, c: u64) -> Entry {
+        Entry {
+            term,
+            command: json!(c),
+        }
+    }
+
+    #[test]
+    fn a_log_reads_back_and_a_torn_last_line_is_dropped() {
+        let mut bytes = log_file(9, 2, &[entry(2, 10)]);
+        bytes.extend(entry_lines(&[entry(3, 11)]));
+        let (h, e) = read_log(&bytes).unwrap();
+        assert_eq!((h.start, h.start_term), (9, 2));
+        assert_eq!(e, [entry(2, 10), entry(3, 11)]);
+        bytes.extend(b"{\"term\":3,\"comm");
+        assert_eq!(read_log(&bytes).unwrap().1.len(), 2);
+        let mut broken = log_file(0, 0, &[]);
+        broken.extend(b"not json\n");
+        broken.extend(entry_lines(&[entry(1, 1)]));
+        assert!(read_log(&broken).unwrap_err().contains("line 2"));
+    }
+}
