@@ -257,6 +257,15 @@ impl Cluster {
         &self.net
     }
 
+    /// Exempts every link of `endpoint` from loss, duplication and reordering; see
+    /// [`Network::make_reliable`].
+    pub fn make_reliable(&mut self, endpoint: &str) {
+        let now = self.now();
+        self.journal
+            .record(now, "reliable", json!({"endpoint": endpoint}));
+        self.net.make_reliable(endpoint);
+    }
+
     /// Resident memory of a node's process.
     pub fn rss_bytes(&mut self, node: &str) -> Result<u64, String> {
         let i = self.index(node)?;

@@ -30,6 +30,15 @@ impl Seed {
         Seed { value, test }
     }
 
+    /// Seeds for a test that runs its scenario once per seed: `count` fresh ones,
+    /// each printed when its run starts and, if that run panics, printed again with
+    /// the command that replays it alone; with `SEED` set, that seed only.
+    pub fn sweep(count: usize) -> impl Iterator<Item = Seed> {
+        let replay = std::env::var("SEED").is_ok();
+        let runs = if replay { 1 } else { count };
+        (0..runs).map(|_| Seed::for_this_test())
+    }
+
     pub fn value(&self) -> u64 {
         self.value
     }

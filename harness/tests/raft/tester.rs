@@ -5,7 +5,14 @@
 //!
 //! - at most one node becomes leader in any term (`leader` reports);
 //! - every node applies indices 1, 2, 3... in order, and no two nodes ever apply
-//!   different commands at one index (`applied` reports).
+//!   different commands at one index (`applied` reports);
+//! - a snapshot a node installs holds exactly the commands committed at its indices
+//!   (`snapshot` reports), and the node applies on from the index after it.
+//!
+//! With [`Tester::snapshot_every`] the tester is also the service of 6.5840's 3D:
+//! it asks each node to snapshot every few applied entries, with the list of commands
+//! applied so far as the service state. Its links are reliable (see
+//! `specs::raft_protocol`), whatever the network does between nodes.
 //!
 //! Time is the cluster's clock: virtual in simulated time (the default), so the
 //! tests' seconds of waiting cost milliseconds; the wall clock with `HARNESS_TIME=real`.
@@ -49,6 +56,12 @@ struct Observer {
     /// Run until this node has applied this index.
     until_applied: Option<(usize, u64)>,
     now: u64,
+    next_id: u64,
+    /// Act as a service that snapshots after every this many entries (0: never).
+    snapshot_every: u64,
+    /// Requests whose answers nobody waits for (snapshots).
+    unawaited: std::collections::BTreeSet<u64>,
+    snapshots_installed: u64,
 }
 
 impl Observer {
@@ -56,7 +69,75 @@ impl Observer {
         self.names.iter().position(|n| n == name)
     }
 
-    fn on_report(&mut self, src: &str, body: &Body) {
+    fn fresh_id(&mut self) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        id
+    }
+
+    /// The answer to a request nobody waits for: only an unexpected error matters.
+    fn on_unawaited(&mut self, src: &str, body: &Body) {
+        let refused = body.kind == "error" && body.u64("code") == Some(22);
+        if body.kind != "snapshot_ok" && !refused {
+            self.violations
+                .push(format!("{src} answered a snapshot request with {body:?}"));
+        }
+    }
+
+    /// A node's service state is now the snapshot's: check it against what was
+    /// committed, and continue that node's log from it.
+    fn on_snapshot(&mut self, i: usize, src: &str, body: &Body, at: f64) {
+        let report = match raft_protocol::parse_snapshot_report(body) {
+            Ok(r) => r,
+            Err(e) => return self.violations.push(format!("{src}: {e}")),
+        };
+        let commands = match report.data.as_array() {
+            Some(c) if c.len() as u64 == report.index => c,
+            _ => {
+                return self.violations.push(format!(
+                    "{src} installed a snapshot through {} whose data the tester never made: {}",
+                    report.index, report.data
+                ))
+            }
+        };
+        let mut log = BTreeMap::new();
+        for (k, command) in commands.iter().enumerate() {
+            let index = k as u64 + 1;
+            let first = self.committed.entry(index).or_insert(command.clone());
+            if first != command {
+                self.violations.push(format!(
+                    "state machine safety: {src} installed a snapshot with {command} at index {index} where another node applied {first} (at {at:.3}s)"
+                ));
+            }
+            log.insert(index, command.clone());
+        }
+        self.logs[i] = log;
+        self.snapshots_installed += 1;
+    }
+
+    /// As the service, asks node `i` to snapshot once it has applied `index`.
+    fn maybe_snapshot(&mut self, cluster: &mut Cluster, i: usize, index: u64) {
+        if self.snapshot_every == 0 || (index + 1) % self.snapshot_every != 0 {
+            return;
+        }
+        let data: Vec<Value> = self.logs[i]
+            .range(1..=index)
+            .map(|(_, c)| c.clone())
+            .collect();
+        if data.len() as u64 != index {
+            return;
+        }
+        let id = self.fresh_id();
+        self.unawaited.insert(id);
+        cluster.send(Message {
+            src: TESTER.into(),
+            dest: self.names[i].clone(),
+            now: None,
+            body: raft_protocol::snapshot_request(id, index, Value::from(data)),
+        });
+    }
+
+    fn on_report(&mut self, cluster: &mut Cluster, src: &str, body: &Body) {
         let Some(i) = self.node(src) else {
             self.violations
                 .push(format!("report from unknown endpoint {src}: {body:?}"));
@@ -78,6 +159,7 @@ impl Observer {
                     .violations
                     .push(format!("{src}: leader report without a term")),
             },
+            "snapshot" => self.on_snapshot(i, src, body, at),
             "applied" => match raft_protocol::parse_applied(body) {
                 Ok(entries) => {
                     for e in entries {
@@ -100,6 +182,7 @@ impl Observer {
                                 e.command, e.index
                             ));
                         }
+                        self.maybe_snapshot(cluster, i, e.index);
                     }
                 }
                 Err(e) => self.violations.push(format!("{src}: {e}")),
@@ -119,10 +202,13 @@ impl Driver for Observer {
     fn on_message(&mut self, cluster: &mut Cluster, message: Message) {
         self.now = cluster.now();
         match message.body.in_reply_to {
+            Some(id) if self.unawaited.remove(&id) => {
+                self.on_unawaited(&message.src, &message.body)
+            }
             Some(id) => {
                 self.replies.insert(id, message.body);
             }
-            None => self.on_report(&message.src, &message.body),
+            None => self.on_report(cluster, &message.src, &message.body),
         }
     }
 
@@ -145,9 +231,14 @@ pub struct Tester {
     connected: Vec<bool>,
     alive: Vec<bool>,
     paused: Vec<bool>,
+    /// How links between nodes behave now.
+    net: NetConfig,
+    /// One-way cuts in force, as (from, to).
+    cuts: Vec<(usize, usize)>,
+    /// A named partition shape in force (majority/minority, bridge...).
+    shape: Option<Partition>,
     tolerate_violations: bool,
     pub rng: StdRng,
-    next_id: u64,
     _dir: TestDir,
     _seed: Option<Seed>,
 }
@@ -191,6 +282,13 @@ impl Tester {
         Tester::build(n, TimeMode::Sim, value, None)
     }
 
+    /// A tester for one run of a sweep (`Seed::sweep`), on the clock `HARNESS_TIME`
+    /// says.
+    pub fn for_seed(n: usize, seed: Seed) -> Tester {
+        let value = seed.value();
+        Tester::build(n, TimeMode::from_env(), value, Some(seed))
+    }
+
     fn build(n: usize, mode: TimeMode, value: u64, seed: Option<Seed>) -> Tester {
         let implementation = Implementation::from_env(IMPL_VAR, BIN);
         Tester::build_with(n, mode, value, seed, implementation, Vec::new())
@@ -210,12 +308,11 @@ impl Tester {
             implementation,
             Vec::new(),
         );
-        t.cluster
-            .fault(Fault::Net(NetConfig {
-                latency: harness::network::Latency::Fixed(0),
-                ..NetConfig::reliable()
-            }))
-            .expect("network change");
+        t.net = NetConfig {
+            latency: harness::network::Latency::Fixed(0),
+            ..NetConfig::reliable()
+        };
+        t.cluster.fault(Fault::Net(t.net)).expect("network change");
         t
     }
 
@@ -239,8 +336,9 @@ impl Tester {
             dir: dir.path().to_path_buf(),
             step_timeout: Duration::from_secs(5),
         };
-        let cluster =
+        let mut cluster =
             Cluster::start(config).unwrap_or_else(|e| panic!("starting the cluster: {e}"));
+        cluster.make_reliable(TESTER);
         let names = cluster.node_names().to_vec();
         Tester {
             obs: Observer {
@@ -254,15 +352,21 @@ impl Tester {
                 replies: BTreeMap::new(),
                 until_applied: None,
                 now: 0,
+                next_id: 1,
+                snapshot_every: 0,
+                unawaited: Default::default(),
+                snapshots_installed: 0,
             },
             cluster,
             n,
             connected: vec![true; n],
             alive: vec![true; n],
             paused: vec![false; n],
+            net: NetConfig::reliable(),
+            cuts: Vec::new(),
+            shape: None,
             tolerate_violations: false,
             rng: rand::SeedableRng::seed_from_u64(value ^ 0x7465_7374_6572),
-            next_id: 1,
             _dir: dir,
             _seed: seed,
         }
@@ -304,8 +408,7 @@ impl Tester {
     fn ask_all(&mut self, requests: Vec<(usize, Body)>) -> Vec<Option<Body>> {
         let mut ids = Vec::new();
         for (i, mut body) in requests {
-            let id = self.next_id;
-            self.next_id += 1;
+            let id = self.obs.fresh_id();
             body.msg_id = Some(id);
             let dest = self.name(i);
             self.cluster.send(Message {
@@ -370,11 +473,19 @@ impl Tester {
         self.apply_partition();
     }
 
+    /// Puts the `disconnect`s and one-way cuts in force into the network.
     fn apply_partition(&mut self) {
         let all = self.cluster.node_names().to_vec();
-        let fault = (0..self.n)
+        let isolated = (0..self.n)
             .filter(|&i| !self.connected[i])
-            .map(|i| Partition::isolate(&all[i], &all))
+            .map(|i| Partition::isolate(&all[i], &all));
+        let cuts = self
+            .cuts
+            .iter()
+            .map(|&(a, b)| Partition::one_way(&all[a], &all[b]));
+        let fault = isolated
+            .chain(cuts)
+            .chain(self.shape.clone())
             .reduce(Partition::and)
             .map_or(Fault::Heal, Fault::Partition);
         self.cluster.fault(fault).expect("partitions apply");
@@ -400,8 +511,100 @@ impl Tester {
         self.obs.restarted[i] = true;
     }
 
+    /// Amnesia: kills node `i` and starts it again with its data dir wiped, still
+    /// disconnected. It comes back as a brand-new node that remembers no vote and no
+    /// entry, which Raft does not tolerate on a majority.
+    pub fn restart_wiped(&mut self, i: usize) {
+        self.crash(i);
+        let name = self.name(i);
+        self.cluster
+            .fault(Fault::RestartWiped(name))
+            .unwrap_or_else(|e| panic!("restarting n{} wiped: {e}", i + 1));
+        self.alive[i] = true;
+        self.obs.restarted[i] = true;
+    }
+
     pub fn is_alive(&self, i: usize) -> bool {
         self.alive[i]
+    }
+
+    pub fn is_connected(&self, i: usize) -> bool {
+        self.connected[i]
+    }
+
+    pub fn is_paused(&self, i: usize) -> bool {
+        self.paused[i]
+    }
+
+    /// From now on, act as 6.5840's snapshotting service: ask each node to snapshot
+    /// after every `every` applied entries (6.5840 uses 10).
+    pub fn snapshot_every(&mut self, every: u64) {
+        self.obs.snapshot_every = every;
+    }
+
+    /// Snapshots the nodes reported installing (from a leader, or at restart).
+    pub fn snapshots_installed(&self) -> u64 {
+        self.obs.snapshots_installed
+    }
+
+    /// 6.5840's `setunreliable`: links between nodes lose, duplicate, delay and
+    /// reorder messages (the tester's links stay reliable).
+    pub fn set_unreliable(&mut self, unreliable: bool) {
+        self.net = if unreliable {
+            NetConfig::unreliable()
+        } else {
+            NetConfig::reliable()
+        };
+        self.cluster
+            .fault(Fault::Net(self.net))
+            .expect("network change");
+    }
+
+    /// 6.5840's `setlongreordering`: on top of the current network, most messages are
+    /// held back for up to about 2 s.
+    pub fn set_long_reordering(&mut self) {
+        self.net = self.net.long_reordering();
+        self.cluster
+            .fault(Fault::Net(self.net))
+            .expect("network change");
+    }
+
+    /// Duplicates messages between nodes with probability `p`, on top of the
+    /// current network.
+    pub fn set_duplication(&mut self, p: f64) {
+        self.net = NetConfig {
+            duplicate: p,
+            ..self.net
+        };
+        self.cluster
+            .fault(Fault::Net(self.net))
+            .expect("network change");
+    }
+
+    /// 6.5840's `LogSize`: the largest Raft state (everything but the snapshot) a
+    /// running node last persisted, in bytes.
+    pub fn log_size(&mut self) -> u64 {
+        let nodes: Vec<usize> = (0..self.n)
+            .filter(|&i| self.alive[i] && !self.paused[i])
+            .collect();
+        let requests = nodes
+            .iter()
+            .map(|&i| (i, raft_protocol::persisted_size(0)))
+            .collect();
+        let replies = self.ask_all(requests);
+        nodes
+            .into_iter()
+            .zip(replies)
+            .map(|(i, reply)| {
+                let name = self.name(i);
+                let body = reply
+                    .unwrap_or_else(|| panic!("{name} did not answer persisted_size within 1 s"));
+                raft_protocol::parse_persisted_size_ok(&body)
+                    .unwrap_or_else(|e| panic!("{name}: {e}"))
+                    .0
+            })
+            .max()
+            .unwrap_or(0)
     }
 
     /// SIGSTOP: node `i` keeps its state and its links but does nothing; messages to
@@ -420,21 +623,51 @@ impl Tester {
 
     /// Cuts only what node `i` sends to the other nodes; it still hears them.
     pub fn cut_outgoing(&mut self, i: usize) {
-        let all = self.cluster.node_names().to_vec();
-        let cut = all
-            .iter()
-            .filter(|b| **b != all[i])
-            .map(|b| Partition::one_way(&all[i], b))
-            .reduce(Partition::and)
-            .expect("more than one node");
-        self.cluster
-            .fault(Fault::Partition(cut))
-            .expect("partition");
+        for j in (0..self.n).filter(|&j| j != i) {
+            self.cuts.push((i, j));
+        }
+        self.apply_partition();
     }
 
-    /// Undoes `cut_outgoing` (restores the `disconnect`s in force).
-    pub fn heal(&mut self) {
+    /// Cuts the one-way link from node `from` to node `to`.
+    pub fn cut(&mut self, from: usize, to: usize) {
+        self.cuts.push((from, to));
         self.apply_partition();
+    }
+
+    /// Restores the one-way link from `from` to `to`.
+    pub fn uncut(&mut self, from: usize, to: usize) {
+        self.cuts.retain(|&c| c != (from, to));
+        self.apply_partition();
+    }
+
+    /// Puts a partition of a named shape in force (`None` lifts it); `disconnect`s
+    /// and cuts stay as they are.
+    pub fn set_shape(&mut self, shape: Option<Partition>) {
+        self.shape = shape;
+        self.apply_partition();
+    }
+
+    /// The nodes' names, for building partition shapes.
+    pub fn names(&self) -> Vec<String> {
+        self.cluster.node_names().to_vec()
+    }
+
+    /// Undoes every one-way cut and shape (the `disconnect`s stay in force).
+    pub fn heal(&mut self) {
+        self.cuts.clear();
+        self.shape = None;
+        self.apply_partition();
+    }
+
+    /// Messages node `from` has sent node `to` so far.
+    pub fn link_sent(&self, from: usize, to: usize) -> u64 {
+        let names = self.cluster.node_names();
+        self.cluster
+            .network()
+            .links()
+            .get(&(names[from].clone(), names[to].clone()))
+            .map_or(0, |l| l.sent)
     }
 
     /// Connected and answering: the nodes the tester asks.
@@ -549,6 +782,70 @@ impl Tester {
             }
         }
         panic!("one({command}) failed to reach agreement in 10 s");
+    }
+
+    /// 6.5840's `one` for several commands at once, as its tests do from concurrent
+    /// goroutines: every command gets committed on at least `expected` nodes within
+    /// 10 s, each one retried on whichever node leads when its 2 s run out.
+    pub fn one_concurrently(&mut self, commands: Vec<Value>, expected: usize) {
+        struct Pending {
+            command: Value,
+            /// The index and time of the latest start on a leader.
+            attempt: Option<(u64, u64)>,
+        }
+        let mut pending: Vec<Pending> = commands
+            .into_iter()
+            .map(|command| Pending {
+                command,
+                attempt: None,
+            })
+            .collect();
+        let t0 = self.now();
+        let mut starts = 0;
+        while !pending.is_empty() {
+            assert!(
+                self.now() - t0 < 10_000 * MS,
+                "one_concurrently: {} commands not committed in 10 s",
+                pending.len()
+            );
+            let now = self.now();
+            let stale: Vec<usize> = (0..pending.len())
+                .filter(|&k| {
+                    pending[k]
+                        .attempt
+                        .is_none_or(|(_, at)| now - at >= 2_000 * MS)
+                })
+                .collect();
+            if !stale.is_empty() {
+                for _ in 0..self.n {
+                    starts = (starts + 1) % self.n;
+                    if !self.reachable(starts) {
+                        continue;
+                    }
+                    let requests = stale
+                        .iter()
+                        .map(|&k| (starts, pending[k].command.clone()))
+                        .collect();
+                    let answers = self.start_many(requests);
+                    if answers.iter().any(|a| a.2) {
+                        for (&k, (index, _, ok)) in stale.iter().zip(answers) {
+                            if ok {
+                                pending[k].attempt = Some((index, now));
+                            }
+                        }
+                        break;
+                    }
+                }
+            }
+            self.sleep(20 * MS);
+            pending.retain(|p| {
+                let Some((index, _)) = p.attempt else {
+                    return true;
+                };
+                let (nd, cmd) = self.n_committed(index);
+                !(nd >= expected && cmd.as_ref() == Some(&p.command))
+            });
+        }
     }
 
     /// Runs until node `i` has applied `index` or `timeout` ns pass; true if it did.
