@@ -20,6 +20,8 @@
 //!   become durable when that directory is `fsync`ed. A rename is one step, so a
 //!   name is never durable in two places: a rename into another directory becomes
 //!   durable when the destination is synced, and until then the old name stays.
+//! - A write through a descriptor opened with `O_SYNC` or `O_DSYNC` is durable when
+//!   it returns (the kernel fsyncs the file after it).
 //! - Nothing else makes anything durable: not `close`, not `sync(2)` or `syncfs(2)`
 //!   (FUSE does not pass them on), not time.
 //!

@@ -438,3 +438,30 @@ fn each_fsync_of_the_storage_write_is_needed() {
     storage_write(dir, b"v1", true, true);
     assert_eq!(state(&m), Some(b"v1".to_vec()), "both: durable");
 }
+
+#[test]
+fn syncfs_makes_nothing_durable() {
+    let m = Mounted::new("lazyfs-syncfs");
+    fs::write(m.join("f"), b"x").unwrap();
+    let sync = Command::new("sync").arg("-f").arg(m.fs.path()).status();
+    assert!(sync.unwrap().success());
+    m.fs.power_fail();
+    assert_eq!(read(&m.join("f")), None);
+}
+
+#[test]
+fn o_sync_writes_are_durable() {
+    use std::os::unix::fs::OpenOptionsExt;
+    let m = Mounted::new("lazyfs-osync");
+    let f = m.join("f");
+    write_durably(&f, b"old");
+    let mut file = OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_SYNC)
+        .open(&f)
+        .unwrap();
+    file.write_all(b"new").unwrap();
+    drop(file);
+    m.fs.power_fail();
+    assert_eq!(read(&f).as_deref(), Some("new"));
+}
