@@ -465,3 +465,40 @@ fn o_sync_writes_are_durable() {
     m.fs.power_fail();
     assert_eq!(read(&f).as_deref(), Some("new"));
 }
+
+/// Inodes in use, as `statfs` reports them.
+fn inodes_in_use(path: &Path) -> u64 {
+    let path = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
+    // SAFETY: statvfs writes only into `stat`, which lives across the call; `path` is
+    // NUL-terminated.
+    let stat = unsafe {
+        let mut stat = std::mem::zeroed::<libc::statvfs>();
+        assert_eq!(libc::statvfs(path.as_ptr(), &mut stat), 0);
+        stat
+    };
+    (stat.f_files - stat.f_ffree) as u64
+}
+
+#[test]
+fn replaced_files_are_forgotten_once_nothing_can_bring_them_back() {
+    let m = Mounted::new("lazyfs-forget");
+    let mut storage = node::Storage::open(Some(m.fs.path())).unwrap();
+    for round in 0..100u32 {
+        storage
+            .write("state", round.to_le_bytes().to_vec())
+            .unwrap();
+    }
+    // The root and the current "state": every older version was replaced by a
+    // durable rename, so no power failure can resurrect it.
+    assert_eq!(inodes_in_use(m.fs.path()), 2);
+    let replaced = File::open(m.join("state")).unwrap();
+    storage.write("state", b"last".to_vec()).unwrap();
+    assert_eq!(inodes_in_use(m.fs.path()), 3, "an open file is kept");
+    drop(replaced);
+    // The kernel sends the release after close returns.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while inodes_in_use(m.fs.path()) != 2 {
+        assert!(Instant::now() < deadline, "the closed file is still kept");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
