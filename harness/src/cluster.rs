@@ -31,6 +31,7 @@ use specs::node_protocol::{Body, Init, Message, HARNESS};
 use crate::history::HistoryLog;
 use crate::implementation::Implementation;
 use crate::journal::Journal;
+use crate::lazyfs::LazyFs;
 use crate::nemesis::{Fault, Schedule};
 use crate::network::{Fate, NetConfig, Network};
 use crate::node_process::{NodeOutput, NodeProcess};
@@ -60,6 +61,18 @@ impl TimeMode {
             TimeMode::Real => "real",
         }
     }
+}
+
+/// What a node's data dir lives on.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Durability {
+    /// A directory on the real disk: a crash loses what the process had in memory,
+    /// never what it wrote, synced or not (the page cache survives).
+    #[default]
+    Disk,
+    /// A [`LazyFs`] mount of its own, so [`Fault::PowerLoss`] can also discard every
+    /// write the node did not fsync.
+    LazyFs,
 }
 
 /// Everything a cluster needs to start.
@@ -109,6 +122,9 @@ struct NodeSlot {
     tick_at: Option<u64>,
     data_dir: PathBuf,
     log: PathBuf,
+    /// The filesystem on `data_dir` with [`Durability::LazyFs`]. Declared after
+    /// `process` so the node is killed before its mount goes.
+    fs: Option<LazyFs>,
 }
 
 #[derive(Debug)]
@@ -178,24 +194,40 @@ pub struct Cluster {
 }
 
 impl Cluster {
-    /// Starts `config.nodes` nodes (`n1`, `n2`, ...) and initialises them.
+    /// Starts `config.nodes` nodes (`n1`, `n2`, ...) on the real disk and initialises
+    /// them.
     pub fn start(config: ClusterConfig) -> Result<Cluster, String> {
+        Cluster::start_with(config, Durability::Disk)
+    }
+
+    /// Like [`Cluster::start`], with each node's data dir on `durability`.
+    pub fn start_with(config: ClusterConfig, durability: Durability) -> Result<Cluster, String> {
         let names: Vec<String> = (1..=config.nodes).map(|i| format!("n{i}")).collect();
         let (outputs_tx, outputs) = mpsc::channel();
         fs::create_dir_all(&config.dir).map_err(|e| format!("{}: {e}", config.dir.display()))?;
-        let slots = names
-            .iter()
-            .map(|name| NodeSlot {
+        let mut slots = Vec::with_capacity(names.len());
+        for name in &names {
+            let data_dir = config.dir.join(format!("{name}.data"));
+            let fs = match durability {
+                Durability::Disk => None,
+                Durability::LazyFs => {
+                    fs::create_dir_all(&data_dir)
+                        .map_err(|e| format!("{}: {e}", data_dir.display()))?;
+                    Some(LazyFs::mount(&data_dir)?)
+                }
+            };
+            slots.push(NodeSlot {
                 name: name.clone(),
                 process: None,
                 state: NodeState::Down,
                 incarnation: 0,
                 held: Vec::new(),
                 tick_at: None,
-                data_dir: config.dir.join(format!("{name}.data")),
+                data_dir,
                 log: config.dir.join(format!("{name}.log")),
-            })
-            .collect();
+                fs,
+            });
+        }
         let mut cluster = Cluster {
             net: Network::new(config.net),
             rng: StdRng::seed_from_u64(config.seed ^ 0x6e65_7477_6f72_6b00),
@@ -307,6 +339,16 @@ impl Cluster {
 
     /// Applies a fault now.
     pub fn fault(&mut self, fault: Fault) -> Result<(), String> {
+        if let Fault::PowerLoss(node) = &fault {
+            // Refused before anything happens, so the node is not killed for nothing.
+            let i = self.index(node)?;
+            if self.slots[i].fs.is_none() {
+                return Err(format!(
+                    "power loss on {node} needs the power-loss filesystem under its data \
+                     dir: start the cluster with Cluster::start_with(config, Durability::LazyFs)"
+                ));
+            }
+        }
         let now = self.now();
         let what = fault.describe();
         self.journal.record(now, "nemesis", json!({"what": what}));
@@ -325,10 +367,30 @@ impl Cluster {
                 let i = self.index(&node)?;
                 self.kill(i);
                 let dir = &self.slots[i].data_dir;
-                if dir.exists() {
+                if let Some(lazy) = &self.slots[i].fs {
+                    // The data dir is a mount point: empty the disk, keep the mount.
+                    lazy.wipe();
+                } else if dir.exists() {
                     fs::remove_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
                 }
                 self.boot(i)?;
+            }
+            Fault::PowerLoss(node) => {
+                let i = self.index(&node)?;
+                // Reaped before the power goes: a process still running could write
+                // after it, onto the disk as it is after the power failure.
+                self.kill_and_reap(i)
+                    .map_err(|e| format!("power loss on {node}: cannot reap it: {e}"))?;
+                let lost = self.slots[i]
+                    .fs
+                    .as_ref()
+                    .expect("checked above")
+                    .power_fail();
+                self.journal.record(
+                    now,
+                    "power-loss",
+                    json!({"node": node, "lost_bytes": lost.bytes, "lost_files": lost.files}),
+                );
             }
             Fault::Pause(node) => {
                 let i = self.index(&node)?;
@@ -645,17 +707,25 @@ impl Cluster {
     }
 
     fn kill(&mut self, i: usize) {
+        // A node that already exited is reaped all the same; nothing to report.
+        let _ = self.kill_and_reap(i);
+    }
+
+    /// SIGKILLs node `i` and waits until it is reaped.
+    fn kill_and_reap(&mut self, i: usize) -> std::io::Result<()> {
         let slot = &mut self.slots[i];
+        let mut reaped = Ok(());
         if let Some(mut p) = slot.process.take() {
             if slot.state == NodeState::Paused {
                 let _ = p.process().signal(libc::SIGCONT);
             }
-            let _ = p.process().kill();
+            reaped = p.process().kill().map(|_| ());
         }
         slot.state = NodeState::Down;
         slot.incarnation += 1;
         slot.held.clear();
         slot.tick_at = None;
+        reaped
     }
 
     /// Spawns node `i` and runs its `init`.
@@ -938,6 +1008,137 @@ mod tests {
             .err()
             .expect("start fails");
         assert!(error.contains("step_done"), "{error}");
+    }
+
+    /// A driver that sends one request from `c1` to `n1` and keeps the answer, if one
+    /// comes within a second.
+    struct Ask {
+        body: Option<Body>,
+        token: u64,
+        answer: Option<Body>,
+        gave_up: bool,
+    }
+
+    impl Driver for Ask {
+        fn start(&mut self, cluster: &mut Cluster) {
+            let body = self.body.take().expect("asked once");
+            cluster.send(Message {
+                src: "c1".into(),
+                dest: "n1".into(),
+                now: None,
+                body: Body {
+                    msg_id: Some(self.token),
+                    ..body
+                },
+            });
+            cluster.wake(cluster.now() + 1_000_000_000, self.token);
+        }
+
+        fn on_message(&mut self, _: &mut Cluster, message: Message) {
+            if message.body.in_reply_to == Some(self.token) {
+                self.answer = Some(message.body);
+            }
+        }
+
+        fn on_wake(&mut self, _: &mut Cluster, token: u64) {
+            self.gave_up |= token == self.token;
+        }
+
+        fn done(&self) -> bool {
+            self.answer.is_some() || self.gave_up
+        }
+    }
+
+    fn ask(cluster: &mut Cluster, body: Body) -> Option<Body> {
+        let mut driver = Ask {
+            body: Some(body),
+            token: cluster.new_client_ids(1).start,
+            answer: None,
+            gave_up: false,
+        };
+        let limit = cluster.now() + 2_000_000_000;
+        cluster.run(&mut driver, limit);
+        driver.answer
+    }
+
+    fn write_file(cluster: &mut Cluster, name: &str, value: &str, durable: bool) {
+        let body = Body::new("write")
+            .with("name", name)
+            .with("value", value)
+            .with("durable", durable);
+        let answer = ask(cluster, body).expect("the write was answered");
+        assert_eq!(answer.kind, "write_ok", "{answer:?}");
+    }
+
+    /// What node `n1` reads for `name` (`None` for no file), or `Err` without answer.
+    fn read_file(cluster: &mut Cluster, name: &str) -> Result<Option<String>, ()> {
+        let answer = ask(cluster, Body::new("read").with("name", name)).ok_or(())?;
+        assert_eq!(answer.kind, "read_ok", "{answer:?}");
+        Ok(answer.str("value").map(str::to_string))
+    }
+
+    fn files_cluster(dir: &TestDir) -> Cluster {
+        let config = config(dir, Implementation::ours("node-files"));
+        Cluster::start_with(config, Durability::LazyFs).unwrap()
+    }
+
+    #[test]
+    fn power_loss_keeps_only_what_the_node_made_durable() {
+        let dir = TestDir::new("cluster-power-loss");
+        let mut cluster = files_cluster(&dir);
+        write_file(&mut cluster, "a", "1111", true);
+        write_file(&mut cluster, "a", "22222", false);
+        write_file(&mut cluster, "b", "22222", false);
+        // A crash keeps everything: the page cache outlives the process.
+        cluster.fault(Fault::Crash("n1".into())).unwrap();
+        cluster.fault(Fault::Restart("n1".into())).unwrap();
+        assert_eq!(read_file(&mut cluster, "a"), Ok(Some("22222".into())));
+        assert_eq!(read_file(&mut cluster, "b"), Ok(Some("22222".into())));
+        cluster.fault(Fault::PowerLoss("n1".into())).unwrap();
+        assert_eq!(
+            read_file(&mut cluster, "a"),
+            Err(()),
+            "down until restarted"
+        );
+        cluster.fault(Fault::Restart("n1".into())).unwrap();
+        assert_eq!(read_file(&mut cluster, "a"), Ok(Some("1111".into())));
+        assert_eq!(read_file(&mut cluster, "b"), Ok(None));
+        assert!(cluster.errors.is_empty(), "{:?}", cluster.errors);
+        assert!(cluster.history.text().contains("power loss on n1"));
+        let journal = cluster.journal.text();
+        let line = journal
+            .lines()
+            .find(|l| l.contains("\"ev\":\"power-loss\""))
+            .expect("the power loss is journaled");
+        // All five bytes of a's careless version, and b with its five.
+        assert!(line.contains("\"lost_bytes\":10"), "{line}");
+        assert!(line.contains("\"lost_files\":1"), "{line}");
+    }
+
+    #[test]
+    fn amnesia_on_the_power_loss_filesystem_empties_the_disk() {
+        let dir = TestDir::new("cluster-lazy-wipe");
+        let mut cluster = files_cluster(&dir);
+        write_file(&mut cluster, "a", "durable", true);
+        cluster.fault(Fault::RestartWiped("n1".into())).unwrap();
+        assert_eq!(read_file(&mut cluster, "a"), Ok(None));
+        assert!(cluster.errors.is_empty(), "{:?}", cluster.errors);
+    }
+
+    #[test]
+    fn power_loss_on_the_real_disk_is_refused_and_harms_nothing() {
+        let dir = TestDir::new("cluster-power-refused");
+        let config = config(&dir, Implementation::ours("node-files"));
+        let mut cluster = Cluster::start(config).unwrap();
+        write_file(&mut cluster, "a", "v", true);
+        let error = cluster.fault(Fault::PowerLoss("n1".into())).unwrap_err();
+        assert!(error.contains("Durability::LazyFs"), "{error}");
+        assert_eq!(
+            read_file(&mut cluster, "a"),
+            Ok(Some("v".into())),
+            "still up"
+        );
+        assert!(!cluster.history.text().contains("power loss"));
     }
 
     #[test]

@@ -11,6 +11,7 @@ pub mod history;
 pub mod implementation;
 pub mod journal;
 pub mod kvsrv;
+pub mod lazyfs;
 pub mod nemesis;
 pub mod network;
 pub mod node_process;

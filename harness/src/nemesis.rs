@@ -18,6 +18,10 @@ pub enum Fault {
     Restart(String),
     /// Start it again with its data dir wiped (amnesia).
     RestartWiped(String),
+    /// Power failure: SIGKILL, then the node's disk loses every change it did not make
+    /// durable (fsync). It stays down until a `Restart`. Needs a cluster started with
+    /// [`Durability::LazyFs`](crate::cluster::Durability::LazyFs).
+    PowerLoss(String),
     /// SIGSTOP: the node holds its state but does nothing; messages wait for it.
     Pause(String),
     /// SIGCONT.
@@ -34,6 +38,7 @@ impl Fault {
             Fault::Crash(n) => format!("crash {n}"),
             Fault::Restart(n) => format!("restart {n}"),
             Fault::RestartWiped(n) => format!("restart {n} with its data dir wiped"),
+            Fault::PowerLoss(n) => format!("power loss on {n}"),
             Fault::Pause(n) => format!("pause {n}"),
             Fault::Resume(n) => format!("resume {n}"),
             Fault::Partition(p) => format!("partition: {}", p.name),
@@ -100,5 +105,6 @@ mod tests {
         }
         assert!(s.faults.windows(2).all(|w| w[0].0 < w[1].0));
         assert_eq!(Fault::Crash("n2".into()).describe(), "crash n2");
+        assert_eq!(Fault::PowerLoss("n2".into()).describe(), "power loss on n2");
     }
 }

@@ -48,6 +48,16 @@ impl Storage {
         self.files.get(name).map(Vec::as_slice)
     }
 
+    /// The files read back or written so far, by name.
+    pub fn files(&self) -> impl Iterator<Item = (&str, &[u8])> {
+        self.files.iter().map(|(n, b)| (n.as_str(), b.as_slice()))
+    }
+
+    /// The data dir, if the node has one.
+    pub fn dir(&self) -> Option<&Path> {
+        self.dir.as_deref()
+    }
+
     /// Replaces `name` atomically and durably: write a temporary file, fsync it,
     /// rename it over the old one, fsync the directory.
     pub fn write(&mut self, name: &str, bytes: Vec<u8>) -> io::Result<()> {

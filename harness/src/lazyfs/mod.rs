@@ -1,0 +1,192 @@
+//! `LazyFs`: a FUSE filesystem that keeps in memory only what was not made durable,
+//! and can lose power, the way Jepsen's LazyFS does.
+//!
+//! A crash test with SIGKILL cannot catch an implementation that forgets to fsync:
+//! the kernel's page cache outlives the process, so the restarted node reads every
+//! write it made, synced or not. Only a power failure discards the page cache. This
+//! filesystem is that power failure on demand: mounted on a node's data dir, it
+//! serves programs from an in-memory live tree and keeps beside it the durable tree a
+//! disk would hold, and [`LazyFs::power_fail`] throws the live tree away.
+//!
+//! # Durability model
+//!
+//! Strict POSIX, stricter than ext4's heuristics (which, for instance, flush a file
+//! renamed over another):
+//!
+//! - A file's data (contents and size, so a truncate too) becomes durable when that
+//!   file is `fsync`ed or `fdatasync`ed, through any descriptor; `fsync` also makes
+//!   its attributes durable.
+//! - A directory's entries (names created, unlinked or renamed, `mkdir`, `rmdir`)
+//!   become durable when that directory is `fsync`ed. A rename is one step, so a
+//!   name is never durable in two places: a rename into another directory becomes
+//!   durable when the destination is synced, and until then the old name stays.
+//! - A write through a descriptor opened with `O_SYNC` or `O_DSYNC` is durable when
+//!   it returns (the kernel fsyncs the file after it).
+//! - Nothing else makes anything durable: not `close`, not `sync(2)` or `syncfs(2)`
+//!   (FUSE does not pass them on), not time.
+//!
+//! After [`LazyFs::power_fail`] the tree is the durable one: unsynced writes are gone,
+//! a file created in a directory that was never synced is gone (however often the
+//! file itself was synced), an unsynced rename is undone and an unsynced unlink comes
+//! back. A durable name whose file data was never synced comes back empty, as on a
+//! real disk. A new subdirectory needs its parent synced too.
+//!
+//! The kernel must not hide a power failure: every attribute and entry reply has a
+//! zero timeout and no open keeps the page cache, so the next process reads what the
+//! tree holds. Kill every process using the mount before the power goes (the cluster
+//! does): a real power failure leaves no process behind, and a handle opened before
+//! it is forgotten.
+//!
+//! Supported: regular files and directories, with what programs use on them (lookup,
+//! stat, chmod/chown/utimes, truncate, create, open, read, write, `O_APPEND`,
+//! fallocate, fsync, fdatasync, mkdir, unlink, rmdir, rename incl. over an existing
+//! file and `RENAME_NOREPLACE`, readdir, fsyncdir, statfs). Not supported: symlinks,
+//! hard links, special files, extended attributes.
+//!
+//! # Why FUSE
+//!
+//! The alternatives are worse at the one job. Interposing on libc with `LD_PRELOAD`
+//! misses programs that make system calls themselves: every Go program, and any
+//! static binary. A loop device or a VM disk image needs dm-flakey or a hypervisor
+//! and cannot drop writes selectively. A FUSE filesystem sees every file operation
+//! of every program, in any language, and runs inside the test process.
+//!
+//! It uses the `fuser` crate, the maintained pure-Rust FUSE library, without its
+//! `libfuse` feature: as root it mounts with the `mount(2)` system call on
+//! `/dev/fuse` directly, so nothing needs to be installed (no libfuse, no
+//! `fusermount3`).
+
+mod fuse;
+mod tree;
+
+use std::ffi::CString;
+use std::fmt;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+pub use tree::{Lost, Stats};
+
+use tree::Tree;
+
+/// A mounted LazyFs. Dropping it unmounts it (lazily, so a file still open never
+/// leaves a busy mount behind) and leaves the mount point an empty directory again.
+pub struct LazyFs {
+    mountpoint: PathBuf,
+    tree: Arc<Mutex<Tree>>,
+    session: Option<fuser::BackgroundSession>,
+}
+
+impl fmt::Debug for LazyFs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LazyFs")
+            .field("mountpoint", &self.mountpoint)
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
+impl LazyFs {
+    /// Mounts an empty LazyFs on the directory `mountpoint`.
+    pub fn mount(mountpoint: &Path) -> Result<LazyFs, String> {
+        let fail = |cause: String| {
+            format!(
+                "cannot mount the power-loss filesystem (FUSE) on {}: {cause}",
+                mountpoint.display()
+            )
+        };
+        let meta = std::fs::metadata(mountpoint).map_err(|e| fail(e.to_string()))?;
+        if !meta.is_dir() {
+            return Err(fail("not a directory".into()));
+        }
+        if !Path::new("/dev/fuse").exists() {
+            return Err(fail(
+                "/dev/fuse is missing (load the fuse kernel module, or give the container the device)"
+                    .into(),
+            ));
+        }
+        // SAFETY: geteuid and getegid cannot fail and touch no memory.
+        let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
+        let tree = Arc::new(Mutex::new(Tree::new(uid, gid)));
+        let mut config = fuser::Config::default();
+        config.mount_options = vec![
+            fuser::MountOption::FSName("lazyfs".into()),
+            fuser::MountOption::Subtype("lazyfs".into()),
+        ];
+        let fs = fuse::Fs { tree: tree.clone() };
+        let session = fuser::spawn_mount(fs, mountpoint, &config).map_err(|e| {
+            let hint = if e.kind() == std::io::ErrorKind::PermissionDenied {
+                " (mounting needs root, or fusermount3 from the fuse3 package)"
+            } else {
+                ""
+            };
+            fail(format!("{e}{hint}"))
+        })?;
+        Ok(LazyFs {
+            mountpoint: mountpoint.to_path_buf(),
+            tree,
+            session: Some(session),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.mountpoint
+    }
+
+    fn tree(&self) -> MutexGuard<'_, Tree> {
+        self.tree.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Loses power: every change not made durable is discarded (see the module doc).
+    /// Returns what was lost.
+    pub fn power_fail(&self) -> Lost {
+        self.tree().power_fail()
+    }
+
+    /// Replaces the disk by an empty one (amnesia): nothing survives.
+    pub fn wipe(&self) {
+        self.tree().wipe();
+    }
+
+    pub fn stats(&self) -> Stats {
+        self.tree().stats()
+    }
+
+    /// Copies the live tree into the (unmounted) mount point, so a failed test's
+    /// kept directory shows the files as they were.
+    fn dump(&self) -> std::io::Result<()> {
+        for (path, data) in self.tree().walk() {
+            let path = self.mountpoint.join(path);
+            match data {
+                Some(data) => std::fs::write(path, data)?,
+                None => std::fs::create_dir_all(path)?,
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for LazyFs {
+    fn drop(&mut self) {
+        // Detach first: a plain unmount fails with EBUSY while any file is open (a
+        // test that panicked holding one), and would leave the mount behind.
+        if let Ok(path) = CString::new(self.mountpoint.as_os_str().as_bytes()) {
+            // SAFETY: `path` is a valid NUL-terminated string for the whole call.
+            unsafe { libc::umount2(path.as_ptr(), libc::MNT_DETACH) };
+        }
+        // The session's own unmount now finds nothing mounted; its thread ends when
+        // the kernel lets go of the detached mount.
+        drop(self.session.take());
+        if std::thread::panicking() {
+            if let Err(e) = self.dump() {
+                eprintln!(
+                    "lazyfs: could not copy the files to {}: {e}",
+                    self.mountpoint.display()
+                );
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
