@@ -16,6 +16,7 @@ mod tester;
 /// Every test is under `raft::`, so `-E 'test(/^raft::/)'` selects the system.
 mod raft {
     pub use super::tester::{Tester, ELECTION_TIMEOUT, MS};
+    use harness::cluster::Durability;
     use serde_json::{json, Value};
 
     /// 3A: leader election.
@@ -553,6 +554,16 @@ mod raft {
         }
     }
 
+    /// Power failures, beyond 6.5840's crashes (which lose only memory).
+    mod power {
+        use super::*;
+
+        #[test]
+        fn power_loss() {
+            super::power_loss(&mut Tester::on_lazyfs(3));
+        }
+    }
+
     /// 3C: persistence on an unreliable network, and churn.
     mod persist_unreliable {
         use super::*;
@@ -1075,6 +1086,56 @@ mod raft {
         t.link_sent(new, old) - sent0
     }
 
+    /// Nodes lose power (not only the process: every write not fsynced is gone, see
+    /// `harness::lazyfs`), all at once and one at a time, with snapshots on. A node
+    /// that acknowledged an entry or a vote it had not made durable comes back
+    /// without it.
+    pub fn power_loss(t: &mut Tester) {
+        let n = t.n;
+        t.snapshot_every(10);
+        for _ in 0..15 {
+            let c = t.random_command();
+            t.one(c, n, true);
+        }
+        for i in 0..n {
+            t.power_loss(i);
+        }
+        for i in 0..n {
+            t.restart(i);
+            t.connect(i);
+        }
+        let c = t.random_command();
+        t.one(c, n, true);
+        for _ in 0..3 {
+            let leader = t.check_one_leader();
+            let c = t.random_command();
+            t.start(leader, c);
+            t.power_loss(leader);
+            for _ in 0..3 {
+                let c = t.random_command();
+                t.one(c, n - 1, true);
+            }
+            t.restart(leader);
+            t.connect(leader);
+            let c = t.random_command();
+            t.one(c, n, true);
+        }
+    }
+
+    /// Runs `scenario` against our binary switched to the known-bad variant `bug` and
+    /// returns what the safety checks found. A scenario that cannot go on once safety
+    /// is broken (agreement can no longer be reached) ends there; what was found
+    /// before counts.
+    fn violations_of(t: &mut Tester, scenario: impl FnOnce(&mut Tester)) -> String {
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| scenario(t)));
+        let found = t.violations().join("\n");
+        match outcome {
+            Ok(()) => eprintln!("the suite found:\n{found}"),
+            Err(_) => eprintln!("the scenario stopped; the suite had found:\n{found}"),
+        }
+        found
+    }
+
     /// Known-bad variants of our binary, each rejected by a named test.
     mod known_bad {
         use super::*;
@@ -1082,9 +1143,7 @@ mod raft {
         #[test]
         fn count_commit_rejected_by_figure_8_staged() {
             let mut t = Tester::against_bug(5, "count-commit");
-            figure_8_staged(&mut t);
-            let found = t.violations().join("\n");
-            eprintln!("the suite found:\n{found}");
+            let found = violations_of(&mut t, figure_8_staged);
             assert!(
                 found.contains("state machine safety"),
                 "committing by counting replicas went unnoticed"
@@ -1094,12 +1153,20 @@ mod raft {
         #[test]
         fn forget_vote_rejected_by_vote_survives_restart() {
             let mut t = Tester::against_bug(3, "forget-vote");
-            vote_survives_restart(&mut t);
-            let found = t.violations().join("\n");
-            eprintln!("the suite found:\n{found}");
+            let found = violations_of(&mut t, vote_survives_restart);
             assert!(
                 found.contains("election safety"),
                 "a node that forgets its vote went unnoticed"
+            );
+        }
+
+        #[test]
+        fn no_fsync_rejected_by_power_loss() {
+            let mut t = Tester::against_bug_on(3, "no-fsync", Durability::LazyFs);
+            let found = violations_of(&mut t, power_loss);
+            assert!(
+                found.contains("state machine safety"),
+                "a node that never fsyncs went unnoticed"
             );
         }
 

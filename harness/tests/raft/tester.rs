@@ -20,7 +20,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use harness::cluster::{Cluster, ClusterConfig, Driver, TimeMode};
+use harness::cluster::{Cluster, ClusterConfig, Driver, Durability, TimeMode};
 use harness::nemesis::Fault;
 use harness::network::{NetConfig, Partition};
 use harness::{Implementation, Seed, TestDir};
@@ -251,6 +251,11 @@ impl Tester {
     /// Our binary switched to the known-bad variant `bug` (`RAFT_BUG`). Safety
     /// violations are recorded, not fatal, so the caller can assert they happened.
     pub fn against_bug(n: usize, bug: &str) -> Tester {
+        Tester::against_bug_on(n, bug, Durability::Disk)
+    }
+
+    /// `against_bug` with the nodes' data dirs on `durability`.
+    pub fn against_bug_on(n: usize, bug: &str, durability: Durability) -> Tester {
         let seed = Seed::for_this_test();
         let value = seed.value();
         let mut t = Tester::build_with(
@@ -260,9 +265,27 @@ impl Tester {
             Some(seed),
             Implementation::ours(BIN),
             vec![("RAFT_BUG".into(), bug.into())],
+            durability,
         );
         t.tolerate_violations = true;
         t
+    }
+
+    /// A tester whose nodes keep their data dirs on the power-loss filesystem
+    /// (`harness::lazyfs`), so [`Tester::power_loss`] can strike.
+    pub fn on_lazyfs(n: usize) -> Tester {
+        let seed = Seed::for_this_test();
+        let value = seed.value();
+        let implementation = Implementation::from_env(IMPL_VAR, BIN);
+        Tester::build_with(
+            n,
+            TimeMode::from_env(),
+            value,
+            Some(seed),
+            implementation,
+            Vec::new(),
+            Durability::LazyFs,
+        )
     }
 
     /// What the safety checks found (with `against_bug`; otherwise they fail the test).
@@ -291,7 +314,15 @@ impl Tester {
 
     fn build(n: usize, mode: TimeMode, value: u64, seed: Option<Seed>) -> Tester {
         let implementation = Implementation::from_env(IMPL_VAR, BIN);
-        Tester::build_with(n, mode, value, seed, implementation, Vec::new())
+        Tester::build_with(
+            n,
+            mode,
+            value,
+            seed,
+            implementation,
+            Vec::new(),
+            Durability::Disk,
+        )
     }
 
     /// A tester on the wall clock whose links have no added delay (benchmarks).
@@ -307,6 +338,7 @@ impl Tester {
             Some(seed),
             implementation,
             Vec::new(),
+            Durability::Disk,
         );
         t.net = NetConfig {
             latency: harness::network::Latency::Fixed(0),
@@ -323,6 +355,7 @@ impl Tester {
         seed: Option<Seed>,
         implementation: Implementation,
         env: Vec<(String, String)>,
+        durability: Durability,
     ) -> Tester {
         let dir = TestDir::new("raft");
         eprintln!("testing {} {env:?}", implementation.describe());
@@ -336,8 +369,8 @@ impl Tester {
             dir: dir.path().to_path_buf(),
             step_timeout: Duration::from_secs(5),
         };
-        let mut cluster =
-            Cluster::start(config).unwrap_or_else(|e| panic!("starting the cluster: {e}"));
+        let mut cluster = Cluster::start_with(config, durability)
+            .unwrap_or_else(|e| panic!("starting the cluster: {e}"));
         cluster.make_reliable(TESTER);
         let names = cluster.node_names().to_vec();
         Tester {
@@ -509,6 +542,17 @@ impl Tester {
             .unwrap_or_else(|e| panic!("restarting n{}: {e}", i + 1));
         self.alive[i] = true;
         self.obs.restarted[i] = true;
+    }
+
+    /// Power failure of node `i` (on a tester `on_lazyfs`): killed, and every write
+    /// it had not fsynced is lost; left disconnected and down until `restart`.
+    pub fn power_loss(&mut self, i: usize) {
+        self.disconnect(i);
+        let name = self.name(i);
+        self.cluster
+            .fault(Fault::PowerLoss(name))
+            .unwrap_or_else(|e| panic!("power loss on n{}: {e}", i + 1));
+        self.alive[i] = false;
     }
 
     /// Amnesia: kills node `i` and starts it again with its data dir wiped, still
