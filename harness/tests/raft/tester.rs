@@ -535,13 +535,7 @@ impl Tester {
     /// 6.5840's `start1`: kills node `i` if it runs and starts it again on its data
     /// dir, still disconnected (`connect` it after).
     pub fn restart(&mut self, i: usize) {
-        self.crash(i);
-        let name = self.name(i);
-        self.cluster
-            .fault(Fault::Restart(name))
-            .unwrap_or_else(|e| panic!("restarting n{}: {e}", i + 1));
-        self.alive[i] = true;
-        self.obs.restarted[i] = true;
+        self.boot_again(i, Fault::Restart);
     }
 
     /// Power failure of node `i` (on a tester `on_lazyfs`): killed, and every write
@@ -559,11 +553,17 @@ impl Tester {
     /// disconnected. It comes back as a brand-new node that remembers no vote and no
     /// entry, which Raft does not tolerate on a majority.
     pub fn restart_wiped(&mut self, i: usize) {
+        self.boot_again(i, Fault::RestartWiped);
+    }
+
+    /// Crashes node `i` and starts a new process with `fault` (a restart kind).
+    fn boot_again(&mut self, i: usize, fault: fn(String) -> Fault) {
         self.crash(i);
-        let name = self.name(i);
+        let fault = fault(self.name(i));
+        let what = fault.describe();
         self.cluster
-            .fault(Fault::RestartWiped(name))
-            .unwrap_or_else(|e| panic!("restarting n{} wiped: {e}", i + 1));
+            .fault(fault)
+            .unwrap_or_else(|e| panic!("{what}: {e}"));
         self.alive[i] = true;
         self.obs.restarted[i] = true;
     }
