@@ -9,9 +9,10 @@
 //! - `snapshot`: the latest snapshot, replaced atomically, always before the log that
 //!   it compacts (see `core::Restored::reconcile` for a crash in between).
 //!
-//! An append interrupted by a crash can leave a last line without its newline; that
-//! entry was never acknowledged (the step did not finish), so it is dropped. Anything
-//! else that does not parse is corruption and stops the node.
+//! An append interrupted by a crash can leave a torn last line (cut short, or garbage
+//! where the disk extended the file before writing it); that entry was never
+//! acknowledged (the step did not finish), so it is dropped. Anything else that does
+//! not parse is corruption and stops the node.
 
 use node::Storage;
 use serde::{Deserialize, Serialize};
@@ -28,11 +29,22 @@ struct LogHeader {
     start_term: u64,
 }
 
+/// What a previous run left in the data dir.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    pub restored: Restored,
+    /// The log ended in a torn line: rewrite it before appending, or the next append
+    /// would land after the garbage.
+    pub log_torn: bool,
+}
+
 /// Reads back what a previous run persisted (nothing, for a fresh node).
-pub fn load(storage: &Storage) -> Result<Restored, String> {
+pub fn load(storage: &Storage) -> Result<Loaded, String> {
     let meta: Option<TermVote> = parse(storage, META_FILE)?;
     let snapshot: Option<Snapshot> = parse(storage, SNAPSHOT_FILE)?;
     let log = storage.get(LOG_FILE).map(read_log).transpose()?;
+    let log_torn = log.as_ref().is_some_and(|l| l.2);
+    let log = log.map(|(header, entries, _)| (header, entries));
     let hard_state = match (meta, log) {
         (None, None) => None,
         (meta, log) => {
@@ -53,9 +65,12 @@ pub fn load(storage: &Storage) -> Result<Restored, String> {
             })
         }
     };
-    Ok(Restored {
-        hard_state,
-        snapshot,
+    Ok(Loaded {
+        restored: Restored {
+            hard_state,
+            snapshot,
+        },
+        log_torn,
     })
 }
 
@@ -72,13 +87,24 @@ fn parse<T: serde::de::DeserializeOwned>(
         .transpose()
 }
 
-fn read_log(bytes: &[u8]) -> Result<(LogHeader, Vec<Entry>), String> {
-    // A torn append leaves a tail without its newline: never acknowledged, dropped.
-    let whole = match bytes.iter().rposition(|&b| b == b'\n') {
-        Some(last) => &bytes[..=last],
-        None => &bytes[..0],
-    };
-    let mut lines = whole.split(|&b| b == b'\n').filter(|l| !l.is_empty());
+/// The header, the entries, and whether a torn last line was dropped.
+fn read_log(bytes: &[u8]) -> Result<(LogHeader, Vec<Entry>, bool), String> {
+    let mut lines: Vec<&[u8]> = bytes.split(|&b| b == b'\n').collect();
+    // Every line but the last was fdatasynced before the next append began, so only
+    // the last can be torn, and its step never finished (it was never acknowledged):
+    // drop it. Torn means cut short (text after the last newline) or, on a disk that
+    // extends a file before its data lands, a whole line of garbage. The header is
+    // written with the file, atomically, so it is never the torn line.
+    let tail = lines.pop().unwrap_or_default();
+    let mut torn = !tail.is_empty();
+    if !torn && lines.len() > 1 {
+        let last = lines[lines.len() - 1];
+        if serde_json::from_slice::<Entry>(last).is_err() {
+            lines.pop();
+            torn = true;
+        }
+    }
+    let mut lines = lines.into_iter().filter(|l| !l.is_empty());
     let corrupt = |line: usize, e: serde_json::Error| {
         format!("{LOG_FILE} in the data dir is corrupt at line {line}: {e}")
     };
@@ -90,7 +116,7 @@ fn read_log(bytes: &[u8]) -> Result<(LogHeader, Vec<Entry>), String> {
         .enumerate()
         .map(|(k, line)| serde_json::from_slice(line).map_err(|e| corrupt(k + 2, e)))
         .collect::<Result<_, _>>()?;
-    Ok((header, entries))
+    Ok((header, entries, torn))
 }
 
 /// The bytes of a whole log file.
@@ -149,11 +175,24 @@ mod tests {
     fn a_log_reads_back_and_a_torn_last_line_is_dropped() {
         let mut bytes = log_file(9, 2, &[entry(2, 10)]);
         bytes.extend(entry_lines(&[entry(3, 11)]));
-        let (h, e) = read_log(&bytes).unwrap();
+        let (h, e, torn) = read_log(&bytes).unwrap();
         assert_eq!((h.start, h.start_term), (9, 2));
         assert_eq!(e, [entry(2, 10), entry(3, 11)]);
+        assert!(!torn);
+        let whole = bytes.clone();
         bytes.extend(b"{\"term\":3,\"comm");
-        assert_eq!(read_log(&bytes).unwrap().1.len(), 2);
+        let (_, e, torn) = read_log(&bytes).unwrap();
+        assert!(e.len() == 2 && torn, "a tail cut short");
+        let mut garbage = whole.clone();
+        garbage.extend(b"\0\0\0\0\n");
+        let (_, e, torn) = read_log(&garbage).unwrap();
+        assert!(e.len() == 2 && torn, "a tail of zeros");
+        let mut first = log_file(0, 0, &[]);
+        first.extend(b"{\"te");
+        assert!(
+            read_log(&first).unwrap().1.is_empty(),
+            "the first append torn"
+        );
         let mut broken = log_file(0, 0, &[]);
         broken.extend(b"not json\n");
         broken.extend(entry_lines(&[entry(1, 1)]));

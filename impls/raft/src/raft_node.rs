@@ -17,6 +17,8 @@ pub struct RaftNode {
     meta_bytes: usize,
     log_bytes: usize,
     snapshot_bytes: usize,
+    /// The log file ended in a torn line: rewritten whole at start.
+    repair_log: bool,
 }
 
 impl RaftNode {
@@ -24,7 +26,8 @@ impl RaftNode {
     /// not parse, or files that contradict each other, are a fatal error: starting
     /// empty would forget votes and acknowledged entries.
     pub fn new(ctx: &Context, storage: &Storage, bug: Option<Bug>) -> Result<RaftNode, String> {
-        let (hard_state, snapshot) = disk::load(storage)?.reconcile()?;
+        let loaded = disk::load(storage)?;
+        let (hard_state, snapshot) = loaded.restored.reconcile()?;
         let mut config = Config::new(ctx.node_id.clone(), ctx.node_ids.clone());
         config.bug = bug;
         Ok(RaftNode {
@@ -32,6 +35,7 @@ impl RaftNode {
             meta_bytes: storage.get(META_FILE).map_or(0, <[u8]>::len),
             log_bytes: storage.get(LOG_FILE).map_or(0, <[u8]>::len),
             snapshot_bytes: storage.get(SNAPSHOT_FILE).map_or(0, <[u8]>::len),
+            repair_log: loaded.log_torn,
         })
     }
 
@@ -139,6 +143,13 @@ fn report(snapshot: Snapshot) -> Body {
 
 impl Node for RaftNode {
     fn on_start(&mut self, now: u64, out: &mut Outbox) {
+        if std::mem::take(&mut self.repair_log) {
+            let start = self.raft.log_start();
+            let start_term = self.raft.term_at(start).expect("the log's start");
+            let bytes = disk::log_file(start, start_term, self.raft.entries());
+            self.log_bytes = bytes.len();
+            out.persist(LOG_FILE, bytes);
+        }
         // The service restarts from the snapshot; say so before applying anything.
         if let Some(snapshot) = self.raft.current_snapshot() {
             out.send(TESTER, report(snapshot.clone()));
@@ -162,5 +173,44 @@ impl Node for RaftNode {
             self.on_request(&message, out);
         }
         self.flush(out);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::Entry;
+    use node::Effect;
+    use serde_json::json;
+
+    #[test]
+    fn a_torn_log_is_rewritten_before_anything_is_appended() {
+        let dir = std::env::temp_dir().join(format!("raft-node-torn-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let entry = Entry {
+            term: 1,
+            command: json!(7),
+        };
+        let mut log = disk::log_file(0, 0, std::slice::from_ref(&entry));
+        log.extend(b"{\"term\":1,\"comm");
+        std::fs::write(dir.join(LOG_FILE), &log).unwrap();
+        std::fs::write(dir.join(META_FILE), br#"{"term":1,"voted_for":"n1"}"#).unwrap();
+        let storage = Storage::open(Some(&dir)).unwrap();
+        let ctx = Context {
+            node_id: "n1".into(),
+            node_ids: vec!["n1".into(), "n2".into(), "n3".into()],
+            seed: 1,
+        };
+        let mut node = RaftNode::new(&ctx, &storage, None).unwrap();
+        assert_eq!(node.raft().entries(), std::slice::from_ref(&entry));
+        let mut out = Outbox::new("n1");
+        node.on_start(0, &mut out);
+        let rewritten = out.drain().into_iter().find_map(|e| match e {
+            Effect::Persist { name, bytes } if name == LOG_FILE => Some(bytes),
+            _ => None,
+        });
+        assert_eq!(rewritten, Some(disk::log_file(0, 0, &[entry])));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
