@@ -107,6 +107,11 @@ struct NodeSlot {
     /// Deliveries waiting for a paused node.
     held: Vec<(u64, Message)>,
     tick_at: Option<u64>,
+    /// The node said in `init_ok` that it reads its stdin as a stream of steps
+    /// (`"pipeline": true`), so several lines may be written to it at once.
+    pipeline: bool,
+    /// Deliveries at the head of the queue whose lines are already in the node's stdin.
+    written_ahead: usize,
     data_dir: PathBuf,
     log: PathBuf,
 }
@@ -153,6 +158,8 @@ pub struct RunStats {
     pub routed: u64,
     /// Lockstep steps taken.
     pub steps: u64,
+    /// Lockstep steps whose line went down the pipe with an earlier step's.
+    pub pipelined: u64,
 }
 
 /// A running cluster. Dropping it kills and reaps every node.
@@ -192,6 +199,8 @@ impl Cluster {
                 incarnation: 0,
                 held: Vec::new(),
                 tick_at: None,
+                pipeline: false,
+                written_ahead: 0,
                 data_dir: config.dir.join(format!("{name}.data")),
                 log: config.dir.join(format!("{name}.log")),
             })
@@ -372,7 +381,7 @@ impl Cluster {
         match self.config.mode {
             TimeMode::Sim => {
                 while !driver.done() {
-                    let Some(Reverse(next)) = self.queue.pop() else {
+                    let Some(Reverse(mut next)) = self.queue.pop() else {
                         break;
                     };
                     if next.time > limit_ns {
@@ -380,6 +389,7 @@ impl Cluster {
                         break;
                     }
                     self.now = self.now.max(next.time);
+                    self.write_ahead(&mut next, limit_ns);
                     self.handle(driver, next.event);
                 }
             }
@@ -406,6 +416,10 @@ impl Cluster {
                 }
             }
         }
+        debug_assert!(
+            self.slots.iter().all(|s| s.written_ahead == 0),
+            "a run ended with lines written ahead but not handled"
+        );
         self.stats.elapsed_ns = self.now();
         self.stats.wall += wall.elapsed();
         self.stats
@@ -438,7 +452,13 @@ impl Cluster {
                         NodeState::Up => {
                             self.journal.record(now, "recv", json!({"id": id}));
                             self.net.delivered(&message.src, &message.dest);
-                            self.deliver_to_node(i, message);
+                            if self.slots[i].written_ahead > 0 {
+                                self.slots[i].written_ahead -= 1;
+                                self.stats.pipelined += 1;
+                                self.finish_step(i);
+                            } else {
+                                self.deliver_to_node(i, message);
+                            }
                         }
                     },
                     None => {
@@ -474,6 +494,68 @@ impl Cluster {
                     self.errors.push(format!("applying fault {what}: {e}"));
                 }
             }
+        }
+    }
+
+    /// In lockstep, writes the delivery `first` (about to be handled) together with the
+    /// deliveries to the same node that follow it in the queue at the same time, if the
+    /// node reads its stdin as a stream (`"pipeline": true`). The node still takes them
+    /// as separate steps, and they are handled one by one in queue order as always:
+    /// nothing a step does can come before them (new events are later in time or in
+    /// order), so the run, and its journal, are exactly those of writing one line per
+    /// step; only the process switches between the steps are saved.
+    fn write_ahead(&mut self, first: &mut Scheduled, limit: u64) {
+        let Event::Deliver { message, .. } = &mut first.event else {
+            return;
+        };
+        let Some(i) = self.names.iter().position(|n| *n == message.dest) else {
+            return;
+        };
+        let slot = &self.slots[i];
+        let Some(process) = slot.process.as_ref() else {
+            return;
+        };
+        if !slot.pipeline || slot.state != NodeState::Up || slot.written_ahead > 0 {
+            return;
+        }
+        // The pipe is empty (the node has read every line it answered), so a batch
+        // that fits in it is written without blocking, whatever the node does.
+        let budget = process.stdin_capacity() / 2;
+        message.now = Some(self.now);
+        let mut lines = serde_json::to_string(&*message).expect("messages serialise");
+        lines.push('\n');
+        let mut batch = Vec::new();
+        while let Some(Reverse(next)) = self.queue.peek() {
+            let same_node =
+                matches!(&next.event, Event::Deliver { message: m, .. } if m.dest == self.names[i]);
+            if !same_node || next.time > self.now || next.time > limit || lines.len() >= budget {
+                break;
+            }
+            let Reverse(mut next) = self.queue.pop().expect("peeked");
+            let Event::Deliver { message, .. } = &mut next.event else {
+                unreachable!("checked above")
+            };
+            message.now = Some(self.now);
+            let line = serde_json::to_string(&*message).expect("messages serialise");
+            if lines.len() + line.len() + 1 > budget {
+                self.queue.push(Reverse(next));
+                break;
+            }
+            lines.push_str(&line);
+            lines.push('\n');
+            batch.push(next);
+        }
+        if batch.is_empty() {
+            return;
+        }
+        let written = batch.len() + 1;
+        // Back in the queue with their sequence numbers: the same order as before.
+        self.queue.extend(batch.into_iter().map(Reverse));
+        let process = self.slots[i].process.as_mut().expect("checked above");
+        // On failure nothing is marked written: the delivery's own write fails the
+        // same way (the pipe is broken) and reports it where it always does.
+        if process.send_lines(&lines).is_ok() {
+            self.slots[i].written_ahead = written;
         }
     }
 
@@ -591,6 +673,10 @@ impl Cluster {
         if message.dest == HARNESS {
             return match message.body.kind.as_str() {
                 "step_done" => Some(message.body.u64("wake_at")),
+                "init_ok" => {
+                    self.slots[i].pipeline = message.body.get("pipeline") == Some(&true.into());
+                    None
+                }
                 _ => None,
             };
         }
@@ -647,6 +733,8 @@ impl Cluster {
         slot.incarnation += 1;
         slot.held.clear();
         slot.tick_at = None;
+        slot.pipeline = false;
+        slot.written_ahead = 0;
     }
 
     /// Spawns node `i` and runs its `init`.
@@ -929,6 +1017,53 @@ mod tests {
             .err()
             .expect("start fails");
         assert!(error.contains("step_done"), "{error}");
+    }
+
+    /// Runs `clients` clients that each write once, all at the same time, so the server
+    /// gets their requests at one virtual time.
+    fn simultaneous_writes(implementation: Implementation, clients: usize) -> (String, RunStats) {
+        let dir = TestDir::new("cluster-pipeline");
+        let mut cluster = Cluster::start(config(&dir, implementation)).unwrap();
+        let config = ClientConfig {
+            attempt_timeout: 20_000_000,
+            op_timeout: 300_000_000,
+            think: Latency::Fixed(0),
+            targets: vec!["n1".into()],
+        };
+        let mut left = vec![true; clients];
+        let workload = move |c: usize, _: &mut StdRng| {
+            std::mem::take(&mut left[c]).then(|| FetchAppendInput::Put {
+                key: "k".into(),
+                value: format!("{c}"),
+            })
+        };
+        let mut driver = Clients::new(KvProtocol, workload, config, clients, 1);
+        let stats = cluster.run(&mut driver, 10_000_000_000);
+        assert!(cluster.errors.is_empty(), "{:?}", cluster.errors);
+        assert_eq!(driver.done.len(), clients);
+        (cluster.journal.text().to_string(), stats)
+    }
+
+    #[test]
+    fn same_time_deliveries_share_a_write_and_change_nothing() {
+        let clients = 40;
+        let (journal, stats) = simultaneous_writes(kvsrv(), clients);
+        assert!(
+            stats.pipelined >= clients as u64 / 2,
+            "our node offers pipelining; {stats:?}"
+        );
+        // The same server with "pipeline" taken out of its init_ok gets its lines one
+        // at a time, and the run is the same.
+        let script = format!(
+            "{} | sed -u 's/,\"pipeline\":true//'",
+            shell_words::quote(&crate::implementation::workspace_binary("kvsrv").to_string_lossy())
+        );
+        let plain = Implementation::from_command(&format!("sh -c {}", shell_words::quote(&script)))
+            .unwrap();
+        let (plain_journal, plain_stats) = simultaneous_writes(plain, clients);
+        assert_eq!(plain_stats.pipelined, 0, "{plain_stats:?}");
+        assert_eq!(plain_stats.steps, stats.steps);
+        assert!(journal == plain_journal, "the journals differ");
     }
 
     #[test]

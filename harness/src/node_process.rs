@@ -29,6 +29,8 @@ pub struct NodeOutput {
 pub struct NodeProcess {
     process: Process,
     stdin: BufWriter<ChildStdin>,
+    /// Bytes the stdin pipe holds before a write blocks.
+    stdin_capacity: usize,
     direct: Option<Direct>,
 }
 
@@ -57,10 +59,12 @@ impl NodeProcess {
         let mut process = Process::spawn(name.to_string(), &mut command)?;
         let stdin = process.child_mut().stdin.take().expect("piped stdin");
         let stdout = process.child_mut().stdout.take().expect("piped stdout");
+        let stdin_capacity = pipe_capacity(&stdin);
         let Some(outputs) = outputs else {
             return Ok(NodeProcess {
                 process,
                 stdin: BufWriter::new(stdin),
+                stdin_capacity,
                 direct: Some(Direct {
                     stdout,
                     buffer: Vec::new(),
@@ -91,6 +95,7 @@ impl NodeProcess {
         Ok(NodeProcess {
             process,
             stdin: BufWriter::new(stdin),
+            stdin_capacity,
             direct: None,
         })
     }
@@ -149,6 +154,18 @@ impl NodeProcess {
         self.stdin.flush()
     }
 
+    /// Writes `lines` (each ending in a newline) in one go.
+    pub fn send_lines(&mut self, lines: &str) -> io::Result<()> {
+        self.stdin.write_all(lines.as_bytes())?;
+        self.stdin.flush()
+    }
+
+    /// How many bytes can be written to an empty stdin pipe without blocking, whatever
+    /// the node does meanwhile.
+    pub fn stdin_capacity(&self) -> usize {
+        self.stdin_capacity
+    }
+
     pub fn process(&mut self) -> &mut Process {
         &mut self.process
     }
@@ -163,4 +180,13 @@ impl NodeProcess {
             .map(|kb| kb * 1024)
             .ok_or_else(|| io::Error::other("no VmRSS in /proc status"))
     }
+}
+
+/// The pipe's capacity (usually 64 KiB; a single page when the user has used up the
+/// system's allowance for pipes), or one page if the kernel does not say.
+fn pipe_capacity(pipe: &ChildStdin) -> usize {
+    const PAGE: usize = 4096;
+    // SAFETY: F_GETPIPE_SZ only reads a property of the descriptor we own.
+    let size = unsafe { libc::fcntl(pipe.as_raw_fd(), libc::F_GETPIPE_SZ) };
+    usize::try_from(size).map_or(PAGE, |s| s.max(PAGE))
 }

@@ -55,6 +55,18 @@
 //! <- {"src":"n1","dest":"harness","body":{"type":"step_done","wake_at":null}}
 //! ```
 //!
+//! A lockstep node may also say, with `"pipeline": true` in its `init_ok`, that it
+//! reads its stdin as a stream: it takes each line as its own step, in order, whether
+//! or not more lines have arrived behind it (any buffered line reader does). The
+//! harness may then write several lines to it at once, deliveries due at the same
+//! virtual time, before it reads their `step_done`s; the node answers them exactly as
+//! above, one step after another, and the run is the same as line by line, only with
+//! fewer process switches. Without the field, lines come one at a time.
+//!
+//! ```text
+//! <- {"src":"n1","dest":"harness","body":{"type":"init_ok","in_reply_to":1,"pipeline":true}}
+//! ```
+//!
 //! Without `lockstep` the node runs on its own clock and timers, exactly as under
 //! Maelstrom, and the harness delivers messages when their simulated delay has passed.
 

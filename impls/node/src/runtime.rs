@@ -53,7 +53,17 @@ where
     let mut storage = Storage::open(init.data_dir.as_deref().map(Path::new))?;
     let mut node = make(&ctx, &storage);
     let mut out = Outbox::new(ctx.node_id.clone());
-    out.reply(&init_msg, Body::new("init_ok"));
+    // Lines are read from a buffered stream, one step each, so the harness may write
+    // several before it reads their step_done (specs::node_protocol).
+    let init_ok = Body::new("init_ok");
+    out.reply(
+        &init_msg,
+        if init.lockstep {
+            init_ok.with("pipeline", true)
+        } else {
+            init_ok
+        },
+    );
     let start_time = if init.lockstep {
         init_msg.now.unwrap_or(0)
     } else {
