@@ -293,7 +293,9 @@ impl Cluster {
         self.route(message);
     }
 
-    /// Asks for `driver.on_wake(token)` at `time`.
+    /// Asks for `driver.on_wake(token)` at `time`, from the driver of the current run
+    /// (or of the next, between runs). Wake-ups still pending when a run ends are
+    /// dropped with it.
     pub fn wake(&mut self, time: u64, token: u64) {
         self.push(time, Event::Wake { token });
     }
@@ -416,6 +418,11 @@ impl Cluster {
                 }
             }
         }
+        // Wake-ups are the driver's, and it is done: left in the queue they would wake
+        // the next run's driver with tokens that mean something else to it (a finished
+        // client's resend timer would make a new client resend at once).
+        self.queue
+            .retain(|Reverse(s)| !matches!(s.event, Event::Wake { .. }));
         debug_assert!(
             self.slots.iter().all(|s| s.written_ahead == 0),
             "a run ended with lines written ahead but not handled"
@@ -1064,6 +1071,49 @@ mod tests {
         assert_eq!(plain_stats.pipelined, 0, "{plain_stats:?}");
         assert_eq!(plain_stats.steps, stats.steps);
         assert!(journal == plain_journal, "the journals differ");
+    }
+
+    /// Asks for one wake-up and keeps every token it is woken with; done once its own
+    /// wake-up came, or at once when `patient` is false.
+    struct Sleeper {
+        token: u64,
+        patient: bool,
+        woken: Vec<u64>,
+    }
+
+    impl Driver for Sleeper {
+        fn start(&mut self, cluster: &mut Cluster) {
+            cluster.wake(cluster.now() + 100_000_000 * self.token, self.token);
+        }
+
+        fn on_message(&mut self, _: &mut Cluster, _: Message) {}
+
+        fn on_wake(&mut self, _: &mut Cluster, token: u64) {
+            self.woken.push(token);
+        }
+
+        fn done(&self) -> bool {
+            !self.patient || self.woken.contains(&self.token)
+        }
+    }
+
+    #[test]
+    fn a_run_ends_its_drivers_wake_ups() {
+        let dir = TestDir::new("cluster-wakes");
+        let mut cluster = Cluster::start(config(&dir, kvsrv())).unwrap();
+        let mut first = Sleeper {
+            token: 1,
+            patient: false,
+            woken: Vec::new(),
+        };
+        cluster.run(&mut first, u64::MAX);
+        let mut second = Sleeper {
+            token: 2,
+            patient: true,
+            woken: Vec::new(),
+        };
+        cluster.run(&mut second, u64::MAX);
+        assert_eq!(second.woken, [2], "woken with the first driver's token");
     }
 
     #[test]
