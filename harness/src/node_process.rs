@@ -38,7 +38,11 @@ pub struct NodeProcess {
 struct Direct {
     stdout: ChildStdout,
     buffer: Vec<u8>,
-    /// How much of `buffer` is known to hold no newline.
+    /// Where the first line not yet returned starts in `buffer`: lines are taken off
+    /// the front by moving this, not by moving the bytes behind them (a read can
+    /// bring hundreds of pipelined steps' lines).
+    start: usize,
+    /// How much of `buffer` after `start` is known to hold no newline.
     scanned: usize,
 }
 
@@ -68,6 +72,7 @@ impl NodeProcess {
                 direct: Some(Direct {
                     stdout,
                     buffer: Vec::new(),
+                    start: 0,
                     scanned: 0,
                 }),
             });
@@ -109,16 +114,28 @@ impl NodeProcess {
             .expect("read_line on a node whose stdout a thread reads");
         let deadline = Instant::now() + timeout;
         loop {
-            if let Some(at) = direct.buffer[direct.scanned..]
-                .iter()
-                .position(|&b| b == b'\n')
-            {
-                let end = direct.scanned + at;
-                let line = String::from_utf8_lossy(&direct.buffer[..end]).into_owned();
-                direct.buffer.drain(..=end);
+            let from = direct.start + direct.scanned;
+            if let Some(at) = memchr::memchr(b'\n', &direct.buffer[from..]) {
+                let end = from + at;
+                let line = if direct.start == 0 && end + 1 == direct.buffer.len() {
+                    // The buffer is this one line (a large message): keep its bytes.
+                    let mut bytes = std::mem::take(&mut direct.buffer);
+                    bytes.pop();
+                    direct.start = 0;
+                    bytes
+                } else {
+                    let bytes = direct.buffer[direct.start..end].to_vec();
+                    direct.start = end + 1;
+                    bytes
+                };
                 direct.scanned = 0;
+                let line = String::from_utf8(line)
+                    .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
                 return Ok(Some(line));
             }
+            // Nothing left to return before the partial line: drop what was returned.
+            direct.buffer.drain(..direct.start);
+            direct.start = 0;
             direct.scanned = direct.buffer.len();
             let left = deadline.saturating_duration_since(Instant::now());
             let mut poll = libc::pollfd {
