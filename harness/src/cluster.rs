@@ -457,7 +457,7 @@ impl Cluster {
                         }
                         NodeState::Paused => self.slots[i].held.push((id, message)),
                         NodeState::Up => {
-                            self.journal.record(now, "recv", json!({"id": id}));
+                            self.journal.record_recv(now, id);
                             self.net.delivered(&message.src, &message.dest);
                             if self.slots[i].written_ahead > 0 {
                                 self.slots[i].written_ahead -= 1;
@@ -469,7 +469,7 @@ impl Cluster {
                         }
                     },
                     None => {
-                        self.journal.record(now, "recv", json!({"id": id}));
+                        self.journal.record_recv(now, id);
                         self.net.delivered(&message.src, &message.dest);
                         driver.on_message(self, message);
                     }
@@ -700,13 +700,8 @@ impl Cluster {
         self.stats.routed += 1;
         let id = self.next_message;
         self.next_message += 1;
-        self.journal.record_raw(
-            now,
-            "send",
-            json!({"id": id, "src": message.src, "dest": message.dest, "fate": fate.to_string()}),
-            "body",
-            &body,
-        );
+        self.journal
+            .record_send(now, id, &message.src, &message.dest, &fate, &body);
         if let Fate::Delivered(delays) = fate {
             let (last, copies) = delays.split_last().expect("delivered at least once");
             for delay in copies {

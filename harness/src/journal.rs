@@ -5,6 +5,8 @@
 //! checks exactly that. It therefore holds virtual times and message contents only,
 //! never wall-clock times, process ids or paths.
 
+use std::fmt::{Display, Write};
+
 use serde_json::{json, Value};
 
 /// Longest message body recorded in full.
@@ -32,27 +34,48 @@ impl Journal {
         self.entries += 1;
     }
 
-    /// Like [`Journal::record`], plus a field `name` holding `raw`, which must be JSON
-    /// already (a message body serialised once for both counting and recording).
-    /// Bodies over [`MAX_RAW`] bytes are recorded as their length and a hash, which
-    /// still tells two runs apart but keeps megabyte values out of the journal.
-    pub fn record_raw(&mut self, time: u64, event: &str, fields: Value, name: &str, raw: &str) {
-        let mut entry = json!({ "t": time, "ev": event });
-        if let (Value::Object(entry), Value::Object(fields)) = (&mut entry, fields) {
-            entry.extend(fields);
-        }
-        let mut line = entry.to_string();
-        line.pop();
-        line.push_str(&format!(",{}:", Value::from(name)));
-        if raw.len() <= MAX_RAW {
-            line.push_str(raw);
+    /// A message the network routed: `{"dest","ev":"send","fate","id","src","t","body"}`
+    /// (the fields in [`Journal::record`]'s order, then the body). `body` must be JSON
+    /// already (serialised once for both counting and recording). Bodies over
+    /// [`MAX_RAW`] bytes are recorded as their length and a hash, which still tells
+    /// two runs apart but keeps megabyte values out of the journal.
+    ///
+    /// Written straight into the text: there is one per message, and building a map
+    /// for each cost more than routing the message.
+    pub fn record_send(
+        &mut self,
+        time: u64,
+        id: u64,
+        src: &str,
+        dest: &str,
+        fate: impl Display,
+        body: &str,
+    ) {
+        let t = &mut self.text;
+        t.push_str("{\"dest\":");
+        push_str_json(t, dest);
+        t.push_str(",\"ev\":\"send\",\"fate\":");
+        push_str_json(t, &fate.to_string());
+        let _ = write!(t, ",\"id\":{id},\"src\":");
+        push_str_json(t, src);
+        let _ = write!(t, ",\"t\":{time},\"body\":");
+        if body.len() <= MAX_RAW {
+            t.push_str(body);
         } else {
-            let digest = format!("{:016x}", digest(raw.as_bytes()));
-            line.push_str(&json!({"bytes": raw.len(), "digest": digest}).to_string());
+            let _ = write!(
+                t,
+                "{{\"bytes\":{},\"digest\":\"{:016x}\"}}",
+                body.len(),
+                digest(body.as_bytes())
+            );
         }
-        line.push('}');
-        self.text.push_str(&line);
-        self.text.push('\n');
+        t.push_str("}\n");
+        self.entries += 1;
+    }
+
+    /// A copy of message `id` reached its destination: `{"ev":"recv","id","t"}`.
+    pub fn record_recv(&mut self, time: u64, id: u64) {
+        let _ = writeln!(self.text, "{{\"ev\":\"recv\",\"id\":{id},\"t\":{time}}}");
         self.entries += 1;
     }
 
@@ -62,6 +85,18 @@ impl Journal {
 
     pub fn entries(&self) -> u64 {
         self.entries
+    }
+}
+
+/// Appends `s` as a JSON string, escaped exactly as serde_json does (quote,
+/// backslash and control characters); names and fates rarely need it.
+fn push_str_json(out: &mut String, s: &str) {
+    if s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
+        out.push_str(&Value::from(s).to_string());
+    } else {
+        out.push('"');
+        out.push_str(s);
+        out.push('"');
     }
 }
 
@@ -98,17 +133,45 @@ mod tests {
         assert_eq!(lines[0]["t"], 5);
         assert_eq!(lines[1]["what"], "isolate n1");
         assert_eq!(j.entries(), 2);
-        j.record_raw(9, "send", json!({"id": 1}), "body", r#"{"type":"x"}"#);
+        j.record_send(9, 1, "c1", "n1", "delay [5]", r#"{"type":"x"}"#);
         let big = format!("{{\"v\":\"{}\"}}", "a".repeat(MAX_RAW));
-        j.record_raw(9, "send", json!({"id": 2}), "body", &big);
+        j.record_send(9, 2, "c\"1\n", "n1", "lost", &big);
+        j.record_recv(10, 1);
         let lines: Vec<Value> = j
             .text()
             .lines()
             .map(|l| serde_json::from_str(l).unwrap())
             .collect();
-        assert_eq!(lines[2]["body"]["type"], "x");
-        assert_eq!(lines[2]["id"], 1);
+        assert_eq!(
+            lines[2],
+            json!({"t": 9, "ev": "send", "id": 1, "src": "c1", "dest": "n1",
+                   "fate": "delay [5]", "body": {"type": "x"}})
+        );
+        assert_eq!(lines[3]["src"], "c\"1\n");
         assert_eq!(lines[3]["body"]["bytes"], big.len());
+        assert_eq!(lines[4], json!({"t": 10, "ev": "recv", "id": 1}));
+        // The same bytes as the general form (its keys in order), then the body.
+        let mut general = Journal::new();
+        general.record(
+            9,
+            "send",
+            json!({"id": 1, "src": "c1", "dest": "n1", "fate": "delay [5]"}),
+        );
+        general.record(10, "recv", json!({"id": 1}));
+        let (send, recv) = (
+            j.text().lines().nth(2).unwrap(),
+            j.text().lines().nth(4).unwrap(),
+        );
+        let general: Vec<&str> = general.text().lines().collect();
+        assert_eq!(
+            send,
+            format!(
+                "{},\"body\":{{\"type\":\"x\"}}}}",
+                general[0].trim_end_matches('}')
+            )
+        );
+        assert_eq!(recv, general[1]);
+        assert_eq!(j.entries(), 5);
         assert_ne!(digest(b"abcdefgh1"), digest(b"abcdefgh2"));
         assert_ne!(digest(b"a"), digest(b"a\0"));
     }
