@@ -16,6 +16,29 @@ pub enum Completion<O> {
     Info,
 }
 
+/// A `call` line; the fields in the order `json!` would sort them into.
+#[derive(Serialize)]
+struct Call<'a, I> {
+    client: u64,
+    id: u64,
+    input: &'a I,
+    time: u64,
+    #[serde(rename = "type")]
+    kind: &'static str,
+}
+
+/// A `return` line, likewise.
+#[derive(Serialize)]
+struct Return<'a, O> {
+    id: u64,
+    outcome: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    output: Option<&'a O>,
+    time: u64,
+    #[serde(rename = "type")]
+    kind: &'static str,
+}
+
 #[derive(Debug, Default)]
 pub struct HistoryLog {
     text: String,
@@ -36,28 +59,38 @@ impl HistoryLog {
         let id = self.next_id;
         self.next_id += 1;
         self.calls += 1;
-        self.line(
-            json!({"type": "call", "id": id, "client": client, "time": time, "input": input}),
-        );
+        self.write(&Call {
+            client,
+            id,
+            input,
+            time,
+            kind: "call",
+        });
         id
     }
 
     pub fn complete<O: Serialize>(&mut self, id: u64, time: u64, completion: &Completion<O>) {
-        let line = match completion {
+        let (outcome, output) = match completion {
             Completion::Ok(output) => {
                 self.ok += 1;
-                json!({"type": "return", "id": id, "time": time, "outcome": "ok", "output": output})
+                ("ok", Some(output))
             }
             Completion::Fail => {
                 self.fail += 1;
-                json!({"type": "return", "id": id, "time": time, "outcome": "fail"})
+                ("fail", None)
             }
             Completion::Info => {
                 self.info += 1;
-                json!({"type": "return", "id": id, "time": time, "outcome": "info"})
+                ("info", None)
             }
         };
-        self.line(line);
+        self.write(&Return {
+            id,
+            outcome,
+            output,
+            time,
+            kind: "return",
+        });
     }
 
     pub fn nemesis(&mut self, time: u64, what: &str) {
@@ -66,6 +99,14 @@ impl HistoryLog {
 
     fn line(&mut self, value: serde_json::Value) {
         self.text.push_str(&value.to_string());
+        self.text.push('\n');
+    }
+
+    /// Serialises a line straight from the operation's input or output: no copy of
+    /// them into a `Value` first (an append's output can be a large value).
+    fn write(&mut self, line: &impl Serialize) {
+        let line = serde_json::to_string(line).expect("history lines serialise");
+        self.text.push_str(&line);
         self.text.push('\n');
     }
 
