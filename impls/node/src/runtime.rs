@@ -154,7 +154,7 @@ fn apply(out: &mut Outbox, storage: &mut Storage, writer: &mut impl Write) -> io
     }
     for effect in effects {
         if let Effect::Send(msg) = effect {
-            serde_json::to_writer(&mut *writer, &msg)?;
+            writer.write_all(msg.to_json().as_bytes())?;
             writer.write_all(b"\n")?;
         }
     }
@@ -168,7 +168,7 @@ fn step_done(ctx: &Context, out: &Outbox, writer: &mut impl Write) -> io::Result
         now: None,
         body: Body::new("step_done").with("wake_at", out.next_wake()),
     };
-    serde_json::to_writer(&mut *writer, &msg)?;
+    writer.write_all(msg.to_json().as_bytes())?;
     writer.write_all(b"\n")?;
     writer.flush()
 }
