@@ -529,7 +529,7 @@ impl Cluster {
         // that fits in it is written without blocking, whatever the node does.
         let budget = process.stdin_capacity() / 2;
         message.now = Some(self.now);
-        let mut lines = serde_json::to_string(&*message).expect("messages serialise");
+        let mut lines = message.to_json();
         lines.push('\n');
         let mut batch = Vec::new();
         while let Some(Reverse(next)) = self.queue.peek() {
@@ -543,7 +543,7 @@ impl Cluster {
                 unreachable!("checked above")
             };
             message.now = Some(self.now);
-            let line = serde_json::to_string(&*message).expect("messages serialise");
+            let line = message.to_json();
             if lines.len() + line.len() + 1 > budget {
                 self.queue.push(Reverse(next));
                 break;
@@ -571,7 +571,7 @@ impl Cluster {
         if self.config.mode == TimeMode::Sim {
             message.now = Some(self.now);
         }
-        let line = serde_json::to_string(&message).expect("messages serialise");
+        let line = message.to_json();
         let Some(process) = self.slots[i].process.as_mut() else {
             return;
         };
@@ -693,7 +693,7 @@ impl Cluster {
 
     fn route(&mut self, message: Message) {
         let now = self.now();
-        let body = serde_json::to_string(&message.body).expect("bodies serialise");
+        let body = message.body.to_json();
         let fate = self
             .net
             .route(&mut self.rng, &message.src, &message.dest, body.len());

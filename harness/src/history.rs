@@ -16,29 +16,6 @@ pub enum Completion<O> {
     Info,
 }
 
-/// A `call` line; the fields in the order `json!` would sort them into.
-#[derive(Serialize)]
-struct Call<'a, I> {
-    client: u64,
-    id: u64,
-    input: &'a I,
-    time: u64,
-    #[serde(rename = "type")]
-    kind: &'static str,
-}
-
-/// A `return` line, likewise.
-#[derive(Serialize)]
-struct Return<'a, O> {
-    id: u64,
-    outcome: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    output: Option<&'a O>,
-    time: u64,
-    #[serde(rename = "type")]
-    kind: &'static str,
-}
-
 #[derive(Debug, Default)]
 pub struct HistoryLog {
     text: String,
@@ -59,38 +36,28 @@ impl HistoryLog {
         let id = self.next_id;
         self.next_id += 1;
         self.calls += 1;
-        self.write(&Call {
-            client,
-            id,
-            input,
-            time,
-            kind: "call",
-        });
+        self.line(
+            json!({"type": "call", "id": id, "client": client, "time": time, "input": input}),
+        );
         id
     }
 
     pub fn complete<O: Serialize>(&mut self, id: u64, time: u64, completion: &Completion<O>) {
-        let (outcome, output) = match completion {
+        let line = match completion {
             Completion::Ok(output) => {
                 self.ok += 1;
-                ("ok", Some(output))
+                json!({"type": "return", "id": id, "time": time, "outcome": "ok", "output": output})
             }
             Completion::Fail => {
                 self.fail += 1;
-                ("fail", None)
+                json!({"type": "return", "id": id, "time": time, "outcome": "fail"})
             }
             Completion::Info => {
                 self.info += 1;
-                ("info", None)
+                json!({"type": "return", "id": id, "time": time, "outcome": "info"})
             }
         };
-        self.write(&Return {
-            id,
-            outcome,
-            output,
-            time,
-            kind: "return",
-        });
+        self.line(line);
     }
 
     pub fn nemesis(&mut self, time: u64, what: &str) {
@@ -98,15 +65,8 @@ impl HistoryLog {
     }
 
     fn line(&mut self, value: serde_json::Value) {
-        self.text.push_str(&value.to_string());
-        self.text.push('\n');
-    }
-
-    /// Serialises a line straight from the operation's input or output: no copy of
-    /// them into a `Value` first (an append's output can be a large value).
-    fn write(&mut self, line: &impl Serialize) {
-        let line = serde_json::to_string(line).expect("history lines serialise");
-        self.text.push_str(&line);
+        // An append's output can be a large value: the fast writer, same bytes.
+        specs::json::push_value(&mut self.text, &value);
         self.text.push('\n');
     }
 
