@@ -12,6 +12,12 @@ use harness::network::{Latency, NetConfig};
 use harness::Implementation;
 use specs::node_protocol::{Body, Message};
 
+// The suite (as in tests/kvsrv.rs) allocates for every message, journal entry and history line, and
+// the linearizability check for every model state; mimalloc makes that cheaper than
+// the system allocator.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Endpoints that bounce every message they get back to another endpoint, so the
 /// loop does nothing but route: fate, journal, queue, delivery.
 struct Bouncer {
