@@ -98,7 +98,9 @@ where
 
     writer.flush()?;
     let start = Instant::now();
-    let (tx, rx) = mpsc::channel::<io::Result<String>>();
+    // Bounded, so a burst of requests waits in the pipe (the kernel's memory), not
+    // in this process as queued lines.
+    let (tx, rx) = mpsc::sync_channel::<io::Result<String>>(64);
     std::thread::spawn(move || {
         for line in lines {
             if tx.send(line).is_err() {
