@@ -74,6 +74,10 @@ impl HistoryLog {
         &self.text
     }
 
+    pub fn into_text(self) -> String {
+        self.text
+    }
+
     /// (calls, ok, fail, info) so far.
     pub fn counts(&self) -> (u64, u64, u64, u64) {
         (self.calls, self.ok, self.fail, self.info)

@@ -83,6 +83,10 @@ impl Journal {
         &self.text
     }
 
+    pub fn into_text(self) -> String {
+        self.text
+    }
+
     pub fn entries(&self) -> u64 {
         self.entries
     }
