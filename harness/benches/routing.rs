@@ -208,6 +208,14 @@ fn main() {
                 .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
         })
         .unwrap_or_default();
+    // The node under test is a binary of its own: measure the current one, not
+    // whatever an earlier build left (Implementation::ours only builds a missing one).
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let built = std::process::Command::new(cargo)
+        .args(["build", "--release", "-p", "kvsrv", "--bin", kvsrv::BIN])
+        .status()
+        .expect("cargo runs");
+    assert!(built.success(), "building {} failed", kvsrv::BIN);
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!("machine: {cores} cores, {cpu}\n");
     routing_table();

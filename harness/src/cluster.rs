@@ -158,7 +158,8 @@ pub struct RunStats {
     pub routed: u64,
     /// Lockstep steps taken.
     pub steps: u64,
-    /// Lockstep steps whose line went down the pipe with an earlier step's.
+    /// Lockstep steps whose line was written to the node together with other steps'
+    /// (see `"pipeline"` in `specs::node_protocol`).
     pub pipelined: u64,
 }
 
