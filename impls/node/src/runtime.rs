@@ -21,12 +21,12 @@ where
     F: FnOnce(&Context, &Storage) -> N,
 {
     // Stdin itself (not its lock) so the reader can move to a thread in real time.
-    let mut lines = io::BufReader::new(io::stdin()).lines();
+    let mut reader = io::BufReader::new(io::stdin());
     let stdout = io::stdout();
     let mut writer = BufWriter::new(stdout.lock());
 
     let (init_msg, init) = loop {
-        let Some(line) = lines.next() else {
+        let Some(line) = next_line(&mut reader) else {
             return Ok(());
         };
         let line = line?;
@@ -74,10 +74,12 @@ where
 
     if init.lockstep {
         step_done(&ctx, &out, &mut writer)?;
-        for line in lines {
+        end_steps(&reader, &mut writer)?;
+        while let Some(line) = next_line(&mut reader) {
             let line = line?;
             let Some(msg) = parse(&line) else {
                 step_done(&ctx, &out, &mut writer)?;
+                end_steps(&reader, &mut writer)?;
                 continue;
             };
             let now = msg.now.unwrap_or_else(|| {
@@ -92,6 +94,7 @@ where
             }
             apply(&mut out, &mut storage, &mut writer)?;
             step_done(&ctx, &out, &mut writer)?;
+            end_steps(&reader, &mut writer)?;
         }
         return Ok(());
     }
@@ -102,7 +105,7 @@ where
     // in this process as queued lines.
     let (tx, rx) = mpsc::sync_channel::<io::Result<String>>(64);
     std::thread::spawn(move || {
-        for line in lines {
+        for line in reader.lines() {
             if tx.send(line).is_err() {
                 break;
             }
@@ -163,6 +166,24 @@ fn apply(out: &mut Outbox, storage: &mut Storage, writer: &mut impl Write) -> io
     Ok(())
 }
 
+/// The next line without its line ending, like `BufRead::lines`; `None` at the end.
+fn next_line(reader: &mut impl BufRead) -> Option<io::Result<String>> {
+    let mut line = String::new();
+    match reader.read_line(&mut line) {
+        Ok(0) => None,
+        Ok(_) => {
+            if line.ends_with('\n') {
+                line.pop();
+                if line.ends_with('\r') {
+                    line.pop();
+                }
+            }
+            Some(Ok(line))
+        }
+        Err(e) => Some(Err(e)),
+    }
+}
+
 fn step_done(ctx: &Context, out: &Outbox, writer: &mut impl Write) -> io::Result<()> {
     let msg = Message {
         src: ctx.node_id.clone(),
@@ -171,8 +192,20 @@ fn step_done(ctx: &Context, out: &Outbox, writer: &mut impl Write) -> io::Result
         body: Body::new("step_done").with("wake_at", out.next_wake()),
     };
     writer.write_all(msg.to_json().as_bytes())?;
-    writer.write_all(b"\n")?;
-    writer.flush()
+    writer.write_all(b"\n")
+}
+
+/// Sends the steps written so far unless the next line is already here: then it is
+/// handled at once (the harness wrote several, see `"pipeline"` in
+/// `specs::node_protocol`) and their answers go out together. Reading can only
+/// block when no whole line is buffered, and by then everything is flushed, so the
+/// harness never waits for an answer that sits in our buffer.
+fn end_steps<R>(reader: &io::BufReader<R>, writer: &mut impl Write) -> io::Result<()> {
+    if reader.buffer().contains(&b'\n') {
+        Ok(())
+    } else {
+        writer.flush()
+    }
 }
 
 fn fnv(bytes: &[u8]) -> u64 {
