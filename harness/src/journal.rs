@@ -104,17 +104,26 @@ fn push_str_json(out: &mut String, s: &str) {
     }
 }
 
-/// FNV-1a over 8-byte words: a stable fingerprint (unlike std's hashers, the same
-/// in every build), fast enough for megabyte bodies.
+/// FNV-1a over 8-byte words, in four interleaved lanes folded together at the end:
+/// a stable fingerprint (unlike std's hashers, the same in every build). One lane's
+/// multiplications wait for each other; four overlap, so a 128 KiB body costs a
+/// quarter of the time.
 fn digest(bytes: &[u8]) -> u64 {
-    let mut chunks = bytes.chunks_exact(8);
-    let mut h = 0xcbf2_9ce4_8422_2325u64;
-    for chunk in &mut chunks {
-        let word = u64::from_le_bytes(chunk.try_into().expect("8 bytes"));
-        h = (h ^ word).wrapping_mul(0x100_0000_01b3);
+    const PRIME: u64 = 0x100_0000_01b3;
+    let basis = 0xcbf2_9ce4_8422_2325u64;
+    let mut lanes = [basis, basis ^ 1, basis ^ 2, basis ^ 3];
+    let mut blocks = bytes.chunks_exact(32);
+    for block in &mut blocks {
+        for (lane, word) in lanes.iter_mut().zip(block.chunks_exact(8)) {
+            let word = u64::from_le_bytes(word.try_into().expect("8 bytes"));
+            *lane = (*lane ^ word).wrapping_mul(PRIME);
+        }
     }
-    for &b in chunks.remainder() {
-        h = (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
+    let mut h = lanes
+        .iter()
+        .fold(basis, |h, &lane| (h ^ lane).wrapping_mul(PRIME));
+    for &b in blocks.remainder() {
+        h = (h ^ u64::from(b)).wrapping_mul(PRIME);
     }
     h ^ bytes.len() as u64
 }
@@ -178,5 +187,15 @@ mod tests {
         assert_eq!(j.entries(), 5);
         assert_ne!(digest(b"abcdefgh1"), digest(b"abcdefgh2"));
         assert_ne!(digest(b"a"), digest(b"a\0"));
+        // Every lane and the tail count, and so does where a byte is.
+        let block: Vec<u8> = (0..100u8).collect();
+        for at in 0..block.len() {
+            let mut changed = block.clone();
+            changed[at] ^= 1;
+            assert_ne!(digest(&block), digest(&changed), "byte {at}");
+        }
+        let mut swapped = block.clone();
+        swapped.swap(0, 8);
+        assert_ne!(digest(&block), digest(&swapped));
     }
 }
