@@ -65,7 +65,9 @@ pub fn push_value(out: &mut String, value: &Value) {
 /// Appends `s` as a JSON string.
 pub fn push_str(out: &mut String, s: &str) {
     const BLOCK: usize = 32;
-    out.reserve(s.len() + 2);
+    // Room for the quotes and what usually follows (a brace or two, the next
+    // field's name), so a long string is not copied again by a later push.
+    out.reserve(s.len() + 64);
     out.push('"');
     let bytes = s.as_bytes();
     // Start of the run not yet copied. Every escaped byte is ASCII, so the run's
