@@ -105,7 +105,7 @@ struct NodeSlot {
     state: NodeState,
     incarnation: u64,
     /// Deliveries waiting for a paused node.
-    held: Vec<(u64, Message)>,
+    held: Vec<(u64, Box<Message>)>,
     tick_at: Option<u64>,
     /// The node said in `init_ok` that it reads its stdin as a stream of steps
     /// (`"pipeline": true`), so several lines may be written to it at once.
@@ -118,9 +118,18 @@ struct NodeSlot {
 
 #[derive(Debug)]
 enum Event {
-    Deliver { id: u64, message: Message },
-    Tick { node: usize, incarnation: u64 },
-    Wake { token: u64 },
+    /// Boxed, so the queue moves a pointer when it reorders, not a whole message.
+    Deliver {
+        id: u64,
+        message: Box<Message>,
+    },
+    Tick {
+        node: usize,
+        incarnation: u64,
+    },
+    Wake {
+        token: u64,
+    },
     Fault(Fault),
 }
 
@@ -465,14 +474,14 @@ impl Cluster {
                                 self.stats.pipelined += 1;
                                 self.finish_step(i);
                             } else {
-                                self.deliver_to_node(i, message);
+                                self.deliver_to_node(i, *message);
                             }
                         }
                     },
                     None => {
                         self.journal.record_recv(now, id);
                         self.net.delivered(&message.src, &message.dest);
-                        driver.on_message(self, message);
+                        driver.on_message(self, *message);
                     }
                 }
             }
@@ -705,6 +714,7 @@ impl Cluster {
             .record_send(now, id, &message.src, &message.dest, &fate, &body);
         if let Fate::Delivered(delays) = fate {
             let (last, copies) = delays.split_last().expect("delivered at least once");
+            let message = Box::new(message);
             for delay in copies {
                 let message = message.clone();
                 self.push(now + delay, Event::Deliver { id, message });
