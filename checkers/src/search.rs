@@ -177,6 +177,13 @@ pub fn search<M: Model>(
     // cache key of the configuration it led to)
     let mut stack: Vec<(usize, M::State, bool, u64)> = Vec::new();
     let mut pending_returns = n_known;
+    // Read-only operations with a known outcome not yet linearized: with none, the
+    // pass over the candidates for reads and the check for lost reads, each a walk of
+    // the whole window, are skipped (a window of a thousand concurrent writes would
+    // make every step cost a thousand).
+    let mut pending_reads = (0..ops.len())
+        .filter(|&i| read_only[i] && ops[i].ret.is_some())
+        .count();
     let mut longest: Vec<usize> = Vec::new();
     let mut stuck = 0usize;
     let mut steps: u64 = 0;
@@ -191,6 +198,7 @@ pub fn search<M: Model>(
                 known_list.unlink(call_entry[op]);
                 known_list.unlink(return_entry[op]);
                 pending_returns -= 1;
+                pending_reads -= usize::from(read_only[op]);
             } else {
                 unknown.insert(slot[op], &unknown_keys);
                 unknown_list.unlink(call_entry[op]);
@@ -205,6 +213,7 @@ pub fn search<M: Model>(
                 known_list.relink(return_entry[op]);
                 known_list.relink(call_entry[op]);
                 pending_returns += 1;
+                pending_reads += usize::from(read_only[op]);
             } else {
                 unknown.remove(slot[op], &unknown_keys);
                 unknown_list.relink(call_entry[op]);
@@ -312,6 +321,10 @@ pub fn search<M: Model>(
         }
         // A return is always ahead while some remain: the walk cannot run off the end.
         let op = match cursor {
+            Cursor::Reads(_) if pending_reads == 0 => {
+                cursor = Cursor::Writes(known_list.first());
+                continue;
+            }
             Cursor::Reads(e) if known_list.is_call[e as usize] => {
                 let op = known_list.op[e as usize] as usize;
                 if !read_only[op] {
@@ -371,7 +384,7 @@ pub fn search<M: Model>(
                 } else {
                     Cursor::Reads(known_list.first())
                 };
-                if M::PRUNES_READS && !forced && some_read_is_lost!() {
+                if M::PRUNES_READS && !forced && pending_reads > 0 && some_read_is_lost!() {
                     cursor = backtrack!();
                 }
                 continue;

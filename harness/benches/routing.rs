@@ -12,6 +12,12 @@ use harness::network::{Latency, NetConfig};
 use harness::Implementation;
 use specs::node_protocol::{Body, Message};
 
+// The suite (as in tests/kvsrv.rs) allocates for every message, journal entry and history line, and
+// the linearizability check for every model state; mimalloc makes that cheaper than
+// the system allocator.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Endpoints that bounce every message they get back to another endpoint, so the
 /// loop does nothing but route: fate, journal, queue, delivery.
 struct Bouncer {
@@ -202,6 +208,14 @@ fn main() {
                 .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
         })
         .unwrap_or_default();
+    // The node under test is a binary of its own: measure the current one, not
+    // whatever an earlier build left (Implementation::ours only builds a missing one).
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let built = std::process::Command::new(cargo)
+        .args(["build", "--release", "-p", "kvsrv", "--bin", kvsrv::BIN])
+        .status()
+        .expect("cargo runs");
+    assert!(built.success(), "building {} failed", kvsrv::BIN);
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!("machine: {cores} cores, {cpu}\n");
     routing_table();

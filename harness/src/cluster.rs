@@ -118,8 +118,13 @@ struct NodeSlot {
     state: NodeState,
     incarnation: u64,
     /// Deliveries waiting for a paused node.
-    held: Vec<(u64, Message)>,
+    held: Vec<(u64, Box<Message>)>,
     tick_at: Option<u64>,
+    /// The node said in `init_ok` that it reads its stdin as a stream of steps
+    /// (`"pipeline": true`), so several lines may be written to it at once.
+    pipeline: bool,
+    /// Deliveries at the head of the queue whose lines are already in the node's stdin.
+    written_ahead: usize,
     data_dir: PathBuf,
     log: PathBuf,
     /// The filesystem on `data_dir` with [`Durability::LazyFs`]. Declared after
@@ -129,9 +134,18 @@ struct NodeSlot {
 
 #[derive(Debug)]
 enum Event {
-    Deliver { id: u64, message: Message },
-    Tick { node: usize, incarnation: u64 },
-    Wake { token: u64 },
+    /// Boxed, so the queue moves a pointer when it reorders, not a whole message.
+    Deliver {
+        id: u64,
+        message: Box<Message>,
+    },
+    Tick {
+        node: usize,
+        incarnation: u64,
+    },
+    Wake {
+        token: u64,
+    },
     Fault(Fault),
 }
 
@@ -169,6 +183,9 @@ pub struct RunStats {
     pub routed: u64,
     /// Lockstep steps taken.
     pub steps: u64,
+    /// Lockstep steps whose line was written to the node together with other steps'
+    /// (see `"pipeline"` in `specs::node_protocol`).
+    pub pipelined: u64,
 }
 
 /// A running cluster. Dropping it kills and reaps every node.
@@ -223,6 +240,8 @@ impl Cluster {
                 incarnation: 0,
                 held: Vec::new(),
                 tick_at: None,
+                pipeline: false,
+                written_ahead: 0,
                 data_dir,
                 log: config.dir.join(format!("{name}.log")),
                 fs,
@@ -325,7 +344,9 @@ impl Cluster {
         self.route(message);
     }
 
-    /// Asks for `driver.on_wake(token)` at `time`.
+    /// Asks for `driver.on_wake(token)` at `time`, from the driver of the current run
+    /// (or of the next, between runs). Wake-ups still pending when a run ends are
+    /// dropped with it.
     pub fn wake(&mut self, time: u64, token: u64) {
         self.push(time, Event::Wake { token });
     }
@@ -443,7 +464,7 @@ impl Cluster {
         match self.config.mode {
             TimeMode::Sim => {
                 while !driver.done() {
-                    let Some(Reverse(next)) = self.queue.pop() else {
+                    let Some(Reverse(mut next)) = self.queue.pop() else {
                         break;
                     };
                     if next.time > limit_ns {
@@ -451,6 +472,7 @@ impl Cluster {
                         break;
                     }
                     self.now = self.now.max(next.time);
+                    self.write_ahead(&mut next, limit_ns);
                     self.handle(driver, next.event);
                 }
             }
@@ -477,6 +499,15 @@ impl Cluster {
                 }
             }
         }
+        // Wake-ups are the driver's, and it is done: left in the queue they would wake
+        // the next run's driver with tokens that mean something else to it (a finished
+        // client's resend timer would make a new client resend at once).
+        self.queue
+            .retain(|Reverse(s)| !matches!(s.event, Event::Wake { .. }));
+        debug_assert!(
+            self.slots.iter().all(|s| s.written_ahead == 0),
+            "a run ended with lines written ahead but not handled"
+        );
         self.stats.elapsed_ns = self.now();
         self.stats.wall += wall.elapsed();
         self.stats
@@ -507,15 +538,21 @@ impl Cluster {
                         }
                         NodeState::Paused => self.slots[i].held.push((id, message)),
                         NodeState::Up => {
-                            self.journal.record(now, "recv", json!({"id": id}));
+                            self.journal.record_recv(now, id);
                             self.net.delivered(&message.src, &message.dest);
-                            self.deliver_to_node(i, message);
+                            if self.slots[i].written_ahead > 0 {
+                                self.slots[i].written_ahead -= 1;
+                                self.stats.pipelined += 1;
+                                self.finish_step(i);
+                            } else {
+                                self.deliver_to_node(i, *message);
+                            }
                         }
                     },
                     None => {
-                        self.journal.record(now, "recv", json!({"id": id}));
+                        self.journal.record_recv(now, id);
                         self.net.delivered(&message.src, &message.dest);
-                        driver.on_message(self, message);
+                        driver.on_message(self, *message);
                     }
                 }
             }
@@ -548,12 +585,74 @@ impl Cluster {
         }
     }
 
+    /// In lockstep, writes the delivery `first` (about to be handled) together with the
+    /// deliveries to the same node that follow it in the queue at the same time, if the
+    /// node reads its stdin as a stream (`"pipeline": true`). The node still takes them
+    /// as separate steps, and they are handled one by one in queue order as always:
+    /// nothing a step does can come before them (new events are later in time or in
+    /// order), so the run, and its journal, are exactly those of writing one line per
+    /// step; only the process switches between the steps are saved.
+    fn write_ahead(&mut self, first: &mut Scheduled, limit: u64) {
+        let Event::Deliver { message, .. } = &mut first.event else {
+            return;
+        };
+        let Some(i) = self.names.iter().position(|n| *n == message.dest) else {
+            return;
+        };
+        let slot = &self.slots[i];
+        let Some(process) = slot.process.as_ref() else {
+            return;
+        };
+        if !slot.pipeline || slot.state != NodeState::Up || slot.written_ahead > 0 {
+            return;
+        }
+        // The pipe is empty (the node has read every line it answered), so a batch
+        // that fits in it is written without blocking, whatever the node does.
+        let budget = process.stdin_capacity() / 2;
+        message.now = Some(self.now);
+        let mut lines = message.to_json();
+        lines.push('\n');
+        let mut batch = Vec::new();
+        while let Some(Reverse(next)) = self.queue.peek() {
+            let same_node =
+                matches!(&next.event, Event::Deliver { message: m, .. } if m.dest == self.names[i]);
+            if !same_node || next.time > self.now || next.time > limit || lines.len() >= budget {
+                break;
+            }
+            let Reverse(mut next) = self.queue.pop().expect("peeked");
+            let Event::Deliver { message, .. } = &mut next.event else {
+                unreachable!("checked above")
+            };
+            message.now = Some(self.now);
+            let line = message.to_json();
+            if lines.len() + line.len() + 1 > budget {
+                self.queue.push(Reverse(next));
+                break;
+            }
+            lines.push_str(&line);
+            lines.push('\n');
+            batch.push(next);
+        }
+        if batch.is_empty() {
+            return;
+        }
+        let written = batch.len() + 1;
+        // Back in the queue with their sequence numbers: the same order as before.
+        self.queue.extend(batch.into_iter().map(Reverse));
+        let process = self.slots[i].process.as_mut().expect("checked above");
+        // On failure nothing is marked written: the delivery's own write fails the
+        // same way (the pipe is broken) and reports it where it always does.
+        if process.send_lines(&lines).is_ok() {
+            self.slots[i].written_ahead = written;
+        }
+    }
+
     /// Writes `message` to node `i`; in lockstep, runs the step to its end.
     fn deliver_to_node(&mut self, i: usize, mut message: Message) {
         if self.config.mode == TimeMode::Sim {
             message.now = Some(self.now);
         }
-        let line = serde_json::to_string(&message).expect("messages serialise");
+        let line = message.to_json();
         let Some(process) = self.slots[i].process.as_mut() else {
             return;
         };
@@ -662,6 +761,10 @@ impl Cluster {
         if message.dest == HARNESS {
             return match message.body.kind.as_str() {
                 "step_done" => Some(message.body.u64("wake_at")),
+                "init_ok" => {
+                    self.slots[i].pipeline = message.body.get("pipeline") == Some(&true.into());
+                    None
+                }
                 _ => None,
             };
         }
@@ -671,22 +774,18 @@ impl Cluster {
 
     fn route(&mut self, message: Message) {
         let now = self.now();
-        let body = serde_json::to_string(&message.body).expect("bodies serialise");
+        let body = message.body.to_json();
         let fate = self
             .net
             .route(&mut self.rng, &message.src, &message.dest, body.len());
         self.stats.routed += 1;
         let id = self.next_message;
         self.next_message += 1;
-        self.journal.record_raw(
-            now,
-            "send",
-            json!({"id": id, "src": message.src, "dest": message.dest, "fate": fate.to_string()}),
-            "body",
-            &body,
-        );
+        self.journal
+            .record_send(now, id, &message.src, &message.dest, &fate, &body);
         if let Fate::Delivered(delays) = fate {
             let (last, copies) = delays.split_last().expect("delivered at least once");
+            let message = Box::new(message);
             for delay in copies {
                 let message = message.clone();
                 self.push(now + delay, Event::Deliver { id, message });
@@ -725,6 +824,8 @@ impl Cluster {
         slot.incarnation += 1;
         slot.held.clear();
         slot.tick_at = None;
+        slot.pipeline = false;
+        slot.written_ahead = 0;
         reaped
     }
 
@@ -1139,6 +1240,96 @@ mod tests {
             "still up"
         );
         assert!(!cluster.history.text().contains("power loss"));
+    }
+
+    /// Runs `clients` clients that each write once, all at the same time, so the server
+    /// gets their requests at one virtual time.
+    fn simultaneous_writes(implementation: Implementation, clients: usize) -> (String, RunStats) {
+        let dir = TestDir::new("cluster-pipeline");
+        let mut cluster = Cluster::start(config(&dir, implementation)).unwrap();
+        let config = ClientConfig {
+            attempt_timeout: 20_000_000,
+            op_timeout: 300_000_000,
+            think: Latency::Fixed(0),
+            targets: vec!["n1".into()],
+        };
+        let mut left = vec![true; clients];
+        let workload = move |c: usize, _: &mut StdRng| {
+            std::mem::take(&mut left[c]).then(|| FetchAppendInput::Put {
+                key: "k".into(),
+                value: format!("{c}"),
+            })
+        };
+        let mut driver = Clients::new(KvProtocol, workload, config, clients, 1);
+        let stats = cluster.run(&mut driver, 10_000_000_000);
+        assert!(cluster.errors.is_empty(), "{:?}", cluster.errors);
+        assert_eq!(driver.done.len(), clients);
+        (cluster.journal.text().to_string(), stats)
+    }
+
+    #[test]
+    fn same_time_deliveries_share_a_write_and_change_nothing() {
+        let clients = 40;
+        let (journal, stats) = simultaneous_writes(kvsrv(), clients);
+        assert!(
+            stats.pipelined >= clients as u64 / 2,
+            "our node offers pipelining; {stats:?}"
+        );
+        // The same server with "pipeline" taken out of its init_ok gets its lines one
+        // at a time, and the run is the same.
+        let script = format!(
+            "{} | sed -u 's/,\"pipeline\":true//'",
+            shell_words::quote(&crate::implementation::workspace_binary("kvsrv").to_string_lossy())
+        );
+        let plain = Implementation::from_command(&format!("sh -c {}", shell_words::quote(&script)))
+            .unwrap();
+        let (plain_journal, plain_stats) = simultaneous_writes(plain, clients);
+        assert_eq!(plain_stats.pipelined, 0, "{plain_stats:?}");
+        assert_eq!(plain_stats.steps, stats.steps);
+        assert!(journal == plain_journal, "the journals differ");
+    }
+
+    /// Asks for one wake-up and keeps every token it is woken with; done once its own
+    /// wake-up came, or at once when `patient` is false.
+    struct Sleeper {
+        token: u64,
+        patient: bool,
+        woken: Vec<u64>,
+    }
+
+    impl Driver for Sleeper {
+        fn start(&mut self, cluster: &mut Cluster) {
+            cluster.wake(cluster.now() + 100_000_000 * self.token, self.token);
+        }
+
+        fn on_message(&mut self, _: &mut Cluster, _: Message) {}
+
+        fn on_wake(&mut self, _: &mut Cluster, token: u64) {
+            self.woken.push(token);
+        }
+
+        fn done(&self) -> bool {
+            !self.patient || self.woken.contains(&self.token)
+        }
+    }
+
+    #[test]
+    fn a_run_ends_its_drivers_wake_ups() {
+        let dir = TestDir::new("cluster-wakes");
+        let mut cluster = Cluster::start(config(&dir, kvsrv())).unwrap();
+        let mut first = Sleeper {
+            token: 1,
+            patient: false,
+            woken: Vec::new(),
+        };
+        cluster.run(&mut first, u64::MAX);
+        let mut second = Sleeper {
+            token: 2,
+            patient: true,
+            woken: Vec::new(),
+        };
+        cluster.run(&mut second, u64::MAX);
+        assert_eq!(second.woken, [2], "woken with the first driver's token");
     }
 
     #[test]

@@ -29,6 +29,8 @@ pub struct NodeOutput {
 pub struct NodeProcess {
     process: Process,
     stdin: BufWriter<ChildStdin>,
+    /// Bytes the stdin pipe holds before a write blocks.
+    stdin_capacity: usize,
     direct: Option<Direct>,
 }
 
@@ -36,7 +38,11 @@ pub struct NodeProcess {
 struct Direct {
     stdout: ChildStdout,
     buffer: Vec<u8>,
-    /// How much of `buffer` is known to hold no newline.
+    /// Where the first line not yet returned starts in `buffer`: lines are taken off
+    /// the front by moving this, not by moving the bytes behind them (a read can
+    /// bring hundreds of pipelined steps' lines).
+    start: usize,
+    /// How much of `buffer` after `start` is known to hold no newline.
     scanned: usize,
 }
 
@@ -57,13 +63,16 @@ impl NodeProcess {
         let mut process = Process::spawn(name.to_string(), &mut command)?;
         let stdin = process.child_mut().stdin.take().expect("piped stdin");
         let stdout = process.child_mut().stdout.take().expect("piped stdout");
+        let stdin_capacity = pipe_capacity(&stdin);
         let Some(outputs) = outputs else {
             return Ok(NodeProcess {
                 process,
                 stdin: BufWriter::new(stdin),
+                stdin_capacity,
                 direct: Some(Direct {
                     stdout,
                     buffer: Vec::new(),
+                    start: 0,
                     scanned: 0,
                 }),
             });
@@ -91,6 +100,7 @@ impl NodeProcess {
         Ok(NodeProcess {
             process,
             stdin: BufWriter::new(stdin),
+            stdin_capacity,
             direct: None,
         })
     }
@@ -104,16 +114,28 @@ impl NodeProcess {
             .expect("read_line on a node whose stdout a thread reads");
         let deadline = Instant::now() + timeout;
         loop {
-            if let Some(at) = direct.buffer[direct.scanned..]
-                .iter()
-                .position(|&b| b == b'\n')
-            {
-                let end = direct.scanned + at;
-                let line = String::from_utf8_lossy(&direct.buffer[..end]).into_owned();
-                direct.buffer.drain(..=end);
+            let from = direct.start + direct.scanned;
+            if let Some(at) = memchr::memchr(b'\n', &direct.buffer[from..]) {
+                let end = from + at;
+                let line = if direct.start == 0 && end + 1 == direct.buffer.len() {
+                    // The buffer is this one line (a large message): keep its bytes.
+                    let mut bytes = std::mem::take(&mut direct.buffer);
+                    bytes.pop();
+                    direct.start = 0;
+                    bytes
+                } else {
+                    let bytes = direct.buffer[direct.start..end].to_vec();
+                    direct.start = end + 1;
+                    bytes
+                };
                 direct.scanned = 0;
+                let line = String::from_utf8(line)
+                    .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
                 return Ok(Some(line));
             }
+            // Nothing left to return before the partial line: drop what was returned.
+            direct.buffer.drain(..direct.start);
+            direct.start = 0;
             direct.scanned = direct.buffer.len();
             let left = deadline.saturating_duration_since(Instant::now());
             let mut poll = libc::pollfd {
@@ -149,6 +171,18 @@ impl NodeProcess {
         self.stdin.flush()
     }
 
+    /// Writes `lines` (each ending in a newline) in one go.
+    pub fn send_lines(&mut self, lines: &str) -> io::Result<()> {
+        self.stdin.write_all(lines.as_bytes())?;
+        self.stdin.flush()
+    }
+
+    /// How many bytes can be written to an empty stdin pipe without blocking, whatever
+    /// the node does meanwhile.
+    pub fn stdin_capacity(&self) -> usize {
+        self.stdin_capacity
+    }
+
     pub fn process(&mut self) -> &mut Process {
         &mut self.process
     }
@@ -163,4 +197,13 @@ impl NodeProcess {
             .map(|kb| kb * 1024)
             .ok_or_else(|| io::Error::other("no VmRSS in /proc status"))
     }
+}
+
+/// The pipe's capacity (usually 64 KiB; a single page when the user has used up the
+/// system's allowance for pipes), or one page if the kernel does not say.
+fn pipe_capacity(pipe: &ChildStdin) -> usize {
+    const PAGE: usize = 4096;
+    // SAFETY: F_GETPIPE_SZ only reads a property of the descriptor we own.
+    let size = unsafe { libc::fcntl(pipe.as_raw_fd(), libc::F_GETPIPE_SZ) };
+    usize::try_from(size).map_or(PAGE, |s| s.max(PAGE))
 }

@@ -6,6 +6,12 @@
 //! simulated time; `SEED=<n>` replays a run. Every test checks its whole history for
 //! linearizability; a failing one leaves its evidence under `target/harness-runs/kvsrv/`.
 
+// A suite run allocates for every message, journal entry and history line, and
+// the linearizability check for every model state; mimalloc makes that cheaper than
+// the system allocator.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Every test is under `kvsrv::`, so `-E 'test(/^kvsrv::/)'` selects the system.
 mod kvsrv {
     use harness::cluster::TimeMode;

@@ -14,6 +14,7 @@
 //! | [`KvFetchAppend`] | get, put, append returning the old value, cas | the key/value server |
 
 pub mod index;
+pub mod json;
 pub mod kv;
 pub mod kv_fetch_append;
 pub mod kvsrv_model;

@@ -62,13 +62,83 @@ pub enum Line {
     },
 }
 
+/// A line as read: every field of every kind, checked against its kind afterwards.
+/// [`Line`] says the same, but serde reads an internally tagged enum by buffering
+/// the whole line first, which made reading a harness's history cost more than
+/// checking it.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLine<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: std::borrow::Cow<'a, str>,
+    id: Option<u64>,
+    client: Option<u64>,
+    time: Option<u64>,
+    input: Option<Value>,
+    outcome: Option<OutcomeName>,
+    output: Option<Value>,
+    what: Option<String>,
+}
+
+impl RawLine<'_> {
+    /// The line as a [`Line`], or what is wrong with it.
+    fn into_line(self) -> Result<Line, String> {
+        let kind = &*self.kind;
+        let present = [
+            ("id", self.id.is_some()),
+            ("client", self.client.is_some()),
+            ("input", self.input.is_some()),
+            ("outcome", self.outcome.is_some()),
+            ("output", self.output.is_some()),
+            ("what", self.what.is_some()),
+        ];
+        let allowed: &[&str] = match kind {
+            "call" => &["id", "client", "input"],
+            "return" => &["id", "outcome", "output"],
+            "nemesis" => &["what"],
+            other => {
+                return Err(format!(
+                    "unknown variant `{other}`, expected one of `call`, `return`, `nemesis`"
+                ))
+            }
+        };
+        if let Some((field, _)) = present
+            .iter()
+            .find(|(field, here)| *here && !allowed.contains(field))
+        {
+            return Err(format!("unknown field `{field}` in a {kind} line"));
+        }
+        let missing = |field: &str| format!("missing field `{field}`");
+        Ok(match kind {
+            "call" => Line::Call {
+                id: self.id.ok_or_else(|| missing("id"))?,
+                client: self.client.ok_or_else(|| missing("client"))?,
+                time: self.time,
+                input: self.input.ok_or_else(|| missing("input"))?,
+            },
+            "return" => Line::Return {
+                id: self.id.ok_or_else(|| missing("id"))?,
+                time: self.time,
+                outcome: self.outcome.ok_or_else(|| missing("outcome"))?,
+                output: self.output,
+            },
+            _ => Line::Nemesis {
+                time: self.time,
+                what: self.what.ok_or_else(|| missing("what"))?,
+            },
+        })
+    }
+}
+
 /// Parses a whole file.
 pub fn parse<M: Model>(model: &M, text: &str) -> Result<History<M::Input, M::Output>, ParseError> {
     let mut events = Events::new(model);
     for (index, raw) in super::records(text) {
         let line = index + 1;
-        let parsed: Line =
-            serde_json::from_str(raw).map_err(|e| ParseError::new(line, e.to_string()))?;
+        let parsed = serde_json::from_str::<RawLine>(raw)
+            .map_err(|e| e.to_string())
+            .and_then(RawLine::into_line)
+            .map_err(|e| ParseError::new(line, e))?;
         let at = |time: Option<u64>| time.unwrap_or(index as u64);
         match parsed {
             Line::Call {
@@ -235,5 +305,50 @@ mod tests {
         let text = "{\"type\":\"call\",\"id\":1,\"client\":0,\"input\":{\"f\":\"fly\"}}\n";
         let e = parse(&KvFetchAppend, text).unwrap_err();
         assert!(e.message.contains("kv-fetch-append"), "{e}");
+    }
+
+    #[test]
+    fn lines_are_read_as_their_kind_allows() {
+        let bad = [
+            (
+                r#"{"type":"call","id":1,"input":{"f":"get","key":"k"}}"#,
+                "missing field `client`",
+            ),
+            (r#"{"type":"return","id":1}"#, "missing field `outcome`"),
+            (r#"{"type":"nemesis","time":3}"#, "missing field `what`"),
+            (
+                r#"{"type":"nemesis","what":"x","id":2}"#,
+                "unknown field `id`",
+            ),
+            (
+                r#"{"type":"return","id":1,"outcome":"ok","client":3}"#,
+                "unknown field `client`",
+            ),
+            (
+                r#"{"type":"call","id":1,"client":0,"input":{},"outcome":"ok"}"#,
+                "unknown field `outcome`",
+            ),
+            (
+                r#"{"type":"call","id":1,"client":0,"input":{},"colour":"red"}"#,
+                "unknown field `colour`",
+            ),
+            (r#"{"type":"crash","what":"x"}"#, "unknown variant `crash`"),
+            (r#"{"id":1,"outcome":"ok"}"#, "missing field `type`"),
+            (
+                r#"{"type":"return","id":1,"outcome":"ok","output":{"value":null}} x"#,
+                "trailing",
+            ),
+        ];
+        for (line, expect) in bad {
+            let e = parse(&KvFetchAppend, line).unwrap_err();
+            assert!(e.message.contains(expect), "{line}: {e}");
+            assert_eq!(e.line, 1);
+        }
+        // Escapes in the type and a null output are fine, fields in any order.
+        let good = r#"{"id":1,"time":5,"client":0,"input":{"f":"get","key":"k"},"type":"c\u0061ll"}
+{"type":"return","output":null,"outcome":"info","id":1,"time":6}"#;
+        let h = parse(&KvFetchAppend, good).unwrap();
+        assert_eq!(h.operations[0].outcome, Outcome::Unknown);
+        assert_eq!(h.operations[0].call, 5);
     }
 }

@@ -11,6 +11,7 @@ pub mod jsonl;
 
 use std::collections::HashMap;
 
+use serde::Deserialize;
 use serde_json::Value;
 use specs::Model;
 
@@ -138,7 +139,8 @@ impl<'m, M: Model> Events<'m, M> {
         input: Value,
         time: u64,
     ) -> Result<(), ParseError> {
-        let input: M::Input = serde_json::from_value(input.clone()).map_err(|e| {
+        // From a reference: the value stays whole for the message, and is not copied.
+        let input = M::Input::deserialize(&input).map_err(|e| {
             ParseError::new(
                 line,
                 format!("model {} cannot take input {input}: {e}", self.model.name()),
@@ -160,7 +162,7 @@ impl<'m, M: Model> Events<'m, M> {
             RawOutcome::Failed => Outcome::Failed,
             RawOutcome::Unknown => Outcome::Unknown,
             RawOutcome::Ok(value) => {
-                let output: M::Output = serde_json::from_value(value.clone()).map_err(|e| {
+                let output = M::Output::deserialize(&value).map_err(|e| {
                     ParseError::new(
                         line,
                         format!(

@@ -15,6 +15,12 @@ use harness::cluster::TimeMode;
 use harness::kvsrv::{self, SuiteConfig, TestOutcome};
 use harness::Implementation;
 
+// A suite run allocates for every message, journal entry and history line, and
+// the linearizability check for every model state; mimalloc makes that cheaper than
+// the system allocator.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "harness", about = "Conformance suites for distributed systems")]
 struct Cli {

@@ -1,6 +1,8 @@
 //! Binds a [`Node`] to stdin/stdout in real or lockstep time.
 
+use std::fs::File;
 use std::io::{self, BufRead, BufWriter, Write};
+use std::os::fd::AsFd;
 use std::path::Path;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -44,12 +46,15 @@ where
     F: FnOnce(&Context, &Storage) -> N,
 {
     // Stdin itself (not its lock) so the reader can move to a thread in real time.
-    let mut lines = io::BufReader::new(io::stdin()).lines();
-    let stdout = io::stdout();
-    let mut writer = BufWriter::new(stdout.lock());
+    let mut reader = io::BufReader::new(io::stdin());
+    // A handle of our own on stdout: std's is line-buffered and looks through every
+    // write for its last newline, a cost on a 128 KiB answer, and this writer does
+    // its own buffering anyway.
+    let stdout = File::from(io::stdout().as_fd().try_clone_to_owned()?);
+    let mut writer = BufWriter::new(stdout);
 
     let (init_msg, init) = loop {
-        let Some(line) = lines.next() else {
+        let Some(line) = next_line(&mut reader) else {
             return Ok(());
         };
         let line = line?;
@@ -79,7 +84,17 @@ where
     }
     let mut node = make(&ctx, &storage);
     let mut out = Outbox::new(ctx.node_id.clone());
-    out.reply(&init_msg, Body::new("init_ok"));
+    // Lines are read from a buffered stream, one step each, so the harness may write
+    // several before it reads their step_done (specs::node_protocol).
+    let init_ok = Body::new("init_ok");
+    out.reply(
+        &init_msg,
+        if init.lockstep {
+            init_ok.with("pipeline", true)
+        } else {
+            init_ok
+        },
+    );
     let start_time = if init.lockstep {
         init_msg.now.unwrap_or(0)
     } else {
@@ -90,10 +105,12 @@ where
 
     if init.lockstep {
         step_done(&ctx, &out, &mut writer)?;
-        for line in lines {
+        end_steps(&reader, &mut writer)?;
+        while let Some(line) = next_line(&mut reader) {
             let line = line?;
             let Some(msg) = parse(&line) else {
                 step_done(&ctx, &out, &mut writer)?;
+                end_steps(&reader, &mut writer)?;
                 continue;
             };
             let now = msg.now.unwrap_or_else(|| {
@@ -108,15 +125,18 @@ where
             }
             apply(&mut out, &mut storage, &mut writer)?;
             step_done(&ctx, &out, &mut writer)?;
+            end_steps(&reader, &mut writer)?;
         }
         return Ok(());
     }
 
     writer.flush()?;
     let start = Instant::now();
-    let (tx, rx) = mpsc::channel::<io::Result<String>>();
+    // Bounded, so a burst of requests waits in the pipe (the kernel's memory), not
+    // in this process as queued lines.
+    let (tx, rx) = mpsc::sync_channel::<io::Result<String>>(64);
     std::thread::spawn(move || {
-        for line in lines {
+        for line in reader.lines() {
             if tx.send(line).is_err() {
                 break;
             }
@@ -172,11 +192,29 @@ fn apply(out: &mut Outbox, storage: &mut Storage, writer: &mut impl Write) -> io
     }
     for effect in effects {
         if let Effect::Send(msg) = effect {
-            serde_json::to_writer(&mut *writer, &msg)?;
+            writer.write_all(msg.to_json().as_bytes())?;
             writer.write_all(b"\n")?;
         }
     }
     Ok(())
+}
+
+/// The next line without its line ending, like `BufRead::lines`; `None` at the end.
+fn next_line(reader: &mut impl BufRead) -> Option<io::Result<String>> {
+    let mut line = String::new();
+    match reader.read_line(&mut line) {
+        Ok(0) => None,
+        Ok(_) => {
+            if line.ends_with('\n') {
+                line.pop();
+                if line.ends_with('\r') {
+                    line.pop();
+                }
+            }
+            Some(Ok(line))
+        }
+        Err(e) => Some(Err(e)),
+    }
 }
 
 fn step_done(ctx: &Context, out: &Outbox, writer: &mut impl Write) -> io::Result<()> {
@@ -186,9 +224,21 @@ fn step_done(ctx: &Context, out: &Outbox, writer: &mut impl Write) -> io::Result
         now: None,
         body: Body::new("step_done").with("wake_at", out.next_wake()),
     };
-    serde_json::to_writer(&mut *writer, &msg)?;
-    writer.write_all(b"\n")?;
-    writer.flush()
+    writer.write_all(msg.to_json().as_bytes())?;
+    writer.write_all(b"\n")
+}
+
+/// Sends the steps written so far unless the next line is already here: then it is
+/// handled at once (the harness wrote several, see `"pipeline"` in
+/// `specs::node_protocol`) and their answers go out together. Reading can only
+/// block when no whole line is buffered, and by then everything is flushed, so the
+/// harness never waits for an answer that sits in our buffer.
+fn end_steps<R>(reader: &io::BufReader<R>, writer: &mut impl Write) -> io::Result<()> {
+    if reader.buffer().contains(&b'\n') {
+        Ok(())
+    } else {
+        writer.flush()
+    }
 }
 
 fn fnv(bytes: &[u8]) -> u64 {
