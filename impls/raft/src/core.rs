@@ -317,6 +317,11 @@ impl Raft {
         &self.config.id
     }
 
+    /// Every member of the cluster, this node included.
+    pub fn members(&self) -> &[String] {
+        &self.config.members
+    }
+
     pub fn term(&self) -> u64 {
         self.term
     }
@@ -369,6 +374,47 @@ impl Raft {
 
     pub fn voted_for(&self) -> Option<&str> {
         self.voted_for.as_deref()
+    }
+
+    /// The voters a candidate has counted in this term (only meaningful while it is
+    /// a candidate: the next campaign starts over).
+    pub fn votes(&self) -> &[String] {
+        &self.votes
+    }
+
+    /// A leader's `(next_index, match_index)` for `peer`; `None` for a node that is
+    /// not leader (what it kept from an earlier term is reset when it leads again).
+    pub fn progress(&self, peer: &str) -> Option<(u64, u64)> {
+        if self.role != Role::Leader {
+            return None;
+        }
+        Some((*self.next_index.get(peer)?, *self.match_index.get(peer)?))
+    }
+
+    /// This node with every member renamed by `rename` (a permutation of the
+    /// members): for model checkers that treat clusters equal up to renaming servers
+    /// as one state.
+    pub fn renamed(&self, rename: impl Fn(&str) -> String) -> Raft {
+        let names = |v: &[String]| {
+            let mut v: Vec<String> = v.iter().map(|m| rename(m)).collect();
+            v.sort();
+            v
+        };
+        let keys = |m: &BTreeMap<String, u64>| m.iter().map(|(k, v)| (rename(k), *v)).collect();
+        assert!(
+            self.ready == Ready::default(),
+            "renamed between events, with no Ready pending"
+        );
+        let mut raft = self.clone();
+        raft.config.id = rename(&self.config.id);
+        raft.config.members = names(&self.config.members);
+        raft.peers = names(&self.peers);
+        raft.voted_for = self.voted_for.as_deref().map(&rename);
+        raft.leader = self.leader.as_deref().map(&rename);
+        raft.votes = names(&self.votes);
+        raft.next_index = keys(&self.next_index);
+        raft.match_index = keys(&self.match_index);
+        raft
     }
 
     /// Restarts the timers from `now` (a node built before it knew the time).

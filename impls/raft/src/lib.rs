@@ -17,7 +17,7 @@ pub mod wire;
 
 pub use crate::bug::Bug;
 pub use crate::core::{
-    Config, Entry, HardState, LogWrite, Raft, Ready, Restored, Snapshot, TermVote,
+    Config, Entry, HardState, LogWrite, Raft, Ready, Restored, Role, Snapshot, TermVote,
 };
 pub use crate::wire::PeerMessage;
 
