@@ -1,14 +1,12 @@
 //! Peer messages as stateright messages. Stateright keeps the network as a set, so a
 //! message must be `Eq + Hash`; the core's `PeerMessage` carries JSON commands, which
-//! are neither. The model's commands and snapshots are strings and arrays of strings,
-//! so hashing them by their structure is enough.
+//! are neither.
 
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
-use raft::{Entry, PeerMessage};
-use serde_json::Value;
+use raft::PeerMessage;
 use stateright::actor::Id;
 use stateright::{Rewrite, RewritePlan};
 
@@ -22,8 +20,12 @@ pub struct Wire {
 
 impl Wire {
     pub fn new(message: PeerMessage) -> Wire {
+        // Its JSON (what the node would send) stands for it: equal messages have equal
+        // JSON, and this happens once a message.
         let mut h = DefaultHasher::new();
-        hash_message(&message, &mut h);
+        serde_json::to_vec(&message)
+            .expect("peer messages serialise")
+            .hash(&mut h);
         Wire {
             message: Arc::new(message),
             hash: h.finish(),
@@ -57,83 +59,5 @@ impl Rewrite<Id> for Wire {
 impl Hash for Wire {
     fn hash<H: Hasher>(&self, h: &mut H) {
         self.hash.hash(h);
-    }
-}
-
-fn hash_message<H: Hasher>(message: &PeerMessage, h: &mut H) {
-    std::mem::discriminant(message).hash(h);
-    match message {
-        PeerMessage::RequestVote {
-            term,
-            last_log_index,
-            last_log_term,
-        } => (term, last_log_index, last_log_term).hash(h),
-        PeerMessage::RequestVoteReply { term, granted } => (term, granted).hash(h),
-        PeerMessage::AppendEntries {
-            term,
-            prev_index,
-            prev_term,
-            entries,
-            commit,
-        } => {
-            (term, prev_index, prev_term, commit).hash(h);
-            hash_entries(entries, h);
-        }
-        PeerMessage::AppendEntriesReply {
-            term,
-            success,
-            match_index,
-            rejected,
-            conflict_index,
-            conflict_term,
-        } => (
-            term,
-            success,
-            match_index,
-            rejected,
-            conflict_index,
-            conflict_term,
-        )
-            .hash(h),
-        PeerMessage::InstallSnapshot {
-            term,
-            last_index,
-            last_term,
-            data,
-        } => {
-            (term, last_index, last_term).hash(h);
-            hash_value(data, h);
-        }
-        PeerMessage::InstallSnapshotReply { term, last_index } => (term, last_index).hash(h),
-    }
-}
-
-fn hash_entries<H: Hasher>(entries: &[Entry], h: &mut H) {
-    entries.len().hash(h);
-    for e in entries {
-        e.term.hash(h);
-        hash_value(&e.command, h);
-    }
-}
-
-/// Hashes a JSON value by its structure (equal values hash equally).
-fn hash_value<H: Hasher>(v: &Value, h: &mut H) {
-    std::mem::discriminant(v).hash(h);
-    match v {
-        Value::Null => {}
-        Value::Bool(b) => b.hash(h),
-        Value::Number(n) => n.to_string().hash(h),
-        Value::String(s) => s.hash(h),
-        Value::Array(items) => {
-            items.len().hash(h);
-            items.iter().for_each(|i| hash_value(i, h));
-        }
-        Value::Object(map) => {
-            map.len().hash(h);
-            for (k, v) in map {
-                k.hash(h);
-                hash_value(v, h);
-            }
-        }
     }
 }
