@@ -1,7 +1,7 @@
-//! The reference Raft core (`impls/raft`, unchanged) wrapped as stateright actors and
-//! checked in the small: every interleaving of elections, heartbeats, proposals,
-//! snapshots and crash-restarts on a network that loses, duplicates and reorders
-//! every message, up to a bound on terms and restarts.
+//! The reference Raft core (`impls/raft`, the code the node runs) wrapped as
+//! stateright actors and checked in the small: every interleaving of elections,
+//! heartbeats, proposals, snapshots and crash-restarts on a network that loses,
+//! duplicates and reorders every message, up to a bound on terms and restarts.
 //!
 //! - [`server`]: one server as an actor (core + disk + service + ghost state).
 //! - [`wire`]: peer messages made hashable for stateright's network.
@@ -109,11 +109,6 @@ impl RaftModel {
             drops: true,
             bug: None,
         }
-    }
-
-    pub fn with_snapshots(mut self) -> RaftModel {
-        self.snapshots = true;
-        self
     }
 
     pub fn with_bug(mut self, bug: Option<Bug>) -> RaftModel {
