@@ -7,8 +7,9 @@
 use std::time::{Duration, Instant};
 
 use harness::cluster::{Cluster, ClusterConfig, Driver, TimeMode};
-use harness::kvsrv::{self, SuiteConfig};
 use harness::network::{Latency, NetConfig};
+use harness::suite::runner::{self, RunOptions};
+use harness::suites::kvsrv;
 use harness::Implementation;
 use specs::node_protocol::{Body, Message};
 
@@ -122,30 +123,30 @@ fn routing_table() {
     println!();
 
     // Through a real node process: every delivery is a lockstep step over pipes.
-    let implementation = Implementation::ours(kvsrv::BIN);
-    let suite = SuiteConfig {
-        implementation,
-        mode: TimeMode::Sim,
+    let options = RunOptions {
         seed: 1,
-        bug: None,
-        dir: dir.path().to_path_buf(),
+        mode: TimeMode::Sim,
+        target: Default::default(),
         save_artifacts: false,
+        quiet: true,
     };
     println!("## Routing through a kvsrv node process (lockstep steps over pipes)\n");
-    println!("| test | messages | steps | loop wall (s) | messages/s |");
+    println!("| test | messages | steps | test wall (s) | messages/s |");
     println!("|---|---:|---:|---:|---:|");
     for name in [
         "concurrent::many_clients",
         "memory::many_clients_cost_bytes",
     ] {
-        let outcome = kvsrv::run_test(name, &suite);
+        let test = kvsrv::SUITE.test(name).expect("a kvsrv test");
+        let outcome = runner::run(&kvsrv::SUITE, test, &options);
         assert!(outcome.passed(), "{}", outcome.report());
-        let wall = outcome.stats.wall.as_secs_f64();
+        let wall = outcome.wall.as_secs_f64();
+        let stats = outcome.stats.unwrap_or_default();
         println!(
             "| {name} | {} | {} | {wall:.3} | {:.0} |",
-            outcome.stats.routed,
-            outcome.stats.steps,
-            outcome.stats.routed as f64 / wall
+            stats.messages,
+            stats.steps,
+            stats.messages as f64 / wall
         );
     }
     println!();
@@ -156,25 +157,25 @@ fn speedup_table() {
     println!("| test | real (s) | sim (s) | speed-up | sim clock / wall |");
     println!("|---|---:|---:|---:|---:|");
     let (mut real_total, mut sim_total) = (0.0, 0.0);
-    for name in kvsrv::TESTS {
+    for test in kvsrv::SUITE.tests {
+        let name = test.name;
         let mut walls = [0.0; 2];
         let mut clock_ratio = 0.0;
         for (i, mode) in [TimeMode::Real, TimeMode::Sim].into_iter().enumerate() {
-            let dir = tempfile::tempdir().expect("temp dir");
-            let suite = SuiteConfig {
-                implementation: Implementation::ours(kvsrv::BIN),
-                mode,
+            let options = RunOptions {
                 seed: 1,
-                bug: None,
-                dir: dir.path().to_path_buf(),
+                mode,
+                target: Default::default(),
                 save_artifacts: false,
+                quiet: true,
             };
             let start = Instant::now();
-            let outcome = kvsrv::run_test(name, &suite);
+            let outcome = runner::run(&kvsrv::SUITE, test, &options);
             walls[i] = start.elapsed().as_secs_f64();
             assert!(outcome.passed(), "{}", outcome.report());
             if mode == TimeMode::Sim {
-                clock_ratio = outcome.stats.elapsed_ns as f64 / 1e9 / walls[i];
+                let clock = outcome.stats.map_or(0, |s| s.clock_ns);
+                clock_ratio = clock as f64 / 1e9 / walls[i];
             }
         }
         real_total += walls[0];
@@ -208,14 +209,6 @@ fn main() {
                 .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
         })
         .unwrap_or_default();
-    // The node under test is a binary of its own: measure the current one, not
-    // whatever an earlier build left (Implementation::ours only builds a missing one).
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let built = std::process::Command::new(cargo)
-        .args(["build", "--release", "-p", "kvsrv", "--bin", kvsrv::BIN])
-        .status()
-        .expect("cargo runs");
-    assert!(built.success(), "building {} failed", kvsrv::BIN);
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!("machine: {cores} cores, {cpu}\n");
     routing_table();

@@ -5,7 +5,12 @@
 //! What a request looks like and what a reply means is the system's [`Protocol`];
 //! which operations to run is a [`Workload`]. A definite error is recorded as `fail`;
 //! a timeout or an indefinite error as `info` (unknown), because the operation may
-//! have taken effect.
+//! have taken effect. A retryable error (11, temporarily unavailable) is resent with
+//! exponential backoff until the operation's deadline, so a node that needs a moment
+//! (to elect a leader, say) is served; a reply the protocol does not allow is a
+//! protocol error of the node. Clients that see no operation succeed for
+//! [`ClientConfig::stall_timeout`] stop issuing new ones, so a node that never serves
+//! fails its test quickly with "no progress" instead of running out the clock.
 
 use std::collections::{HashMap, HashSet};
 
@@ -24,8 +29,13 @@ pub enum Reply<O> {
     Ok(O),
     /// Definite error: the operation did not happen.
     Fail(String),
+    /// Definite error that says to try again later: resent after a backoff.
+    Retry(String),
     /// Indefinite error: it may have happened; the client retries.
     Unknown(String),
+    /// A reply the protocol does not allow: recorded as the node's protocol error, and
+    /// the operation's outcome as unknown.
+    Invalid(String),
 }
 
 /// How a system's operations go over the wire.
@@ -60,6 +70,15 @@ pub struct ClientConfig {
     pub think: Latency,
     /// Nodes to send to; a retry goes to the next one.
     pub targets: Vec<String>,
+    /// Stop issuing operations when none has succeeded for this long (0: never).
+    pub stall_timeout: u64,
+}
+
+impl ClientConfig {
+    /// The longest pause between retries of a retryable error.
+    fn max_backoff(&self) -> u64 {
+        self.attempt_timeout.saturating_mul(16)
+    }
 }
 
 /// An operation as a client saw it, for checks beyond linearizability.
@@ -80,6 +99,14 @@ struct Pending<I> {
     seq: u64,
     call: u64,
     attempts: HashSet<u64>,
+    /// The last attempt is still waiting for its answer (a wake-up then means it
+    /// timed out).
+    awaiting: bool,
+    /// Some attempt may have taken effect (it timed out, or its answer was
+    /// indefinite), so running out of time is `info`, not `fail`.
+    indefinite: bool,
+    /// The pause before the next retry of a retryable error.
+    backoff: u64,
 }
 
 #[derive(Debug)]
@@ -104,6 +131,10 @@ pub struct Clients<P: Protocol, W: Workload<P::Input>> {
     clients: Vec<ClientState<P::Input>>,
     by_name: HashMap<String, usize>,
     rng: StdRng,
+    /// When an operation last succeeded (or the run started).
+    last_progress: u64,
+    /// Set when the clients stopped for lack of progress: the time they stopped.
+    stalled_at: Option<u64>,
     pub done: Vec<Done<P::Input, P::Output>>,
 }
 
@@ -119,8 +150,15 @@ impl<P: Protocol, W: Workload<P::Input>> Clients<P, W> {
             clients: Vec::new(),
             by_name: HashMap::new(),
             rng: StdRng::seed_from_u64(seed ^ 0x636c_6965_6e74_7300),
+            last_progress: 0,
+            stalled_at: None,
             done: Vec::new(),
         }
+    }
+
+    /// When the clients gave up for lack of progress, if they did.
+    pub fn stalled_at(&self) -> Option<u64> {
+        self.stalled_at
     }
 
     fn token(&mut self, client: usize) -> u64 {
@@ -130,6 +168,13 @@ impl<P: Protocol, W: Workload<P::Input>> Clients<P, W> {
     }
 
     fn begin_next(&mut self, cluster: &mut Cluster, client: usize) {
+        let now = cluster.now();
+        let stall = self.config.stall_timeout;
+        if stall > 0 && now.saturating_sub(self.last_progress) >= stall {
+            self.stalled_at.get_or_insert(now);
+            self.clients[client].finished = true;
+            return;
+        }
         let Some(input) = self.workload.next(client, &mut self.rng) else {
             self.clients[client].finished = true;
             return;
@@ -144,6 +189,9 @@ impl<P: Protocol, W: Workload<P::Input>> Clients<P, W> {
             seq: c.seq,
             call: now,
             attempts: HashSet::new(),
+            awaiting: false,
+            indefinite: false,
+            backoff: self.config.attempt_timeout,
         });
         self.attempt(cluster, client);
     }
@@ -156,6 +204,7 @@ impl<P: Protocol, W: Workload<P::Input>> Clients<P, W> {
         c.next_msg_id += 1;
         body.msg_id = Some(c.next_msg_id);
         pending.attempts.insert(c.next_msg_id);
+        pending.awaiting = true;
         let dest = self.config.targets[c.target % self.config.targets.len()].clone();
         c.target += 1;
         let message = Message {
@@ -171,6 +220,9 @@ impl<P: Protocol, W: Workload<P::Input>> Clients<P, W> {
 
     fn finish(&mut self, cluster: &mut Cluster, client: usize, completion: Completion<P::Output>) {
         let now = cluster.now();
+        if matches!(completion, Completion::Ok(_)) {
+            self.last_progress = now;
+        }
         let pending = self.clients[client]
             .pending
             .take()
@@ -207,6 +259,7 @@ impl<P: Protocol, W: Workload<P::Input>> Driver for Clients<P, W> {
         self.by_name = (self.clients.iter().enumerate())
             .map(|(i, c)| (c.name.clone(), i))
             .collect();
+        self.last_progress = cluster.now();
         for client in 0..self.count {
             self.begin_next(cluster, client);
         }
@@ -228,9 +281,33 @@ impl<P: Protocol, W: Workload<P::Input>> Driver for Clients<P, W> {
         }
         match self.protocol.reply(&pending.input, &message.body) {
             Reply::Ok(output) => self.finish(cluster, client, Completion::Ok(output)),
-            Reply::Fail(_) => self.finish(cluster, client, Completion::Fail),
+            Reply::Fail(_) if !pending.indefinite => self.finish(cluster, client, Completion::Fail),
+            // An earlier attempt may have taken effect: the outcome is unknown.
+            Reply::Fail(_) => self.finish(cluster, client, Completion::Info),
+            Reply::Retry(_) => {
+                let now = cluster.now();
+                let max = self.config.max_backoff();
+                let pending = self.clients[client].pending.as_mut().expect("in flight");
+                pending.awaiting = false;
+                let pause = pending.backoff;
+                pending.backoff = (pending.backoff * 2).min(max);
+                let token = self.token(client);
+                cluster.wake(now + pause, token);
+            }
             // Wait for the attempt timeout, then resend: the request id makes it safe.
-            Reply::Unknown(_) => {}
+            Reply::Unknown(_) => {
+                let pending = self.clients[client].pending.as_mut().expect("in flight");
+                pending.indefinite = true;
+            }
+            Reply::Invalid(e) => {
+                cluster.errors.push(format!(
+                    "{} answered {}'s request with {}: {e}",
+                    message.src,
+                    message.dest,
+                    message.body.to_json()
+                ));
+                self.finish(cluster, client, Completion::Info)
+            }
         }
     }
 
@@ -242,12 +319,25 @@ impl<P: Protocol, W: Workload<P::Input>> Driver for Clients<P, W> {
         {
             return;
         }
-        match &self.clients[client].pending {
-            None => self.begin_next(cluster, client),
-            Some(p) if cluster.now() >= p.call + self.config.op_timeout => {
-                self.finish(cluster, client, Completion::Info)
-            }
-            Some(_) => self.attempt(cluster, client),
+        let now = cluster.now();
+        let op_timeout = self.config.op_timeout;
+        let Some(p) = self.clients[client].pending.as_mut() else {
+            return self.begin_next(cluster, client);
+        };
+        if p.awaiting {
+            // The last attempt went unanswered: it may still take effect.
+            p.indefinite = true;
+        }
+        if now >= p.call + op_timeout {
+            let completion = if p.indefinite {
+                Completion::Info
+            } else {
+                // Every attempt was refused definitely.
+                Completion::Fail
+            };
+            self.finish(cluster, client, completion)
+        } else {
+            self.attempt(cluster, client)
         }
     }
 

@@ -912,8 +912,8 @@ impl Cluster {
 mod tests {
     use super::*;
     use crate::client::{ClientConfig, Clients};
-    use crate::kvsrv::KvProtocol;
     use crate::network::Latency;
+    use crate::suites::kvsrv::KvProtocol;
     use crate::testdir::TestDir;
     use specs::kv_fetch_append::{FetchAppendInput, FetchAppendOutput};
 
@@ -942,6 +942,7 @@ mod tests {
             op_timeout: 300_000_000,
             think: Latency::Fixed(0),
             targets: vec!["n1".into()],
+            stall_timeout: 0,
         };
         let mut ops = vec![op];
         let mut clients = Clients::new(
@@ -1252,6 +1253,7 @@ mod tests {
             op_timeout: 300_000_000,
             think: Latency::Fixed(0),
             targets: vec!["n1".into()],
+            stall_timeout: 0,
         };
         let mut left = vec![true; clients];
         let workload = move |c: usize, _: &mut StdRng| {

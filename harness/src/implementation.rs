@@ -4,16 +4,26 @@
 //! (`WEBSERVER_IMPL`, `DFS_IMPL`, ...) and default to our reference binary. A command
 //! from the environment is split like a shell would (`python3 "my server.py"`), so any
 //! language works; it is then run with the arguments the system's spec defines.
+//!
+//! Our binary is always built from the current sources: cargo is asked once per
+//! process and binary (a no-op build takes a few hundredths of a second), so an edit
+//! to a reference implementation reaches the next test run instead of a stale binary
+//! that merely exists.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::{Mutex, OnceLock};
 
-/// A command to launch: the program and the arguments that come before the ones the
-/// test adds.
+use crate::error::HarnessError;
+
+/// A command to launch: the program, the arguments that come before the ones the test
+/// adds, and extra environment (a known-bad variant's switch).
 #[derive(Debug, Clone)]
 pub struct Implementation {
     program: PathBuf,
     args: Vec<String>,
+    env: Vec<(String, String)>,
     ours: bool,
     from: String,
 }
@@ -26,21 +36,14 @@ impl Implementation {
     pub fn from_env(env_var: &str, bin: &str) -> Implementation {
         match std::env::var(env_var) {
             Ok(cmd) if !cmd.trim().is_empty() => {
-                let mut words = shell_words::split(&cmd)
-                    .unwrap_or_else(|e| panic!("{env_var}={cmd:?} is not a valid command: {e}"));
-                let program = PathBuf::from(words.remove(0));
-                Implementation {
-                    program,
-                    args: words,
-                    ours: false,
-                    from: format!("{env_var}={cmd}"),
-                }
+                let mut i = Implementation::from_command(&cmd)
+                    .unwrap_or_else(|e| panic!("{env_var}={cmd:?}: {e}"));
+                i.from = format!("{env_var}={cmd}");
+                i
             }
             _ => Implementation {
-                program: workspace_binary(bin),
-                args: Vec::new(),
-                ours: true,
                 from: format!("reference binary {bin} (set {env_var} to test another)"),
+                ..Implementation::ours(bin)
             },
         }
     }
@@ -48,28 +51,43 @@ impl Implementation {
     /// Our binary `bin`, whatever the environment says (the known-bad variants are
     /// switches of our binary, so tests of the suite itself use it).
     pub fn ours(bin: &str) -> Implementation {
+        let program = workspace_binary(bin);
         Implementation {
-            program: workspace_binary(bin),
+            program,
             args: Vec::new(),
+            env: Vec::new(),
             ours: true,
             from: format!("reference binary {bin}"),
         }
     }
 
     /// A command given directly (a CLI flag), split like a shell would.
-    pub fn from_command(cmd: &str) -> Result<Implementation, String> {
-        let mut words =
-            shell_words::split(cmd).map_err(|e| format!("{cmd:?} is not a valid command: {e}"))?;
+    pub fn from_command(cmd: &str) -> Result<Implementation, HarnessError> {
+        let mut words = shell_words::split(cmd).map_err(|e| HarnessError::BadCommand {
+            command: cmd.to_string(),
+            reason: e.to_string(),
+        })?;
         if words.is_empty() {
-            return Err("the implementation command is empty".into());
+            return Err(HarnessError::BadCommand {
+                command: cmd.to_string(),
+                reason: "the command is empty".into(),
+            });
         }
         let program = PathBuf::from(words.remove(0));
         Ok(Implementation {
             program,
             args: words,
+            env: Vec::new(),
             ours: false,
             from: format!("--impl {cmd}"),
         })
+    }
+
+    /// The same command with `key=value` in its environment (a known-bad switch).
+    pub fn with_env(mut self, key: &str, value: &str) -> Implementation {
+        self.env.push((key.to_string(), value.to_string()));
+        self.from = format!("{} with {key}={value}", self.from);
+        self
     }
 
     /// True when this is our reference implementation, so tests that rely on our own
@@ -83,23 +101,38 @@ impl Implementation {
         &self.from
     }
 
-    /// A `Command` ready for the test's own arguments.
+    /// The program (the first word of the command).
+    pub fn program(&self) -> &Path {
+        &self.program
+    }
+
+    /// The command line as a shell would read it (for messages and replay lines).
+    pub fn command_line(&self) -> String {
+        let mut words = vec![self.program.to_string_lossy().into_owned()];
+        words.extend(self.args.iter().cloned());
+        shell_words::join(words)
+    }
+
+    /// A `Command` ready for the test's own arguments, with the extra environment.
     pub fn command(&self) -> Command {
         let mut command = Command::new(&self.program);
         command.args(&self.args);
+        command.envs(self.env.iter().map(|(k, v)| (k, v)));
         command
     }
 }
 
-/// The directory cargo puts this test's binaries in (`target/debug` or `target/release`).
+/// The directory cargo puts this process's binaries in (`target/debug` or
+/// `target/release`).
 fn profile_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("current_exe");
-    // Integration tests run from target/<profile>/deps/<test>-<hash>.
-    let deps = exe.parent().expect("test exe has a parent");
-    if deps.file_name().is_some_and(|n| n == "deps") {
-        deps.parent().expect("deps has a parent").to_path_buf()
+    // Integration tests run from target/<profile>/deps/<test>-<hash>; the CLI and
+    // benchmarks from target/<profile>/ or its deps/.
+    let dir = exe.parent().expect("an executable has a parent");
+    if dir.file_name().is_some_and(|n| n == "deps") {
+        dir.parent().expect("deps has a parent").to_path_buf()
     } else {
-        deps.to_path_buf()
+        dir.to_path_buf()
     }
 }
 
@@ -109,28 +142,113 @@ fn workspace_root() -> &'static Path {
         .expect("harness sits in the workspace root")
 }
 
-/// Path of a binary of this workspace, building it if `cargo nextest run -p harness`
-/// left it unbuilt (a whole-workspace run builds every binary first).
+/// Path of our binary `bin`, built from the current sources; panics with cargo's
+/// output if it does not build (no test of the system can run then).
 pub fn workspace_binary(bin: &str) -> PathBuf {
-    let dir = profile_dir();
-    let path = dir.join(bin);
-    if path.exists() {
-        return path;
+    build_binary(bin).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Path of our binary `bin`, built from the current sources.
+///
+/// The first call for a binary in a process runs `cargo build --bin BIN` in the
+/// profile of this process and lets cargo decide whether anything changed. Without a
+/// workspace (the harness copied elsewhere) an existing binary beside this one is used.
+pub fn build_binary(bin: &str) -> Result<PathBuf, HarnessError> {
+    static BUILT: OnceLock<Mutex<HashMap<String, PathBuf>>> = OnceLock::new();
+    let built = BUILT.get_or_init(Default::default);
+    // Held across the build, so concurrent tests of one process build once.
+    let mut built = built.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(path) = built.get(bin) {
+        return Ok(path.clone());
     }
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let path = build_with(Path::new(&cargo), workspace_root(), &profile_dir(), bin)?;
+    built.insert(bin.to_string(), path.clone());
+    Ok(path)
+}
+
+/// Asks `cargo` to build `bin` of the workspace at `root` into `dir`, whether or not a
+/// binary is already there: only cargo knows whether the sources changed since.
+fn build_with(cargo: &Path, root: &Path, dir: &Path, bin: &str) -> Result<PathBuf, HarnessError> {
+    let path = dir.join(bin);
+    if !root.join("Cargo.toml").exists() {
+        return if path.exists() {
+            Ok(path)
+        } else {
+            Err(HarnessError::Build {
+                bin: bin.to_string(),
+                output: format!(
+                    "no workspace at {} to build it in, and no {}",
+                    root.display(),
+                    path.display()
+                ),
+            })
+        };
+    }
     let mut build = Command::new(cargo);
-    build
-        .current_dir(workspace_root())
-        .args(["build", "--bin", bin]);
+    build.current_dir(root).args(["build", "--bin", bin]);
     if dir.file_name().is_some_and(|n| n == "release") {
         build.arg("--release");
     }
-    let status = build
-        .status()
-        .unwrap_or_else(|e| panic!("cannot run cargo to build {bin}: {e}"));
-    assert!(
-        status.success() && path.exists(),
-        "building {bin} failed; try `cargo build --workspace --bins`"
-    );
-    path
+    let output = build.output().map_err(|e| HarnessError::Build {
+        bin: bin.to_string(),
+        output: format!("cannot run {}: {e}", cargo.display()),
+    })?;
+    if !output.status.success() || !path.exists() {
+        return Err(HarnessError::Build {
+            bin: bin.to_string(),
+            output: String::from_utf8_lossy(&output.stderr).into_owned(),
+        });
+    }
+    Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    /// A binary that exists is not trusted: cargo is asked every time (once per
+    /// process), so an edit to a reference implementation reaches the next run. The
+    /// stand-in for cargo records its arguments and writes a new binary.
+    #[test]
+    fn an_existing_binary_is_rebuilt_through_cargo() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("ws");
+        let out = root.join("target/debug");
+        std::fs::create_dir_all(&out).unwrap();
+        std::fs::write(root.join("Cargo.toml"), "[workspace]\n").unwrap();
+        std::fs::write(out.join("node"), "stale").unwrap();
+        let cargo = dir.path().join("cargo");
+        std::fs::write(
+            &cargo,
+            format!(
+                "#!/bin/sh\necho \"$@\" > {log}\necho fresh > {bin}\n",
+                log = dir.path().join("args").display(),
+                bin = out.join("node").display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&cargo, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let path = build_with(&cargo, &root, &out, "node").unwrap();
+        assert_eq!(path, out.join("node"));
+        let args = std::fs::read_to_string(dir.path().join("args")).unwrap();
+        assert_eq!(args.trim(), "build --bin node", "cargo was asked to build");
+        assert_eq!(std::fs::read_to_string(&path).unwrap().trim(), "fresh");
+    }
+
+    #[test]
+    fn a_failed_build_says_what_cargo_said() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("Cargo.toml"), "[workspace]\n").unwrap();
+        let cargo = dir.path().join("cargo");
+        std::fs::write(
+            &cargo,
+            "#!/bin/sh\necho 'error: no bin target named x' >&2\nexit 101\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&cargo, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let e = build_with(&cargo, dir.path(), dir.path(), "x").unwrap_err();
+        assert!(e.to_string().contains("no bin target named x"), "{e}");
+    }
 }

@@ -7,10 +7,10 @@
 pub mod artifacts;
 pub mod client;
 pub mod cluster;
+pub mod error;
 pub mod history;
 pub mod implementation;
 pub mod journal;
-pub mod kvsrv;
 pub mod lazyfs;
 pub mod nemesis;
 pub mod network;
@@ -18,10 +18,13 @@ pub mod node_process;
 pub mod ports;
 pub mod process;
 pub mod seed;
+pub mod suite;
+pub mod suites;
 pub mod testdir;
 pub mod udp_relay;
 pub mod verdict;
 
+pub use error::HarnessError;
 pub use implementation::Implementation;
 pub use ports::Port;
 pub use process::Process;

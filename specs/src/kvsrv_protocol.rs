@@ -134,8 +134,13 @@ pub enum ReplyOutcome {
     Ok(FetchAppendOutput),
     /// A definite error: it did not happen.
     Fail(String),
+    /// A definite error that says to try again (11, temporarily unavailable).
+    Retry(String),
     /// An indefinite error: it may have happened.
     Unknown(String),
+    /// Not an answer the protocol allows (a reply of the wrong type, a value of the
+    /// wrong kind): a protocol error of the node, whatever happened to the operation.
+    Invalid(String),
 }
 
 /// Interprets `reply` to a request for `input`. Maelstrom's "key does not exist" on a
@@ -162,6 +167,7 @@ pub fn reply_outcome(input: &FetchAppendInput, reply: &Body) -> ReplyOutcome {
                 FetchAppendInput::Cas { .. },
                 ErrorCode::KeyDoesNotExist | ErrorCode::PreconditionFailed,
             ) => ok(None, Some(false)),
+            (_, code) if code.is_retryable() => ReplyOutcome::Retry(text),
             (_, code) if code.is_definite() => ReplyOutcome::Fail(text),
             _ => ReplyOutcome::Unknown(text),
         };
@@ -173,7 +179,7 @@ pub fn reply_outcome(input: &FetchAppendInput, reply: &Body) -> ReplyOutcome {
         FetchAppendInput::Cas { .. } => "cas_ok",
     };
     if reply.kind != expected {
-        return ReplyOutcome::Unknown(format!(
+        return ReplyOutcome::Invalid(format!(
             "expected {expected} or error, got {:?}",
             reply.kind
         ));
@@ -181,7 +187,7 @@ pub fn reply_outcome(input: &FetchAppendInput, reply: &Body) -> ReplyOutcome {
     match input {
         FetchAppendInput::Get { .. } | FetchAppendInput::Append { .. } => match value() {
             Ok(v) => ok(v, None),
-            Err(e) => ReplyOutcome::Unknown(e),
+            Err(e) => ReplyOutcome::Invalid(e),
         },
         FetchAppendInput::Put { .. } => ok(None, None),
         FetchAppendInput::Cas { .. } => ok(None, Some(true)),
@@ -261,5 +267,24 @@ mod tests {
         assert!(
             matches!(reply_outcome(&get, &read_ok), ReplyOutcome::Ok(o) if o.value.as_deref() == Some("x"))
         );
+        assert!(matches!(
+            reply_outcome(&get, &Body::error(ErrorCode::TemporarilyUnavailable, "")),
+            ReplyOutcome::Retry(_)
+        ));
+    }
+
+    /// A reply of the wrong type, or with a value of the wrong kind, is the node
+    /// breaking the protocol, not an operation of unknown outcome.
+    #[test]
+    fn wrong_replies_are_protocol_errors() {
+        let get = FetchAppendInput::Get { key: "k".into() };
+        assert!(matches!(
+            reply_outcome(&get, &Body::new("write_ok")),
+            ReplyOutcome::Invalid(e) if e.contains("read_ok")
+        ));
+        assert!(matches!(
+            reply_outcome(&get, &Body::new("read_ok").with("value", 3)),
+            ReplyOutcome::Invalid(_)
+        ));
     }
 }

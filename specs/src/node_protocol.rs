@@ -295,6 +295,13 @@ impl ErrorCode {
         }
     }
 
+    /// True when the same request may succeed later (11, temporarily unavailable: a
+    /// node still electing a leader, say): clients retry it with backoff instead of
+    /// recording a failure.
+    pub fn is_retryable(self) -> bool {
+        matches!(self, ErrorCode::TemporarilyUnavailable)
+    }
+
     /// True when the error guarantees the operation did not take effect.
     pub fn is_definite(self) -> bool {
         !matches!(
@@ -375,6 +382,9 @@ mod tests {
         assert!(!ErrorCode::Other(1000).is_definite());
         assert!(ErrorCode::PreconditionFailed.is_definite());
         assert!(ErrorCode::TemporarilyUnavailable.is_definite());
+        assert!(ErrorCode::TemporarilyUnavailable.is_retryable());
+        assert!(!ErrorCode::PreconditionFailed.is_retryable());
+        assert!(!ErrorCode::Timeout.is_retryable());
         let err = Body::error(ErrorCode::KeyDoesNotExist, "no such key");
         assert_eq!(err.error_code(), Some(ErrorCode::KeyDoesNotExist));
     }

@@ -1,0 +1,19 @@
+//! Names of the properties a failure can be about, shared by every system; a system
+//! adds its own (a `&'static str` constant in its suite module).
+//!
+//! A known-bad variant names the property it must be rejected for, so a suite that
+//! rejects it for another reason (a timeout, a crash) does not count as proof.
+
+/// Operations succeeded, outputs appeared, clients progressed after faults healed.
+pub const PROGRESS: &str = "progress";
+/// The history has a linearization.
+pub const LINEARIZABLE: &str = "linearizable";
+/// Messages and replies follow the protocol (types, fields, line format).
+pub const PROTOCOL: &str = "protocol";
+/// The implementation could not be started (a missing program, a crash at start).
+pub const SETUP: &str = "setup";
+/// A plain `assert!` in a test, or any other panic: a failure without a named
+/// property.
+pub const ASSERTION: &str = "assertion";
+/// The harness itself failed (it could not save artifacts, a tool is missing).
+pub const HARNESS: &str = "harness";

@@ -1,0 +1,253 @@
+//! Checks of the kvsrv suite itself: it fails nodes that do not do the work, it
+//! serves a node that needs a moment, a seed replays, the wall-clock mode really runs
+//! on the wall clock, and a node in another language can be plugged in.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::run::Test;
+use super::{tests, SUITE};
+use crate::cluster::TimeMode;
+use crate::implementation::Implementation;
+use crate::suite::context::Target;
+use crate::suite::runner::{self, RunOptions};
+use crate::suite::{fail, property, Context, Outcome, TestCase};
+
+pub(super) const CHECKS: &[TestCase] = &[
+    TestCase {
+        name: "refuse_all_fails_every_test",
+        after: None,
+        run: refuse_all_fails_every_test,
+    },
+    TestCase {
+        name: "never_answer_fails_every_test",
+        after: None,
+        run: never_answer_fails_every_test,
+    },
+    TestCase {
+        name: "late_node_passes",
+        after: None,
+        run: late_node_passes,
+    },
+    TestCase {
+        name: "same_seed_same_journal",
+        after: None,
+        run: same_seed_same_journal,
+    },
+    TestCase {
+        name: "wall_clock_runs_take_wall_time",
+        after: None,
+        run: wall_clock_runs_take_wall_time,
+    },
+    TestCase {
+        name: "python_example_passes_basic",
+        after: None,
+        run: python_example_passes_basic,
+    },
+];
+
+fn fixture() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/kvsrv/fixtures/unhelpful_node.py")
+}
+
+fn python() -> String {
+    if std::process::Command::new("python3")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        fail(
+            property::HARNESS,
+            "python3 is needed for this check and is missing (apt-get install python3)",
+        );
+    }
+    "python3".into()
+}
+
+/// Runs conformance test `name` against `implementation`.
+fn run_against(cx: &Context, implementation: Implementation, name: &str) -> Outcome {
+    let test = SUITE.test(name).expect("a kvsrv test");
+    let options = RunOptions {
+        seed: cx.seed,
+        mode: TimeMode::Sim,
+        target: Target {
+            overrides: vec![(SUITE.programs[0].var.to_string(), implementation)],
+            bug: None,
+        },
+        save_artifacts: false,
+        quiet: true,
+    };
+    runner::run(&SUITE, test, &options)
+}
+
+/// Every conformance test must fail `implementation`, for lack of progress.
+fn fails_every_test_for_progress(cx: &mut Context, mode: &str) {
+    let command = format!("{} {} {mode}", python(), fixture().display());
+    let implementation = Implementation::from_command(&command).expect("a command");
+    for test in SUITE.tests {
+        let outcome = run_against(cx, implementation.clone(), test.name);
+        if outcome.passed() {
+            cx.fail(
+                property::PROGRESS,
+                format!(
+                    "{} passed a node that does nothing ({mode}):\n{}",
+                    test.name,
+                    outcome.report()
+                ),
+            );
+        } else if !outcome.failed_for(property::PROGRESS) {
+            cx.fail(
+                property::PROGRESS,
+                format!(
+                    "{} failed a node that does nothing ({mode}), but not for lack of progress:\n{}",
+                    test.name,
+                    outcome.report()
+                ),
+            );
+        } else {
+            let why = outcome
+                .failures
+                .iter()
+                .find(|f| f.property == property::PROGRESS)
+                .map(|f| f.message.clone())
+                .unwrap_or_default();
+            cx.note(format!("{}: {why}", test.name));
+        }
+    }
+}
+
+/// A node that answers every request with 11 (temporarily unavailable).
+fn refuse_all_fails_every_test(cx: &mut Context) {
+    fails_every_test_for_progress(cx, "refuse-all");
+}
+
+/// A node that answers `init` and nothing after it.
+fn never_answer_fails_every_test(cx: &mut Context) {
+    fails_every_test_for_progress(cx, "never-answer");
+}
+
+/// Our server behind a proxy that answers 11 for its first 2 s: clients retry with
+/// backoff, so it passes. The memory tests are left out: they measure the process
+/// the suite started, here the proxy, not the server.
+fn late_node_passes(cx: &mut Context) {
+    let ours = Implementation::ours(super::BIN);
+    let command = format!(
+        "{} {} late 2 {}",
+        python(),
+        fixture().display(),
+        ours.command_line()
+    );
+    let implementation = Implementation::from_command(&command).expect("a command");
+    for test in SUITE
+        .tests
+        .iter()
+        .filter(|t| !t.name.starts_with("memory::"))
+    {
+        let outcome = run_against(cx, implementation.clone(), test.name);
+        if !outcome.passed() {
+            cx.fail(
+                property::PROGRESS,
+                format!(
+                    "{} failed a node that is only unavailable for its first 2 s:\n{}",
+                    test.name,
+                    outcome.report()
+                ),
+            );
+            continue;
+        }
+        let refused = outcome.stats.map_or(0, |s| s.clock_ns);
+        cx.check(refused >= 2_000_000_000, property::HARNESS, || {
+            format!(
+                "{} ended at {:.3} s on its clock, before the node became available",
+                test.name,
+                refused as f64 / 1e9
+            )
+        });
+    }
+}
+
+/// Simulated time is a function of the seed: one seed, run twice, gives the same
+/// journal (every message, fate and delivery) and the same history.
+fn same_seed_same_journal(cx: &mut Context) {
+    let run = |cx: &mut Context| {
+        let Some(mut t) = Test::start(cx) else {
+            fail(property::SETUP, "cannot start the server");
+        };
+        tests::unreliable_lossy_duplicating(&mut t);
+        t.finish()
+    };
+    cx.mode = TimeMode::Sim;
+    let a = run(cx);
+    let b = run(cx);
+    assert!(cx.passing(), "the runs failed");
+    assert!(
+        a.journal.lines().count() > 100,
+        "the journal recorded the run"
+    );
+    if a.journal != b.journal {
+        let line = a
+            .journal
+            .lines()
+            .zip(b.journal.lines())
+            .position(|(x, y)| x != y)
+            .unwrap_or(a.journal.lines().count().min(b.journal.lines().count()));
+        panic!(
+            "journals of two runs with seed {} differ from line {}:\n{}\n{}",
+            cx.seed,
+            line + 1,
+            a.journal.lines().nth(line).unwrap_or("<end>"),
+            b.journal.lines().nth(line).unwrap_or("<end>")
+        );
+    }
+    assert_eq!(a.history, b.history, "histories of one seed differ");
+}
+
+/// A run on the wall clock takes at least as long, in wall time, as its own clock
+/// says (a simulated run of the same test takes a fraction of it).
+fn wall_clock_runs_take_wall_time(cx: &mut Context) {
+    for name in [
+        "basic::one_client",
+        "unreliable::lossy_duplicating",
+        "unreliable::server_paused",
+    ] {
+        let test = SUITE.test(name).expect("a kvsrv test");
+        let options = RunOptions {
+            seed: cx.seed,
+            mode: TimeMode::Real,
+            target: Target::default(),
+            save_artifacts: false,
+            quiet: true,
+        };
+        let outcome = runner::run(&SUITE, test, &options);
+        assert!(outcome.passed(), "{}", outcome.report());
+        let clock = Duration::from_nanos(outcome.stats.map_or(0, |s| s.clock_ns));
+        assert!(
+            clock >= Duration::from_millis(100),
+            "{name}: the run's clock advanced only {clock:?}"
+        );
+        assert!(
+            outcome.wall >= clock,
+            "{name} on the wall clock took {:?} of wall time but {clock:?} on its clock: \
+             it did not run on the wall clock",
+            outcome.wall
+        );
+    }
+}
+
+/// The Python node kept as an example passes the basic tests when plugged in.
+fn python_example_passes_basic(cx: &mut Context) {
+    let script =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../impls/kvsrv/python/kvsrv_node.py");
+    let command = format!("{} {}", python(), script.display());
+    let implementation = Implementation::from_command(&command).expect("a command");
+    for name in ["basic::one_client", "basic::lin_kv_ops"] {
+        let outcome = run_against(cx, implementation.clone(), name);
+        assert!(outcome.passed(), "{}", outcome.report());
+        let ok = outcome.stats.map_or(0, |s| s.ok);
+        assert!(
+            ok >= 150,
+            "only {ok} operations succeeded:\n{}",
+            outcome.report()
+        );
+    }
+}

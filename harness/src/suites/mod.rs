@@ -1,0 +1,18 @@
+//! Every system's suite, one module each: its descriptor ([`crate::suite::Suite`]), its
+//! test table and the tests themselves. The command line and the nextest entries
+//! (`tests/<system>/main.rs`) both run these tables.
+
+pub mod kvsrv;
+
+use crate::suite::Suite;
+
+/// Every registered suite, in the order `harness list` and `harness test all` use.
+pub fn all() -> &'static [&'static Suite] {
+    static ALL: [&Suite; 1] = [&kvsrv::SUITE];
+    &ALL
+}
+
+/// The suite named `name`.
+pub fn find(name: &str) -> Option<&'static Suite> {
+    all().iter().copied().find(|s| s.name == name)
+}
