@@ -6,9 +6,9 @@
 //! the suite must reject are [`Bug`].
 
 pub mod bug;
+pub mod core;
 pub mod node;
-pub mod server;
 
+pub use crate::core::KvServer;
 pub use bug::Bug;
 pub use node::KvNode;
-pub use server::KvServer;

@@ -5,7 +5,7 @@ use specs::kvsrv_protocol::parse_request;
 use specs::node_protocol::Message;
 
 use crate::bug::Bug;
-use crate::server::KvServer;
+use crate::core::KvServer;
 
 pub struct KvNode {
     server: KvServer,
