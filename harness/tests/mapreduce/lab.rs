@@ -6,9 +6,12 @@ use std::time::Duration;
 use checkers::mapreduce::lab_outputs;
 use harness::{Process, Seed};
 
-use crate::support::{crash_expected, finish, wait_until, wc_expected, LabJob, SHORT_TIMEOUT_MS};
+use crate::support::{
+    crash_expected, finish, wait_until, wc_expected, LabJob, EXIT_GUARD, HANG_GUARD,
+    SHORT_TIMEOUT_MS,
+};
 
-const LIMIT: Duration = Duration::from_secs(60);
+const LIMIT: Duration = HANG_GUARD;
 
 /// Word count with three workers gives the reference counts.
 #[test]
@@ -27,10 +30,7 @@ fn indexer() {
     job.run("indexer", 2, LIMIT).unwrap();
     let contents = job.contents();
     let expected =
-        specs::index::inverted_index(contents.iter().map(|(n, c)| (n.as_str(), c.as_slice())))
-            .into_iter()
-            .map(|(w, docs)| (w, specs::index::render_entry(&docs)))
-            .collect();
+        crate::oracle::inverted_index(contents.iter().map(|(n, c)| (n.as_str(), c.as_slice())));
     job.check(&expected).unwrap();
 }
 
@@ -40,7 +40,7 @@ fn map_parallelism() {
     let seed = Seed::for_this_test();
     let mut job = LabJob::new("mr-mtiming", &seed, 1_000);
     job.run("mtiming", 2, LIMIT).unwrap();
-    let out = lab_outputs(&job.dir).unwrap();
+    let out = job.outputs().unwrap();
     let workers = out.keys().filter(|k| k.starts_with("times-")).count();
     assert_eq!(
         workers, 2,
@@ -58,7 +58,7 @@ fn reduce_parallelism() {
     let seed = Seed::for_this_test();
     let mut job = LabJob::new("mr-rtiming", &seed, 1_000);
     job.run("rtiming", 2, LIMIT).unwrap();
-    let out = lab_outputs(&job.dir).unwrap();
+    let out = job.outputs().unwrap();
     let parallel = out.values().filter(|v| *v == "2").count();
     assert!(
         parallel >= 2,
@@ -137,15 +137,18 @@ fn crash() {
     });
     assert!(
         done,
-        "the job did not finish within {} s; logs in {}",
-        LIMIT.as_secs(),
+        "{}; logs in {}",
+        job.diagnose(format!(
+            "the job did not finish within {} s",
+            LIMIT.as_secs()
+        )),
         job.logs().display()
     );
     finish(&mut coordinator, Duration::ZERO).unwrap();
     // Stalled workers wake up to find the coordinator gone; a late attempt may still
     // rename an output into place, and must not change it.
     for w in &mut workers {
-        let exited = w.wait_timeout(Duration::from_secs(10)).unwrap();
+        let exited = w.wait_timeout(EXIT_GUARD).unwrap();
         assert!(
             exited.is_some(),
             "{} did not exit after the job was done",
@@ -163,7 +166,7 @@ fn bad_arguments() {
     let mut job = LabJob::new("mr-args", &seed, 100);
     job.inputs.push("no-such-input.txt".into());
     let mut coordinator = job.coordinator();
-    let status = coordinator.wait_timeout(Duration::from_secs(10)).unwrap();
+    let status = coordinator.wait_timeout(EXIT_GUARD).unwrap();
     assert!(
         status.is_some_and(|s| !s.success()),
         "the coordinator did not fail on a missing input: {status:?}"
@@ -175,7 +178,7 @@ fn bad_arguments() {
     );
 
     let mut worker = job.worker("no-such-app");
-    let status = worker.wait_timeout(Duration::from_secs(10)).unwrap();
+    let status = worker.wait_timeout(EXIT_GUARD).unwrap();
     assert!(
         status.is_some_and(|s| !s.success()),
         "the worker did not fail on an unknown application: {status:?}"
