@@ -7,7 +7,7 @@ use harness::Seed;
 use crate::scenarios::{
     outputs_appear_whole, reassigns_a_dead_workers_task, survives_sigkill, ReassignAllowance,
 };
-use crate::support::{LabJob, EXIT_GUARD, HANG_GUARD};
+use crate::support::{exit_guard, hang_guard, LabJob};
 
 /// Workers killed with SIGKILL in the middle of map and reduce tasks: their tasks are
 /// re-assigned, the output is exact, and no partial file ever has a final name.
@@ -15,7 +15,7 @@ use crate::support::{LabJob, EXIT_GUARD, HANG_GUARD};
 fn workers_killed_mid_task() {
     let seed = Seed::for_this_test();
     let mut job = LabJob::new("mr-sigkill", &seed, 1_000);
-    survives_sigkill(&mut job, &seed, HANG_GUARD).unwrap_or_else(|f| panic!("{f}"));
+    survives_sigkill(&mut job, &seed, hang_guard()).unwrap_or_else(|f| panic!("{f}"));
 }
 
 /// A worker SIGKILLed while it holds a map task: that task is handed to another
@@ -34,7 +34,7 @@ fn a_dead_workers_task_is_reassigned() {
 fn outputs_never_partial() {
     let seed = Seed::for_this_test();
     let mut job = LabJob::new("mr-atomic", &seed, 1_000);
-    outputs_appear_whole(&mut job, HANG_GUARD).unwrap_or_else(|f| panic!("{f}"));
+    outputs_appear_whole(&mut job, hang_guard()).unwrap_or_else(|f| panic!("{f}"));
 }
 
 /// Workers exit by themselves once the coordinator is gone (here: SIGKILLed
@@ -46,7 +46,7 @@ fn workers_exit_when_coordinator_dies() {
     let mut job = LabJob::new("mr-orphans", &seed, 1_000);
     let mut coordinator = job.coordinator();
     let mut workers: Vec<_> = (0..2).map(|_| job.worker("slow")).collect();
-    let deadline = Instant::now() + HANG_GUARD;
+    let deadline = Instant::now() + hang_guard();
     while job.job_files().is_empty() {
         if let Some(status) = coordinator.try_wait().unwrap() {
             panic!(
@@ -58,7 +58,7 @@ fn workers_exit_when_coordinator_dies() {
             Instant::now() < deadline,
             "no progress: no intermediate file appeared in {} within {} s",
             job.dir.display(),
-            HANG_GUARD.as_secs()
+            hang_guard().as_secs()
         );
         std::thread::sleep(Duration::from_millis(5));
     }
@@ -68,12 +68,12 @@ fn workers_exit_when_coordinator_dies() {
     );
     coordinator.kill().unwrap();
     for w in &mut workers {
-        let status = w.wait_timeout(EXIT_GUARD).unwrap();
+        let status = w.wait_timeout(exit_guard()).unwrap();
         assert!(
             status.is_some(),
             "{} still runs {} s after its coordinator died",
             w.name(),
-            EXIT_GUARD.as_secs()
+            exit_guard().as_secs()
         );
     }
 }

@@ -9,7 +9,7 @@ use crate::scenarios::{
     outputs_appear_whole, reassigns_a_dead_workers_task, reduce_after_last_map, Failure,
     ReassignAllowance,
 };
-use crate::support::{skip_known_bad_for_other_implementations, LabJob, HANG_GUARD};
+use crate::support::{hang_guard, skip_known_bad_for_other_implementations, LabJob};
 
 fn buggy(test: &str, label: &str, seed: &Seed, bug: &str) -> Option<LabJob> {
     if skip_known_bad_for_other_implementations(test) {
@@ -33,7 +33,7 @@ fn early_reduce_is_rejected() {
     ) else {
         return;
     };
-    match reduce_after_last_map(&mut job, HANG_GUARD) {
+    match reduce_after_last_map(&mut job, hang_guard()) {
         Err(f @ Failure::EarlyReduce { .. }) => eprintln!("rejected as expected: {f}"),
         other => panic!("expected the early-reduce failure, got {other:?}"),
     }
@@ -99,7 +99,7 @@ fn in_place_outputs_are_rejected() {
     ) else {
         return;
     };
-    match outputs_appear_whole(&mut job, HANG_GUARD) {
+    match outputs_appear_whole(&mut job, hang_guard()) {
         Err(Failure::PartialVisible(why)) => {
             assert!(why.contains("a partial file was visible"), "{why}");
             eprintln!("rejected as expected: {why}");

@@ -14,7 +14,7 @@ use harness::{Process, Seed};
 use rand::Rng;
 
 use crate::support::{
-    finish, fixture, slow_expected, streaming_script, LabJob, EXIT_GUARD, HANG_GUARD,
+    exit_guard, finish, fixture, hang_guard, slow_expected, streaming_script, LabJob,
     SHORT_TIMEOUT_MS,
 };
 
@@ -131,7 +131,7 @@ fn await_event<T>(
     what: &str,
     mut done: impl FnMut() -> Option<T>,
 ) -> Result<T, Failure> {
-    let deadline = Instant::now() + HANG_GUARD;
+    let deadline = Instant::now() + hang_guard();
     loop {
         if let Some(v) = done() {
             return Ok(v);
@@ -145,7 +145,7 @@ fn await_event<T>(
         if Instant::now() >= deadline {
             return Err(Failure::NoProgress(format!(
                 "no progress: {} s passed and still not {what}; job files: {:?}",
-                HANG_GUARD.as_secs(),
+                hang_guard().as_secs(),
                 job.job_files()
             )));
         }
@@ -207,7 +207,7 @@ pub fn survives_sigkill(job: &mut LabJob, seed: &Seed, limit: Duration) -> Resul
     }
     job.outputs()?;
     for w in &mut workers {
-        if w.wait_timeout(EXIT_GUARD)
+        if w.wait_timeout(exit_guard())
             .map_err(|e| e.to_string())?
             .is_none()
         {
@@ -344,8 +344,8 @@ pub fn reassigns_a_dead_workers_task(
         }
         std::thread::sleep(Duration::from_millis(10));
     }
-    finish(&mut coordinator, HANG_GUARD).map_err(|e| job.diagnose(e))?;
-    finish(&mut mapper, EXIT_GUARD)?;
+    finish(&mut coordinator, hang_guard()).map_err(|e| job.diagnose(e))?;
+    finish(&mut mapper, exit_guard())?;
     let expected: BTreeMap<String, String> = job
         .inputs
         .iter()

@@ -7,7 +7,7 @@ use std::process::Command;
 
 use harness::Seed;
 
-use crate::support::{finish, streaming_script as script, LabJob, EXIT_GUARD, HANG_GUARD};
+use crate::support::{exit_guard, finish, hang_guard, streaming_script as script, LabJob};
 
 /// The word-count script pair gives the same result through the framework as piped
 /// through `cat | map | sort | reduce`.
@@ -18,11 +18,11 @@ fn script_pair_matches_pipeline() {
     let (map, reduce) = (script("wc-map.sh"), script("wc-reduce.sh"));
     let mut coordinator = job.coordinator();
     let mut workers: Vec<_> = (0..2).map(|_| job.external_worker(&map, &reduce)).collect();
-    finish(&mut coordinator, HANG_GUARD)
+    finish(&mut coordinator, hang_guard())
         .map_err(|e| job.diagnose(e))
         .unwrap();
     for w in &mut workers {
-        finish(w, EXIT_GUARD).unwrap();
+        finish(w, exit_guard()).unwrap();
     }
     let through_framework = job.outputs().unwrap();
 
@@ -71,12 +71,12 @@ fn an_application_that_always_fails_fails_the_job() {
         .map(|_| job.external_worker(&PathBuf::from("false"), &PathBuf::from("cat")))
         .collect();
     let status = coordinator
-        .wait_timeout(HANG_GUARD)
+        .wait_timeout(hang_guard())
         .unwrap()
         .unwrap_or_else(|| {
             panic!(
                 "the job still runs after {} s of failing map tasks",
-                HANG_GUARD.as_secs()
+                hang_guard().as_secs()
             )
         });
     assert!(
@@ -84,7 +84,7 @@ fn an_application_that_always_fails_fails_the_job() {
         "the coordinator reported success for a failed job"
     );
     for w in &mut workers {
-        let exited = w.wait_timeout(EXIT_GUARD).unwrap();
+        let exited = w.wait_timeout(exit_guard()).unwrap();
         assert!(
             exited.is_some(),
             "{} did not exit after the job failed",

@@ -18,11 +18,24 @@ pub const SHORT_TIMEOUT_MS: &str = "1000";
 /// Hang guard of a whole job: how long a test waits for a job that should take a
 /// second or two before it calls the job stuck. Not a performance bound: it only
 /// turns "never" into a failure, and is some 30 times what a job needs on an idle
-/// machine so that a loaded one does not trip it.
-pub const HANG_GUARD: Duration = Duration::from_secs(60);
+/// machine so that a loaded one does not trip it. `MR_HANG_GUARD_S` changes it (60 by
+/// default): up for a very slow machine, down to judge a stuck implementation fast.
+pub fn hang_guard() -> Duration {
+    match std::env::var("MR_HANG_GUARD_S") {
+        Err(_) => Duration::from_secs(60),
+        Ok(v) => {
+            Duration::from_secs(v.trim().parse().ok().filter(|s| *s > 0).unwrap_or_else(|| {
+                panic!("MR_HANG_GUARD_S={v:?} is not a positive number of seconds")
+            }))
+        }
+    }
+}
 
-/// Hang guard for a process that has been told (or should see) that the job is over.
-pub const EXIT_GUARD: Duration = Duration::from_secs(15);
+/// Hang guard for a process that has been told (or should see) that the job is over:
+/// a quarter of [`hang_guard`] (15 s by default).
+pub fn exit_guard() -> Duration {
+    hang_guard() / 4
+}
 
 /// Where the test's own scripts live.
 pub fn fixture(name: &str) -> PathBuf {
@@ -319,7 +332,7 @@ impl LabJob {
         let mut ws: Vec<Process> = (0..workers).map(|_| self.worker(app)).collect();
         finish(&mut coordinator, limit).map_err(|e| self.diagnose(e))?;
         for w in &mut ws {
-            finish(w, EXIT_GUARD)?;
+            finish(w, exit_guard())?;
         }
         Ok(())
     }
@@ -487,7 +500,13 @@ impl WordCountJob {
 
     pub fn run(&self, nworkers: usize, nreduce: usize) -> Result<(), String> {
         let mut p = self.start(nworkers, nreduce);
-        finish(&mut p, HANG_GUARD).map_err(|e| {
+        self.finish(&mut p)
+    }
+
+    /// Waits for a started job to end by itself and succeed; a job that did not and
+    /// never created its output directory made no progress, and is told so.
+    pub fn finish(&self, p: &mut Process) -> Result<(), String> {
+        finish(p, hang_guard()).map_err(|e| {
             if self.output.exists() {
                 e
             } else {

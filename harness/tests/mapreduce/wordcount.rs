@@ -8,7 +8,7 @@ use harness::Seed;
 use rand::Rng;
 
 use crate::support::{
-    descendants, finish, kill_pid, text, WordCountJob, HANG_GUARD, SHORT_TIMEOUT_MS,
+    descendants, exit_guard, hang_guard, kill_pid, text, WordCountJob, SHORT_TIMEOUT_MS,
 };
 
 /// Runs a job over `files` generated inputs of about `size` bytes and checks the
@@ -230,14 +230,27 @@ fn bad_arguments() {
         ),
         ("no arguments", vec![], ""),
     ];
-    for (what, args, mentions) in cases {
-        let result = job.command(&args).output().unwrap();
-        let stderr = String::from_utf8_lossy(&result.stderr);
-        assert!(
-            !result.status.success(),
-            "{what}: exit status {}",
-            result.status
-        );
+    for (i, (what, args, mentions)) in cases.into_iter().enumerate() {
+        // Through a file and with a limit: an implementation that hangs on bad
+        // arguments fails here instead of hanging the suite.
+        let log = root.join(format!("bad-arguments-{i}.log"));
+        let mut command = job.command(&args);
+        command
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(fs::File::create(&log).unwrap());
+        let mut process = harness::Process::spawn("mapreduce", &mut command).unwrap();
+        let status = process
+            .wait_timeout(exit_guard())
+            .unwrap()
+            .unwrap_or_else(|| {
+                panic!(
+                    "{what}: still running {} s after it was started",
+                    exit_guard().as_secs()
+                )
+            });
+        let stderr = fs::read_to_string(&log).unwrap();
+        assert!(!status.success(), "{what}: exit status {status}");
         assert!(!stderr.trim().is_empty(), "{what}: nothing on stderr");
         assert!(
             stderr.contains(mentions),
@@ -265,7 +278,7 @@ fn workers_killed() {
     let files = |job: &WordCountJob| fs::read_dir(&job.output).map_or(0, |d| d.count());
     let mut kills = 0;
     let mut kill_at = 0;
-    let deadline = Instant::now() + HANG_GUARD;
+    let deadline = Instant::now() + hang_guard();
     while kills < 3 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(2));
         if master.try_wait().unwrap().is_some() {
@@ -279,7 +292,7 @@ fn workers_killed() {
         kills += 1;
         kill_at = files(&job) + rng.gen_range(1..=4);
     }
-    finish(&mut master, HANG_GUARD).unwrap();
+    job.finish(&mut master).unwrap();
     check_wordcount_dir(&job.output, &job.expected(), 4).unwrap_or_else(|e| panic!("{e}"));
     assert!(kills > 0, "the job ended before a worker could be killed");
 }
