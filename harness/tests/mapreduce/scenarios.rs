@@ -144,7 +144,7 @@ fn await_event<T>(
         }
         if Instant::now() >= deadline {
             return Err(Failure::NoProgress(format!(
-                "no progress: {} s passed and still not {what}; job files: {:?}",
+                "no progress: after {} s still no sign that {what}; job files: {:?}",
                 hang_guard().as_secs(),
                 job.job_files()
             )));
