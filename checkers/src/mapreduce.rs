@@ -15,19 +15,19 @@
 //! final name never showed partial content.
 //!
 //! Every check returns `Err` with a message saying what is wrong and where, so a
-//! failing test reads as a diagnosis. The module needs only `specs` and std (and
-//! `tempfile` in its tests), so it stands beside the linearizability checker as one more oracle.
+//! failing test reads as a diagnosis; a job that left nothing at all is reported as
+//! "no progress". The module needs only std (and `tempfile` in its tests): it shares
+//! no code with the reference implementation, and the expected results come from the
+//! caller.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Write as _;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
-
-use specs::wordcount::{ranked, render_ranked};
 
 /// How many differences a message lists before it says "and N more".
 const SHOWN: usize = 8;
@@ -76,6 +76,12 @@ pub fn check_wordcount_dir(
     expected: &BTreeMap<String, u64>,
     nreduce: usize,
 ) -> Result<WordCountLayout, String> {
+    if !dir.exists() {
+        return Err(format!(
+            "no progress: the output directory {} was never created (output.txt never appeared, 0 of {nreduce} reduce.part files)",
+            dir.display()
+        ));
+    }
     let mut problems = Vec::new();
     let mut maps: BTreeMap<usize, BTreeSet<usize>> = BTreeMap::new();
     let mut reduces = BTreeSet::new();
@@ -112,6 +118,12 @@ pub fn check_wordcount_dir(
                 "map task {m} has map.part files for partitions {rs:?}, expected 0..{nreduce}"
             ));
         }
+    }
+    if !has_output && reduces.is_empty() {
+        return Err(format!(
+            "no progress: output.txt never appeared and 0 of {nreduce} reduce.part files did, in {}",
+            dir.display()
+        ));
     }
     if !has_output {
         problems.push("output.txt is missing".into());
@@ -150,7 +162,7 @@ pub fn check_wordcount_dir(
     }
     compare_maps("the reduce.part files", &found, expected)?;
 
-    let want = render_ranked(&ranked(expected.iter().map(|(w, n)| (w, *n))));
+    let want = ranked_text(expected);
     let got = read(&dir.join("output.txt"))?;
     if got != want {
         return Err(first_difference("output.txt", &got, &want));
@@ -158,6 +170,16 @@ pub fn check_wordcount_dir(
     Ok(WordCountLayout {
         map_tasks: maps.len(),
     })
+}
+
+/// The text `output.txt` must hold: by count descending, then word ascending in byte
+/// order. Written here, plainly, so that the checker shares no code with what it
+/// judges.
+fn ranked_text(counts: &BTreeMap<String, u64>) -> String {
+    let mut lines: Vec<(&String, u64)> = counts.iter().map(|(w, n)| (w, *n)).collect();
+    // A stable sort of a list already in word order: equal counts keep word order.
+    lines.sort_by_key(|&(_, n)| std::cmp::Reverse(n));
+    lines.iter().map(|(w, n)| format!("{w} {n}\n")).collect()
 }
 
 /// Lists keys missing, unexpected or with the wrong value.
@@ -225,6 +247,16 @@ pub fn check_lab_dir(
     expected: &BTreeMap<String, String>,
 ) -> Result<(), String> {
     let found = lab_outputs(dir)?;
+    let has_output = names_in(dir)?
+        .iter()
+        .any(|n| number(n, "mr-out-", "").is_some());
+    if !has_output && !expected.is_empty() {
+        return Err(format!(
+            "no progress: no mr-out-* file appeared in {} (0 reduce outputs, {} keys expected)",
+            dir.display(),
+            expected.len()
+        ));
+    }
     let mut problems = Vec::new();
     for name in names_in(dir)? {
         let known = allowed.inputs.contains(&name)
@@ -278,6 +310,7 @@ pub struct Observed {
 /// milliseconds, until stopped.
 pub struct OutputWatcher {
     stop: Arc<AtomicBool>,
+    passes: Arc<AtomicU64>,
     thread: Option<JoinHandle<HashMap<String, Observed>>>,
 }
 
@@ -285,6 +318,8 @@ impl OutputWatcher {
     pub fn start(dir: &Path, is_output: fn(&str) -> bool) -> OutputWatcher {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&stop);
+        let passes = Arc::new(AtomicU64::new(0));
+        let counter = Arc::clone(&passes);
         let dir: PathBuf = dir.to_path_buf();
         let thread = std::thread::spawn(move || {
             let mut seen: HashMap<String, Observed> = HashMap::new();
@@ -301,20 +336,43 @@ impl OutputWatcher {
                         }
                     }
                 }
+                counter.fetch_add(1, Ordering::SeqCst);
                 std::thread::sleep(Duration::from_millis(2));
             }
             seen
         });
         OutputWatcher {
             stop,
+            passes,
             thread: Some(thread),
         }
+    }
+
+    /// Waits until the watcher has gone over the whole directory at least once after
+    /// this call: what is there now has then been seen, however slowly a loaded
+    /// machine runs the watcher's thread. False if that took over `limit`.
+    pub fn sync(&self, limit: Duration) -> bool {
+        // The pass running now may have listed the directory before the call.
+        let target = self.passes.load(Ordering::SeqCst) + 2;
+        let deadline = std::time::Instant::now() + limit;
+        while self.passes.load(Ordering::SeqCst) < target {
+            if std::time::Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        true
     }
 
     /// Stops sampling and checks that every output name only ever showed the content
     /// it ends with: a file that was seen with other content was visible while being
     /// written (or was written twice with different data).
+    /// Before it stops, the watcher finishes a pass over the final directory, so every
+    /// output the job left is counted even if the thread was starved during the job.
     pub fn check(mut self, dir: &Path) -> Result<usize, String> {
+        if !self.sync(Duration::from_secs(30)) {
+            return Err("the output watcher did not get to run for 30 s".into());
+        }
         self.stop.store(true, Ordering::Relaxed);
         let seen = self
             .thread
@@ -449,18 +507,49 @@ mod tests {
     #[test]
     fn the_watcher_sees_a_file_that_grows_under_its_final_name() {
         let dir = tempfile::tempdir().unwrap();
+        let limit = Duration::from_secs(30);
         let watcher = OutputWatcher::start(dir.path(), |n| n.starts_with("out"));
         fs::write(dir.path().join("out-0"), "half").unwrap();
-        std::thread::sleep(Duration::from_millis(50));
+        assert!(watcher.sync(limit));
         fs::write(dir.path().join("out-0"), "half and the rest").unwrap();
-        std::thread::sleep(Duration::from_millis(50));
         let err = watcher.check(dir.path()).unwrap_err();
         assert!(err.contains("partial file"), "{err}");
 
         let watcher = OutputWatcher::start(dir.path(), |n| n.starts_with("out"));
         fs::write(dir.path().join("tmp"), "whole").unwrap();
         fs::rename(dir.path().join("tmp"), dir.path().join("out-1")).unwrap();
-        std::thread::sleep(Duration::from_millis(50));
         assert_eq!(watcher.check(dir.path()), Ok(2));
+    }
+
+    #[test]
+    fn a_job_that_left_nothing_is_reported_as_no_progress() {
+        let dir = tempfile::tempdir().unwrap();
+        let want = counts(&[("a", 1)]);
+        let err = check_wordcount_dir(&dir.path().join("never-made"), &want, 4).unwrap_err();
+        assert!(
+            err.starts_with("no progress: the output directory"),
+            "{err}"
+        );
+        assert!(err.contains("0 of 4 reduce.part"), "{err}");
+        let err = check_wordcount_dir(dir.path(), &want, 4).unwrap_err();
+        assert!(
+            err.starts_with("no progress: output.txt never appeared and 0 of 4"),
+            "{err}"
+        );
+        fs::write(dir.path().join("pg-a.txt"), "a").unwrap();
+        let allowed = LabDir {
+            inputs: vec!["pg-a.txt".into()],
+        };
+        let want: BTreeMap<String, String> = BTreeMap::from([("a".into(), "1".into())]);
+        let err = check_lab_dir(dir.path(), &allowed, &want).unwrap_err();
+        assert!(err.starts_with("no progress: no mr-out-* file"), "{err}");
+        // With nothing expected, no output is the right output.
+        check_lab_dir(dir.path(), &allowed, &BTreeMap::new()).unwrap();
+    }
+
+    #[test]
+    fn output_order_is_count_descending_then_bytes_ascending() {
+        let want = counts(&[("b", 2), ("a", 1), ("é", 2), ("z", 2), ("c", 1)]);
+        assert_eq!(ranked_text(&want), "b 2\nz 2\né 2\na 1\nc 1\n");
     }
 }

@@ -6,16 +6,17 @@ use std::time::Duration;
 use checkers::mapreduce::lab_outputs;
 use harness::{Process, Seed};
 
-use crate::support::{crash_expected, finish, wait_until, wc_expected, LabJob, SHORT_TIMEOUT_MS};
-
-const LIMIT: Duration = Duration::from_secs(60);
+use crate::support::{
+    crash_expected, exit_guard, finish, hang_guard, wait_until, wc_expected, LabJob,
+    SHORT_TIMEOUT_MS,
+};
 
 /// Word count with three workers gives the reference counts.
 #[test]
 fn wc() {
     let seed = Seed::for_this_test();
     let mut job = LabJob::new("mr-wc", &seed, 60_000);
-    job.run("wc", 3, LIMIT).unwrap();
+    job.run("wc", 3, hang_guard()).unwrap();
     job.check(&wc_expected(&job.contents())).unwrap();
 }
 
@@ -24,13 +25,10 @@ fn wc() {
 fn indexer() {
     let seed = Seed::for_this_test();
     let mut job = LabJob::new("mr-indexer", &seed, 30_000);
-    job.run("indexer", 2, LIMIT).unwrap();
+    job.run("indexer", 2, hang_guard()).unwrap();
     let contents = job.contents();
     let expected =
-        specs::index::inverted_index(contents.iter().map(|(n, c)| (n.as_str(), c.as_slice())))
-            .into_iter()
-            .map(|(w, docs)| (w, specs::index::render_entry(&docs)))
-            .collect();
+        crate::oracle::inverted_index(contents.iter().map(|(n, c)| (n.as_str(), c.as_slice())));
     job.check(&expected).unwrap();
 }
 
@@ -39,8 +37,8 @@ fn indexer() {
 fn map_parallelism() {
     let seed = Seed::for_this_test();
     let mut job = LabJob::new("mr-mtiming", &seed, 1_000);
-    job.run("mtiming", 2, LIMIT).unwrap();
-    let out = lab_outputs(&job.dir).unwrap();
+    job.run("mtiming", 2, hang_guard()).unwrap();
+    let out = job.outputs().unwrap();
     let workers = out.keys().filter(|k| k.starts_with("times-")).count();
     assert_eq!(
         workers, 2,
@@ -57,8 +55,8 @@ fn map_parallelism() {
 fn reduce_parallelism() {
     let seed = Seed::for_this_test();
     let mut job = LabJob::new("mr-rtiming", &seed, 1_000);
-    job.run("rtiming", 2, LIMIT).unwrap();
-    let out = lab_outputs(&job.dir).unwrap();
+    job.run("rtiming", 2, hang_guard()).unwrap();
+    let out = job.outputs().unwrap();
     let parallel = out.values().filter(|v| *v == "2").count();
     assert!(
         parallel >= 2,
@@ -71,7 +69,7 @@ fn reduce_parallelism() {
 fn job_count() {
     let seed = Seed::for_this_test();
     let mut job = LabJob::new("mr-jobcount", &seed, 1_000);
-    job.run("jobcount", 4, LIMIT).unwrap();
+    job.run("jobcount", 4, hang_guard()).unwrap();
     let n = job.inputs.len().to_string();
     job.check(&BTreeMap::from([("a".to_string(), n)]))
         .map_err(|e| format!("map tasks did not run exactly once each: {e}"))
@@ -85,13 +83,16 @@ fn early_exit() {
     let mut job = LabJob::new("mr-early-exit", &seed, 1_000);
     let mut all: Vec<Process> = vec![job.coordinator()];
     all.extend((0..3).map(|_| job.worker("early_exit")));
-    let exited = wait_until(LIMIT, || {
+    let exited = wait_until(hang_guard(), || {
         all.iter_mut().any(|p| p.try_wait().unwrap().is_some())
     });
     assert!(
         exited,
-        "no process of the job exited within {} s",
-        LIMIT.as_secs()
+        "{}",
+        job.diagnose(format!(
+            "no process of the job exited within {} s",
+            hang_guard().as_secs()
+        ))
     );
     let first = all
         .iter_mut()
@@ -99,7 +100,7 @@ fn early_exit() {
         .unwrap();
     let at_first_exit = lab_outputs(&job.dir);
     for p in &mut all {
-        finish(p, LIMIT).unwrap();
+        finish(p, hang_guard()).unwrap();
     }
     let expected: BTreeMap<String, String> = job
         .inputs
@@ -124,7 +125,7 @@ fn crash() {
     let mut coordinator = job.coordinator();
     // As test-mr.sh: keep three workers running until the coordinator is done.
     let mut workers: Vec<Process> = (0..3).map(|_| job.worker("crash")).collect();
-    let done = wait_until(LIMIT, || {
+    let done = wait_until(hang_guard(), || {
         if coordinator.try_wait().unwrap().is_some() {
             return true;
         }
@@ -137,15 +138,18 @@ fn crash() {
     });
     assert!(
         done,
-        "the job did not finish within {} s; logs in {}",
-        LIMIT.as_secs(),
+        "{}; logs in {}",
+        job.diagnose(format!(
+            "the job did not finish within {} s",
+            hang_guard().as_secs()
+        )),
         job.logs().display()
     );
     finish(&mut coordinator, Duration::ZERO).unwrap();
     // Stalled workers wake up to find the coordinator gone; a late attempt may still
     // rename an output into place, and must not change it.
     for w in &mut workers {
-        let exited = w.wait_timeout(Duration::from_secs(10)).unwrap();
+        let exited = w.wait_timeout(exit_guard()).unwrap();
         assert!(
             exited.is_some(),
             "{} did not exit after the job was done",
@@ -163,7 +167,7 @@ fn bad_arguments() {
     let mut job = LabJob::new("mr-args", &seed, 100);
     job.inputs.push("no-such-input.txt".into());
     let mut coordinator = job.coordinator();
-    let status = coordinator.wait_timeout(Duration::from_secs(10)).unwrap();
+    let status = coordinator.wait_timeout(exit_guard()).unwrap();
     assert!(
         status.is_some_and(|s| !s.success()),
         "the coordinator did not fail on a missing input: {status:?}"
@@ -175,7 +179,7 @@ fn bad_arguments() {
     );
 
     let mut worker = job.worker("no-such-app");
-    let status = worker.wait_timeout(Duration::from_secs(10)).unwrap();
+    let status = worker.wait_timeout(exit_guard()).unwrap();
     assert!(
         status.is_some_and(|s| !s.success()),
         "the worker did not fail on an unknown application: {status:?}"

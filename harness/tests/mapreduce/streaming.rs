@@ -4,18 +4,10 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::Command;
-use std::time::Duration;
 
-use checkers::mapreduce::lab_outputs;
 use harness::Seed;
 
-use crate::support::{finish, LabJob};
-
-fn script(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../impls/mapreduce/streaming")
-        .join(name)
-}
+use crate::support::{exit_guard, finish, hang_guard, streaming_script as script, LabJob};
 
 /// The word-count script pair gives the same result through the framework as piped
 /// through `cat | map | sort | reduce`.
@@ -26,11 +18,13 @@ fn script_pair_matches_pipeline() {
     let (map, reduce) = (script("wc-map.sh"), script("wc-reduce.sh"));
     let mut coordinator = job.coordinator();
     let mut workers: Vec<_> = (0..2).map(|_| job.external_worker(&map, &reduce)).collect();
-    finish(&mut coordinator, Duration::from_secs(60)).unwrap();
+    finish(&mut coordinator, hang_guard())
+        .map_err(|e| job.diagnose(e))
+        .unwrap();
     for w in &mut workers {
-        finish(w, Duration::from_secs(10)).unwrap();
+        finish(w, exit_guard()).unwrap();
     }
-    let through_framework = lab_outputs(&job.dir).unwrap();
+    let through_framework = job.outputs().unwrap();
 
     let pipeline = format!(
         "cat {} | {} | LC_ALL=C sort | {}",
@@ -77,15 +71,20 @@ fn an_application_that_always_fails_fails_the_job() {
         .map(|_| job.external_worker(&PathBuf::from("false"), &PathBuf::from("cat")))
         .collect();
     let status = coordinator
-        .wait_timeout(Duration::from_secs(30))
+        .wait_timeout(hang_guard())
         .unwrap()
-        .unwrap_or_else(|| panic!("the job still runs after 30 s of failing map tasks"));
+        .unwrap_or_else(|| {
+            panic!(
+                "the job still runs after {} s of failing map tasks",
+                hang_guard().as_secs()
+            )
+        });
     assert!(
         !status.success(),
         "the coordinator reported success for a failed job"
     );
     for w in &mut workers {
-        let exited = w.wait_timeout(Duration::from_secs(10)).unwrap();
+        let exited = w.wait_timeout(exit_guard()).unwrap();
         assert!(
             exited.is_some(),
             "{} did not exit after the job failed",

@@ -7,7 +7,9 @@ use checkers::mapreduce::check_wordcount_dir;
 use harness::Seed;
 use rand::Rng;
 
-use crate::support::{descendants, finish, kill_pid, text, WordCountJob, SHORT_TIMEOUT_MS};
+use crate::support::{
+    descendants, exit_guard, hang_guard, kill_pid, text, WordCountJob, SHORT_TIMEOUT_MS,
+};
 
 /// Runs a job over `files` generated inputs of about `size` bytes and checks the
 /// output directory; returns the number of map tasks.
@@ -228,14 +230,27 @@ fn bad_arguments() {
         ),
         ("no arguments", vec![], ""),
     ];
-    for (what, args, mentions) in cases {
-        let result = job.command(&args).output().unwrap();
-        let stderr = String::from_utf8_lossy(&result.stderr);
-        assert!(
-            !result.status.success(),
-            "{what}: exit status {}",
-            result.status
-        );
+    for (i, (what, args, mentions)) in cases.into_iter().enumerate() {
+        // Through a file and with a limit: an implementation that hangs on bad
+        // arguments fails here instead of hanging the suite.
+        let log = root.join(format!("bad-arguments-{i}.log"));
+        let mut command = job.command(&args);
+        command
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(fs::File::create(&log).unwrap());
+        let mut process = harness::Process::spawn("mapreduce", &mut command).unwrap();
+        let status = process
+            .wait_timeout(exit_guard())
+            .unwrap()
+            .unwrap_or_else(|| {
+                panic!(
+                    "{what}: still running {} s after it was started",
+                    exit_guard().as_secs()
+                )
+            });
+        let stderr = fs::read_to_string(&log).unwrap();
+        assert!(!status.success(), "{what}: exit status {status}");
         assert!(!stderr.trim().is_empty(), "{what}: nothing on stderr");
         assert!(
             stderr.contains(mentions),
@@ -250,6 +265,9 @@ fn bad_arguments() {
 }
 
 /// Worker processes of the job SIGKILLed mid-run: the job still finishes exactly.
+/// Kills follow the job's progress, not the clock: the first as soon as a worker
+/// exists (it is then in its first map task), the next ones after a random number of
+/// further files appear in the output directory.
 #[test]
 fn workers_killed() {
     let seed = Seed::for_this_test();
@@ -257,25 +275,24 @@ fn workers_killed() {
     job.env("MR_TASK_TIMEOUT_MS", SHORT_TIMEOUT_MS);
     let mut rng = seed.rng(2);
     let mut master = job.start(2, 4);
+    let files = |job: &WordCountJob| fs::read_dir(&job.output).map_or(0, |d| d.count());
     let mut kills = 0;
-    let deadline = Instant::now() + Duration::from_secs(50);
-    // The first worker seen is killed at once (it is in its first map task by then);
-    // later ones at random moments.
-    let mut pause = Duration::from_millis(2);
+    let mut kill_at = 0;
+    let deadline = Instant::now() + hang_guard();
     while kills < 3 && Instant::now() < deadline {
-        std::thread::sleep(pause);
+        std::thread::sleep(Duration::from_millis(2));
         if master.try_wait().unwrap().is_some() {
             break;
         }
         let workers = descendants(master.pid());
-        if workers.is_empty() {
+        if workers.is_empty() || files(&job) < kill_at {
             continue;
         }
         kill_pid(workers[rng.gen_range(0..workers.len())]);
         kills += 1;
-        pause = Duration::from_millis(rng.gen_range(50..250));
+        kill_at = files(&job) + rng.gen_range(1..=4);
     }
-    finish(&mut master, Duration::from_secs(50)).unwrap();
-    assert!(kills > 0, "the job ended before a worker could be killed");
+    job.finish(&mut master).unwrap();
     check_wordcount_dir(&job.output, &job.expected(), 4).unwrap_or_else(|e| panic!("{e}"));
+    assert!(kills > 0, "the job ended before a worker could be killed");
 }

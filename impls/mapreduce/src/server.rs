@@ -20,6 +20,9 @@ struct Shared {
     /// to exit, so that no process of the job exits before its output is complete.
     finished: bool,
     last_request: Instant,
+    /// Requests for a task being held in a long poll right now (for tests, which
+    /// wait for a worker to be waiting instead of sleeping and hoping it is).
+    held: usize,
 }
 
 /// A coordinator listening on its socket.
@@ -53,6 +56,7 @@ impl Server {
                 coordinator,
                 finished: false,
                 last_request: Instant::now(),
+                held: 0,
             }),
             Condvar::new(),
         ));
@@ -131,6 +135,14 @@ impl Server {
     pub fn assignments(&self) -> usize {
         self.lock().coordinator.assignments
     }
+
+    /// Waits until a request for a task is being held in a long poll.
+    #[cfg(test)]
+    fn await_held(&self) {
+        while self.lock().held == 0 {
+            sleep(Duration::from_millis(1));
+        }
+    }
 }
 
 fn answer(shared: &(Mutex<Shared>, Condvar), request: Request) -> Reply {
@@ -157,7 +169,9 @@ fn answer(shared: &(Mutex<Shared>, Condvar), request: Request) -> Reply {
         }
         // Wake at least every 100 ms so a timed-out task is noticed.
         let wait = (deadline - now).min(Duration::from_millis(100));
+        s.held += 1;
         s = changed.wait_timeout(s, wait).expect("poisoned").0;
+        s.held -= 1;
         reply = s.coordinator.handle(Request::GetTask, Instant::now());
     }
 }
@@ -218,9 +232,9 @@ mod tests {
             let socket = socket.clone();
             std::thread::spawn(move || call(&socket, &Request::GetTask).unwrap())
         };
-        // Well inside the long poll, so the waiter is answered by the report, not
+        // The waiter is inside its long poll, so it is answered by the report, not
         // by the end of its poll.
-        sleep(Duration::from_millis(50));
+        server.await_held();
         let done = Request::Done {
             kind: Kind::Map,
             id: 0,
@@ -239,7 +253,7 @@ mod tests {
             let socket = socket.clone();
             std::thread::spawn(move || call(&socket, &Request::GetTask).unwrap())
         };
-        sleep(Duration::from_millis(50));
+        server.await_held();
         server.mark_finished();
         assert_eq!(waiter.join().unwrap(), Reply::Exit);
         server.close();
