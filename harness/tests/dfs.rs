@@ -619,6 +619,56 @@ mod crash {
     }
 }
 
+/// Power failures: the image on the power-loss filesystem, so what was not fsynced is
+/// lost; the only crashes that can show a missing fsync.
+mod power {
+    use super::*;
+
+    /// Points per image before starting over, so images and checks stay small.
+    const POINTS_PER_IMAGE: usize = 25;
+
+    pub fn power_loss_points(
+        label: &str,
+        bug: Option<&'static str>,
+        points: usize,
+    ) -> Result<PowerLoss, String> {
+        let seed = Seed::for_this_test();
+        let dir = TestDir::new(label);
+        let mut rng = seed.rng(1);
+        let imp = if bug.is_some() {
+            our_server()
+        } else {
+            implementation()
+        };
+        let mut power = PowerLoss::new(imp, &dir, bug);
+        let started = std::time::Instant::now();
+        for i in 0..points {
+            if i > 0 && i % POINTS_PER_IMAGE == 0 {
+                power.reset();
+            }
+            power.point(&dir, &mut rng, 12)?;
+        }
+        eprintln!(
+            "{points} power-loss points in {:.1} s: {} acknowledged requests checked, {} \
+             unsynced byte(s) discarded by the power failures",
+            started.elapsed().as_secs_f64(),
+            power.acknowledged,
+            power.lost_bytes
+        );
+        Ok(power)
+    }
+
+    #[test]
+    fn power_loss_during_writes_1() {
+        power_loss_points("dfs-power1", None, 110).unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    #[test]
+    fn power_loss_during_writes_2() {
+        power_loss_points("dfs-power2", None, 110).unwrap_or_else(|e| panic!("{e}"));
+    }
+}
+
 /// The known-bad variants: each must be rejected, and the test shows the message.
 mod bad {
     use super::*;
@@ -646,6 +696,27 @@ mod bad {
     fn server_that_replies_before_fsync() {
         let e = rejected_within("reply-before-fsync", 150);
         assert!(e.contains("acknowledged change was lost"), "{e}");
+    }
+
+    #[test]
+    fn server_that_acknowledges_without_fsync() {
+        let e = match power::power_loss_points("dfs-bad-no-fsync", Some("no-fsync"), 40) {
+            Ok(_) => panic!(
+                "DFS_BUG=no-fsync survived 40 power failures: the power-loss tests do not bite"
+            ),
+            Err(e) => e,
+        };
+        eprintln!("DFS_BUG=no-fsync rejected: {e}");
+        assert!(
+            e.contains("acknowledged change 1 of the") && e.contains("was lost"),
+            "rejected, but not for losing an acknowledged change: {e}"
+        );
+        assert!(
+            ["Write(", "Creat(", "Unlink("]
+                .iter()
+                .any(|op| e.contains(op)),
+            "the message does not name the lost request: {e}"
+        );
     }
 
     #[test]

@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use harness::lazyfs::LazyFs;
 use harness::{Implementation, Port, Process, TestDir};
 use rand::rngs::StdRng;
 use rand::Rng;
@@ -177,6 +178,14 @@ impl Conn {
                 ));
             }
         }
+    }
+
+    /// Sends `request` once, as the next request, without waiting for a reply.
+    pub fn send_once(&mut self, request: &Request) {
+        self.seq += 1;
+        let _ = self
+            .socket
+            .send(&encode_request(self.id, self.seq, request));
     }
 
     /// Sends raw bytes once and returns the first datagram that comes back in `wait`.
@@ -530,6 +539,218 @@ impl Crasher {
         }
         self.server = Some(server);
         Ok(())
+    }
+}
+
+/// Runs the image checker on `image`; `Err` says what it reported.
+pub fn check_image(fsck: &Implementation, image: &Path) -> Result<(), String> {
+    let out = fsck
+        .command()
+        .arg(image)
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}", fsck.describe()))?;
+    if out.status.success() {
+        return Ok(());
+    }
+    Err(format!(
+        "the image checker ({}) rejects the image:\n{}{}",
+        fsck.describe(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    ))
+}
+
+/// Power-loss points: the image lives on the power-loss filesystem
+/// (`harness::lazyfs`), and at each point the server is killed and the power fails,
+/// so every write it had not fsynced is gone. A SIGKILL alone cannot show a missing
+/// fsync: the page cache outlives the process. After each point the restarted server
+/// must serve every change it acknowledged; if not, the message names the first
+/// acknowledged change that was lost.
+pub struct PowerLoss {
+    pub imp: Implementation,
+    pub fsck: Option<Implementation>,
+    pub bug: Option<&'static str>,
+    disk: LazyFs,
+    image: PathBuf,
+    images: usize,
+    /// The state every acknowledged request so far leads to.
+    spec: FsSpec,
+    /// The state at the last point that was checked, and the changes acknowledged since.
+    base: FsSpec,
+    since: Vec<(Request, Reply)>,
+    server: Option<Server>,
+    pub points: usize,
+    pub acknowledged: usize,
+    pub lost_bytes: u64,
+}
+
+impl PowerLoss {
+    /// Mounts the power-loss filesystem under `dir`. A machine without FUSE fails the
+    /// test with what is missing, as the Raft suite's power-loss tests do.
+    pub fn new(imp: Implementation, dir: &TestDir, bug: Option<&'static str>) -> PowerLoss {
+        let mountpoint = dir.join("disk");
+        std::fs::create_dir_all(&mountpoint).unwrap();
+        let disk = LazyFs::mount(&mountpoint).unwrap_or_else(|e| {
+            panic!("{e}\nthe power-loss tests need /dev/fuse and root (as on CI)")
+        });
+        let image = mountpoint.join("fs-0.img");
+        PowerLoss {
+            fsck: fsck_for(&imp),
+            imp,
+            bug,
+            disk,
+            image,
+            images: 0,
+            spec: FsSpec::new(),
+            base: FsSpec::new(),
+            since: Vec::new(),
+            server: None,
+            points: 0,
+            acknowledged: 0,
+            lost_bytes: 0,
+        }
+    }
+
+    /// Starts over on a new image (a new name: removing the old one would need a
+    /// directory fsync to survive the next power failure).
+    pub fn reset(&mut self) {
+        self.server = None;
+        self.images += 1;
+        self.image = self.disk.path().join(format!("fs-{}.img", self.images));
+        self.spec = FsSpec::new();
+        self.base = FsSpec::new();
+        self.since.clear();
+    }
+
+    /// One point: up to `max_requests` acknowledged random requests, perhaps one more
+    /// sent and not waited for, then kill, power failure, check, restart, compare.
+    pub fn point(
+        &mut self,
+        dir: &TestDir,
+        rng: &mut StdRng,
+        max_requests: usize,
+    ) -> Result<(), String> {
+        self.points += 1;
+        let p = self.points;
+        let mut server = match self.server.take() {
+            Some(s) => s,
+            None => Server::start(&self.imp, dir, &self.image, self.bug)?,
+        };
+        let mut conn = server.conn();
+        for _ in 0..rng.gen_range(0..=max_requests) {
+            let request = random_request(rng, &mut self.spec);
+            let got = conn.call(&request)?;
+            let want = self.spec.apply(&request);
+            self.acknowledged += 1;
+            if got != want {
+                return Err(format!(
+                    "power-loss point {p}: {request:?}: the server replied {got:?}, the spec says {want:?}"
+                ));
+            }
+            if request.mutates() {
+                self.since.push((request, got));
+            }
+        }
+        let in_flight = if rng.gen_bool(0.5) {
+            let request = random_request(rng, &mut self.spec.clone());
+            conn.send_once(&request);
+            // The kill lands anywhere in the server's handling of it: before, during
+            // or after its append and sync.
+            std::thread::sleep(Duration::from_micros(rng.gen_range(0..2000)));
+            Some(request)
+        } else {
+            None
+        };
+        // Every process using the disk dies before the power goes, as in a real outage.
+        let _ = server.process.kill();
+        drop(server);
+        let lost = self.disk.power_fail();
+        self.lost_bytes += lost.bytes;
+        if let Some(fsck) = &self.fsck {
+            check_image(fsck, &self.image)
+                .map_err(|e| format!("power-loss point {p}: after the power failure, {e}"))?;
+        }
+        let server = Server::start(&self.imp, dir, &self.image, self.bug).map_err(|e| {
+            format!(
+                "power-loss point {p}: the server does not restart after the power failure: {e}"
+            )
+        })?;
+        let got = dump(&mut server.conn())?;
+        let mut after = self.spec.clone();
+        if dump(&mut after.clone())? != got {
+            let matched = match &in_flight {
+                Some(r) if r.mutates() => {
+                    after.apply(r);
+                    dump(&mut after.clone())? == got
+                }
+                _ => false,
+            };
+            if !matched {
+                return Err(self.name_the_loss(p, &got, lost)?);
+            }
+        }
+        self.spec = after.clone();
+        self.base = after;
+        self.since.clear();
+        self.server = Some(server);
+        Ok(())
+    }
+
+    /// Which acknowledged change is missing: the restarted tree is matched against the
+    /// state after each prefix of the changes acknowledged since the last point.
+    fn name_the_loss(
+        &self,
+        p: usize,
+        got: &[String],
+        lost: harness::lazyfs::Lost,
+    ) -> Result<String, String> {
+        let n = self.since.len();
+        let mut prefix = None;
+        for k in (0..n).rev() {
+            let mut state = self.base.clone();
+            for (r, _) in &self.since[..k] {
+                state.apply(r);
+            }
+            if dump(&mut state)? == got {
+                prefix = Some(k);
+                break;
+            }
+        }
+        let head = format!(
+            "power-loss point {p}: the power failure discarded {} byte(s) the server had not \
+             fsynced, and with them acknowledged changes",
+            lost.bytes
+        );
+        Ok(match prefix {
+            Some(k) => {
+                let (request, reply) = &self.since[k];
+                let rest: Vec<String> = self.since[k + 1..]
+                    .iter()
+                    .take(5)
+                    .map(|(r, _)| format!("{r:?}"))
+                    .collect();
+                format!(
+                    "{head}: acknowledged change {} of the {n} since the last power failure, \
+                     {request:?}, answered {reply:?}, was lost: the restarted server serves \
+                     the tree as it was after only the first {k} of them{}",
+                    k + 1,
+                    if rest.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" (lost after it too: {})", rest.join(", "))
+                    }
+                )
+            }
+            None => {
+                let mut want = self.spec.clone();
+                format!(
+                    "{head}: the restarted server's tree is the state after no prefix of the \
+                     {n} change(s) acknowledged since the last power failure; first difference \
+                     from the state after all of them: {}",
+                    first_difference(got, &dump(&mut want)?)
+                )
+            }
+        })
     }
 }
 

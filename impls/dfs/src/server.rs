@@ -29,6 +29,9 @@ pub enum Bug {
     CheckpointFirst,
     /// Forgets which requests it has run: a retried or duplicated request runs again.
     NoDedup,
+    /// Appends each batch and replies without ever calling `fdatasync`: the changes sit
+    /// in the page cache, which a SIGKILL does not lose and a power failure does.
+    NoFsync,
 }
 
 impl Bug {
@@ -38,9 +41,10 @@ impl Bug {
             Ok("reply-before-fsync") => Ok(Some(Bug::ReplyBeforeFsync)),
             Ok("checkpoint-first") => Ok(Some(Bug::CheckpointFirst)),
             Ok("no-dedup") => Ok(Some(Bug::NoDedup)),
+            Ok("no-fsync") => Ok(Some(Bug::NoFsync)),
             Ok(other) => bail!(
                 "DFS_BUG={other:?} is not a known variant \
-                 (reply-before-fsync, checkpoint-first, no-dedup)"
+                 (reply-before-fsync, checkpoint-first, no-dedup, no-fsync)"
             ),
         }
     }
@@ -250,12 +254,17 @@ pub fn serve(port: u16, image: &Path, bug: Option<Bug>) -> Result<()> {
                     file.sync_data()?;
                 }
             }
+            Some(Bug::NoFsync) => {
+                append(&file, fs.take_pending())?;
+            }
             Some(Bug::ReplyBeforeFsync) => {}
         }
         if shutdown {
             append(&file, fs.take_pending())?;
             file.write_all_at(&fs.checkpoint(), 0)?;
-            file.sync_all()?;
+            if bug != Some(Bug::NoFsync) {
+                file.sync_all()?;
+            }
         }
         if shutdown {
             eprintln!(
