@@ -28,22 +28,95 @@ pub fn our_server() -> Implementation {
     Implementation::ours("mfs-server")
 }
 
-/// The image checker run after crashes: `DFS_FSCK` (a command given the image path;
-/// `none` to skip) or, when the server is ours, our `mfsck`. A foreign server's image
-/// is in its own format, so it is checked only if its author names a checker.
-pub fn fsck_for(imp: &Implementation) -> Option<Implementation> {
-    match std::env::var("DFS_FSCK").as_deref() {
-        Ok("none") => None,
-        Ok(cmd) if !cmd.trim().is_empty() => Some(Implementation::from_env("DFS_FSCK", "mfsck")),
-        _ if imp.is_ours() => Some(Implementation::ours("mfsck")),
-        _ => None,
+/// Where the image checker comes from, or why there is none.
+#[derive(Debug, PartialEq, Eq)]
+pub enum FsckPlan {
+    /// `DFS_FSCK`'s command.
+    Named,
+    /// Our `mfsck`, for our server.
+    Ours,
+    /// No image check; the reason is printed loudly.
+    Skipped(String),
+}
+
+/// The checker for a run with `DFS_FSCK` = `dfs_fsck` against our server or not.
+pub fn fsck_plan(dfs_fsck: Option<&str>, server_is_ours: bool) -> FsckPlan {
+    match dfs_fsck.map(str::trim) {
+        Some("none") => FsckPlan::Skipped(
+            "image check after crashes: DFS_FSCK=none, so no image is checked (restarted \
+             servers are still compared with the spec)"
+                .into(),
+        ),
+        Some(cmd) if !cmd.is_empty() => FsckPlan::Named,
+        _ if server_is_ours => FsckPlan::Ours,
+        _ => FsckPlan::Skipped(
+            "image check after crashes: the server under test is not ours and DFS_FSCK names \
+             no checker for its image format (set DFS_FSCK=\"CMD\", run as CMD IMAGE, exit 0 = \
+             consistent)"
+                .into(),
+        ),
     }
 }
+
+/// Prints a line no one can miss, for a check that did not run.
+pub fn loud_skip(what: &str) {
+    eprintln!("\n==== SKIPPED: {what} ====\n");
+}
+
+/// The image checker run after crashes: `DFS_FSCK` (a command given the image path;
+/// `none` to skip) or, when the server is ours, our `mfsck`. A foreign server's image
+/// is in its own format, so it is checked only if its author names a checker. A
+/// skipped check is announced.
+pub fn fsck_for(imp: &Implementation) -> Option<Implementation> {
+    match fsck_plan(std::env::var("DFS_FSCK").ok().as_deref(), imp.is_ours()) {
+        FsckPlan::Named => Some(Implementation::from_env("DFS_FSCK", "mfsck")),
+        FsckPlan::Ours => Some(Implementation::ours("mfsck")),
+        FsckPlan::Skipped(why) => {
+            loud_skip(&why);
+            None
+        }
+    }
+}
+
+/// Whether a test may go on without `tool`: present, it is used; missing, the test
+/// fails with what to install, unless `DSCONF_SKIP` (comma-separated tool names, the
+/// suite-wide opt-out) names it, and then the skip is announced. `Ok(false)`: skip.
+pub fn require_tool(
+    tool: &str,
+    present: bool,
+    install: &str,
+    dsconf_skip: Option<&str>,
+    what: &str,
+) -> Result<bool, String> {
+    if present {
+        return Ok(true);
+    }
+    let opted_out = dsconf_skip
+        .unwrap_or("")
+        .split(',')
+        .any(|t| t.trim() == tool);
+    if opted_out {
+        loud_skip(&format!(
+            "{what}: {tool} is not installed and DSCONF_SKIP opts out of it; nothing was checked"
+        ));
+        return Ok(false);
+    }
+    Err(format!(
+        "{what} need {tool}, which is not installed: {install}, or set DSCONF_SKIP={tool} to \
+         skip these tests"
+    ))
+}
+
+/// How long a server may take to answer its first request before the test gives up
+/// on it as hung. A guard only: a start that fails is seen at once by the exit.
+const START_GUARD: Duration = Duration::from_secs(60);
 
 /// A running server and where its output goes.
 pub struct Server {
     pub process: Process,
     pub addr: SocketAddr,
+    /// From spawn to the first answer, measured: the baseline for this server's limits.
+    pub startup: Duration,
     _port: Port,
     log: PathBuf,
 }
@@ -68,17 +141,21 @@ impl Server {
         if let Some(bug) = bug {
             cmd.env("DFS_BUG", bug);
         }
+        let spawned = Instant::now();
         let process = Process::spawn("mfs server", &mut cmd).map_err(|e| e.to_string())?;
         let addr: SocketAddr = port.addr().parse().unwrap();
         let mut server = Server {
             process,
             addr,
+            startup: Duration::ZERO,
             _port: port,
             log,
         };
         let mut conn = Conn::new(addr);
         conn.attempt = Duration::from_millis(20);
-        let deadline = Instant::now() + Duration::from_secs(10);
+        // Only a guard against a server that hangs without exiting (an exit is seen at
+        // once); nothing is judged by how long a start takes.
+        let deadline = Instant::now() + START_GUARD;
         loop {
             if let Ok(Some(status)) = server.process.try_wait() {
                 return Err(format!(
@@ -89,11 +166,12 @@ impl Server {
                 ));
             }
             if conn.call_until(&Request::Stat { inum: 0 }, || true).is_ok() {
+                server.startup = spawned.elapsed();
                 return Ok(server);
             }
             if Instant::now() > deadline {
                 return Err(format!(
-                    "{} did not answer on {addr} within 10 s:\n{}",
+                    "{} did not answer on {addr} within {START_GUARD:?}, and did not exit:\n{}",
                     imp.describe(),
                     server.log_tail()
                 ));
@@ -103,6 +181,36 @@ impl Server {
 
     pub fn conn(&self) -> Conn {
         Conn::new(self.addr)
+    }
+
+    /// Waits for the server to exit (after a Shutdown). The limit is relative to this
+    /// server's own measured startup: 20 times it, and at least 5 s.
+    pub fn wait_exit(&mut self) -> Result<std::process::ExitStatus, String> {
+        let limit = (self.startup * 20).max(Duration::from_secs(5));
+        match self.process.wait_timeout(limit) {
+            Ok(Some(status)) => Ok(status),
+            Ok(None) => Err(format!(
+                "the server is still running {limit:?} after Shutdown (20 times its startup \
+                 of {:?}):\n{}",
+                self.startup,
+                self.log_tail()
+            )),
+            Err(e) => Err(format!("waiting for the server: {e}")),
+        }
+    }
+
+    /// The slowest of 20 Stat round trips, measured now: the baseline for waits on
+    /// replies that are not retried.
+    pub fn slowest_round_trip(&self) -> Duration {
+        let mut c = self.conn();
+        let mut slowest = Duration::ZERO;
+        for _ in 0..20 {
+            let t = Instant::now();
+            c.call(&Request::Stat { inum: 0 })
+                .unwrap_or_else(|e| panic!("{e}"));
+            slowest = slowest.max(t.elapsed());
+        }
+        slowest
     }
 
     pub fn log_tail(&self) -> String {
@@ -751,6 +859,99 @@ impl PowerLoss {
                 )
             }
         })
+    }
+}
+
+/// What a [`DropOnce`] relay saw.
+#[derive(Debug, Clone, Default)]
+pub struct DropOnceLog {
+    /// Copies of each distinct request (client id, sequence number), in the order
+    /// they first arrived.
+    pub copies: Vec<((u64, u64), u32)>,
+    /// The request whose first copy was dropped.
+    pub dropped: Option<Request>,
+}
+
+/// A relay in front of the server that loses exactly one datagram: the first copy of
+/// the `nth` distinct request (1-based) a client sends. Everything else passes, and it
+/// counts how often each request was sent, so a test can tell "lost and never sent
+/// again" from any other failure.
+pub struct DropOnce {
+    addr: SocketAddr,
+    log: Arc<std::sync::Mutex<DropOnceLog>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl DropOnce {
+    pub fn start(server: SocketAddr, nth: usize) -> DropOnce {
+        let socket = UdpSocket::bind("127.0.0.1:0").expect("bind the relay");
+        socket
+            .set_read_timeout(Some(Duration::from_millis(20)))
+            .unwrap();
+        let addr = socket.local_addr().unwrap();
+        let log = Arc::new(std::sync::Mutex::new(DropOnceLog::default()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (l, st) = (log.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            let mut client: Option<SocketAddr> = None;
+            let mut buf = vec![0u8; MAX_DATAGRAM + 16];
+            while !st.load(Ordering::SeqCst) {
+                let Ok((n, from)) = socket.recv_from(&mut buf) else {
+                    continue;
+                };
+                let datagram = &buf[..n];
+                if from == server {
+                    if let Some(c) = client {
+                        let _ = socket.send_to(datagram, c);
+                    }
+                    continue;
+                }
+                client = Some(from);
+                if let Ok((h, request)) = specs::mfs::wire::decode_request(datagram) {
+                    let mut log = l.lock().unwrap();
+                    let key = (h.client, h.seq);
+                    let copies = match log.copies.iter().position(|(k, _)| *k == key) {
+                        Some(i) => {
+                            log.copies[i].1 += 1;
+                            log.copies[i].1
+                        }
+                        None => {
+                            log.copies.push((key, 1));
+                            1
+                        }
+                    };
+                    if log.copies.len() == nth && log.copies[nth - 1].0 == key && copies == 1 {
+                        log.dropped = Some(request);
+                        continue;
+                    }
+                }
+                let _ = socket.send_to(datagram, server);
+            }
+        });
+        DropOnce {
+            addr,
+            log,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn log(&self) -> DropOnceLog {
+        self.log.lock().unwrap().clone()
+    }
+}
+
+impl Drop for DropOnce {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
     }
 }
 
