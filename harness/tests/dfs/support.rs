@@ -683,7 +683,8 @@ pub struct PowerLoss {
     images: usize,
     /// The state every acknowledged request so far leads to.
     spec: FsSpec,
-    /// The state at the last point that was checked, and the changes acknowledged since.
+    /// The state at the last point that was checked, and the acknowledged requests that
+    /// changed it since.
     base: FsSpec,
     since: Vec<(Request, Reply)>,
     server: Option<Server>,
@@ -748,6 +749,7 @@ impl PowerLoss {
         for _ in 0..rng.gen_range(0..=max_requests) {
             let request = random_request(rng, &mut self.spec);
             let got = conn.call(&request)?;
+            let before = request.mutates().then(|| self.spec.clone());
             let want = self.spec.apply(&request);
             self.acknowledged += 1;
             if got != want {
@@ -755,7 +757,9 @@ impl PowerLoss {
                     "power-loss point {p}: {request:?}: the server replied {got:?}, the spec says {want:?}"
                 ));
             }
-            if request.mutates() {
+            // Only requests that changed something can be lost (a failed Write, or a
+            // Creat of an existing name, changes nothing).
+            if before.is_some_and(|b| b != self.spec) {
                 self.since.push((request, got));
             }
         }
