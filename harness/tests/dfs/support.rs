@@ -14,7 +14,7 @@ use harness::{Implementation, Port, Process, TestDir};
 use rand::rngs::StdRng;
 use rand::Rng;
 use specs::mfs::wire::{
-    decode_reply, describe_block, encode_request, zero_block, Reply, Request, MAX_DATAGRAM,
+    decode_reply, describe_block, encode_request, zero_block, Block, Reply, Request, MAX_DATAGRAM,
 };
 use specs::mfs::{FsSpec, BLOCK_SIZE, DIRENTS_PER_BLOCK, DIRENT_SIZE, NAME_FIELD};
 
@@ -688,10 +688,16 @@ pub struct PowerLoss {
     base: FsSpec,
     since: Vec<(Request, Reply)>,
     server: Option<Server>,
+    /// For concurrent writers: each writer's file and the last acknowledged contents of
+    /// its blocks (`None`: never written).
+    writers: Option<Vec<(i32, Vec<Option<Block>>)>>,
     pub points: usize,
     pub acknowledged: usize,
     pub lost_bytes: u64,
 }
+
+/// Blocks each concurrent writer writes to, so writes often land on the same block.
+const WRITER_BLOCKS: usize = 4;
 
 impl PowerLoss {
     /// Mounts the power-loss filesystem under `dir`. A machine without FUSE fails the
@@ -714,6 +720,7 @@ impl PowerLoss {
             base: FsSpec::new(),
             since: Vec::new(),
             server: None,
+            writers: None,
             points: 0,
             acknowledged: 0,
             lost_bytes: 0,
@@ -729,6 +736,7 @@ impl PowerLoss {
         self.spec = FsSpec::new();
         self.base = FsSpec::new();
         self.since.clear();
+        self.writers = None;
     }
 
     /// One point: up to `max_requests` acknowledged random requests, perhaps one more
@@ -804,6 +812,170 @@ impl PowerLoss {
         self.spec = after.clone();
         self.base = after;
         self.since.clear();
+        self.server = Some(server);
+        Ok(())
+    }
+
+    /// One point with `n` clients writing at once, each to blocks of its own file, so
+    /// the server groups their writes into batches; the power fails at a random instant
+    /// (0-25 ms in). Every block must then hold the last write to it that was
+    /// acknowledged, or the one in flight to it.
+    pub fn writers_point(
+        &mut self,
+        dir: &TestDir,
+        rng: &mut StdRng,
+        n: usize,
+    ) -> Result<(), String> {
+        self.points += 1;
+        let p = self.points;
+        let mut server = match self.server.take() {
+            Some(s) => s,
+            None => Server::start(&self.imp, dir, &self.image, self.bug)?,
+        };
+        if self.writers.is_none() {
+            let mut conn = server.conn();
+            let mut files = Vec::new();
+            for i in 0..n {
+                let file = format!("w{i}");
+                let creat = Request::Creat {
+                    pinum: 0,
+                    kind: 1,
+                    name: name(&file),
+                };
+                let lookup = Request::Lookup {
+                    pinum: 0,
+                    name: name(&file),
+                };
+                match (conn.call(&creat)?, conn.call(&lookup)?) {
+                    (Reply::Ok(0), Reply::Ok(inum)) => {
+                        files.push((inum, vec![None; WRITER_BLOCKS]))
+                    }
+                    other => return Err(format!("creating {file}: the server replied {other:?}")),
+                }
+            }
+            self.writers = Some(files);
+        }
+        let files = self.writers.as_mut().unwrap();
+        let pid = server.process.pid() as libc::pid_t;
+        let killed = Arc::new(AtomicBool::new(false));
+        let mut threads = Vec::new();
+        for (inum, _) in files.iter() {
+            let (inum, killed, addr) = (*inum, killed.clone(), server.addr);
+            let mut wrng = <StdRng as rand::SeedableRng>::seed_from_u64(rng.gen());
+            threads.push(std::thread::spawn(move || {
+                let mut conn = Conn::new(addr);
+                conn.attempt = Duration::from_millis(20);
+                let mut acked = Vec::new();
+                loop {
+                    let block = wrng.gen_range(0..WRITER_BLOCKS);
+                    let data = pattern_block(&mut wrng);
+                    let write = Request::Write {
+                        inum,
+                        block: block as i32,
+                        data: data.clone(),
+                    };
+                    match conn.call_until(&write, || killed.load(Ordering::SeqCst)) {
+                        Ok(Reply::Ok(0)) => acked.push((block, data)),
+                        Ok(other) => {
+                            return Err(format!("{write:?}: the server replied {other:?}"))
+                        }
+                        Err(_) => return Ok((acked, Some((block, data)))),
+                    }
+                }
+            }));
+        }
+        std::thread::sleep(Duration::from_micros(rng.gen_range(0..25_000)));
+        // SAFETY: kill(2) on our unreaped child: the pid cannot have been reused.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+        killed.store(true, Ordering::SeqCst);
+        let results: Vec<_> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+        let _ = server.process.kill();
+        drop(server);
+        let lost = self.disk.power_fail();
+        self.lost_bytes += lost.bytes;
+        let mut outcomes = Vec::new();
+        for r in results {
+            outcomes.push(r.map_err(|e| format!("power-loss point {p}: {e}"))?);
+        }
+        if let Some(fsck) = &self.fsck {
+            check_image(fsck, &self.image)
+                .map_err(|e| format!("power-loss point {p}: after the power failure, {e}"))?;
+        }
+        let server = Server::start(&self.imp, dir, &self.image, self.bug).map_err(|e| {
+            format!(
+                "power-loss point {p}: the server does not restart after the power failure: {e}"
+            )
+        })?;
+        let mut conn = server.conn();
+        for (w, ((inum, blocks), (acked, in_flight))) in files.iter_mut().zip(outcomes).enumerate()
+        {
+            self.acknowledged += acked.len();
+            let lookup = Request::Lookup {
+                pinum: 0,
+                name: name(&format!("w{w}")),
+            };
+            let found = conn.call(&lookup)?;
+            if found != Reply::Ok(*inum) {
+                return Err(format!(
+                    "power-loss point {p}: the acknowledged Creat(0, type 1, \"w{w}\") (inode \
+                     {inum}) was lost: {lookup:?} now gives {found:?}"
+                ));
+            }
+            let mut last: Vec<Option<(usize, Block)>> = vec![None; WRITER_BLOCKS];
+            for (i, (block, data)) in acked.iter().enumerate() {
+                last[*block] = Some((i, data.clone()));
+            }
+            for b in 0..WRITER_BLOCKS {
+                let got = match conn.call(&Request::Read {
+                    inum: *inum,
+                    block: b as i32,
+                })? {
+                    Reply::Data(d) => Some(d),
+                    _ => None,
+                };
+                let want = last[b]
+                    .as_ref()
+                    .map(|(_, d)| d.clone())
+                    .or(blocks[b].clone());
+                let flying = in_flight
+                    .as_ref()
+                    .filter(|(fb, _)| *fb == b)
+                    .map(|(_, d)| d);
+                let as_want = match &want {
+                    Some(d) => got.as_ref() == Some(d),
+                    // Never written: a hole inside the file, or past its end.
+                    None => got.as_ref().is_none_or(|d| d.iter().all(|&x| x == 0)),
+                };
+                let as_flying = flying.is_some() && got.as_ref() == flying;
+                if !(as_want || as_flying) {
+                    let shown = got
+                        .as_ref()
+                        .map_or("nothing (the read fails)".into(), |d| describe_block(d));
+                    let what = match &last[b] {
+                        Some((i, d)) => format!(
+                            "writer w{w}'s acknowledged write {} of {} in this point, Write({inum}, \
+                             block {b}, {}), answered Ok(0), was lost",
+                            i + 1,
+                            acked.len(),
+                            describe_block(d)
+                        ),
+                        None => format!(
+                            "the contents of block {b} of w{w} acknowledged before this point \
+                             ({}) were lost",
+                            want.as_ref().map_or("a hole".into(), |d| describe_block(d))
+                        ),
+                    };
+                    return Err(format!(
+                        "power-loss point {p} ({n} concurrent writers): the power failure \
+                         discarded {} unsynced byte(s), and {what}: block {b} of inode {inum} \
+                         reads back {shown}",
+                        lost.bytes
+                    ));
+                }
+                // Written blocks are never all zeros (`pattern_block`): zeros are a hole.
+                blocks[b] = got.filter(|d| d.iter().any(|&x| x != 0));
+            }
+        }
         self.server = Some(server);
         Ok(())
     }
