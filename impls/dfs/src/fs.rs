@@ -132,7 +132,9 @@ impl Fs {
     }
 
     /// Boots from an image: trusts the checkpoint region, loads the inode map and the
-    /// inodes, and rolls the log forward over whole records past the checkpoint.
+    /// inodes, and rolls the log forward over whole records past the checkpoint. Every
+    /// record is read and checked by [`scan_log`], which refuses an image whose tail
+    /// could hold an acknowledged record; `Recovery` says what may be cut.
     pub fn recover(disk: &(impl Disk + ?Sized)) -> Result<(Fs, Recovery), String> {
         let len = disk
             .size()
