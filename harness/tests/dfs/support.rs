@@ -9,11 +9,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use harness::lazyfs::LazyFs;
 use harness::{Implementation, Port, Process, TestDir};
 use rand::rngs::StdRng;
 use rand::Rng;
 use specs::mfs::wire::{
-    decode_reply, describe_block, encode_request, zero_block, Reply, Request, MAX_DATAGRAM,
+    decode_reply, describe_block, encode_request, zero_block, Block, Reply, Request, MAX_DATAGRAM,
 };
 use specs::mfs::{FsSpec, BLOCK_SIZE, DIRENTS_PER_BLOCK, DIRENT_SIZE, NAME_FIELD};
 
@@ -27,22 +28,95 @@ pub fn our_server() -> Implementation {
     Implementation::ours("mfs-server")
 }
 
-/// The image checker run after crashes: `DFS_FSCK` (a command given the image path;
-/// `none` to skip) or, when the server is ours, our `mfsck`. A foreign server's image
-/// is in its own format, so it is checked only if its author names a checker.
-pub fn fsck_for(imp: &Implementation) -> Option<Implementation> {
-    match std::env::var("DFS_FSCK").as_deref() {
-        Ok("none") => None,
-        Ok(cmd) if !cmd.trim().is_empty() => Some(Implementation::from_env("DFS_FSCK", "mfsck")),
-        _ if imp.is_ours() => Some(Implementation::ours("mfsck")),
-        _ => None,
+/// Where the image checker comes from, or why there is none.
+#[derive(Debug, PartialEq, Eq)]
+pub enum FsckPlan {
+    /// `DFS_FSCK`'s command.
+    Named,
+    /// Our `mfsck`, for our server.
+    Ours,
+    /// No image check; the reason is printed loudly.
+    Skipped(String),
+}
+
+/// The checker for a run with `DFS_FSCK` = `dfs_fsck` against our server or not.
+pub fn fsck_plan(dfs_fsck: Option<&str>, server_is_ours: bool) -> FsckPlan {
+    match dfs_fsck.map(str::trim) {
+        Some("none") => FsckPlan::Skipped(
+            "image check after crashes: DFS_FSCK=none, so no image is checked (restarted \
+             servers are still compared with the spec)"
+                .into(),
+        ),
+        Some(cmd) if !cmd.is_empty() => FsckPlan::Named,
+        _ if server_is_ours => FsckPlan::Ours,
+        _ => FsckPlan::Skipped(
+            "image check after crashes: the server under test is not ours and DFS_FSCK names \
+             no checker for its image format (set DFS_FSCK=\"CMD\", run as CMD IMAGE, exit 0 = \
+             consistent)"
+                .into(),
+        ),
     }
 }
+
+/// Prints a line no one can miss, for a check that did not run.
+pub fn loud_skip(what: &str) {
+    eprintln!("\n==== SKIPPED: {what} ====\n");
+}
+
+/// The image checker run after crashes: `DFS_FSCK` (a command given the image path;
+/// `none` to skip) or, when the server is ours, our `mfsck`. A foreign server's image
+/// is in its own format, so it is checked only if its author names a checker. A
+/// skipped check is announced.
+pub fn fsck_for(imp: &Implementation) -> Option<Implementation> {
+    match fsck_plan(std::env::var("DFS_FSCK").ok().as_deref(), imp.is_ours()) {
+        FsckPlan::Named => Some(Implementation::from_env("DFS_FSCK", "mfsck")),
+        FsckPlan::Ours => Some(Implementation::ours("mfsck")),
+        FsckPlan::Skipped(why) => {
+            loud_skip(&why);
+            None
+        }
+    }
+}
+
+/// Whether a test may go on without `tool`: present, it is used; missing, the test
+/// fails with what to install, unless `DSCONF_SKIP` (comma-separated tool names, the
+/// suite-wide opt-out) names it, and then the skip is announced. `Ok(false)`: skip.
+pub fn require_tool(
+    tool: &str,
+    present: bool,
+    install: &str,
+    dsconf_skip: Option<&str>,
+    what: &str,
+) -> Result<bool, String> {
+    if present {
+        return Ok(true);
+    }
+    let opted_out = dsconf_skip
+        .unwrap_or("")
+        .split(',')
+        .any(|t| t.trim() == tool);
+    if opted_out {
+        loud_skip(&format!(
+            "{what}: {tool} is not installed and DSCONF_SKIP opts out of it; nothing was checked"
+        ));
+        return Ok(false);
+    }
+    Err(format!(
+        "{what} need {tool}, which is not installed: {install}, or set DSCONF_SKIP={tool} to \
+         skip these tests"
+    ))
+}
+
+/// How long a server may take to answer its first request before the test gives up
+/// on it as hung. A guard only: a start that fails is seen at once by the exit.
+const START_GUARD: Duration = Duration::from_secs(60);
 
 /// A running server and where its output goes.
 pub struct Server {
     pub process: Process,
     pub addr: SocketAddr,
+    /// From spawn to the first answer, measured: the baseline for this server's limits.
+    pub startup: Duration,
     _port: Port,
     log: PathBuf,
 }
@@ -67,17 +141,21 @@ impl Server {
         if let Some(bug) = bug {
             cmd.env("DFS_BUG", bug);
         }
+        let spawned = Instant::now();
         let process = Process::spawn("mfs server", &mut cmd).map_err(|e| e.to_string())?;
         let addr: SocketAddr = port.addr().parse().unwrap();
         let mut server = Server {
             process,
             addr,
+            startup: Duration::ZERO,
             _port: port,
             log,
         };
         let mut conn = Conn::new(addr);
         conn.attempt = Duration::from_millis(20);
-        let deadline = Instant::now() + Duration::from_secs(10);
+        // Only a guard against a server that hangs without exiting (an exit is seen at
+        // once); nothing is judged by how long a start takes.
+        let deadline = Instant::now() + START_GUARD;
         loop {
             if let Ok(Some(status)) = server.process.try_wait() {
                 return Err(format!(
@@ -88,11 +166,12 @@ impl Server {
                 ));
             }
             if conn.call_until(&Request::Stat { inum: 0 }, || true).is_ok() {
+                server.startup = spawned.elapsed();
                 return Ok(server);
             }
             if Instant::now() > deadline {
                 return Err(format!(
-                    "{} did not answer on {addr} within 10 s:\n{}",
+                    "{} did not answer on {addr} within {START_GUARD:?}, and did not exit:\n{}",
                     imp.describe(),
                     server.log_tail()
                 ));
@@ -102,6 +181,36 @@ impl Server {
 
     pub fn conn(&self) -> Conn {
         Conn::new(self.addr)
+    }
+
+    /// Waits for the server to exit (after a Shutdown). The limit is relative to this
+    /// server's own measured startup: 20 times it, and at least 5 s.
+    pub fn wait_exit(&mut self) -> Result<std::process::ExitStatus, String> {
+        let limit = (self.startup * 20).max(Duration::from_secs(5));
+        match self.process.wait_timeout(limit) {
+            Ok(Some(status)) => Ok(status),
+            Ok(None) => Err(format!(
+                "the server is still running {limit:?} after Shutdown (20 times its startup \
+                 of {:?}):\n{}",
+                self.startup,
+                self.log_tail()
+            )),
+            Err(e) => Err(format!("waiting for the server: {e}")),
+        }
+    }
+
+    /// The slowest of 20 Stat round trips, measured now: the baseline for waits on
+    /// replies that are not retried.
+    pub fn slowest_round_trip(&self) -> Duration {
+        let mut c = self.conn();
+        let mut slowest = Duration::ZERO;
+        for _ in 0..20 {
+            let t = Instant::now();
+            c.call(&Request::Stat { inum: 0 })
+                .unwrap_or_else(|e| panic!("{e}"));
+            slowest = slowest.max(t.elapsed());
+        }
+        slowest
     }
 
     pub fn log_tail(&self) -> String {
@@ -177,6 +286,14 @@ impl Conn {
                 ));
             }
         }
+    }
+
+    /// Sends `request` once, as the next request, without waiting for a reply.
+    pub fn send_once(&mut self, request: &Request) {
+        self.seq += 1;
+        let _ = self
+            .socket
+            .send(&encode_request(self.id, self.seq, request));
     }
 
     /// Sends raw bytes once and returns the first datagram that comes back in `wait`.
@@ -530,6 +647,487 @@ impl Crasher {
         }
         self.server = Some(server);
         Ok(())
+    }
+}
+
+/// Runs the image checker on `image`; `Err` says what it reported.
+pub fn check_image(fsck: &Implementation, image: &Path) -> Result<(), String> {
+    let out = fsck
+        .command()
+        .arg(image)
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}", fsck.describe()))?;
+    if out.status.success() {
+        return Ok(());
+    }
+    Err(format!(
+        "the image checker ({}) rejects the image:\n{}{}",
+        fsck.describe(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    ))
+}
+
+/// Power-loss points: the image lives on the power-loss filesystem
+/// (`harness::lazyfs`), and at each point the server is killed and the power fails,
+/// so every write it had not fsynced is gone. A SIGKILL alone cannot show a missing
+/// fsync: the page cache outlives the process. After each point the restarted server
+/// must serve every change it acknowledged; if not, the message names the first
+/// acknowledged change that was lost.
+pub struct PowerLoss {
+    pub imp: Implementation,
+    pub fsck: Option<Implementation>,
+    pub bug: Option<&'static str>,
+    disk: LazyFs,
+    image: PathBuf,
+    images: usize,
+    /// The state every acknowledged request so far leads to.
+    spec: FsSpec,
+    /// The state at the last point that was checked, and the acknowledged requests that
+    /// changed it since.
+    base: FsSpec,
+    since: Vec<(Request, Reply)>,
+    server: Option<Server>,
+    /// For concurrent writers: each writer's file and the last acknowledged contents of
+    /// its blocks (`None`: never written).
+    writers: Option<Vec<(i32, Vec<Option<Block>>)>>,
+    pub points: usize,
+    pub acknowledged: usize,
+    pub lost_bytes: u64,
+}
+
+/// Blocks each concurrent writer writes to, so writes often land on the same block.
+const WRITER_BLOCKS: usize = 4;
+
+impl PowerLoss {
+    /// Mounts the power-loss filesystem under `dir`. A machine without FUSE fails the
+    /// test with what is missing, as the Raft suite's power-loss tests do.
+    pub fn new(imp: Implementation, dir: &TestDir, bug: Option<&'static str>) -> PowerLoss {
+        let mountpoint = dir.join("disk");
+        std::fs::create_dir_all(&mountpoint).unwrap();
+        let disk = LazyFs::mount(&mountpoint).unwrap_or_else(|e| {
+            panic!("{e}\nthe power-loss tests need /dev/fuse and root (as on CI)")
+        });
+        let image = mountpoint.join("fs-0.img");
+        PowerLoss {
+            fsck: fsck_for(&imp),
+            imp,
+            bug,
+            disk,
+            image,
+            images: 0,
+            spec: FsSpec::new(),
+            base: FsSpec::new(),
+            since: Vec::new(),
+            server: None,
+            writers: None,
+            points: 0,
+            acknowledged: 0,
+            lost_bytes: 0,
+        }
+    }
+
+    /// Starts over on a new image (a new name: removing the old one would need a
+    /// directory fsync to survive the next power failure).
+    pub fn reset(&mut self) {
+        self.server = None;
+        self.images += 1;
+        self.image = self.disk.path().join(format!("fs-{}.img", self.images));
+        self.spec = FsSpec::new();
+        self.base = FsSpec::new();
+        self.since.clear();
+        self.writers = None;
+    }
+
+    /// One point: up to `max_requests` acknowledged random requests, perhaps one more
+    /// sent and not waited for, then kill, power failure, check, restart, compare.
+    pub fn point(
+        &mut self,
+        dir: &TestDir,
+        rng: &mut StdRng,
+        max_requests: usize,
+    ) -> Result<(), String> {
+        self.points += 1;
+        let p = self.points;
+        let mut server = match self.server.take() {
+            Some(s) => s,
+            None => Server::start(&self.imp, dir, &self.image, self.bug)?,
+        };
+        let mut conn = server.conn();
+        for _ in 0..rng.gen_range(0..=max_requests) {
+            let request = random_request(rng, &mut self.spec);
+            let got = conn.call(&request)?;
+            let before = request.mutates().then(|| self.spec.clone());
+            let want = self.spec.apply(&request);
+            self.acknowledged += 1;
+            if got != want {
+                return Err(format!(
+                    "power-loss point {p}: {request:?}: the server replied {got:?}, the spec says {want:?}"
+                ));
+            }
+            // Only requests that changed something can be lost (a failed Write, or a
+            // Creat of an existing name, changes nothing).
+            if before.is_some_and(|b| b != self.spec) {
+                self.since.push((request, got));
+            }
+        }
+        let in_flight = if rng.gen_bool(0.5) {
+            let request = random_request(rng, &mut self.spec.clone());
+            conn.send_once(&request);
+            // The kill lands anywhere in the server's handling of it: before, during
+            // or after its append and sync.
+            std::thread::sleep(Duration::from_micros(rng.gen_range(0..2000)));
+            Some(request)
+        } else {
+            None
+        };
+        // Every process using the disk dies before the power goes, as in a real outage.
+        let _ = server.process.kill();
+        drop(server);
+        let lost = self.disk.power_fail();
+        self.lost_bytes += lost.bytes;
+        if let Some(fsck) = &self.fsck {
+            check_image(fsck, &self.image)
+                .map_err(|e| format!("power-loss point {p}: after the power failure, {e}"))?;
+        }
+        let server = Server::start(&self.imp, dir, &self.image, self.bug).map_err(|e| {
+            format!(
+                "power-loss point {p}: the server does not restart after the power failure: {e}"
+            )
+        })?;
+        let got = dump(&mut server.conn())?;
+        let mut after = self.spec.clone();
+        if dump(&mut after.clone())? != got {
+            let matched = match &in_flight {
+                Some(r) if r.mutates() => {
+                    after.apply(r);
+                    dump(&mut after.clone())? == got
+                }
+                _ => false,
+            };
+            if !matched {
+                return Err(self.name_the_loss(p, &got, lost)?);
+            }
+        }
+        self.spec = after.clone();
+        self.base = after;
+        self.since.clear();
+        self.server = Some(server);
+        Ok(())
+    }
+
+    /// One point with `n` clients writing at once, each to blocks of its own file, so
+    /// the server groups their writes into batches; the power fails at a random instant
+    /// (0-25 ms in). Every block must then hold the last write to it that was
+    /// acknowledged, or the one in flight to it.
+    pub fn writers_point(
+        &mut self,
+        dir: &TestDir,
+        rng: &mut StdRng,
+        n: usize,
+    ) -> Result<(), String> {
+        self.points += 1;
+        let p = self.points;
+        let mut server = match self.server.take() {
+            Some(s) => s,
+            None => Server::start(&self.imp, dir, &self.image, self.bug)?,
+        };
+        if self.writers.is_none() {
+            let mut conn = server.conn();
+            let mut files = Vec::new();
+            for i in 0..n {
+                let file = format!("w{i}");
+                let creat = Request::Creat {
+                    pinum: 0,
+                    kind: 1,
+                    name: name(&file),
+                };
+                let lookup = Request::Lookup {
+                    pinum: 0,
+                    name: name(&file),
+                };
+                match (conn.call(&creat)?, conn.call(&lookup)?) {
+                    (Reply::Ok(0), Reply::Ok(inum)) => {
+                        files.push((inum, vec![None; WRITER_BLOCKS]))
+                    }
+                    other => return Err(format!("creating {file}: the server replied {other:?}")),
+                }
+            }
+            self.writers = Some(files);
+        }
+        let files = self.writers.as_mut().unwrap();
+        let pid = server.process.pid() as libc::pid_t;
+        let killed = Arc::new(AtomicBool::new(false));
+        let mut threads = Vec::new();
+        for (inum, _) in files.iter() {
+            let (inum, killed, addr) = (*inum, killed.clone(), server.addr);
+            let mut wrng = <StdRng as rand::SeedableRng>::seed_from_u64(rng.gen());
+            threads.push(std::thread::spawn(move || {
+                let mut conn = Conn::new(addr);
+                conn.attempt = Duration::from_millis(20);
+                let mut acked = Vec::new();
+                loop {
+                    let block = wrng.gen_range(0..WRITER_BLOCKS);
+                    let data = pattern_block(&mut wrng);
+                    let write = Request::Write {
+                        inum,
+                        block: block as i32,
+                        data: data.clone(),
+                    };
+                    match conn.call_until(&write, || killed.load(Ordering::SeqCst)) {
+                        Ok(Reply::Ok(0)) => acked.push((block, data)),
+                        Ok(other) => {
+                            return Err(format!("{write:?}: the server replied {other:?}"))
+                        }
+                        Err(_) => return Ok((acked, Some((block, data)))),
+                    }
+                }
+            }));
+        }
+        std::thread::sleep(Duration::from_micros(rng.gen_range(0..25_000)));
+        // SAFETY: kill(2) on our unreaped child: the pid cannot have been reused.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+        killed.store(true, Ordering::SeqCst);
+        let results: Vec<_> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+        let _ = server.process.kill();
+        drop(server);
+        let lost = self.disk.power_fail();
+        self.lost_bytes += lost.bytes;
+        let mut outcomes = Vec::new();
+        for r in results {
+            outcomes.push(r.map_err(|e| format!("power-loss point {p}: {e}"))?);
+        }
+        if let Some(fsck) = &self.fsck {
+            check_image(fsck, &self.image)
+                .map_err(|e| format!("power-loss point {p}: after the power failure, {e}"))?;
+        }
+        let server = Server::start(&self.imp, dir, &self.image, self.bug).map_err(|e| {
+            format!(
+                "power-loss point {p}: the server does not restart after the power failure: {e}"
+            )
+        })?;
+        let mut conn = server.conn();
+        for (w, ((inum, blocks), (acked, in_flight))) in files.iter_mut().zip(outcomes).enumerate()
+        {
+            self.acknowledged += acked.len();
+            let lookup = Request::Lookup {
+                pinum: 0,
+                name: name(&format!("w{w}")),
+            };
+            let found = conn.call(&lookup)?;
+            if found != Reply::Ok(*inum) {
+                return Err(format!(
+                    "power-loss point {p}: the acknowledged Creat(0, type 1, \"w{w}\") (inode \
+                     {inum}) was lost: {lookup:?} now gives {found:?}"
+                ));
+            }
+            let mut last: Vec<Option<(usize, Block)>> = vec![None; WRITER_BLOCKS];
+            for (i, (block, data)) in acked.iter().enumerate() {
+                last[*block] = Some((i, data.clone()));
+            }
+            for b in 0..WRITER_BLOCKS {
+                let got = match conn.call(&Request::Read {
+                    inum: *inum,
+                    block: b as i32,
+                })? {
+                    Reply::Data(d) => Some(d),
+                    _ => None,
+                };
+                let want = last[b]
+                    .as_ref()
+                    .map(|(_, d)| d.clone())
+                    .or(blocks[b].clone());
+                let flying = in_flight
+                    .as_ref()
+                    .filter(|(fb, _)| *fb == b)
+                    .map(|(_, d)| d);
+                let as_want = match &want {
+                    Some(d) => got.as_ref() == Some(d),
+                    // Never written: a hole inside the file, or past its end.
+                    None => got.as_ref().is_none_or(|d| d.iter().all(|&x| x == 0)),
+                };
+                let as_flying = flying.is_some() && got.as_ref() == flying;
+                if !(as_want || as_flying) {
+                    let shown = got
+                        .as_ref()
+                        .map_or("nothing (the read fails)".into(), |d| describe_block(d));
+                    let what = match &last[b] {
+                        Some((i, d)) => format!(
+                            "writer w{w}'s acknowledged write {} of {} in this point, Write({inum}, \
+                             block {b}, {}), answered Ok(0), was lost",
+                            i + 1,
+                            acked.len(),
+                            describe_block(d)
+                        ),
+                        None => format!(
+                            "the contents of block {b} of w{w} acknowledged before this point \
+                             ({}) were lost",
+                            want.as_ref().map_or("a hole".into(), |d| describe_block(d))
+                        ),
+                    };
+                    return Err(format!(
+                        "power-loss point {p} ({n} concurrent writers): the power failure \
+                         discarded {} unsynced byte(s), and {what}: block {b} of inode {inum} \
+                         reads back {shown}",
+                        lost.bytes
+                    ));
+                }
+                // Written blocks are never all zeros (`pattern_block`): zeros are a hole.
+                blocks[b] = got.filter(|d| d.iter().any(|&x| x != 0));
+            }
+        }
+        self.server = Some(server);
+        Ok(())
+    }
+
+    /// Which acknowledged change is missing: the restarted tree is matched against the
+    /// state after each prefix of the changes acknowledged since the last point.
+    fn name_the_loss(
+        &self,
+        p: usize,
+        got: &[String],
+        lost: harness::lazyfs::Lost,
+    ) -> Result<String, String> {
+        let n = self.since.len();
+        let mut prefix = None;
+        for k in (0..n).rev() {
+            let mut state = self.base.clone();
+            for (r, _) in &self.since[..k] {
+                state.apply(r);
+            }
+            if dump(&mut state)? == got {
+                prefix = Some(k);
+                break;
+            }
+        }
+        let head = format!(
+            "power-loss point {p}: the power failure discarded {} byte(s) the server had not \
+             fsynced, and with them acknowledged changes",
+            lost.bytes
+        );
+        Ok(match prefix {
+            Some(k) => {
+                let (request, reply) = &self.since[k];
+                let rest: Vec<String> = self.since[k + 1..]
+                    .iter()
+                    .take(5)
+                    .map(|(r, _)| format!("{r:?}"))
+                    .collect();
+                format!(
+                    "{head}: acknowledged change {} of the {n} since the last power failure, \
+                     {request:?}, answered {reply:?}, was lost: the restarted server serves \
+                     the tree as it was after only the first {k} of them{}",
+                    k + 1,
+                    if rest.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" (lost after it too: {})", rest.join(", "))
+                    }
+                )
+            }
+            None => {
+                let mut want = self.spec.clone();
+                format!(
+                    "{head}: the restarted server's tree is the state after no prefix of the \
+                     {n} change(s) acknowledged since the last power failure; first difference \
+                     from the state after all of them: {}",
+                    first_difference(got, &dump(&mut want)?)
+                )
+            }
+        })
+    }
+}
+
+/// What a [`DropOnce`] relay saw.
+#[derive(Debug, Clone, Default)]
+pub struct DropOnceLog {
+    /// Copies of each distinct request (client id, sequence number), in the order
+    /// they first arrived.
+    pub copies: Vec<((u64, u64), u32)>,
+    /// The request whose first copy was dropped.
+    pub dropped: Option<Request>,
+}
+
+/// A relay in front of the server that loses exactly one datagram: the first copy of
+/// the `nth` distinct request (1-based) a client sends. Everything else passes, and it
+/// counts how often each request was sent, so a test can tell "lost and never sent
+/// again" from any other failure.
+pub struct DropOnce {
+    addr: SocketAddr,
+    log: Arc<std::sync::Mutex<DropOnceLog>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl DropOnce {
+    pub fn start(server: SocketAddr, nth: usize) -> DropOnce {
+        let socket = UdpSocket::bind("127.0.0.1:0").expect("bind the relay");
+        socket
+            .set_read_timeout(Some(Duration::from_millis(20)))
+            .unwrap();
+        let addr = socket.local_addr().unwrap();
+        let log = Arc::new(std::sync::Mutex::new(DropOnceLog::default()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (l, st) = (log.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            let mut client: Option<SocketAddr> = None;
+            let mut buf = vec![0u8; MAX_DATAGRAM + 16];
+            while !st.load(Ordering::SeqCst) {
+                let Ok((n, from)) = socket.recv_from(&mut buf) else {
+                    continue;
+                };
+                let datagram = &buf[..n];
+                if from == server {
+                    if let Some(c) = client {
+                        let _ = socket.send_to(datagram, c);
+                    }
+                    continue;
+                }
+                client = Some(from);
+                if let Ok((h, request)) = specs::mfs::wire::decode_request(datagram) {
+                    let mut log = l.lock().unwrap();
+                    let key = (h.client, h.seq);
+                    let copies = match log.copies.iter().position(|(k, _)| *k == key) {
+                        Some(i) => {
+                            log.copies[i].1 += 1;
+                            log.copies[i].1
+                        }
+                        None => {
+                            log.copies.push((key, 1));
+                            1
+                        }
+                    };
+                    if log.copies.len() == nth && log.copies[nth - 1].0 == key && copies == 1 {
+                        log.dropped = Some(request);
+                        continue;
+                    }
+                }
+                let _ = socket.send_to(datagram, server);
+            }
+        });
+        DropOnce {
+            addr,
+            log,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn log(&self) -> DropOnceLog {
+        self.log.lock().unwrap().clone()
+    }
+}
+
+impl Drop for DropOnce {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
     }
 }
 

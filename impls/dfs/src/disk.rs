@@ -24,15 +24,25 @@ impl Disk for File {
     }
 }
 
-impl Disk for Vec<u8> {
+impl Disk for [u8] {
     fn read_at(&self, addr: u64, buf: &mut [u8]) -> io::Result<()> {
         let start = usize::try_from(addr).map_err(|_| io::ErrorKind::UnexpectedEof)?;
         let end = start
             .checked_add(buf.len())
-            .filter(|&e| e <= self.as_slice().len())
+            .filter(|&e| e <= self.len())
             .ok_or(io::ErrorKind::UnexpectedEof)?;
         buf.copy_from_slice(&self[start..end]);
         Ok(())
+    }
+
+    fn size(&self) -> io::Result<u64> {
+        Ok(self.len() as u64)
+    }
+}
+
+impl Disk for Vec<u8> {
+    fn read_at(&self, addr: u64, buf: &mut [u8]) -> io::Result<()> {
+        self.as_slice().read_at(addr, buf)
     }
 
     fn size(&self) -> io::Result<u64> {

@@ -28,7 +28,7 @@
 //! | 12 | 2 | `nblocks`: data blocks in the record |
 //! | 14 | 2 | `ninodes` |
 //! | 16 | 2 | `npieces` |
-//! | 18 | 2 | zero |
+//! | 18 | 2 | `batch_index`: the record's place in the batch written (and synced) with it, 0 for the first |
 //! | 20 | 4 | payload length: `nblocks*4096 + ninodes*68 + npieces*68` |
 //! | 24 | 4 | CRC-32 of header and payload with this field taken as zero |
 //! | 28 | 4 | zero |
@@ -48,12 +48,13 @@
 //! per batch covers the records of the batch and the previous CR write, and the reply
 //! goes out after it. On boot the CR is read and trusted (it only ever covers durable
 //! records), then the log is rolled forward from its end over every whole record with
-//! the next sequence number; the first torn or absent record ends the log and is cut
-//! off. So a crash loses only changes that were never acknowledged. A CR that fails its
-//! CRC (its own write was torn) is replaced by an empty one, and the whole log is rolled
-//! forward from its first record.
+//! the next sequence number. What follows the last such record is the *tail*;
+//! [`scan_log`] decides whether it may be cut (see there). A CR that fails its CRC (its
+//! own write was torn) is replaced by an empty one, and the whole log is rolled forward
+//! from its first record.
 
 use crate::crc::Crc;
+use crate::disk::Disk;
 use specs::mfs::{BLOCK_SIZE, DIRECT_BLOCKS, MAX_INODES};
 
 pub const CR_SIZE: usize = 4096;
@@ -206,6 +207,7 @@ pub struct RecordHeader {
     pub nblocks: u16,
     pub ninodes: u16,
     pub npieces: u16,
+    pub batch_index: u16,
     pub payload_len: u32,
 }
 
@@ -289,7 +291,8 @@ impl RecordWriter {
             + (self.inodes.len() + self.pieces.len()) * ENTRY_SIZE) as u64
     }
 
-    pub fn finish(self, seq: u64) -> Vec<u8> {
+    /// The record's bytes, numbered `seq`, the `batch_index`-th of its batch.
+    pub fn finish(self, seq: u64, batch_index: u16) -> Vec<u8> {
         assert_eq!(self.blocks.len(), self.nblocks_planned);
         let mut out = Vec::with_capacity(self.byte_len() as usize);
         out.extend_from_slice(&RECORD_MAGIC);
@@ -297,7 +300,7 @@ impl RecordWriter {
         out.extend_from_slice(&(self.blocks.len() as u16).to_le_bytes());
         out.extend_from_slice(&(self.inodes.len() as u16).to_le_bytes());
         out.extend_from_slice(&(self.pieces.len() as u16).to_le_bytes());
-        out.extend_from_slice(&[0, 0]);
+        out.extend_from_slice(&batch_index.to_le_bytes());
         let payload = self.byte_len() as usize - RECORD_HEADER;
         out.extend_from_slice(&(payload as u32).to_le_bytes());
         out.extend_from_slice(&[0u8; 8]);
@@ -361,6 +364,7 @@ pub fn parse_record(start: u64, bytes: &[u8]) -> Result<Record, String> {
         nblocks: u16::from_le_bytes([bytes[12], bytes[13]]),
         ninodes: u16::from_le_bytes([bytes[14], bytes[15]]),
         npieces: u16::from_le_bytes([bytes[16], bytes[17]]),
+        batch_index: u16::from_le_bytes([bytes[18], bytes[19]]),
         payload_len: le32(&bytes[20..]),
     };
     if header.payload_len as usize != header.expected_payload() {
@@ -414,6 +418,163 @@ pub fn parse_record(start: u64, bytes: &[u8]) -> Result<Record, String> {
     })
 }
 
+/// The log as boot and `mfsck` both see it: [`scan_log`]'s result.
+#[derive(Debug, Clone)]
+pub struct LogScan {
+    /// Every whole record in sequence, from the first.
+    pub records: Vec<Record>,
+    /// Where the last of them ends: the image's valid length.
+    pub end: u64,
+    /// The sequence number of the last of them (0 if none).
+    pub seq: u64,
+    /// Bytes past `end` that boot cuts off, if any.
+    pub tail: Option<Tail>,
+}
+
+/// Bytes after the last whole record that can only be the torn write of a batch that
+/// was never synced, hence never acknowledged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tail {
+    pub start: u64,
+    pub len: u64,
+    /// Why the log ends at `start`.
+    pub why: String,
+}
+
+/// The one definition of a valid log, used by boot ([`crate::fs::Fs::recover`]) and by
+/// `mfsck`, so that the server boots exactly the images `mfsck` accepts.
+///
+/// Every record from the start of the log is parsed and its CRC checked. The log is the
+/// longest run of whole records numbered 1, 2, 3, ... The image is **damaged** (an
+/// `Err`), and nothing may be cut, when that run would lose a record that was
+/// acknowledged:
+///
+/// - it stops before the end the checkpoint region names, or does not pass exactly
+///   through it, or holds fewer records than the CR counts: the CR is only ever written
+///   after the records it covers were synced, so those records were acknowledged;
+/// - the bytes after it hold a whole record of a *later* batch: record `s` with
+///   `batch_index` `i` was written in a batch starting at `s - i`, and a server writes a
+///   batch only after the previous one was synced and answered; if `s - i` is past the
+///   first missing record, the batch that held the missing record was synced, so the
+///   missing record was acknowledged and is damaged, not torn.
+///
+/// Anything else after the run is a torn tail: bytes of the one batch whose write was
+/// under way, never synced, never answered (and possibly some of its whole records, which
+/// boot drops too, since the batch was not acknowledged). Boot cuts it off.
+pub fn scan_log(disk: &(impl Disk + ?Sized), cr: &Checkpoint) -> Result<LogScan, String> {
+    let len = disk
+        .size()
+        .map_err(|e| format!("cannot size the image: {e}"))?;
+    let read = |addr: u64, n: u64| -> Result<Vec<u8>, String> {
+        let mut buf = vec![0u8; n as usize];
+        disk.read_at(addr, &mut buf)
+            .map_err(|e| format!("cannot read {n} bytes at {addr}: {e}"))?;
+        Ok(buf)
+    };
+    let mut records = Vec::new();
+    let mut pos = LOG_START;
+    let mut seq = 0u64;
+    let mut why = None;
+    while pos < len {
+        let header = read(pos, (RECORD_HEADER as u64).min(len - pos))?;
+        let total = if header.len() == RECORD_HEADER {
+            RECORD_HEADER as u64 + u64::from(le32(&header[20..]))
+        } else {
+            header.len() as u64
+        };
+        let bytes = if total <= len - pos && header.len() == RECORD_HEADER {
+            read(pos, total)?
+        } else {
+            header
+        };
+        match parse_record(pos, &bytes) {
+            Ok(rec) if rec.header.seq == seq + 1 => {
+                if pos < cr.log_end && rec.end() > cr.log_end {
+                    return Err(format!(
+                        "checkpoint region: the log end {} it names falls inside the record at \
+                         {pos} (which ends at {})",
+                        cr.log_end,
+                        rec.end()
+                    ));
+                }
+                seq = rec.header.seq;
+                pos = rec.end();
+                records.push(rec);
+            }
+            Ok(rec) => {
+                why = Some(format!(
+                    "record at {pos} has sequence number {}, expected {}",
+                    rec.header.seq,
+                    seq + 1
+                ));
+                break;
+            }
+            Err(e) => {
+                why = Some(e);
+                break;
+            }
+        }
+    }
+    let why = why.unwrap_or_default();
+    if pos < cr.log_end {
+        return Err(format!(
+            "the checkpoint region covers the log up to byte {} but its records stop at {pos} \
+             ({why}): records the checkpoint covers were synced and acknowledged, and are damaged",
+            cr.log_end
+        ));
+    }
+    if seq < cr.seq {
+        return Err(format!(
+            "checkpoint region says record {} is the last it covers, but the log has only {seq}",
+            cr.seq
+        ));
+    }
+    let tail = if pos < len {
+        let bytes = read(pos, len - pos)?;
+        let missing = seq + 1;
+        let mut at = 0;
+        while let Some(off) = find(&bytes[at..], &RECORD_MAGIC) {
+            let q = at + off;
+            if let Ok(rec) = parse_record(pos + q as u64, &bytes[q..]) {
+                let batch_start = rec
+                    .header
+                    .seq
+                    .saturating_sub(u64::from(rec.header.batch_index));
+                if rec.header.seq >= missing && batch_start > missing {
+                    return Err(format!(
+                        "the log stops at byte {pos} ({why}), but a whole record {} (batch \
+                         index {}) follows at {}: its batch began at record {batch_start}, after \
+                         the batch holding record {missing} had been synced and acknowledged, so \
+                         record {missing} is damaged, not torn; cutting the log here would lose \
+                         acknowledged changes",
+                        rec.header.seq,
+                        rec.header.batch_index,
+                        pos + q as u64
+                    ));
+                }
+            }
+            at = q + 1;
+        }
+        Some(Tail {
+            start: pos,
+            len: len - pos,
+            why,
+        })
+    } else {
+        None
+    };
+    Ok(LogScan {
+        records,
+        end: pos,
+        seq,
+        tail,
+    })
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -448,7 +609,7 @@ mod tests {
         let mut entries = [0u32; PIECE_ENTRIES];
         entries[1] = iaddr as u32;
         let paddr = w.add_piece(0, entries);
-        let bytes = w.finish(1);
+        let bytes = w.finish(1, 0);
         let rec = parse_record(LOG_START, &bytes).unwrap();
         assert_eq!(rec.inodes, vec![(1, iaddr, inode)]);
         assert_eq!(rec.pieces, vec![(0, paddr, entries)]);

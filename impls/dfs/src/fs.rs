@@ -18,7 +18,7 @@ use specs::mfs::{
 
 use crate::disk::Disk;
 use crate::format::{
-    parse_record, Checkpoint, Inode, RecordWriter, CR_SIZE, INODE_SIZE, KIND_DIRECTORY, KIND_FILE,
+    scan_log, Checkpoint, Inode, RecordWriter, CR_SIZE, INODE_SIZE, KIND_DIRECTORY, KIND_FILE,
     LOG_START, PIECES, PIECE_ENTRIES, RECORD_HEADER,
 };
 
@@ -42,6 +42,8 @@ pub struct Fs {
     seq: u64,
     pending_start: u64,
     pending: Vec<u8>,
+    /// Records in `pending`: the next one's `batch_index`.
+    pending_records: u16,
     cache: HashMap<u64, Block>,
 }
 
@@ -112,6 +114,7 @@ impl Fs {
             seq: 0,
             pending_start: LOG_START,
             pending: Vec::new(),
+            pending_records: 0,
             cache: HashMap::new(),
         };
         let mut root = Inode {
@@ -129,8 +132,10 @@ impl Fs {
     }
 
     /// Boots from an image: trusts the checkpoint region, loads the inode map and the
-    /// inodes, and rolls the log forward over whole records past the checkpoint.
-    pub fn recover(disk: &impl Disk) -> Result<(Fs, Recovery), String> {
+    /// inodes, and rolls the log forward over whole records past the checkpoint. Every
+    /// record is read and checked by [`scan_log`], which refuses an image whose tail
+    /// could hold an acknowledged record; `Recovery` says what may be cut.
+    pub fn recover(disk: &(impl Disk + ?Sized)) -> Result<(Fs, Recovery), String> {
         let len = disk
             .size()
             .map_err(|e| format!("cannot size the image: {e}"))?;
@@ -173,6 +178,7 @@ impl Fs {
             seq: cr.seq,
             pending_start: cr.log_end,
             pending: Vec::new(),
+            pending_records: 0,
             cache: HashMap::new(),
         };
         for (p, &addr) in cr.pieces.iter().enumerate() {
@@ -192,37 +198,28 @@ impl Fs {
             }
         }
         let mut touched: BTreeSet<usize> = (0..PIECES).collect();
-        // Roll forward: every whole record with the next sequence number is part of the
-        // file system even if the checkpoint was not rewritten before a crash.
-        let mut pos = cr.log_end;
+        // Roll forward: every whole record past the checkpoint is part of the file
+        // system even if the checkpoint was not rewritten before a crash. Which bytes
+        // may be cut is `scan_log`'s decision, the same one mfsck makes.
+        let scan = scan_log(disk, &cr)?;
         let mut rolled = 0;
-        while pos + (RECORD_HEADER as u64) <= len {
-            let header = read(pos, RECORD_HEADER, "a record header")?;
-            let payload = crate::format::le32(&header[20..]) as u64;
-            let total = RECORD_HEADER as u64 + payload;
-            if pos + total > len {
-                break;
-            }
-            let bytes = read(pos, total as usize, "a record")?;
-            let Ok(record) = parse_record(pos, &bytes) else {
-                break;
-            };
-            if record.header.seq != fs.seq + 1 {
-                break;
-            }
+        for record in scan.records.iter().filter(|r| r.start >= cr.log_end) {
             for (p, addr, entries) in &record.pieces {
                 let p = *p as usize;
                 if p >= PIECES {
-                    return Err(format!("record at {pos} names inode-map piece {p}"));
+                    return Err(format!(
+                        "record at {} names inode-map piece {p}",
+                        record.start
+                    ));
                 }
                 fs.pieces[p] = *addr as u32;
                 fs.imap[p * PIECE_ENTRIES..(p + 1) * PIECE_ENTRIES].copy_from_slice(entries);
                 touched.insert(p);
             }
-            fs.seq = record.header.seq;
-            pos = record.end();
             rolled += 1;
         }
+        fs.seq = scan.seq;
+        let pos = scan.end;
         fs.end = pos;
         fs.pending_start = pos;
         let log_end = pos;
@@ -278,6 +275,7 @@ impl Fs {
         }
         let start = self.pending_start;
         self.pending_start = self.end;
+        self.pending_records = 0;
         self.cache.clear();
         Some((start, std::mem::take(&mut self.pending)))
     }
@@ -518,7 +516,8 @@ impl Fs {
         if self.end + w.byte_len() > u64::from(u32::MAX) {
             return Reply::Failed;
         }
-        let bytes = w.finish(self.seq + 1);
+        let bytes = w.finish(self.seq + 1, self.pending_records);
+        self.pending_records += 1;
         for (i, addr) in addrs.iter().enumerate() {
             let mut b = zero_block();
             let at = RECORD_HEADER + i * BLOCK_SIZE;

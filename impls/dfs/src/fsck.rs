@@ -14,8 +14,7 @@ use specs::mfs::{
 };
 
 use crate::format::{
-    le32, parse_record, Checkpoint, Inode, KIND_DIRECTORY, KIND_FILE, LOG_START, PIECES,
-    PIECE_ENTRIES,
+    le32, scan_log, Checkpoint, Inode, KIND_DIRECTORY, KIND_FILE, LOG_START, PIECES, PIECE_ENTRIES,
 };
 
 /// What `mfsck` found.
@@ -72,70 +71,44 @@ pub fn check(image: &[u8]) -> Report {
     let mut blocks: HashSet<u64> = HashSet::new();
     let mut inode_at: HashMap<u64, u32> = HashMap::new();
     let mut piece_at: HashMap<u64, u32> = HashMap::new();
-    let mut pos = LOG_START;
-    let mut seq = 0u64;
     let mut pieces = cr.pieces;
-    let mut end = None;
-    while pos < len {
-        match parse_record(pos, &image[pos as usize..]) {
-            Ok(rec) if rec.header.seq == seq + 1 => {
-                if pos >= cr.log_end {
-                    // Past the checkpoint: boot rolls it forward.
-                    for (p, addr, _) in &rec.pieces {
-                        if (*p as usize) < PIECES {
-                            pieces[*p as usize] = *addr as u32;
-                        }
-                    }
-                    if pos == cr.log_end {
-                        r.notes.push(format!(
-                            "records from {pos} are past the checkpoint; boot rolls them forward"
-                        ));
-                    }
+    // The same scan boot makes: what it calls damaged, boot refuses.
+    let scan = match scan_log(image, &cr) {
+        Ok(scan) => scan,
+        Err(e) => {
+            r.errors.push(e);
+            return r;
+        }
+    };
+    for rec in &scan.records {
+        if rec.start >= cr.log_end {
+            // Past the checkpoint: boot rolls it forward.
+            for (p, addr, _) in &rec.pieces {
+                if (*p as usize) < PIECES {
+                    pieces[*p as usize] = *addr as u32;
                 }
-                blocks.extend(rec.block_addrs());
-                for (inum, addr, _) in &rec.inodes {
-                    inode_at.insert(*addr, *inum);
-                }
-                for (p, addr, _) in &rec.pieces {
-                    piece_at.insert(*addr, *p);
-                }
-                seq = rec.header.seq;
-                pos = rec.end();
-                r.records += 1;
             }
-            Ok(rec) => {
-                end = Some(format!(
-                    "record at {pos} has sequence number {}, expected {}",
-                    rec.header.seq,
-                    seq + 1
+            if rec.start == cr.log_end {
+                r.notes.push(format!(
+                    "records from {} are past the checkpoint; boot rolls them forward",
+                    rec.start
                 ));
-                break;
-            }
-            Err(e) => {
-                end = Some(e);
-                break;
             }
         }
+        blocks.extend(rec.block_addrs());
+        for (inum, addr, _) in &rec.inodes {
+            inode_at.insert(*addr, *inum);
+        }
+        for (p, addr, _) in &rec.pieces {
+            piece_at.insert(*addr, *p);
+        }
+        r.records += 1;
     }
-    if pos < cr.log_end {
-        r.errors.push(format!(
-            "the log covered by the checkpoint ends at {} but its records stop at {pos}: {}",
-            cr.log_end,
-            end.unwrap_or_default()
-        ));
-        return r;
-    }
-    if seq < cr.seq {
-        r.errors.push(format!(
-            "checkpoint region says record {} is the last, but the log has only {seq}",
-            cr.seq
-        ));
-    }
-    if pos < len {
+    if let Some(tail) = &scan.tail {
         r.notes.push(format!(
-            "{} torn byte(s) after the last whole record at {pos}; boot cuts them ({})",
-            len - pos,
-            end.unwrap_or_default()
+            "{} byte(s) after the last whole record at {}, the torn write of a batch never \
+             synced nor acknowledged; boot cuts them ({})",
+            tail.len, tail.start, tail.why
         ));
     }
 
@@ -460,7 +433,7 @@ mod tests {
         entries[0] = w.add_inode(0, &root) as u32;
         let mut pieces = cr.pieces;
         pieces[0] = w.add_piece(0, entries) as u32;
-        image.extend_from_slice(&w.finish(cr.seq + 1));
+        image.extend_from_slice(&w.finish(cr.seq + 1, 0));
         let cr = Checkpoint {
             log_end: image.len() as u64,
             seq: cr.seq + 1,

@@ -29,6 +29,9 @@ pub enum Bug {
     CheckpointFirst,
     /// Forgets which requests it has run: a retried or duplicated request runs again.
     NoDedup,
+    /// Appends each batch and replies without ever calling `fdatasync`: the changes sit
+    /// in the page cache, which a SIGKILL does not lose and a power failure does.
+    NoFsync,
 }
 
 impl Bug {
@@ -38,9 +41,10 @@ impl Bug {
             Ok("reply-before-fsync") => Ok(Some(Bug::ReplyBeforeFsync)),
             Ok("checkpoint-first") => Ok(Some(Bug::CheckpointFirst)),
             Ok("no-dedup") => Ok(Some(Bug::NoDedup)),
+            Ok("no-fsync") => Ok(Some(Bug::NoFsync)),
             Ok(other) => bail!(
                 "DFS_BUG={other:?} is not a known variant \
-                 (reply-before-fsync, checkpoint-first, no-dedup)"
+                 (reply-before-fsync, checkpoint-first, no-dedup, no-fsync)"
             ),
         }
     }
@@ -85,8 +89,19 @@ pub fn open_image(path: &Path) -> Result<(File, Fs)> {
         .write(true)
         .open(path)
         .with_context(|| format!("cannot open image {}", path.display()))?;
-    let (fs, recovery) = Fs::recover(&file)
+    // Boot accepts exactly what mfsck accepts: the same checks, run over the same bytes.
+    let image = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let report = crate::fsck::check(&image);
+    if !report.ok() {
+        bail!(
+            "{}: not a usable MFS image (mfsck reports it DAMAGED): {}",
+            path.display(),
+            report.errors.join("; ")
+        );
+    }
+    let (fs, recovery) = Fs::recover(image.as_slice())
         .map_err(|e| anyhow::anyhow!("{}: not a usable MFS image: {e}", path.display()))?;
+    drop(image);
     if recovery.torn_bytes > 0 || recovery.rolled_forward > 0 {
         eprintln!(
             "mfs-server: recovered {}: {} record(s) rolled forward, {} torn byte(s) cut at {}",
@@ -239,12 +254,17 @@ pub fn serve(port: u16, image: &Path, bug: Option<Bug>) -> Result<()> {
                     file.sync_data()?;
                 }
             }
+            Some(Bug::NoFsync) => {
+                append(&file, fs.take_pending())?;
+            }
             Some(Bug::ReplyBeforeFsync) => {}
         }
         if shutdown {
             append(&file, fs.take_pending())?;
             file.write_all_at(&fs.checkpoint(), 0)?;
-            file.sync_all()?;
+            if bug != Some(Bug::NoFsync) {
+                file.sync_all()?;
+            }
         }
         if shutdown {
             eprintln!(
@@ -258,5 +278,171 @@ pub fn serve(port: u16, image: &Path, bug: Option<Bug>) -> Result<()> {
         if shutdown {
             return Ok(());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::{scan_log, Checkpoint, CR_SIZE};
+    use specs::mfs::wire::Reply;
+
+    /// An image written batch by batch as the server writes it, its checkpoint region
+    /// left at the first batch (as after a crash before the next CR write), and where
+    /// each batch's bytes lie.
+    fn image_of_batches(batches: usize, per_batch: usize) -> (Vec<u8>, Vec<(usize, usize)>) {
+        let mut fs = Fs::fresh();
+        let mut image = vec![0u8; CR_SIZE];
+        let (_, root) = fs.take_pending().unwrap();
+        image.extend_from_slice(&root);
+        image[..CR_SIZE].copy_from_slice(&fs.checkpoint());
+        let mut ranges = Vec::new();
+        for b in 0..batches {
+            for i in 0..per_batch {
+                let request = Request::Creat {
+                    pinum: 0,
+                    kind: 1,
+                    name: format!("f{b}.{i}").into_bytes(),
+                };
+                assert_eq!(fs.apply(&image, &request), Reply::Ok(0));
+            }
+            let (start, bytes) = fs.take_pending().unwrap();
+            assert_eq!(start as usize, image.len());
+            image.extend_from_slice(&bytes);
+            ranges.push((start as usize, image.len()));
+        }
+        (image, ranges)
+    }
+
+    /// Record starts inside `range` of a whole image.
+    fn record_starts(image: &[u8], range: (usize, usize)) -> Vec<usize> {
+        let cr = Checkpoint::decode(image).unwrap();
+        scan_log(image, &cr)
+            .unwrap()
+            .records
+            .iter()
+            .map(|r| r.start as usize)
+            .filter(|&s| s >= range.0 && s < range.1)
+            .collect()
+    }
+
+    /// Boots `image` the way `mfs-server` does and runs `mfsck`'s check on it; they
+    /// must agree. Returns the booted names of batch `b` found, per batch, or the refusal.
+    fn boot(image: &[u8], batches: usize, per_batch: usize) -> Result<Vec<usize>, String> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("fs.img");
+        std::fs::write(&path, image).unwrap();
+        let booted = open_image(&path);
+        let report = crate::fsck::check(image);
+        assert_eq!(
+            booted.is_ok(),
+            report.ok(),
+            "boot and mfsck disagree: boot {:?}, mfsck errors {:?}",
+            booted.as_ref().err(),
+            report.errors
+        );
+        let (file, mut fs) = match booted {
+            Ok(b) => b,
+            Err(e) => {
+                assert_eq!(
+                    std::fs::read(&path).unwrap(),
+                    image,
+                    "a refused image was modified"
+                );
+                return Err(format!("{e:#}"));
+            }
+        };
+        let after = std::fs::read(&path).unwrap();
+        assert!(
+            crate::fsck::check(&after).ok(),
+            "the image boot left behind fails mfsck"
+        );
+        Ok((0..batches)
+            .map(|b| {
+                (0..per_batch)
+                    .filter(|i| {
+                        let request = Request::Lookup {
+                            pinum: 0,
+                            name: format!("f{b}.{i}").into_bytes(),
+                        };
+                        matches!(fs.apply(&file, &request), Reply::Ok(_))
+                    })
+                    .count()
+            })
+            .collect())
+    }
+
+    #[test]
+    fn a_torn_or_garbage_tail_is_cut_and_every_synced_batch_kept() {
+        let (image, ranges) = image_of_batches(4, 3);
+        let (last_start, last_end) = ranges[3];
+        // The last batch's write was under way at the power failure: any prefix of it,
+        // or garbage or zeros where its pages never reached the disk.
+        // Whole records at the head of a torn batch are rolled forward: never
+        // acknowledged, so allowed either way, and they are intact.
+        let starts = record_starts(&image, ranges[3]);
+        let mut tails: Vec<(&str, Vec<u8>, usize)> = Vec::new();
+        for cut in [
+            1,
+            31,
+            32,
+            100,
+            4200,
+            starts[1] - last_start + 10,
+            last_end - last_start - 1,
+        ] {
+            let mut torn = image[..last_start].to_vec();
+            torn.extend_from_slice(&image[last_start..last_start + cut]);
+            let whole = starts[1..]
+                .iter()
+                .filter(|&&next| next <= last_start + cut)
+                .count();
+            tails.push(("prefix", torn, whole));
+        }
+        let mut zeros = image[..last_start].to_vec();
+        zeros.resize(last_end, 0);
+        tails.push(("zeros", zeros, 0));
+        let mut garbage = image[..last_start].to_vec();
+        garbage.extend((0..9000u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8));
+        tails.push(("garbage", garbage, 0));
+        // Its first record's pages lost, its later (whole) records on disk: they belong
+        // to the same unsynced batch, so they go too.
+        let mut hole = image.clone();
+        hole[starts[0] + 40] ^= 0xFF;
+        tails.push(("first record of the batch lost, later ones whole", hole, 0));
+        for (what, torn, whole) in tails {
+            let kept = boot(&torn, 4, 3).unwrap_or_else(|e| panic!("{what}: {e}"));
+            assert_eq!(kept, vec![3, 3, 3, whole], "{what}: names found per batch");
+        }
+        assert_eq!(boot(&image, 4, 3).unwrap(), vec![3, 3, 3, 3]);
+    }
+
+    #[test]
+    fn a_damaged_acknowledged_record_is_refused_not_cut() {
+        let (image, ranges) = image_of_batches(4, 3);
+        // A record of batch 1 is damaged but batch 2 was written after it, which a
+        // server does only once batch 1 was synced and answered.
+        let starts = record_starts(&image, ranges[1]);
+        let mut damaged = image.clone();
+        damaged[starts[1] + 40] ^= 0xFF;
+        let e = boot(&damaged, 4, 3).unwrap_err();
+        assert!(e.contains("damaged, not torn"), "{e}");
+        assert!(e.contains("would lose acknowledged changes"), "{e}");
+        // A record the checkpoint covers is damaged.
+        let mut fs_image = image.clone();
+        let mut covered = Checkpoint::decode(&fs_image).unwrap();
+        covered.log_end = ranges[3].1 as u64;
+        let mut fs = Fs::recover(fs_image.as_slice()).unwrap().0;
+        covered.seq = Checkpoint::decode(&fs.checkpoint()).unwrap().seq;
+        covered.pieces = Checkpoint::decode(&fs.checkpoint()).unwrap().pieces;
+        let _ = fs.take_pending();
+        fs_image[..CR_SIZE].copy_from_slice(&covered.encode());
+        assert_eq!(boot(&fs_image, 4, 3).unwrap(), vec![3, 3, 3, 3]);
+        fs_image[starts[1] + 40] ^= 0xFF;
+        let e = boot(&fs_image, 4, 3).unwrap_err();
+        assert!(
+            e.contains("synced and acknowledged, and are damaged"),
+            "{e}"
+        );
     }
 }

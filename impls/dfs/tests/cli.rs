@@ -84,3 +84,67 @@ fn mfsck_reports_damage_and_unreadable_files() {
     let (code, _) = run(FSCK, &[]);
     assert_eq!(code, 2);
 }
+
+/// An image of three single-record batches (root, then two Creats), its checkpoint
+/// region covering only the root, as after a crash before the next checkpoint write.
+fn image_with_two_batches() -> (Vec<u8>, usize) {
+    use mfs::fs::Fs;
+    use specs::mfs::wire::Request;
+    let mut fs = Fs::fresh();
+    let mut image = vec![0u8; mfs::format::CR_SIZE];
+    image.extend_from_slice(&fs.take_pending().unwrap().1);
+    image[..mfs::format::CR_SIZE].copy_from_slice(&fs.checkpoint());
+    let mut second = 0;
+    for name in ["a", "b"] {
+        let creat = Request::Creat {
+            pinum: 0,
+            kind: 1,
+            name: name.as_bytes().to_vec(),
+        };
+        fs.apply(&image, &creat);
+        second = image.len();
+        image.extend_from_slice(&fs.take_pending().unwrap().1);
+    }
+    (image, second)
+}
+
+#[test]
+fn server_and_mfsck_agree_on_torn_and_damaged_images() {
+    use std::io::{BufRead, BufReader};
+    let (image, last) = image_with_two_batches();
+    // Torn: the last batch's write only half done. mfsck: consistent, with a note;
+    // the server boots and says what it cut.
+    let (_dir, torn) = temp_file("torn.img", &image[..last + 100]);
+    let (code, text) = run(FSCK, &[torn.to_str().unwrap()]);
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("boot cuts them"), "{text}");
+    let mut server = Command::new(SERVER)
+        .args(["0", torn.to_str().unwrap()])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(server.stderr.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let _ = server.kill();
+    let _ = server.wait();
+    assert!(line.contains("100 torn byte(s) cut"), "{line}");
+    // Damaged: the first Creat's record is corrupt, the second (a later batch) whole.
+    // mfsck: DAMAGED; the server refuses, names the record, and leaves the file alone.
+    let mut damaged = image.clone();
+    damaged[last - 50] ^= 0xFF;
+    let (_dir, path) = temp_file("damaged.img", &damaged);
+    let (code, text) = run(FSCK, &[path.to_str().unwrap()]);
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("damaged, not torn"), "{text}");
+    let (code, text) = run(SERVER, &["0", path.to_str().unwrap()]);
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("mfsck reports it DAMAGED"), "{text}");
+    assert!(text.contains("record 2 is damaged, not torn"), "{text}");
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        damaged,
+        "the file was modified"
+    );
+}
