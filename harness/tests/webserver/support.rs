@@ -201,15 +201,15 @@ impl Server {
             .expect("Threads: line in /proc/<pid>/status")
     }
 
-    /// User plus system CPU time the server has used, from /proc/<pid>/stat.
+    /// CPU time the server process has used, all threads, from its CPU-time clock
+    /// (nanoseconds; /proc/<pid>/stat counts 10 ms ticks, too coarse for the small
+    /// allowances a loaded machine leaves).
     pub fn cpu_time(&self) -> Duration {
-        let stat = fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap();
-        let after = &stat[stat.rfind(')').unwrap() + 2..];
-        let fields: Vec<&str> = after.split_whitespace().collect();
-        let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
-        // SAFETY: sysconf has no preconditions.
-        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as u64;
-        Duration::from_millis(ticks * 1000 / hz)
+        let mut clock: libc::clockid_t = 0;
+        // SAFETY: clock_getcpuclockid writes one clockid_t through a valid pointer.
+        let rc = unsafe { libc::clock_getcpuclockid(self.pid() as libc::pid_t, &mut clock) };
+        assert_eq!(rc, 0, "clock_getcpuclockid of the server: error {rc}");
+        cpu_clock(clock)
     }
 
     /// Connections waiting in the kernel's accept queue of the listening socket.
@@ -442,6 +442,32 @@ pub fn docroot(dir: &TestDir) -> PathBuf {
     fs::copy(workspace_binary("spin-cgi"), root.join("spin.cgi")).unwrap();
     fs::set_permissions(root.join("spin.cgi"), fs::Permissions::from_mode(0o755)).unwrap();
     root
+}
+
+/// The time a CPU-time clock shows.
+pub fn cpu_clock(clock: libc::clockid_t) -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec through a valid pointer.
+    let rc = unsafe { libc::clock_gettime(clock, &mut ts) };
+    assert_eq!(rc, 0, "clock_gettime: {}", io::Error::last_os_error());
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+/// Spins on a thread of the test for `window` and returns the CPU time it got:
+/// what one thread that never waits gets on this machine right now, the yardstick
+/// for telling a busy-waiting server from a loaded machine.
+pub fn spin_for(window: Duration) -> std::thread::JoinHandle<Duration> {
+    std::thread::spawn(move || {
+        let start = cpu_clock(libc::CLOCK_THREAD_CPUTIME_ID);
+        let end = Instant::now() + window;
+        while Instant::now() < end {
+            std::hint::spin_loop();
+        }
+        cpu_clock(libc::CLOCK_THREAD_CPUTIME_ID) - start
+    })
 }
 
 /// Polls `cond` every few milliseconds until it holds (true) or `limit` passes
