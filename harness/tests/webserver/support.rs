@@ -91,6 +91,28 @@ impl Subject {
         }
     }
 
+    /// The command that runs the current test alone against this subject, printed
+    /// when it fails; `None` for a known-bad variant, whose failure is expected.
+    fn reproduce(&self) -> Option<String> {
+        if self.bug.is_some() {
+            return None;
+        }
+        let test = std::thread::current().name().unwrap_or("").to_string();
+        let mut env = match &self.imp {
+            Some(imp) if !imp.is_ours() => format!("{} ", shell_quote(imp.describe())),
+            _ => String::new(),
+        };
+        for var in ["WEBSERVER_TIMEOUT", "WEBSERVER_CGI_TIMEOUT", "DSCONF_SKIP"] {
+            if let Ok(value) = std::env::var(var) {
+                env.push_str(&shell_quote(&format!("{var}={value}")));
+                env.push(' ');
+            }
+        }
+        Some(format!(
+            "{env}cargo nextest run -p harness --test webserver -E 'test(={test})'"
+        ))
+    }
+
     /// A command line as the seed's usage defines it, run with `cwd` as working dir.
     pub fn run_args(&self, args: &[&str], cwd: &Path) -> Command {
         let mut cmd = self.command();
@@ -117,6 +139,7 @@ impl Subject {
             process,
             addr: port.addr(),
             _port: port,
+            reproduce: self.reproduce(),
         };
         server.wait_ready(Duration::from_secs(10));
         server
@@ -127,6 +150,23 @@ pub struct Server {
     process: Process,
     addr: String,
     _port: Port,
+    reproduce: Option<String>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let (true, Some(command)) = (std::thread::panicking(), &self.reproduce) {
+            eprintln!("to run this test alone: {command}");
+        }
+    }
+}
+
+/// `NAME=value` quoted for a POSIX shell, so the printed command can be pasted.
+fn shell_quote(assignment: &str) -> String {
+    match assignment.split_once('=') {
+        Some((name, value)) => format!("{name}='{}'", value.replace('\'', "'\\''")),
+        None => assignment.to_string(),
+    }
 }
 
 impl Server {
