@@ -6,12 +6,51 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::symlink;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use harness::{Seed, TestDir};
 use rand::Rng;
 
-use super::support::{docroot, parallel, read_to_close, Response, Subject};
+use super::support::{
+    docroot, parallel, read_to_close, spin_for, wait_for, Gates, Response, Subject,
+};
+
+/// The property a check found violated. Known-bad tests compare this, not message
+/// text, so a variant rejected for some other reason (or by an unrelated assertion
+/// of the same check) does not count as rejected for the property it is named for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Violation {
+    /// The thread count never matched threads + 1 (no pool of the size asked for).
+    PoolSize,
+    /// Threads were created while requests were being served.
+    PoolGrew,
+    /// CPU used while nothing could progress.
+    BusyWaiting,
+    /// With every worker and slot busy, the master went on accepting connections.
+    AcceptorDidNotBlock,
+    /// Connections that waited for a slot were not all served afterwards.
+    WaitingNotServed,
+    /// `-s SFF` did not serve the smallest queued file first.
+    SffOrder,
+    /// A request reached a file outside the document root.
+    PathTraversal,
+    /// The server stopped answering after the check's requests.
+    StoppedServing,
+}
+
+/// The panic payload of a failed check.
+#[derive(Debug)]
+pub struct Failure {
+    pub violation: Violation,
+    pub message: String,
+}
+
+/// Fails the check: prints the message (the panic payload is not a string, so the
+/// test runner would not show it) and panics with a typed `Failure`.
+fn fail(violation: Violation, message: String) -> ! {
+    eprintln!("check failed ({violation:?}): {message}");
+    std::panic::panic_any(Failure { violation, message })
+}
 
 /// With `-t 3`, the process keeps exactly threads + 1 threads (the master and the
 /// pool) before, during and after a burst of concurrent requests.
@@ -21,11 +60,7 @@ pub fn fixed_pool(subject: &Subject, dir: &TestDir) {
     let want = 4;
     // Once a request has been answered the server has finished starting up.
     assert_eq!(server.get("/index.html").status, 200);
-    assert_eq!(
-        server.threads(),
-        want,
-        "fixed pool: thread count at start is not threads + 1"
-    );
+    let at_start = server.threads();
     let addr = server.addr().to_string();
     let load = std::thread::spawn(move || {
         parallel(6, move |_| {
@@ -34,11 +69,11 @@ pub fn fixed_pool(subject: &Subject, dir: &TestDir) {
             Response::parse(&read_to_close(&mut s)).status
         })
     });
-    let mut seen = Vec::new();
-    let until = Instant::now() + Duration::from_millis(1500);
-    while Instant::now() < until {
+    // Sampled for as long as the burst lasts, however slow the machine.
+    let mut seen = vec![at_start];
+    while !load.is_finished() {
         seen.push(server.threads());
-        std::thread::sleep(Duration::from_millis(50));
+        std::thread::sleep(Duration::from_millis(20));
     }
     let statuses = load.join().unwrap();
     assert!(
@@ -46,52 +81,99 @@ pub fn fixed_pool(subject: &Subject, dir: &TestDir) {
         "spin.cgi answers: {statuses:?}"
     );
     seen.push(server.threads());
-    assert!(
-        seen.iter().all(|&n| n == want),
-        "fixed pool: thread count under load was {seen:?}, want always {want} (3 workers + master)"
-    );
+    if seen.iter().any(|&n| n > want) {
+        fail(
+            Violation::PoolGrew,
+            format!(
+                "fixed pool: threads were created while serving: counts {seen:?}, want always \
+                 {want} (3 workers + master)"
+            ),
+        );
+    }
+    if seen.iter().any(|&n| n != want) {
+        fail(
+            Violation::PoolSize,
+            format!("fixed pool: thread counts {seen:?}, want always {want} (3 workers + master)"),
+        );
+    }
 }
 
 /// Idle, and blocked with every worker busy and the buffer full, the server uses
 /// almost no CPU: nothing polls in a loop.
 pub fn no_busy_waiting(subject: &Subject, dir: &TestDir) {
     let root = docroot(dir);
+    let gates = Gates::install(dir, &root, subject.cgi_timeout() * 3);
     let server = subject.start(&root, &["-t", "2", "-b", "1"]);
-    // Let start-up work settle before measuring.
-    std::thread::sleep(Duration::from_millis(200));
+    // An answered request means start-up work is over.
+    assert_eq!(server.get("/index.html").status, 200);
     let window = Duration::from_millis(1000);
-    // 10% of one core: generous for timers and sweeps, far below any spinning.
-    let allowance = window / 10;
-    let before = server.cpu_time();
-    std::thread::sleep(window);
-    let idle = server.cpu_time() - before;
+    // What the server used, against what a thread of ours that spins all the time
+    // got in the same window: a spinning server thread gets about as much, a
+    // waiting one next to nothing. At most 10% of the window (an idle machine),
+    // at most half the yardstick (a loaded one).
+    let measure = || {
+        let yardstick = spin_for(window);
+        let before = server.cpu_time();
+        std::thread::sleep(window);
+        let used = server.cpu_time() - before;
+        let spun = yardstick.join().unwrap();
+        (used, spun, (window / 10).min(spun / 2))
+    };
+    let (idle, spun, allowance) = measure();
+    if idle > allowance {
+        fail(
+            Violation::BusyWaiting,
+            format!(
+                "busy-waiting: the idle server used {idle:?} of CPU in {window:?} (allowed \
+                 {allowance:?}; a spinning thread got {spun:?})"
+            ),
+        );
+    }
+    // Two workers held by gates, one request in the slot, two more waiting on the
+    // master; each step waits for the server to have taken the previous one.
+    let limit = subject.cgi_timeout();
+    let mut clients = Vec::new();
+    for name in ["busy-a", "busy-b"] {
+        let mut s = server.connect();
+        s.write_all(Gates::request(name).as_bytes()).unwrap();
+        assert!(
+            gates.wait_started(name, limit).is_some(),
+            "gate.cgi?{name} did not start within {limit:?} with a worker free"
+        );
+        clients.push(s);
+    }
+    let mut slot = server.connect();
+    slot.write_all(b"GET /index.html HTTP/1.0\r\n\r\n").unwrap();
     assert!(
-        idle <= allowance,
-        "busy-waiting: the idle server used {idle:?} of CPU in {window:?}"
+        server.wait_read(&slot, limit),
+        "the request for the free slot was not read within {limit:?}"
     );
-    // Two workers busy, one request in the slot, two more waiting on the master.
-    let addr = server.addr().to_string();
-    let load = std::thread::spawn(move || {
-        parallel(5, move |i| {
-            std::thread::sleep(Duration::from_millis(60 * i as u64));
-            let mut s = TcpStream::connect(&addr).unwrap();
-            s.write_all(b"GET /spin.cgi?1.5 HTTP/1.0\r\n\r\n").unwrap();
-            Response::parse(&read_to_close(&mut s)).status
-        })
-    });
-    std::thread::sleep(Duration::from_millis(400));
-    let before = server.cpu_time();
-    std::thread::sleep(window);
-    let blocked = server.cpu_time() - before;
-    let statuses = load.join().unwrap();
+    clients.push(slot);
+    for _ in 0..2 {
+        let mut s = server.connect();
+        s.write_all(b"GET /index.html HTTP/1.0\r\n\r\n").unwrap();
+        clients.push(s);
+    }
+    let (blocked, spun, allowance) = measure();
+    gates.release("busy-a");
+    gates.release("busy-b");
+    let statuses: Vec<u16> = clients
+        .iter_mut()
+        .map(|s| Response::parse(&read_to_close(s)).status)
+        .collect();
     assert!(
         statuses.iter().all(|&s| s == 200),
-        "spin.cgi answers: {statuses:?}"
+        "answers after the gates opened: {statuses:?}"
     );
-    assert!(
-        blocked <= allowance,
-        "busy-waiting: with the buffer full the server used {blocked:?} of CPU in {window:?}"
-    );
+    if blocked > allowance {
+        fail(
+            Violation::BusyWaiting,
+            format!(
+                "busy-waiting: with the buffer full the server used {blocked:?} of CPU in \
+                 {window:?} (allowed {allowance:?}; a spinning thread got {spun:?})"
+            ),
+        );
+    }
 }
 
 /// With `-t 1`, one long request holds the only worker while files of different
@@ -112,10 +194,15 @@ pub fn service_order(subject: &Subject, dir: &TestDir, policy: &str) -> Vec<&'st
     for (name, size) in files {
         fs::write(root.join(name), vec![b'x'; size]).unwrap();
     }
+    let gates = Gates::install(dir, &root, subject.cgi_timeout() * 3);
     let server = subject.start(&root, &["-t", "1", "-b", "8", "-s", policy]);
+    let limit = subject.cgi_timeout();
     let mut spin = server.connect();
-    spin.write_all(b"GET /spin.cgi?1 HTTP/1.0\r\n\r\n").unwrap();
-    std::thread::sleep(Duration::from_millis(300));
+    spin.write_all(Gates::request("hold").as_bytes()).unwrap();
+    assert!(
+        gates.wait_started("hold", limit).is_some(),
+        "gate.cgi did not start within {limit:?} on an idle server"
+    );
     let mut clients = Vec::new();
     for (name, _) in files {
         let socket =
@@ -130,10 +217,15 @@ pub fn service_order(subject: &Subject, dir: &TestDir, policy: &str) -> Vec<&'st
         stream
             .set_read_timeout(Some(Duration::from_secs(30)))
             .unwrap();
+        // Arrival order must be unambiguous for FIFO: the next request is sent only
+        // once the server has read this one.
+        assert!(
+            server.wait_read(&stream, limit),
+            "GET /{name} was not read within {limit:?} while the buffer had room"
+        );
         clients.push((name, stream));
-        // Arrival order must be unambiguous for FIFO.
-        std::thread::sleep(Duration::from_millis(100));
     }
+    gates.release("hold");
     assert_eq!(Response::parse(&read_to_close(&mut spin)).status, 200);
     let mut order = Vec::new();
     while !clients.is_empty() {
@@ -166,11 +258,15 @@ pub fn service_order(subject: &Subject, dir: &TestDir, policy: &str) -> Vec<&'st
 
 pub fn sff_order(subject: &Subject, dir: &TestDir) {
     let order = service_order(subject, dir, "SFF");
-    assert_eq!(
-        order,
-        ["small.bin", "mid.bin", "big.bin"],
-        "SFF order: files queued as big, small, mid were served in the order shown"
-    );
+    if order != ["small.bin", "mid.bin", "big.bin"] {
+        fail(
+            Violation::SffOrder,
+            format!(
+                "SFF order: files queued as big, small, mid were served as {order:?}, want \
+                 small, mid, big"
+            ),
+        );
+    }
 }
 
 /// Every form of leaving the document root is refused, and the server keeps serving.
@@ -227,55 +323,96 @@ pub fn path_traversal(subject: &Subject, dir: &TestDir) {
             leaks.push(format!("{target} -> {}", response.status_line));
         }
     }
-    assert!(
-        leaks.is_empty(),
-        "path traversal: requests outside the root were served: {leaks:?}"
-    );
-    assert_eq!(
-        server.get("/index.html").status,
-        200,
-        "server stopped serving"
-    );
+    if !leaks.is_empty() {
+        fail(
+            Violation::PathTraversal,
+            format!("path traversal: requests outside the root were served: {leaks:?}"),
+        );
+    }
+    let after = server.get("/index.html").status;
+    if after != 200 {
+        fail(
+            Violation::StoppedServing,
+            format!("after the traversal attempts GET /index.html answered {after}"),
+        );
+    }
 }
 
 /// With `-t 1 -b 1`, the worker busy and the slot taken, further connections stay
 /// in the kernel's accept queue, and are all served once slots free up.
 pub fn bounded_buffer(subject: &Subject, dir: &TestDir) {
     let root = docroot(dir);
+    let gates = Gates::install(dir, &root, subject.cgi_timeout() * 3);
     let server = subject.start(&root, &["-t", "1", "-b", "1"]);
-    let addr = server.addr().to_string();
-    let clients = std::thread::spawn(move || {
-        parallel(6, move |i| {
-            // 0: holds the worker; 1: takes the slot; 2..6: must wait.
-            let delay = match i {
-                0 => 0,
-                1 => 300,
-                _ => 600,
-            };
-            std::thread::sleep(Duration::from_millis(delay));
-            let mut s = TcpStream::connect(&addr).unwrap();
-            s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-            let path = if i < 2 {
-                "/spin.cgi?1.5"
-            } else {
-                "/index.html"
-            };
-            s.write_all(format!("GET {path} HTTP/1.0\r\n\r\n").as_bytes())
-                .unwrap();
-            Response::parse(&read_to_close(&mut s)).status
-        })
-    });
-    std::thread::sleep(Duration::from_millis(1000));
-    let queued = server.accept_queue();
-    let statuses = clients.join().unwrap();
-    // 4 waiting connections; a master may hold one it accepted before blocking.
+    let baseline = server.baseline();
+    let limit = subject.cgi_timeout();
+    // 0: holds the worker; 1: takes the slot; 2..6: must wait.
+    let mut holder = server.connect();
+    holder
+        .write_all(Gates::request("worker").as_bytes())
+        .unwrap();
     assert!(
-        queued >= 3,
-        "bounded buffer: with the worker and the slot busy only {queued} of 4 waiting \
-         connections stayed in the accept queue (the acceptor did not block)"
+        gates.wait_started("worker", limit).is_some(),
+        "gate.cgi did not start within {limit:?} on an idle server"
     );
-    assert_eq!(
-        statuses, [200; 6],
-        "bounded buffer: not every waiting connection was served"
+    let mut slot = server.connect();
+    slot.write_all(Gates::request("slot").as_bytes()).unwrap();
+    assert!(
+        server.wait_read(&slot, limit),
+        "the request for the one slot was not read within {limit:?}"
     );
+    let mut waiting: Vec<TcpStream> = (0..4)
+        .map(|_| {
+            let mut s = server.connect();
+            s.write_all(b"GET /index.html HTTP/1.0\r\n\r\n").unwrap();
+            s
+        })
+        .collect();
+    // A master may hold one connection it accepted before blocking. A server that
+    // never blocks accepts them all at once, so the queue never fills; one that
+    // fills it must keep them there: checked again after many request latencies.
+    let filled = wait_for(limit, || server.accept_queue() >= 3);
+    std::thread::sleep(baseline * 50);
+    let queued = server.accept_queue();
+    let answered = waiting.iter().filter(|s| has_bytes(s)).count();
+    if !filled || queued < 3 || answered > 0 {
+        gates.release("worker");
+        gates.release("slot");
+        fail(
+            Violation::AcceptorDidNotBlock,
+            format!(
+                "bounded buffer: with the worker and the slot busy only {queued} of 4 waiting \
+                 connections stayed in the accept queue and {answered} were answered (the \
+                 acceptor did not block)"
+            ),
+        );
+    }
+    gates.release("worker");
+    gates.release("slot");
+    let mut statuses = vec![
+        Response::parse(&read_to_close(&mut holder)).status,
+        Response::parse(&read_to_close(&mut slot)).status,
+    ];
+    statuses.extend(
+        waiting
+            .iter_mut()
+            .map(|s| Response::parse(&read_to_close(s)).status),
+    );
+    if statuses != [200; 6] {
+        fail(
+            Violation::WaitingNotServed,
+            format!("bounded buffer: not every waiting connection was served: {statuses:?}"),
+        );
+    }
+}
+
+/// Whether the server has done anything with `s` yet (sent bytes, closed or reset
+/// it), without waiting.
+fn has_bytes(s: &TcpStream) -> bool {
+    s.set_nonblocking(true).unwrap();
+    let mut byte = [0u8; 1];
+    let untouched =
+        matches!(s.peek(&mut byte), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock);
+    s.set_nonblocking(false).unwrap();
+    !untouched
 }

@@ -75,6 +75,44 @@ impl Subject {
         Duration::from_secs_f64(secs)
     }
 
+    /// How long the server lets a CGI program run before it kills it. Ours is
+    /// started with `--cgi-timeout 4`; another server's is `WEBSERVER_CGI_TIMEOUT`
+    /// seconds (default: the client timeout).
+    pub fn cgi_timeout(&self) -> Duration {
+        if self.is_ours() {
+            return Duration::from_secs(4);
+        }
+        match std::env::var("WEBSERVER_CGI_TIMEOUT") {
+            Ok(s) => Duration::from_secs_f64(
+                s.parse::<f64>()
+                    .unwrap_or_else(|_| panic!("WEBSERVER_CGI_TIMEOUT={s:?} is not seconds")),
+            ),
+            Err(_) => self.client_timeout(),
+        }
+    }
+
+    /// The command that runs the current test alone against this subject, printed
+    /// when it fails; `None` for a known-bad variant, whose failure is expected.
+    fn reproduce(&self) -> Option<String> {
+        if self.bug.is_some() {
+            return None;
+        }
+        let test = std::thread::current().name().unwrap_or("").to_string();
+        let mut env = match &self.imp {
+            Some(imp) if !imp.is_ours() => format!("{} ", shell_quote(imp.describe())),
+            _ => String::new(),
+        };
+        for var in ["WEBSERVER_TIMEOUT", "WEBSERVER_CGI_TIMEOUT", "DSCONF_SKIP"] {
+            if let Ok(value) = std::env::var(var) {
+                env.push_str(&shell_quote(&format!("{var}={value}")));
+                env.push(' ');
+            }
+        }
+        Some(format!(
+            "{env}cargo nextest run -p harness --test webserver -E 'test(={test})'"
+        ))
+    }
+
     /// A command line as the seed's usage defines it, run with `cwd` as working dir.
     pub fn run_args(&self, args: &[&str], cwd: &Path) -> Command {
         let mut cmd = self.command();
@@ -94,13 +132,14 @@ impl Subject {
             .stdin(Stdio::null())
             .stdout(Stdio::null());
         if self.is_ours() {
-            cmd.args(["--timeout", "2"]);
+            cmd.args(["--timeout", "2", "--cgi-timeout", "4"]);
         }
         let process = Process::spawn(self.describe(), &mut cmd).expect("start the server");
         let mut server = Server {
             process,
             addr: port.addr(),
             _port: port,
+            reproduce: self.reproduce(),
         };
         server.wait_ready(Duration::from_secs(10));
         server
@@ -111,6 +150,23 @@ pub struct Server {
     process: Process,
     addr: String,
     _port: Port,
+    reproduce: Option<String>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let (true, Some(command)) = (std::thread::panicking(), &self.reproduce) {
+            eprintln!("to run this test alone: {command}");
+        }
+    }
+}
+
+/// `NAME=value` quoted for a POSIX shell, so the printed command can be pasted.
+fn shell_quote(assignment: &str) -> String {
+    match assignment.split_once('=') {
+        Some((name, value)) => format!("{name}='{}'", value.replace('\'', "'\\''")),
+        None => assignment.to_string(),
+    }
 }
 
 impl Server {
@@ -185,15 +241,15 @@ impl Server {
             .expect("Threads: line in /proc/<pid>/status")
     }
 
-    /// User plus system CPU time the server has used, from /proc/<pid>/stat.
+    /// CPU time the server process has used, all threads, from its CPU-time clock
+    /// (nanoseconds; /proc/<pid>/stat counts 10 ms ticks, too coarse for the small
+    /// allowances a loaded machine leaves).
     pub fn cpu_time(&self) -> Duration {
-        let stat = fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap();
-        let after = &stat[stat.rfind(')').unwrap() + 2..];
-        let fields: Vec<&str> = after.split_whitespace().collect();
-        let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
-        // SAFETY: sysconf has no preconditions.
-        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as u64;
-        Duration::from_millis(ticks * 1000 / hz)
+        let mut clock: libc::clockid_t = 0;
+        // SAFETY: clock_getcpuclockid writes one clockid_t through a valid pointer.
+        let rc = unsafe { libc::clock_getcpuclockid(self.pid() as libc::pid_t, &mut clock) };
+        assert_eq!(rc, 0, "clock_getcpuclockid of the server: error {rc}");
+        cpu_clock(clock)
     }
 
     /// Connections waiting in the kernel's accept queue of the listening socket.
@@ -215,6 +271,48 @@ impl Server {
             "no listening socket on port {} in /proc/net/tcp*",
             self.port()
         );
+    }
+
+    /// Whether the server has read everything sent so far on `client`'s connection:
+    /// the receive queue of the server's end (found in /proc/net/tcp by the two
+    /// ports) is empty. A request read is a request the server has taken on, so
+    /// tests wait for this instead of sleeping to order requests.
+    pub fn has_read(&self, client: &TcpStream) -> bool {
+        let client_port = client.local_addr().unwrap().port();
+        let text = fs::read_to_string("/proc/net/tcp").unwrap();
+        for line in text.lines().skip(1) {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            let port = |field: &str| u16::from_str_radix(field.rsplit(':').next().unwrap(), 16);
+            // 01: ESTABLISHED; a connection still in the accept queue is listed too,
+            // with the bytes nobody has read.
+            if port(f[1]) == Ok(self.port()) && port(f[2]) == Ok(client_port) && f[3] == "01" {
+                let rx = f[4].split(':').nth(1).unwrap();
+                return usize::from_str_radix(rx, 16).unwrap() == 0;
+            }
+        }
+        // Not listed: the server has closed its end, so it read what it wanted.
+        true
+    }
+
+    /// Waits until the server has read what `client` sent (see `has_read`), at
+    /// most `limit`; false if it has not by then.
+    pub fn wait_read(&self, client: &TcpStream, limit: Duration) -> bool {
+        wait_for(limit, || self.has_read(client))
+    }
+
+    /// The time one plain request takes on this machine right now (the slowest
+    /// of three, after a first one that warms up the server): the unit the
+    /// tests' margins are made of, so that a loaded machine gets larger ones.
+    pub fn baseline(&self) -> Duration {
+        let _ = self.get("/index.html");
+        (0..3)
+            .map(|_| {
+                let start = Instant::now();
+                assert_eq!(self.get("/index.html").status, 200, "baseline request");
+                start.elapsed()
+            })
+            .max()
+            .unwrap()
     }
 
     /// Children of the server process: (pid, state letter).
@@ -384,6 +482,167 @@ pub fn docroot(dir: &TestDir) -> PathBuf {
     fs::copy(workspace_binary("spin-cgi"), root.join("spin.cgi")).unwrap();
     fs::set_permissions(root.join("spin.cgi"), fs::Permissions::from_mode(0o755)).unwrap();
     root
+}
+
+/// The time a CPU-time clock shows.
+pub fn cpu_clock(clock: libc::clockid_t) -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec through a valid pointer.
+    let rc = unsafe { libc::clock_gettime(clock, &mut ts) };
+    assert_eq!(rc, 0, "clock_gettime: {}", io::Error::last_os_error());
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+/// Spins on a thread of the test for `window` and returns the CPU time it got:
+/// what one thread that never waits gets on this machine right now, the yardstick
+/// for telling a busy-waiting server from a loaded machine.
+pub fn spin_for(window: Duration) -> std::thread::JoinHandle<Duration> {
+    std::thread::spawn(move || {
+        let start = cpu_clock(libc::CLOCK_THREAD_CPUTIME_ID);
+        let end = Instant::now() + window;
+        while Instant::now() < end {
+            std::hint::spin_loop();
+        }
+        cpu_clock(libc::CLOCK_THREAD_CPUTIME_ID) - start
+    })
+}
+
+/// Polls `cond` every few milliseconds until it holds (true) or `limit` passes
+/// (false): how the tests wait for an event they cannot be told about.
+pub fn wait_for(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// The margin a timing assertion allows past a bound the server must keep: half
+/// the bound plus twenty times the latency measured in the same run, so both a
+/// slow configuration and a loaded machine widen it.
+pub fn margin(bound: Duration, baseline: Duration) -> Duration {
+    bound / 2 + baseline * 20
+}
+
+/// Whether a process exists and is not a zombie (a zombie has finished and only
+/// waits for its parent to reap it).
+pub fn running(pid: u32) -> bool {
+    match fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !stat[stat.rfind(')').unwrap() + 2..].starts_with('Z'),
+        Err(_) => false,
+    }
+}
+
+/// Whether a process exists at all, zombies included.
+pub fn exists(pid: u32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// CGI programs that hold a worker until the test releases them, and tell the
+/// test when they have started: `gate.cgi?NAME` writes its pid (and that of a
+/// background `sleep` it starts, to stand for the work a real program hands to
+/// children) to `gates/NAME.pids`, then waits for `gates/NAME.release`, then
+/// answers `gate NAME`. A gate never released gives up after `lifetime`.
+pub struct Gates {
+    dir: PathBuf,
+}
+
+impl Gates {
+    /// Installs `gate.cgi` in `root`; its files live in `dir/gates`.
+    pub fn install(dir: &TestDir, root: &Path, lifetime: Duration) -> Gates {
+        let gates = dir.join("gates");
+        fs::create_dir_all(&gates).unwrap();
+        let polls = lifetime.as_millis() / 20 + 1;
+        let script = format!(
+            r#"#!/bin/sh
+d='{dir}'
+n="$QUERY_STRING"
+case "$n" in *[!a-z0-9-]*|'') printf 'Content-Type: text/plain\r\n\r\nbad gate name\n'; exit 0;; esac
+sleep {life} >/dev/null 2>&1 &
+bg=$!
+echo "$$ $bg" > "$d/$n.tmp" && mv "$d/$n.tmp" "$d/$n.pids"
+i=0
+while [ ! -e "$d/$n.release" ] && [ $i -lt {polls} ]; do sleep 0.02; i=$((i+1)); done
+kill $bg 2>/dev/null
+printf 'Content-Type: text/plain\r\nContent-Length: %d\r\n\r\ngate %s\n' $((${{#n}} + 6)) "$n"
+"#,
+            dir = gates.display(),
+            life = lifetime.as_secs() + 1,
+        );
+        fs::write(root.join("gate.cgi"), script).unwrap();
+        fs::set_permissions(root.join("gate.cgi"), fs::Permissions::from_mode(0o755)).unwrap();
+        Gates { dir: gates }
+    }
+
+    pub fn request(name: &str) -> String {
+        format!("GET /gate.cgi?{name} HTTP/1.0\r\n\r\n")
+    }
+
+    /// (program pid, background child pid) once `name` has started.
+    pub fn started(&self, name: &str) -> Option<(u32, u32)> {
+        let text = fs::read_to_string(self.dir.join(format!("{name}.pids"))).ok()?;
+        let mut pids = text.split_whitespace().map(|p| p.parse().unwrap());
+        Some((pids.next()?, pids.next()?))
+    }
+
+    /// Waits at most `limit` for `name` to start.
+    pub fn wait_started(&self, name: &str, limit: Duration) -> Option<(u32, u32)> {
+        let mut pids = None;
+        wait_for(limit, || {
+            pids = self.started(name);
+            pids.is_some()
+        });
+        pids
+    }
+
+    pub fn release(&self, name: &str) {
+        fs::write(self.dir.join(format!("{name}.release")), "").unwrap();
+    }
+}
+
+impl Drop for Gates {
+    /// Releases every gate and stops their background children, so that nothing a
+    /// test started outlives it, whatever the server did with the programs.
+    fn drop(&mut self) {
+        let Ok(entries) = fs::read_dir(&self.dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.extension().is_some_and(|e| e == "pids") {
+                let _ = fs::write(path.with_extension("release"), "");
+                let text = fs::read_to_string(&path).unwrap_or_default();
+                if let Some(bg) = text
+                    .split_whitespace()
+                    .nth(1)
+                    .and_then(|p| p.parse::<u32>().ok())
+                {
+                    let comm = fs::read_to_string(format!("/proc/{bg}/comm")).unwrap_or_default();
+                    if comm.trim() == "sleep" {
+                        // SAFETY: kill(2) has no memory-safety preconditions.
+                        unsafe { libc::kill(bg as libc::pid_t, libc::SIGKILL) };
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Tools a test needs that the user chose to do without: `DSCONF_SKIP`, a
+/// comma-separated list of tool names (`DSCONF_SKIP=chromium,gcc`).
+pub fn skipped(tool: &str) -> bool {
+    std::env::var("DSCONF_SKIP")
+        .unwrap_or_default()
+        .split(',')
+        .any(|t| t.trim() == tool)
 }
 
 /// Runs `f` on `n` threads at once and returns their results in thread order.

@@ -22,7 +22,7 @@ enum PolicyArg {
 #[derive(Debug, Parser)]
 #[command(
     name = "wserver",
-    override_usage = "wserver [-d basedir] [-p port] [-t threads] [-b buffers] [-s FIFO|SFF] [--timeout seconds]"
+    override_usage = "wserver [-d basedir] [-p port] [-t threads] [-b buffers] [-s FIFO|SFF] [--timeout seconds] [--cgi-timeout seconds]"
 )]
 struct Args {
     /// Document root; no request reaches a file outside it.
@@ -53,6 +53,12 @@ struct Args {
     #[arg(long, value_name = "seconds", default_value_t = 5.0,
           value_parser = positive_seconds)]
     timeout: f64,
+    /// Seconds a CGI program may run, relaying its output included; past them it is
+    /// killed (with the processes it started) and the client gets 504, or a cut
+    /// response if output had begun.
+    #[arg(long, value_name = "seconds", default_value_t = 30.0,
+          value_parser = positive_seconds)]
+    cgi_timeout: f64,
 }
 
 fn positive_seconds(s: &str) -> Result<f64, String> {
@@ -93,6 +99,7 @@ fn main() -> ExitCode {
             PolicyArg::Sff => Policy::Sff,
         },
         timeout: Duration::from_secs_f64(args.timeout),
+        cgi_timeout: Duration::from_secs_f64(args.cgi_timeout),
         bugs,
     };
     match server::run(config) {

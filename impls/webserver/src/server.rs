@@ -23,6 +23,8 @@ pub struct Config {
     /// How long a client may take to send a request head, stay idle between
     /// requests, or take to accept a response.
     pub timeout: Duration,
+    /// How long a CGI program may run before it is killed.
+    pub cgi_timeout: Duration,
     pub bugs: Bugs,
 }
 
@@ -40,6 +42,7 @@ pub struct Shared {
     pub buffer: BoundedBuffer<Job>,
     pub site: Site,
     pub timeout: Duration,
+    pub cgi_timeout: Duration,
     /// Persistent connections workers have finished with, for the master to watch.
     returned: Mutex<Vec<Back>>,
     waker: mio::Waker,
@@ -90,6 +93,7 @@ pub fn run(config: Config) -> io::Result<()> {
         buffer: BoundedBuffer::new(config.buffers, queue_policy, config.bugs.busy_wait),
         site,
         timeout: config.timeout,
+        cgi_timeout: config.cgi_timeout,
         returned: Mutex::new(Vec::new()),
         waker,
         master_idle: AtomicBool::new(false),

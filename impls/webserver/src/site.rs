@@ -20,7 +20,8 @@ use crate::target::{self, Target};
 pub enum Plan {
     Error(Status),
     /// A directory named without its trailing `/`: send the client to the `/` form
-    /// so relative links in its index resolve.
+    /// so relative links in its index resolve. Holds an absolute path on this
+    /// host, percent-encoded.
     Redirect(String),
     Static {
         file: File,
@@ -89,8 +90,11 @@ impl Site {
         };
         let mode = meta.permissions().mode();
         if meta.is_dir() {
-            let path = raw_target.split('?').next().unwrap_or(raw_target);
-            return Plan::Redirect(format!("{path}/"));
+            // Built from the decoded path, which has no leading `/` (resolve strips
+            // them all), and re-encoded: the result starts with exactly one `/`, so
+            // a browser cannot read it as `//other-host/...`, and carries no byte
+            // that could end a header or an HTML attribute.
+            return Plan::Redirect(format!("/{}/", target::percent_encode_path(&target.path)));
         }
         if !meta.is_file() {
             return Plan::Error(Status::FORBIDDEN);
@@ -205,6 +209,16 @@ mod tests {
         assert!(matches!(site.plan("/abs"), Plan::Error(Status::FORBIDDEN)));
         assert!(matches!(site.plan("/nope"), Plan::Error(Status::NOT_FOUND)));
         let bad = Site::open(&root, true).unwrap();
+        std::fs::create_dir_all(root.join("d\"><b>x<b>")).unwrap();
+        for (raw, want) in [
+            ("//d%22%3E%3Cb%3Ex%3Cb%3E", "/d%22%3E%3Cb%3Ex%3Cb%3E/"),
+            ("/d\"><b>x<b>?q", "/d%22%3E%3Cb%3Ex%3Cb%3E/"),
+        ] {
+            match site.plan(raw) {
+                Plan::Redirect(location) => assert_eq!(location, want, "{raw}"),
+                other => panic!("{raw}: {other:?}"),
+            }
+        }
         assert!(matches!(bad.plan("/../secret"), Plan::Static { .. }));
         std::fs::remove_dir_all(dir).unwrap();
     }

@@ -13,6 +13,8 @@ impl Status {
     pub const HEADERS_TOO_LARGE: Status = Status(431);
     pub const INTERNAL: Status = Status(500);
     pub const NOT_IMPLEMENTED: Status = Status(501);
+    pub const BAD_GATEWAY: Status = Status(502);
+    pub const GATEWAY_TIMEOUT: Status = Status(504);
 
     pub fn reason(self) -> &'static str {
         match self.0 {
@@ -25,6 +27,8 @@ impl Status {
             431 => "Request Header Fields Too Large",
             500 => "Internal Server Error",
             501 => "Not Implemented",
+            502 => "Bad Gateway",
+            504 => "Gateway Timeout",
             _ => "Unknown",
         }
     }

@@ -66,6 +66,37 @@ pub fn percent_decode(s: &[u8]) -> Option<Vec<u8>> {
     Some(out)
 }
 
+/// The inverse of [`percent_decode`] for a path: every byte but the unreserved ones
+/// (RFC 3986) and `/` becomes `%XX`, so the result holds no quote, angle bracket,
+/// space, backslash or control byte and decodes back to `path`.
+pub fn percent_encode_path(path: &[u8]) -> String {
+    let mut out = String::with_capacity(path.len());
+    for &b in path {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'/') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Text safe inside an HTML element or a quoted attribute.
+pub fn html_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 fn hex(b: u8) -> Option<u8> {
     match b {
         b'0'..=b'9' => Some(b - b'0'),
@@ -117,6 +148,27 @@ mod tests {
         assert_eq!(resolve("/%zz", false), Err(Status::BAD_REQUEST));
         assert_eq!(resolve("/%4", false), Err(Status::BAD_REQUEST));
         assert_eq!(resolve("/a%00b", false), Err(Status::BAD_REQUEST));
+    }
+
+    #[test]
+    fn encoding_round_trips_and_leaves_nothing_active() {
+        for raw in [
+            &b"docs"[..],
+            b"a b/c",
+            b"q\"><b>x<b>",
+            b"%2e",
+            b"\xff\x01/\\",
+        ] {
+            let enc = percent_encode_path(raw);
+            let unsafe_byte = |b: u8| b"\"<>'\\ ".contains(&b) || !b.is_ascii_graphic();
+            assert!(!enc.bytes().any(unsafe_byte), "{enc}");
+            assert_eq!(percent_decode(enc.as_bytes()).unwrap(), raw);
+        }
+        assert_eq!(percent_encode_path(b"a b"), "a%20b");
+        assert_eq!(
+            html_escape("x\"><b a='1'>&"),
+            "x&quot;&gt;&lt;b a=&#39;1&#39;&gt;&amp;"
+        );
     }
 
     #[test]

@@ -74,7 +74,10 @@ pub fn serve(shared: &Shared, job: Job, scratch: &mut Vec<u8>) {
         }
         Plan::Redirect(location) => {
             scratch.clear();
-            let body = format!("<html><body><a href=\"{location}\">moved</a></body></html>\n");
+            let body = format!(
+                "<html><body><a href=\"{}\">moved</a></body></html>\n",
+                crate::target::html_escape(&location)
+            );
             write_head(
                 scratch,
                 version,
@@ -221,32 +224,50 @@ fn write_all(mut stream: &TcpStream, mut buf: &[u8], deadline: Instant) -> io::R
 }
 
 fn wait_writable(stream: &TcpStream, deadline: Instant) -> io::Result<()> {
-    let left = deadline.saturating_duration_since(Instant::now());
-    if left.is_zero() {
-        return Err(io::ErrorKind::TimedOut.into());
+    if wait_fd(stream.as_raw_fd(), libc::POLLOUT, deadline)? {
+        Ok(())
+    } else {
+        Err(io::ErrorKind::TimedOut.into())
     }
-    let mut pfd = libc::pollfd {
-        fd: stream.as_raw_fd(),
-        events: libc::POLLOUT,
-        revents: 0,
-    };
-    let ms = left.as_millis().clamp(1, i32::MAX as u128) as i32;
-    // SAFETY: one valid pollfd for the duration of the call.
-    let rc = unsafe { libc::poll(&mut pfd, 1, ms) };
-    if rc < 0 {
-        let err = io::Error::last_os_error();
-        return if err.kind() == io::ErrorKind::Interrupted {
-            Ok(())
-        } else {
-            Err(err)
+}
+
+/// Polls one descriptor for `events` until `deadline`: `Ok(true)` when it is ready,
+/// `Ok(false)` once the deadline has passed.
+fn wait_fd(fd: i32, events: libc::c_short, deadline: Instant) -> io::Result<bool> {
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Ok(false);
+        }
+        let mut pfd = libc::pollfd {
+            fd,
+            events,
+            revents: 0,
         };
+        // Rounded up, so that a wake-up a little early is not taken for the deadline.
+        let ms = (left.as_micros().div_ceil(1000)).clamp(1, i32::MAX as u128) as i32;
+        // SAFETY: one valid pollfd for the duration of the call.
+        let rc = unsafe { libc::poll(&mut pfd, 1, ms) };
+        if rc > 0 {
+            return Ok(true);
+        }
+        if rc < 0 {
+            let err = io::Error::last_os_error();
+            if err.kind() != io::ErrorKind::Interrupted {
+                return Err(err);
+            }
+        }
     }
-    Ok(())
 }
 
 /// Runs a CGI program with `QUERY_STRING` and relays its output (its own headers and
-/// body) after our status line. The worker waits for the child, so every child is
-/// reaped.
+/// body) after our status line.
+///
+/// The whole run, relaying included, must fit in `--cgi-timeout`: a program that
+/// hangs must not hold a worker (and with it every request queued behind it)
+/// forever. Past the deadline the program's process group is killed, so a shell
+/// script's own children go too, and the client gets 504 if no output had been
+/// sent yet, or a cut response. Every child is reaped before the worker moves on.
 fn run_cgi(
     shared: &Shared,
     stream: &TcpStream,
@@ -254,7 +275,8 @@ fn run_cgi(
     query: &str,
     scratch: &mut Vec<u8>,
 ) -> io::Result<()> {
-    let deadline = Instant::now() + shared.timeout;
+    use std::os::unix::process::CommandExt;
+    let deadline = Instant::now() + shared.cgi_timeout;
     let child = Command::new(program)
         .env_clear()
         .env("QUERY_STRING", query)
@@ -265,6 +287,8 @@ fn run_cgi(
         .current_dir(shared.site.root_path())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
+        // Its own process group, so that one signal ends everything it started.
+        .process_group(0)
         .spawn();
     let mut child = match child {
         Ok(c) => c,
@@ -281,31 +305,128 @@ fn run_cgi(
         }
     };
     let mut stdout = child.stdout.take().expect("stdout is piped");
-    let relay = (|| {
-        write_all(
-            stream,
-            b"HTTP/1.0 200 OK\r\nServer: wserver\r\nConnection: close\r\n",
-            deadline,
-        )?;
-        let mut chunk = [0u8; 16 * 1024];
-        loop {
-            let n = match stdout.read(&mut chunk) {
-                Ok(0) => return Ok(()),
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
-            };
-            // Output may trickle in for a long time; each piece gets a fresh deadline.
-            write_all(stream, &chunk[..n], Instant::now() + shared.timeout)?;
-        }
-    })();
+    let relayed = relay_cgi(stream, &mut stdout, deadline);
     // Closing our end makes a child still writing to a gone client get EPIPE.
     drop(stdout);
-    if relay.is_err() {
-        let _ = child.kill();
+    let finished = relayed.is_ok() && wait_exit(&child, deadline);
+    if !finished {
+        // SAFETY: kill(2) has no memory-safety preconditions. The child is not
+        // reaped yet (we hold it), so its pid, which is also its group's id, cannot
+        // have been reused.
+        unsafe { libc::kill(-(child.id() as libc::pid_t), libc::SIGKILL) };
     }
     child.wait()?;
-    relay
+    match relayed {
+        Ok(()) if finished => Ok(()),
+        Ok(()) | Err(CgiEnd::TimedOut { sent: true }) => {
+            eprintln!(
+                "wserver: CGI {} ran over {:?}; killed",
+                program.display(),
+                shared.cgi_timeout
+            );
+            Err(io::ErrorKind::TimedOut.into())
+        }
+        Err(CgiEnd::TimedOut { sent: false }) => {
+            eprintln!(
+                "wserver: CGI {} ran over {:?} without output; killed, 504",
+                program.display(),
+                shared.cgi_timeout
+            );
+            send_error(
+                stream,
+                "HTTP/1.0",
+                Status::GATEWAY_TIMEOUT,
+                false,
+                Instant::now() + shared.timeout,
+                scratch,
+            )
+        }
+        Err(CgiEnd::NoOutput) => send_error(
+            stream,
+            "HTTP/1.0",
+            Status::BAD_GATEWAY,
+            false,
+            Instant::now() + shared.timeout,
+            scratch,
+        ),
+        Err(CgiEnd::Io(e)) => Err(e),
+    }
+}
+
+/// Why relaying a CGI program's output stopped early.
+enum CgiEnd {
+    /// The deadline passed; `sent` tells whether the client already has a status line.
+    TimedOut { sent: bool },
+    /// The program closed its output without writing anything.
+    NoOutput,
+    /// Reading the pipe or writing to the client failed.
+    Io(io::Error),
+}
+
+/// Relays the program's output until it closes its end of the pipe. The status line
+/// waits for the first output, so that a program that never answers gets a 504
+/// rather than a 200 with nothing after it.
+fn relay_cgi(
+    stream: &TcpStream,
+    stdout: &mut std::process::ChildStdout,
+    deadline: Instant,
+) -> Result<(), CgiEnd> {
+    set_nonblocking(stdout.as_raw_fd()).map_err(CgiEnd::Io)?;
+    let mut sent = false;
+    let mut chunk = [0u8; 16 * 1024];
+    loop {
+        let n = match stdout.read(&mut chunk) {
+            Ok(0) if sent => return Ok(()),
+            Ok(0) => return Err(CgiEnd::NoOutput),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                if !wait_fd(stdout.as_raw_fd(), libc::POLLIN, deadline).map_err(CgiEnd::Io)? {
+                    return Err(CgiEnd::TimedOut { sent });
+                }
+                continue;
+            }
+            Err(e) => return Err(CgiEnd::Io(e)),
+        };
+        let written = if sent {
+            write_all(stream, &chunk[..n], deadline)
+        } else {
+            sent = true;
+            let mut first = b"HTTP/1.0 200 OK\r\nServer: wserver\r\nConnection: close\r\n".to_vec();
+            first.extend_from_slice(&chunk[..n]);
+            write_all(stream, &first, deadline)
+        };
+        match written {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::TimedOut => {
+                return Err(CgiEnd::TimedOut { sent: true })
+            }
+            Err(e) => return Err(CgiEnd::Io(e)),
+        }
+    }
+}
+
+/// Waits until `child` has exited (without reaping it) or `deadline` passes: a
+/// program may close its output and go on running.
+fn wait_exit(child: &std::process::Child, deadline: Instant) -> bool {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, child.id() as libc::pid_t, 0) };
+    if fd < 0 {
+        return false;
+    }
+    // SAFETY: the kernel just returned this descriptor and nobody else owns it.
+    let pidfd = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd as i32) };
+    wait_fd(pidfd.as_raw_fd(), libc::POLLIN, deadline).unwrap_or(false)
+}
+
+fn set_nonblocking(fd: i32) -> io::Result<()> {
+    // SAFETY: fcntl on a descriptor we own, with integer arguments only.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    // SAFETY: as above.
+    if flags < 0 || unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// Closing a socket with unread input makes the kernel send a reset, which can
