@@ -98,184 +98,200 @@ pub static SUITE: Suite = Suite {
     docs: "docs/raft.md",
 };
 
-const fn test(name: &'static str, after: &'static str, run: fn(&mut Context)) -> TestCase {
-    TestCase {
-        name,
-        after: Some(after),
-        run,
+/// Runs `test` and gives its row of the summary table what its testers counted, even
+/// when it fails.
+fn with_stats(cx: &mut Context, test: fn(&mut Context)) {
+    tester::take_stats();
+    let result = catch_unwind(AssertUnwindSafe(|| test(cx)));
+    cx.stats = tester::take_stats();
+    if let Err(payload) = result {
+        std::panic::resume_unwind(payload);
     }
 }
 
-const fn beyond(name: &'static str, run: fn(&mut Context)) -> TestCase {
-    TestCase {
-        name,
-        after: None,
-        run,
-    }
+/// A test of the table: `after` the 6.5840 test it follows, if any.
+macro_rules! test {
+    ($name:expr, $after:expr, $run:path $(,)?) => {
+        TestCase {
+            name: $name,
+            after: Some($after),
+            run: |cx| with_stats(cx, $run),
+        }
+    };
+}
+
+macro_rules! beyond {
+    ($name:expr, $run:path $(,)?) => {
+        TestCase {
+            name: $name,
+            after: None,
+            run: |cx| with_stats(cx, $run),
+        }
+    };
 }
 
 const TESTS: &[TestCase] = &[
-    test(
+    test!(
         "election::initial_election",
         "6.5840 TestInitialElection3A",
         election::initial_election,
     ),
-    test(
+    test!(
         "election::reelection",
         "6.5840 TestReElection3A",
         election::reelection,
     ),
-    test(
+    test!(
         "election::many_elections",
         "6.5840 TestManyElections3A",
         election::many_elections,
     ),
-    test(
+    test!(
         "agreement::basic_agree",
         "6.5840 TestBasicAgree3B",
         agreement::basic_agree,
     ),
-    test(
+    test!(
         "agreement::rpc_bytes",
         "6.5840 TestRPCBytes3B",
         agreement::rpc_bytes,
     ),
-    test(
+    test!(
         "agreement::follower_failure",
         "6.5840 TestFollowerFailure3B",
         agreement::follower_failure,
     ),
-    test(
+    test!(
         "agreement::leader_failure",
         "6.5840 TestLeaderFailure3B",
         agreement::leader_failure,
     ),
-    test(
+    test!(
         "agreement::fail_agree",
         "6.5840 TestFailAgree3B",
         agreement::fail_agree,
     ),
-    test(
+    test!(
         "agreement::fail_no_agree",
         "6.5840 TestFailNoAgree3B",
         agreement::fail_no_agree,
     ),
-    test(
+    test!(
         "agreement::concurrent_starts",
         "6.5840 TestConcurrentStarts3B",
         agreement::concurrent_starts,
     ),
-    test(
+    test!(
         "agreement::rejoin",
         "6.5840 TestRejoin3B",
         agreement::rejoin,
     ),
-    test(
+    test!(
         "agreement::backup",
         "6.5840 TestBackup3B",
         agreement::backup,
     ),
-    test("agreement::count", "6.5840 TestCount3B", agreement::count),
-    test(
+    test!("agreement::count", "6.5840 TestCount3B", agreement::count),
+    test!(
         "persist::persist1",
         "6.5840 TestPersist13C",
         persistence::persist1,
     ),
-    test(
+    test!(
         "persist::persist2",
         "6.5840 TestPersist23C",
         persistence::persist2,
     ),
-    test(
+    test!(
         "persist::persist3",
         "6.5840 TestPersist33C",
         persistence::persist3,
     ),
-    test(
+    test!(
         "persist::figure_8",
         "6.5840 TestFigure83C",
         persistence::figure_8,
     ),
-    beyond("power::power_loss", persistence::power_loss),
-    test(
+    beyond!("power::power_loss", persistence::power_loss),
+    test!(
         "persist_unreliable::unreliable_agree",
         "6.5840 TestUnreliableAgree3C",
         persistence::unreliable_agree,
     ),
-    test(
+    test!(
         "persist_unreliable::figure_8_unreliable",
         "6.5840 TestFigure8Unreliable3C",
         persistence::figure_8_unreliable,
     ),
-    test(
+    test!(
         "persist_unreliable::reliable_churn",
         "6.5840 TestReliableChurn3C",
         persistence::reliable_churn,
     ),
-    test(
+    test!(
         "persist_unreliable::unreliable_churn",
         "6.5840 TestUnreliableChurn3C",
         persistence::unreliable_churn,
     ),
-    test(
+    test!(
         "snapshot::snapshot_basic",
         "6.5840 TestSnapshotBasic3D",
         snapshots::snapshot_basic,
     ),
-    test(
+    test!(
         "snapshot::snapshot_install",
         "6.5840 TestSnapshotInstall3D",
         snapshots::snapshot_install,
     ),
-    test(
+    test!(
         "snapshot::snapshot_install_unreliable",
         "6.5840 TestSnapshotInstallUnreliable3D",
         snapshots::snapshot_install_unreliable,
     ),
-    test(
+    test!(
         "snapshot::snapshot_install_crash",
         "6.5840 TestSnapshotInstallCrash3D",
         snapshots::snapshot_install_crash,
     ),
-    test(
+    test!(
         "snapshot::snapshot_install_unreliable_crash",
         "6.5840 TestSnapshotInstallUnCrash3D",
         snapshots::snapshot_install_unreliable_crash,
     ),
-    test(
+    test!(
         "snapshot::snapshot_all_crash",
         "6.5840 TestSnapshotAllCrash3D",
         snapshots::snapshot_all_crash,
     ),
-    test(
+    test!(
         "snapshot::snapshot_init",
         "6.5840 TestSnapshotInit3D",
         snapshots::snapshot_init,
     ),
-    beyond("beyond::random_nemesis", beyond::random_nemesis),
-    beyond(
+    beyond!("beyond::random_nemesis", beyond::random_nemesis),
+    beyond!(
         "beyond::vote_survives_restart",
         beyond::vote_survives_restart,
     ),
-    beyond("beyond::figure_8_staged", beyond::figure_8_staged),
-    beyond(
+    beyond!("beyond::figure_8_staged", beyond::figure_8_staged),
+    beyond!(
         "beyond::backup_in_few_messages",
         beyond::backup_in_few_messages,
     ),
-    beyond("beyond::duplicated_messages", beyond::duplicated_messages),
-    beyond(
+    beyond!("beyond::duplicated_messages", beyond::duplicated_messages),
+    beyond!(
         "beyond::amnesia_on_a_follower",
         beyond::amnesia_on_a_follower,
     ),
-    beyond(
+    beyond!(
         "beyond::amnesia_on_a_follower_with_snapshots",
         beyond::amnesia_on_a_follower_with_snapshots,
     ),
-    beyond(
+    beyond!(
         "beyond::one_way_partition_of_the_leader",
         beyond::one_way_partition_of_the_leader,
     ),
-    beyond("beyond::paused_leader", beyond::paused_leader),
+    beyond!("beyond::paused_leader", beyond::paused_leader),
 ];
 
 /// Stops the test with a failure of `property` unless `ok`.

@@ -39,7 +39,21 @@ use crate::cluster::{Cluster, ClusterConfig, Driver, Durability, TimeMode};
 use crate::implementation::Implementation;
 use crate::nemesis::Fault;
 use crate::network::{NetConfig, Partition};
-use crate::suite::{fail, property, Context, Evidence};
+use crate::suite::{fail, property, Context, Evidence, TestStats};
+
+thread_local! {
+    /// What the testers of the test running on this thread did, for its row of the
+    /// summary table (see [`take_stats`]).
+    static STATS: std::cell::Cell<Option<TestStats>> = const { std::cell::Cell::new(None) };
+}
+
+/// The counts of every tester dropped on this thread since the last call: the
+/// tester's requests (`start`, `get_state`, `persisted_size`) as operations, answered
+/// (ok), refused with an error (fail) or unanswered within 1 s (info); the messages
+/// routed; time on the clusters' clocks and lockstep steps, summed over testers.
+pub fn take_stats() -> Option<TestStats> {
+    STATS.with(|s| s.take())
+}
 
 pub const MS: u64 = 1_000_000;
 /// 6.5840's `RaftElectionTimeout`: how long tests wait for things to settle.
@@ -313,6 +327,8 @@ pub struct Tester {
     shape: Option<Partition>,
     pub rng: StdRng,
     evidence: Option<Evidence>,
+    /// Requests to the nodes: sent, answered, refused, unanswered.
+    requests: TestStats,
 }
 
 impl Tester {
@@ -420,6 +436,7 @@ impl Tester {
             shape: None,
             rng: rand::SeedableRng::seed_from_u64(setup.seed ^ 0x7465_7374_6572),
             evidence: setup.evidence,
+            requests: TestStats::default(),
         }
     }
 
@@ -516,8 +533,17 @@ impl Tester {
         self.cluster.wake(limit, 0);
         self.cluster.run(&mut self.obs, limit);
         self.obs.awaiting.clear();
+        let replies: Vec<Option<Body>> = ids.iter().map(|id| self.obs.replies.remove(id)).collect();
+        for reply in &replies {
+            self.requests.ops += 1;
+            match reply {
+                None => self.requests.info += 1,
+                Some(body) if body.kind == "error" => self.requests.fail += 1,
+                Some(_) => self.requests.ok += 1,
+            }
+        }
         self.check_safety();
-        ids.iter().map(|id| self.obs.replies.remove(id)).collect()
+        replies
     }
 
     /// `GetState()`: (term, is_leader).
@@ -1045,6 +1071,16 @@ impl Drop for Tester {
     /// A failing test's evidence: the journal of every message and fault, and the
     /// nodes' logs (copied when the run ends, after the nodes are gone).
     fn drop(&mut self) {
+        let run = self.cluster.stats();
+        let mut stats = STATS.with(|s| s.take()).unwrap_or_default();
+        stats.ops += self.requests.ops;
+        stats.ok += self.requests.ok;
+        stats.fail += self.requests.fail;
+        stats.info += self.requests.info;
+        stats.messages += run.routed;
+        stats.steps += run.steps;
+        stats.clock_ns += self.cluster.now();
+        STATS.with(|s| s.set(Some(stats)));
         let Some(evidence) = &self.evidence else {
             return;
         };
