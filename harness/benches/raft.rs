@@ -7,14 +7,11 @@
 //! harness routes every message with no added delay, so the figures are the nodes'
 //! own cost plus the harness's routing (two pipe hops per message).
 
-#[path = "../tests/raft/tester.rs"]
-#[allow(dead_code)]
-mod tester;
-
 use std::time::Instant;
 
+use harness::suites::raft::{Tester, BIN, MS};
+use harness::{Implementation, TestDir};
 use serde_json::json;
-use tester::{Tester, MS};
 
 fn percentile(sorted: &[u64], p: f64) -> f64 {
     let k = ((sorted.len() - 1) as f64 * p).round() as usize;
@@ -25,7 +22,9 @@ fn main() {
     println!("| nodes | window | commands | commands/s | p50 ms | p99 ms |");
     println!("|---|---|---|---|---|---|");
     for nodes in [3, 5] {
-        let mut t = Tester::real_time_zero_latency(nodes);
+        let dir = TestDir::new("raft-bench");
+        let implementation = Implementation::from_env("RAFT_IMPL", BIN);
+        let mut t = Tester::real_time_zero_latency(nodes, implementation, dir.join("cluster"));
         let leader = t.check_one_leader();
         let mut next = 0u64;
         for window in [1usize, 16, 64] {

@@ -14,28 +14,57 @@
 //! applied so far as the service state. Its links are reliable (see
 //! `specs::raft_protocol`), whatever the network does between nodes.
 //!
+//! The first violation stops the test with a typed failure naming its property
+//! ([`super::ELECTION_SAFETY`], [`super::STATE_MACHINE_SAFETY`]...); a test that
+//! waits for something that never happens (no leader, no agreement, no answer) fails
+//! for [`property::PROGRESS`]. A tester dropped while its test fails leaves the
+//! network's journal and the nodes' logs in the run's evidence.
+//!
 //! Time is the cluster's clock: virtual in simulated time (the default), so the
-//! tests' seconds of waiting cost milliseconds; the wall clock with `HARNESS_TIME=real`.
+//! tests' seconds of waiting cost milliseconds; the wall clock with `--time real`
+//! (`HARNESS_TIME=real`).
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use harness::cluster::{Cluster, ClusterConfig, Driver, Durability, TimeMode};
-use harness::nemesis::Fault;
-use harness::network::{NetConfig, Partition};
-use harness::{Implementation, Seed, TestDir};
 use rand::rngs::StdRng;
 use rand::Rng;
 use serde_json::Value;
 use specs::node_protocol::{Body, Message};
 use specs::raft_protocol::{self, TESTER};
 
+use super::{APPLY_ORDER, ELECTION_SAFETY, LEADER_ELECTION, SNAPSHOT, STATE_MACHINE_SAFETY};
+use crate::cluster::{Cluster, ClusterConfig, Driver, Durability, TimeMode};
+use crate::implementation::Implementation;
+use crate::nemesis::Fault;
+use crate::network::{NetConfig, Partition};
+use crate::suite::{fail, property, Context, Evidence, TestStats};
+
+thread_local! {
+    /// What the testers of the test running on this thread did, for its row of the
+    /// summary table (see [`take_stats`]).
+    static STATS: std::cell::Cell<Option<TestStats>> = const { std::cell::Cell::new(None) };
+}
+
+/// The counts of every tester dropped on this thread since the last call: the
+/// tester's requests (`start`, `get_state`, `persisted_size`) as operations, answered
+/// (ok), refused with an error (fail) or unanswered within 1 s (info); the messages
+/// routed; time on the clusters' clocks and lockstep steps, summed over testers.
+pub fn take_stats() -> Option<TestStats> {
+    STATS.with(|s| s.take())
+}
+
 pub const MS: u64 = 1_000_000;
 /// 6.5840's `RaftElectionTimeout`: how long tests wait for things to settle.
 pub const ELECTION_TIMEOUT: u64 = 1_000 * MS;
 
-pub const IMPL_VAR: &str = "RAFT_IMPL";
-pub const BIN: &str = "raft";
+/// A safety violation the tester saw, and the property it breaks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violation {
+    pub property: &'static str,
+    pub message: String,
+}
 
 /// What the tester endpoint hears: answers to its requests and the nodes' reports.
 struct Observer {
@@ -50,7 +79,7 @@ struct Observer {
     /// still in flight arrive before the new process's, links being FIFO on the
     /// reliable network, so they cannot be mistaken for its.)
     restarted: Vec<bool>,
-    violations: Vec<String>,
+    violations: Vec<Violation>,
     awaiting: Vec<u64>,
     replies: BTreeMap<u64, Body>,
     /// Run until this node has applied this index.
@@ -69,6 +98,10 @@ impl Observer {
         self.names.iter().position(|n| n == name)
     }
 
+    fn violation(&mut self, property: &'static str, message: String) {
+        self.violations.push(Violation { property, message });
+    }
+
     fn fresh_id(&mut self) -> u64 {
         let id = self.next_id;
         self.next_id += 1;
@@ -79,8 +112,10 @@ impl Observer {
     fn on_unawaited(&mut self, src: &str, body: &Body) {
         let refused = body.kind == "error" && body.u64("code") == Some(22);
         if body.kind != "snapshot_ok" && !refused {
-            self.violations
-                .push(format!("{src} answered a snapshot request with {body:?}"));
+            self.violation(
+                SNAPSHOT,
+                format!("{src} answered a snapshot request with {body:?}"),
+            );
         }
     }
 
@@ -89,15 +124,16 @@ impl Observer {
     fn on_snapshot(&mut self, i: usize, src: &str, body: &Body, at: f64) {
         let report = match raft_protocol::parse_snapshot_report(body) {
             Ok(r) => r,
-            Err(e) => return self.violations.push(format!("{src}: {e}")),
+            Err(e) => return self.violation(property::PROTOCOL, format!("{src}: {e}")),
         };
         let commands = match report.data.as_array() {
             Some(c) if c.len() as u64 == report.index => c,
             _ => {
-                return self.violations.push(format!(
+                let message = format!(
                     "{src} installed a snapshot through {} whose data the tester never made: {}",
                     report.index, report.data
-                ))
+                );
+                return self.violation(SNAPSHOT, message);
             }
         };
         let mut log = BTreeMap::new();
@@ -105,9 +141,10 @@ impl Observer {
             let index = k as u64 + 1;
             let first = self.committed.entry(index).or_insert(command.clone());
             if first != command {
-                self.violations.push(format!(
+                let message = format!(
                     "state machine safety: {src} installed a snapshot with {command} at index {index} where another node applied {first} (at {at:.3}s)"
-                ));
+                );
+                self.violation(STATE_MACHINE_SAFETY, message);
             }
             log.insert(index, command.clone());
         }
@@ -139,8 +176,10 @@ impl Observer {
 
     fn on_report(&mut self, cluster: &mut Cluster, src: &str, body: &Body) {
         let Some(i) = self.node(src) else {
-            self.violations
-                .push(format!("report from unknown endpoint {src}: {body:?}"));
+            self.violation(
+                property::PROTOCOL,
+                format!("report from unknown endpoint {src}: {body:?}"),
+            );
             return;
         };
         let at = self.now as f64 / 1e9;
@@ -149,15 +188,19 @@ impl Observer {
                 Some(term) => {
                     if let Some(other) = self.leaders.insert(term, src.to_string()) {
                         if other != src {
-                            self.violations.push(format!(
-                                "election safety: {other} and {src} both became leader of term {term} (at {at:.3}s)"
-                            ));
+                            self.violation(
+                                ELECTION_SAFETY,
+                                format!(
+                                    "election safety: {other} and {src} both became leader of term {term} (at {at:.3}s)"
+                                ),
+                            );
                         }
                     }
                 }
-                None => self
-                    .violations
-                    .push(format!("{src}: leader report without a term")),
+                None => self.violation(
+                    property::PROTOCOL,
+                    format!("{src}: leader report without a term"),
+                ),
             },
             "snapshot" => self.on_snapshot(i, src, body, at),
             "applied" => match raft_protocol::parse_applied(body) {
@@ -166,30 +209,34 @@ impl Observer {
                         if e.index == 1 && self.restarted[i] {
                             self.logs[i].clear();
                         }
-                        let log = &mut self.logs[i];
-                        let expected = log.keys().next_back().map_or(1, |k| k + 1);
+                        let expected = self.logs[i].keys().next_back().map_or(1, |k| k + 1);
                         if e.index != expected {
-                            self.violations.push(format!(
-                                "{src} applied index {} but its next should be {expected} (at {at:.3}s)",
-                                e.index
-                            ));
+                            self.violation(
+                                APPLY_ORDER,
+                                format!(
+                                    "{src} applied index {} but its next should be {expected} (at {at:.3}s)",
+                                    e.index
+                                ),
+                            );
                         }
-                        log.insert(e.index, e.command.clone());
+                        self.logs[i].insert(e.index, e.command.clone());
                         let first = self.committed.entry(e.index).or_insert(e.command.clone());
                         if *first != e.command {
-                            self.violations.push(format!(
+                            let message = format!(
                                 "state machine safety: {src} applied {} at index {} where another node applied {first} (at {at:.3}s)",
                                 e.command, e.index
-                            ));
+                            );
+                            self.violation(STATE_MACHINE_SAFETY, message);
                         }
                         self.maybe_snapshot(cluster, i, e.index);
                     }
                 }
-                Err(e) => self.violations.push(format!("{src}: {e}")),
+                Err(e) => self.violation(property::PROTOCOL, format!("{src}: {e}")),
             },
-            other => self
-                .violations
-                .push(format!("{src} sent the tester an unexpected {other:?}")),
+            other => self.violation(
+                property::PROTOCOL,
+                format!("{src} sent the tester an unexpected {other:?}"),
+            ),
         }
     }
 }
@@ -222,6 +269,47 @@ impl Driver for Observer {
     }
 }
 
+/// Where and how a tester runs its cluster, for callers without a [`Context`] (the
+/// benchmark); tests use [`Tester::new`] and its variants.
+#[derive(Debug, Clone)]
+pub struct Setup {
+    pub implementation: Implementation,
+    pub seed: u64,
+    pub mode: TimeMode,
+    /// The cluster's directory (node logs and data dirs); created if missing.
+    pub dir: PathBuf,
+    pub durability: Durability,
+    /// Where a failing run's journal and node logs go.
+    pub evidence: Option<Evidence>,
+}
+
+impl Setup {
+    /// What a test's context gives: its implementation (our binary with `RAFT_BUG`
+    /// set in a known-bad run), seed, clock, a fresh scratch subdirectory and the
+    /// evidence of the run.
+    pub fn of(cx: &Context) -> Setup {
+        Setup {
+            implementation: cx.implementation(),
+            seed: cx.seed,
+            mode: cx.mode,
+            dir: fresh_dir(cx.dir()),
+            durability: Durability::Disk,
+            evidence: Some(cx.evidence()),
+        }
+    }
+}
+
+/// `cluster`, `cluster-2`, ... under `dir`: one for each tester a test starts.
+fn fresh_dir(dir: &Path) -> PathBuf {
+    (1..)
+        .map(|n| match n {
+            1 => dir.join("cluster"),
+            n => dir.join(format!("cluster-{n}")),
+        })
+        .find(|d| !d.exists())
+        .expect("a free name")
+}
+
 /// A Raft cluster under test.
 pub struct Tester {
     // Dropped first: nodes are killed before their directory goes.
@@ -237,140 +325,88 @@ pub struct Tester {
     cuts: Vec<(usize, usize)>,
     /// A named partition shape in force (majority/minority, bridge...).
     shape: Option<Partition>,
-    tolerate_violations: bool,
     pub rng: StdRng,
-    _dir: TestDir,
-    _seed: Option<Seed>,
+    evidence: Option<Evidence>,
+    /// Requests to the nodes: sent, answered, refused, unanswered.
+    requests: TestStats,
 }
 
 impl Tester {
-    pub fn new(n: usize) -> Tester {
-        Tester::with_mode(n, TimeMode::from_env())
+    /// `n` nodes of the context's implementation, on its clock and seed.
+    pub fn new(cx: &Context, n: usize) -> Tester {
+        Tester::with_setup(n, Setup::of(cx))
     }
 
-    /// Our binary switched to the known-bad variant `bug` (`RAFT_BUG`). Safety
-    /// violations are recorded, not fatal, so the caller can assert they happened.
-    pub fn against_bug(n: usize, bug: &str) -> Tester {
-        Tester::against_bug_on(n, bug, Durability::Disk)
-    }
-
-    /// `against_bug` with the nodes' data dirs on `durability`.
-    pub fn against_bug_on(n: usize, bug: &str, durability: Durability) -> Tester {
-        let seed = Seed::for_this_test();
-        let value = seed.value();
-        let mut t = Tester::build_with(
+    /// Like [`Tester::new`], with the seed of one run of a sweep.
+    pub fn with_seed(cx: &Context, n: usize, seed: u64) -> Tester {
+        Tester::with_setup(
             n,
-            TimeMode::from_env(),
-            value,
-            Some(seed),
-            Implementation::ours(BIN),
-            vec![("RAFT_BUG".into(), bug.into())],
-            durability,
-        );
-        t.tolerate_violations = true;
-        t
+            Setup {
+                seed,
+                ..Setup::of(cx)
+            },
+        )
     }
 
     /// A tester whose nodes keep their data dirs on the power-loss filesystem
     /// (`harness::lazyfs`), so [`Tester::power_loss`] can strike.
-    pub fn on_lazyfs(n: usize) -> Tester {
-        let seed = Seed::for_this_test();
-        let value = seed.value();
-        let implementation = Implementation::from_env(IMPL_VAR, BIN);
-        Tester::build_with(
+    pub fn on_lazyfs(cx: &Context, n: usize) -> Tester {
+        Tester::with_setup(
             n,
-            TimeMode::from_env(),
-            value,
-            Some(seed),
-            implementation,
-            Vec::new(),
-            Durability::LazyFs,
+            Setup {
+                durability: Durability::LazyFs,
+                ..Setup::of(cx)
+            },
         )
     }
 
-    /// What the safety checks found (with `against_bug`; otherwise they fail the test).
-    pub fn violations(&self) -> &[String] {
-        &self.obs.violations
-    }
-
-    /// A tester on the given clock, whatever `HARNESS_TIME` says.
-    pub fn with_mode(n: usize, mode: TimeMode) -> Tester {
-        let seed = Seed::for_this_test();
-        let value = seed.value();
-        Tester::build(n, mode, value, Some(seed))
-    }
-
-    /// A simulated-time tester with seed `value` (the caller owns and prints the seed).
-    pub fn with_seed(n: usize, value: u64) -> Tester {
-        Tester::build(n, TimeMode::Sim, value, None)
-    }
-
-    /// A tester for one run of a sweep (`Seed::sweep`), on the clock `HARNESS_TIME`
-    /// says.
-    pub fn for_seed(n: usize, seed: Seed) -> Tester {
-        let value = seed.value();
-        Tester::build(n, TimeMode::from_env(), value, Some(seed))
-    }
-
-    fn build(n: usize, mode: TimeMode, value: u64, seed: Option<Seed>) -> Tester {
-        let implementation = Implementation::from_env(IMPL_VAR, BIN);
-        Tester::build_with(
+    /// A tester on the wall clock whose links have no added delay (the benchmark).
+    pub fn real_time_zero_latency(
+        n: usize,
+        implementation: Implementation,
+        dir: PathBuf,
+    ) -> Tester {
+        let mut t = Tester::with_setup(
             n,
-            mode,
-            value,
-            seed,
-            implementation,
-            Vec::new(),
-            Durability::Disk,
-        )
-    }
-
-    /// A tester on the wall clock whose links have no added delay (benchmarks).
-    #[allow(dead_code)]
-    pub fn real_time_zero_latency(n: usize) -> Tester {
-        let seed = Seed::for_this_test();
-        let value = seed.value();
-        let implementation = Implementation::from_env(IMPL_VAR, BIN);
-        let mut t = Tester::build_with(
-            n,
-            TimeMode::Real,
-            value,
-            Some(seed),
-            implementation,
-            Vec::new(),
-            Durability::Disk,
+            Setup {
+                implementation,
+                seed: rand::random(),
+                mode: TimeMode::Real,
+                dir,
+                durability: Durability::Disk,
+                evidence: None,
+            },
         );
         t.net = NetConfig {
-            latency: harness::network::Latency::Fixed(0),
+            latency: crate::network::Latency::Fixed(0),
             ..NetConfig::reliable()
         };
         t.cluster.fault(Fault::Net(t.net)).expect("network change");
         t
     }
 
-    fn build_with(
-        n: usize,
-        mode: TimeMode,
-        value: u64,
-        seed: Option<Seed>,
-        implementation: Implementation,
-        env: Vec<(String, String)>,
-        durability: Durability,
-    ) -> Tester {
-        let dir = TestDir::new("raft");
-        eprintln!("testing {} {env:?}", implementation.describe());
+    /// Starts the cluster; a failure to start is a failure of the test.
+    pub fn with_setup(n: usize, setup: Setup) -> Tester {
         let config = ClusterConfig {
             nodes: n,
-            implementation,
-            env,
-            mode,
-            seed: value,
+            implementation: setup.implementation.clone(),
+            env: Vec::new(),
+            mode: setup.mode,
+            seed: setup.seed,
             net: NetConfig::reliable(),
-            dir: dir.path().to_path_buf(),
-            step_timeout: Duration::from_secs(5),
+            dir: setup.dir.clone(),
+            // A hang detector, not a deadline: fsyncs on a loaded machine take seconds.
+            step_timeout: Duration::from_secs(10),
         };
-        let mut cluster = Cluster::start_with(config, durability)
-            .unwrap_or_else(|e| panic!("starting the cluster: {e}"));
+        let mut cluster = Cluster::start_with(config, setup.durability).unwrap_or_else(|e| {
+            fail(
+                property::SETUP,
+                format!(
+                    "cannot start {n} nodes of {}: {e}",
+                    setup.implementation.describe()
+                ),
+            )
+        });
         cluster.make_reliable(TESTER);
         let names = cluster.node_names().to_vec();
         Tester {
@@ -398,11 +434,15 @@ impl Tester {
             net: NetConfig::reliable(),
             cuts: Vec::new(),
             shape: None,
-            tolerate_violations: false,
-            rng: rand::SeedableRng::seed_from_u64(value ^ 0x7465_7374_6572),
-            _dir: dir,
-            _seed: seed,
+            rng: rand::SeedableRng::seed_from_u64(setup.seed ^ 0x7465_7374_6572),
+            evidence: setup.evidence,
+            requests: TestStats::default(),
         }
+    }
+
+    /// What the safety checks found so far (the first one also stopped the test).
+    pub fn violations(&self) -> &[Violation] {
+        &self.obs.violations
     }
 
     pub fn now(&self) -> u64 {
@@ -413,18 +453,54 @@ impl Tester {
         self.cluster.node_names()[i].clone()
     }
 
-    /// Fails the test on any safety violation or node error seen so far.
+    /// Stops the test on the first safety violation or node error seen so far, with
+    /// the violation's property (the message lists every violation seen).
     fn check_safety(&self) {
-        assert!(
-            self.tolerate_violations || self.obs.violations.is_empty(),
-            "{}",
-            self.obs.violations.join("\n")
-        );
-        assert!(
-            self.cluster.errors.is_empty(),
-            "node errors: {}",
-            self.cluster.errors.join("\n")
-        );
+        if let Some(first) = self.obs.violations.first() {
+            let all: Vec<&str> = self
+                .obs
+                .violations
+                .iter()
+                .map(|v| v.message.as_str())
+                .collect();
+            fail(first.property, all.join("\n"));
+        }
+        if !self.cluster.errors.is_empty() {
+            fail(
+                property::PROTOCOL,
+                format!("node errors: {}", self.cluster.errors.join("\n")),
+            );
+        }
+    }
+
+    /// The answer of node `i` to a `what` request, parsed: no answer, or a refusal,
+    /// is a lack of progress; an answer that does not parse breaks the protocol.
+    fn answer<T>(
+        &self,
+        i: usize,
+        what: &str,
+        reply: Option<Body>,
+        parse: impl FnOnce(&Body) -> Result<T, String>,
+    ) -> T {
+        let name = self.name(i);
+        let Some(body) = reply else {
+            fail(
+                property::PROGRESS,
+                format!("no progress: {name} did not answer {what} within 1 s"),
+            );
+        };
+        if body.kind == "error" {
+            fail(
+                property::PROGRESS,
+                format!(
+                    "no progress: {name} refused {what}: error {} ({})",
+                    body.u64("code")
+                        .map_or("without a code".into(), |c| c.to_string()),
+                    body.get("text").and_then(Value::as_str).unwrap_or("")
+                ),
+            );
+        }
+        parse(&body).unwrap_or_else(|e| fail(property::PROTOCOL, format!("{name}: {e}")))
     }
 
     /// Lets the cluster run for `ns` nanoseconds.
@@ -457,8 +533,17 @@ impl Tester {
         self.cluster.wake(limit, 0);
         self.cluster.run(&mut self.obs, limit);
         self.obs.awaiting.clear();
+        let replies: Vec<Option<Body>> = ids.iter().map(|id| self.obs.replies.remove(id)).collect();
+        for reply in &replies {
+            self.requests.ops += 1;
+            match reply {
+                None => self.requests.info += 1,
+                Some(body) if body.kind == "error" => self.requests.fail += 1,
+                Some(_) => self.requests.ok += 1,
+            }
+        }
         self.check_safety();
-        ids.iter().map(|id| self.obs.replies.remove(id)).collect()
+        replies
     }
 
     /// `GetState()`: (term, is_leader).
@@ -466,9 +551,7 @@ impl Tester {
         let reply = self
             .ask_all(vec![(i, raft_protocol::get_state(0))])
             .remove(0);
-        let name = self.name(i);
-        let body = reply.unwrap_or_else(|| panic!("{name} did not answer get_state within 1 s"));
-        raft_protocol::parse_get_state_ok(&body).unwrap_or_else(|e| panic!("{name}: {e}"))
+        self.answer(i, "get_state", reply, raft_protocol::parse_get_state_ok)
     }
 
     /// `Start(command)` on each of `nodes`' commands at once: (index, term, is_leader).
@@ -482,12 +565,7 @@ impl Tester {
         nodes
             .into_iter()
             .zip(replies)
-            .map(|(i, reply)| {
-                let name = self.name(i);
-                let body =
-                    reply.unwrap_or_else(|| panic!("{name} did not answer start within 1 s"));
-                raft_protocol::parse_start_ok(&body).unwrap_or_else(|e| panic!("{name}: {e}"))
-            })
+            .map(|(i, reply)| self.answer(i, "start", reply, raft_protocol::parse_start_ok))
             .collect()
     }
 
@@ -640,12 +718,13 @@ impl Tester {
             .into_iter()
             .zip(replies)
             .map(|(i, reply)| {
-                let name = self.name(i);
-                let body = reply
-                    .unwrap_or_else(|| panic!("{name} did not answer persisted_size within 1 s"));
-                raft_protocol::parse_persisted_size_ok(&body)
-                    .unwrap_or_else(|e| panic!("{name}: {e}"))
-                    .0
+                self.answer(
+                    i,
+                    "persisted_size",
+                    reply,
+                    raft_protocol::parse_persisted_size_ok,
+                )
+                .0
             })
             .max()
             .unwrap_or(0)
@@ -740,17 +819,26 @@ impl Tester {
                 }
             }
             for (term, ls) in &leaders {
-                assert!(
-                    ls.len() <= 1,
-                    "term {term} has {} leaders: {ls:?}",
-                    ls.len()
-                );
+                if ls.len() > 1 {
+                    let names: Vec<String> = ls.iter().map(|&i| self.name(i)).collect();
+                    fail(
+                        ELECTION_SAFETY,
+                        format!(
+                            "election safety: term {term} has {} leaders: {}",
+                            ls.len(),
+                            names.join(", ")
+                        ),
+                    );
+                }
             }
             if let Some((_, ls)) = leaders.iter().next_back() {
                 return ls[0];
             }
         }
-        panic!("expected one leader, got none");
+        fail(
+            property::PROGRESS,
+            "no progress: no leader among the connected nodes in 10 checks over about 5 s",
+        );
     }
 
     /// 6.5840's `checkTerms`: the connected nodes agree on the term.
@@ -761,23 +849,34 @@ impl Tester {
                 let (t, _) = self.get_state(i);
                 match term {
                     None => term = Some(t),
-                    Some(x) => assert_eq!(x, t, "servers disagree on term"),
+                    Some(x) if x != t => fail(
+                        LEADER_ELECTION,
+                        format!(
+                            "connected servers disagree on the term: {x} and {t} ({})",
+                            self.name(i)
+                        ),
+                    ),
+                    Some(_) => {}
                 }
             }
         }
-        term.expect("a connected node")
+        term.expect("checkTerms with no connected node")
     }
 
     /// 6.5840's `checkNoLeader`.
     pub fn check_no_leader(&mut self) {
         for i in 0..self.n {
             if self.reachable(i) {
-                let (_, is_leader) = self.get_state(i);
-                assert!(
-                    !is_leader,
-                    "expected no leader among connected servers, but n{} claims to be",
-                    i + 1
-                );
+                let (term, is_leader) = self.get_state(i);
+                if is_leader {
+                    fail(
+                        LEADER_ELECTION,
+                        format!(
+                            "expected no leader among connected servers (no majority), but {} claims to lead term {term}",
+                            self.name(i)
+                        ),
+                    );
+                }
             }
         }
     }
@@ -820,12 +919,24 @@ impl Tester {
                     }
                     self.sleep(20 * MS);
                 }
-                assert!(retry, "one({command}) failed to reach agreement");
+                if !retry {
+                    fail(
+                        property::PROGRESS,
+                        format!(
+                            "no progress: one({command}) failed to reach agreement on {expected} nodes in 2 s with one leader"
+                        ),
+                    );
+                }
             } else {
                 self.sleep(50 * MS);
             }
         }
-        panic!("one({command}) failed to reach agreement in 10 s");
+        fail(
+            property::PROGRESS,
+            format!(
+                "no progress: one({command}) failed to reach agreement on {expected} nodes in 10 s"
+            ),
+        );
     }
 
     /// 6.5840's `one` for several commands at once, as its tests do from concurrent
@@ -847,11 +958,15 @@ impl Tester {
         let t0 = self.now();
         let mut starts = 0;
         while !pending.is_empty() {
-            assert!(
-                self.now() - t0 < 10_000 * MS,
-                "one_concurrently: {} commands not committed in 10 s",
-                pending.len()
-            );
+            if self.now() - t0 >= 10_000 * MS {
+                fail(
+                    property::PROGRESS,
+                    format!(
+                        "no progress: {} of the concurrent commands not committed on {expected} nodes in 10 s",
+                        pending.len()
+                    ),
+                );
+            }
             let now = self.now();
             let stale: Vec<usize> = (0..pending.len())
                 .filter(|&k| {
@@ -893,7 +1008,6 @@ impl Tester {
     }
 
     /// Runs until node `i` has applied `index` or `timeout` ns pass; true if it did.
-    #[allow(dead_code)]
     pub fn run_until_applied(&mut self, i: usize, index: u64, timeout: u64) -> bool {
         self.obs.until_applied = Some((i, index));
         let limit = self.cluster.now() + timeout;
@@ -927,7 +1041,12 @@ impl Tester {
             }
         }
         let (nd, cmd) = self.n_committed(index);
-        assert!(nd >= n, "only {nd} decided for index {index}; wanted {n}");
+        if nd < n {
+            fail(
+                property::PROGRESS,
+                format!("no progress: only {nd} nodes applied index {index}; wanted {n}"),
+            );
+        }
         cmd
     }
 
@@ -945,5 +1064,43 @@ impl Tester {
     /// A command no other call returns: 6.5840 uses random integers.
     pub fn random_command(&mut self) -> Value {
         Value::from(self.rng.gen::<u32>())
+    }
+}
+
+impl Drop for Tester {
+    /// A failing test's evidence: the journal of every message and fault, and the
+    /// nodes' logs (copied when the run ends, after the nodes are gone).
+    fn drop(&mut self) {
+        let run = self.cluster.stats();
+        let mut stats = STATS.with(|s| s.take()).unwrap_or_default();
+        stats.ops += self.requests.ops;
+        stats.ok += self.requests.ok;
+        stats.fail += self.requests.fail;
+        stats.info += self.requests.info;
+        stats.messages += run.routed;
+        stats.steps += run.steps;
+        stats.clock_ns += self.cluster.now();
+        STATS.with(|s| s.set(Some(stats)));
+        let Some(evidence) = &self.evidence else {
+            return;
+        };
+        if !std::thread::panicking() && self.obs.violations.is_empty() {
+            return;
+        }
+        evidence.file("journal.jsonl", self.cluster.journal.text());
+        if !self.obs.violations.is_empty() {
+            let text: String = self
+                .obs
+                .violations
+                .iter()
+                .map(|v| format!("[{}] {}\n", v.property, v.message))
+                .collect();
+            evidence.file("violations.txt", text);
+        }
+        for name in self.cluster.node_names() {
+            if let Some(log) = self.cluster.log_path(name) {
+                evidence.copy(log);
+            }
+        }
     }
 }

@@ -1,0 +1,347 @@
+//! Beyond 6.5840: faults its tests do not have (power failures are in
+//! `persistence`), staged scenarios for the bugs 6.5840's tests rarely catch, each
+//! swept over seeds (see [`super::sweep`]).
+
+use rand::Rng;
+use serde_json::json;
+
+use super::{
+    require, sweep, Tester, AGREEMENT, BACKUP_EFFICIENCY, ELECTION_TIMEOUT, LEADER_ELECTION,
+    LOG_COMPACTION, MS,
+};
+use crate::network::Partition;
+use crate::suite::{property, Context};
+
+/// Figure 8 of the Raft paper, staged with partitions and crashes (5 nodes):
+/// a leader of a later term replicates an entry of an earlier term to a majority,
+/// and a node that never had it can still be elected and overwrite it. An
+/// implementation that commits by counting replicas applies the old entry first
+/// and a different one later.
+fn figure_8_staged_scenario(t: &mut Tester) {
+    let n = t.n;
+    assert_eq!(n, 5);
+    t.one(json!("c1"), n, true);
+    // (a) The leader L gets index 2 to one follower A only.
+    let l = t.check_one_leader();
+    let a = (l + 1) % n;
+    let others: Vec<usize> = (0..n).filter(|&i| i != l && i != a).collect();
+    for &i in &others {
+        t.disconnect(i);
+    }
+    let (index, _, ok) = t.start(l, json!("old"));
+    assert!(
+        ok && index == 2,
+        "leader took index {index} (is leader: {ok})"
+    );
+    t.sleep(50 * MS);
+    // (b) L crashes; the other three elect W, which takes index 2 alone.
+    t.crash(l);
+    t.disconnect(a);
+    for &i in &others {
+        t.connect(i);
+    }
+    let w = t.check_one_leader();
+    t.disconnect(w);
+    let (index_w, _, ok) = t.start(w, json!("new"));
+    assert!(
+        ok && index_w == 2,
+        "W took index {index_w} (is leader: {ok})"
+    );
+    t.crash(w);
+    let rest: Vec<usize> = others.iter().copied().filter(|&i| i != w).collect();
+    let (e, f) = (rest[0], rest[1]);
+    // (c) L restarts; L or A leads a new term and copies "old" to E: a majority
+    // (L, A, E) stores it, but it is of an earlier term and must not commit.
+    t.restart(l);
+    t.connect(l);
+    t.connect(a);
+    t.connect(e);
+    t.check_one_leader();
+    t.sleep(ELECTION_TIMEOUT);
+    // (d) L and A crash; W restarts and, with the most up-to-date log, wins E and
+    // F and commits its own index 2.
+    t.crash(l);
+    t.crash(a);
+    t.restart(w);
+    t.connect(w);
+    t.connect(f);
+    t.one(json!("after"), 3, true);
+}
+
+/// A restarted node must remember whom it voted for. Staged on 3 nodes: A wins
+/// term T with V's vote; V crashes and restarts; then B asks V for its vote in the
+/// same term T. A node that forgot its vote grants it, and B becomes a second
+/// leader of T. (The staging relies on a node whose election timeout passed
+/// while it was paused campaigning as soon as it resumes, as 6.5840's Raft does.)
+fn vote_survives_restart_scenario(t: &mut Tester) {
+    assert_eq!(t.n, 3);
+    t.one(json!("c1"), 3, true);
+    let v = t.check_one_leader();
+    let (a, b) = ((v + 1) % 3, (v + 2) % 3);
+    let (term, _) = t.get_state(v);
+    // A and B stop hearing V and each other, and freeze before they time out.
+    t.cut(v, a);
+    t.cut(v, b);
+    t.cut(a, b);
+    t.cut(b, a);
+    t.sleep(5 * MS);
+    t.pause(a);
+    t.pause(b);
+    t.sleep(ELECTION_TIMEOUT);
+    // A campaigns for term + 1 and gets V's vote.
+    t.uncut(v, a);
+    t.resume(a);
+    t.sleep(100 * MS);
+    assert_eq!(
+        t.get_state(a),
+        (term + 1, true),
+        "staging: n{} should lead term {} with n{}'s vote",
+        a + 1,
+        term + 1,
+        v + 1
+    );
+    // V restarts; then B campaigns for the same term and asks V.
+    t.restart(v);
+    t.connect(v);
+    t.uncut(v, b);
+    t.resume(b);
+    t.sleep(100 * MS);
+    t.heal();
+    t.one(json!("c2"), 3, true);
+}
+
+/// A leader repairs a follower whose log diverges for 50 entries of one term in a
+/// few round trips (6.5840's accelerated log backtracking), not one per entry.
+/// Returns the messages the new leader sent the rejoining node until it caught up.
+fn backup_messages(t: &mut Tester) -> u64 {
+    assert_eq!(t.n, 3);
+    t.one(json!("c1"), 3, true);
+    let old = t.check_one_leader();
+    t.disconnect(old);
+    let lost = (0..50).map(|_| (old, t.random_command())).collect();
+    t.start_many(lost);
+    for _ in 0..50 {
+        let c = t.random_command();
+        t.one(c, 2, true);
+    }
+    let new = t.check_one_leader();
+    let sent0 = t.link_sent(new, old);
+    t.connect(old);
+    // Straight to the new leader: the old one may not know yet that it is not.
+    let c = t.random_command();
+    let (last, _, ok) = t.start(new, c);
+    require(ok, LEADER_ELECTION, || {
+        format!("n{} stopped leading though nothing happened to it", new + 1)
+    });
+    let caught_up = t.run_until_applied(old, last, 10 * ELECTION_TIMEOUT);
+    require(caught_up, property::PROGRESS, || {
+        format!(
+            "no progress: n{} never caught up to index {last} in {} s",
+            old + 1,
+            10 * ELECTION_TIMEOUT / 1_000_000_000
+        )
+    });
+    t.link_sent(new, old) - sent0
+}
+
+/// How many messages `backup_in_few_messages` allows the leader to send the
+/// rejoining node: one rejection per conflicting term, a batch of entries, and
+/// heartbeats, with room to spare; a leader backing up one entry at a time needs
+/// 50 or more.
+const BACKUP_MESSAGES: u64 = 20;
+
+/// Random faults of every kind the harness has, on a lossy, duplicating,
+/// reordering network with snapshots on, while commands keep arriving; then
+/// everything heals and the cluster must agree again.
+fn nemesis(t: &mut Tester) {
+    let n = t.n;
+    t.snapshot_every(10);
+    t.set_unreliable(true);
+    for _ in 0..12 {
+        let names = t.names();
+        let victim = t.rng.gen_range(0..n);
+        let mut crashed = None;
+        let mut paused = None;
+        match t.rng.gen_range(0..6) {
+            0 => t.disconnect(victim),
+            1 => {
+                let shape = Partition::majority_minority(&names, &mut t.rng);
+                t.set_shape(Some(shape));
+            }
+            2 => t.set_shape(Some(Partition::overlapping_majorities(&names))),
+            3 => t.cut_outgoing(victim),
+            4 => {
+                t.crash(victim);
+                crashed = Some(victim);
+            }
+            _ => {
+                t.pause(victim);
+                paused = Some(victim);
+            }
+        }
+        for _ in 0..6 {
+            let up: Vec<usize> = (0..n)
+                .filter(|&i| t.is_alive(i) && !t.is_paused(i))
+                .collect();
+            let starts = up.into_iter().map(|i| (i, t.random_command())).collect();
+            t.start_many(starts);
+            let ms = t.rng.gen_range(10..100);
+            t.sleep(ms * MS);
+        }
+        t.heal();
+        t.connect(victim);
+        if let Some(i) = crashed {
+            t.restart(i);
+            t.connect(i);
+        }
+        if let Some(i) = paused {
+            t.resume(i);
+        }
+    }
+    t.set_unreliable(false);
+    t.sleep(ELECTION_TIMEOUT);
+    let c = t.random_command();
+    t.one(c, n, true);
+}
+
+pub(super) fn random_nemesis(cx: &mut Context) {
+    sweep(cx, 5, nemesis);
+}
+
+pub(super) fn vote_survives_restart(cx: &mut Context) {
+    sweep(cx, 3, vote_survives_restart_scenario);
+}
+
+pub(super) fn figure_8_staged(cx: &mut Context) {
+    sweep(cx, 5, |t| {
+        figure_8_staged_scenario(t);
+        let (nd, cmd) = t.n_committed(2);
+        require(nd >= 3 && cmd == Some(json!("new")), AGREEMENT, || {
+            format!(
+                "index 2 should hold W's \"new\" on at least 3 nodes, but holds {cmd:?} on {nd}"
+            )
+        });
+    });
+}
+
+pub(super) fn backup_in_few_messages(cx: &mut Context) {
+    let counts = std::cell::RefCell::new(Vec::new());
+    sweep(cx, 3, |t| {
+        let sent = backup_messages(t);
+        counts.borrow_mut().push(sent);
+        require(sent <= BACKUP_MESSAGES, BACKUP_EFFICIENCY, || {
+            format!(
+                "the leader sent {sent} messages to repair a 50-entry divergence (at most {BACKUP_MESSAGES})"
+            )
+        });
+    });
+    cx.note(format!(
+        "messages to repair the follower, per run: {:?} (at most {BACKUP_MESSAGES})",
+        counts.into_inner()
+    ));
+}
+
+/// Half the messages between nodes arrive twice, many out of order, while
+/// followers and leaders fail and return: duplicates must be harmless.
+pub(super) fn duplicated_messages(cx: &mut Context) {
+    sweep(cx, 5, |t| {
+        let n = t.n;
+        t.set_duplication(0.5);
+        for round in 0..5 {
+            let c = t.random_command();
+            t.one(c, n, true);
+            let leader = t.check_one_leader();
+            let victim = if round % 2 == 0 {
+                leader
+            } else {
+                (leader + 1) % n
+            };
+            t.disconnect(victim);
+            for _ in 0..3 {
+                let c = t.random_command();
+                t.one(c, n - 1, true);
+            }
+            t.restart(victim);
+            t.connect(victim);
+        }
+        let c = t.random_command();
+        t.one(c, n, true);
+    });
+}
+
+/// A follower's disk is wiped (amnesia) while a leader is stable, one at a
+/// time: it must come back as an empty node, relearn the whole log (or the
+/// snapshot, with compaction on) and apply it again in order. Raft does not
+/// survive amnesia in general (a wiped node may vote twice in a term, or drop
+/// an entry a majority needed), so it strikes only where that cannot matter.
+fn amnesia(t: &mut Tester, snapshots: bool) {
+    let n = t.n;
+    if snapshots {
+        t.snapshot_every(10);
+    }
+    for round in 0..4 {
+        for _ in 0..7 {
+            let c = t.random_command();
+            t.one(c, n, true);
+        }
+        let leader = t.check_one_leader();
+        let victim = (leader + 1 + round % (n - 1)) % n;
+        t.restart_wiped(victim);
+        t.connect(victim);
+        let c = t.random_command();
+        t.one(c, n, true);
+    }
+}
+
+pub(super) fn amnesia_on_a_follower(cx: &mut Context) {
+    sweep(cx, 5, |t| amnesia(t, false));
+}
+
+pub(super) fn amnesia_on_a_follower_with_snapshots(cx: &mut Context) {
+    sweep(cx, 5, |t| {
+        amnesia(t, true);
+        require(t.snapshots_installed() > 0, LOG_COMPACTION, || {
+            "no wiped node was caught up by a snapshot".to_string()
+        });
+    });
+}
+
+/// A leader that can hear but not speak is replaced, and steps down once it
+/// hears of the new term; agreement resumes when its links heal.
+pub(super) fn one_way_partition_of_the_leader(cx: &mut Context) {
+    sweep(cx, 3, |t| {
+        let n = t.n;
+        t.one(json!(101), n, true);
+        let leader1 = t.check_one_leader();
+        let (term1, _) = t.get_state(leader1);
+        t.cut_outgoing(leader1);
+        t.sleep(2 * ELECTION_TIMEOUT);
+        let (term, is_leader) = t.get_state(leader1);
+        require(!is_leader && term > term1, LEADER_ELECTION, || {
+            format!(
+                "n{} still leads (term {term}, was {term1}, leader: {is_leader}) though nobody hears it",
+                leader1 + 1
+            )
+        });
+        t.one(json!(102), n - 1, true);
+        t.heal();
+        t.one(json!(103), n, true);
+    });
+}
+
+/// A paused (SIGSTOP) leader is replaced; when it resumes, the messages that
+/// waited for it are stale and it must not disturb the new leader's log.
+pub(super) fn paused_leader(cx: &mut Context) {
+    sweep(cx, 5, |t| {
+        let n = t.n;
+        t.one(json!(101), n, true);
+        let leader1 = t.check_one_leader();
+        t.pause(leader1);
+        t.one(json!(102), n - 1, true);
+        t.sleep(ELECTION_TIMEOUT);
+        t.one(json!(103), n - 1, true);
+        t.resume(leader1);
+        t.one(json!(104), n, true);
+        t.check_one_leader();
+    });
+}

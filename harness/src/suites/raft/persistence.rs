@@ -1,0 +1,387 @@
+//! 3C: persistence, on a reliable network and an unreliable one, churn, and power
+//! failures beyond 6.5840's crashes (which lose only memory).
+
+use rand::Rng;
+use serde_json::{json, Value};
+
+use super::{require, Tester, ELECTION_TIMEOUT, MS, STATE_MACHINE_SAFETY};
+use crate::suite::Context;
+
+pub(super) fn persist1(cx: &mut Context) {
+    let mut t = Tester::new(cx, 3);
+    let n = t.n;
+    t.one(json!(11), n, true);
+    // Crash and restart everyone.
+    for i in 0..n {
+        t.restart(i);
+    }
+    for i in 0..n {
+        t.disconnect(i);
+        t.connect(i);
+    }
+    t.one(json!(12), n, true);
+    let leader1 = t.check_one_leader();
+    t.disconnect(leader1);
+    t.restart(leader1);
+    t.connect(leader1);
+    t.one(json!(13), n, true);
+    let leader2 = t.check_one_leader();
+    t.disconnect(leader2);
+    t.one(json!(14), n - 1, true);
+    t.restart(leader2);
+    t.connect(leader2);
+    // Wait for leader2 to join before killing i3.
+    t.wait(4, n, None);
+    let i3 = (t.check_one_leader() + 1) % n;
+    t.disconnect(i3);
+    t.one(json!(15), n - 1, true);
+    t.restart(i3);
+    t.connect(i3);
+    t.one(json!(16), n, true);
+}
+
+pub(super) fn persist2(cx: &mut Context) {
+    let mut t = Tester::new(cx, 5);
+    let n = t.n;
+    let mut index = 1;
+    for _ in 0..5 {
+        t.one(json!(10 + index), n, true);
+        index += 1;
+        let leader1 = t.check_one_leader();
+        t.disconnect((leader1 + 1) % n);
+        t.disconnect((leader1 + 2) % n);
+        t.one(json!(10 + index), n - 2, true);
+        index += 1;
+        t.disconnect(leader1 % n);
+        t.disconnect((leader1 + 3) % n);
+        t.disconnect((leader1 + 4) % n);
+        t.restart((leader1 + 1) % n);
+        t.restart((leader1 + 2) % n);
+        t.connect((leader1 + 1) % n);
+        t.connect((leader1 + 2) % n);
+        t.sleep(ELECTION_TIMEOUT);
+        t.restart((leader1 + 3) % n);
+        t.connect((leader1 + 3) % n);
+        t.one(json!(10 + index), n - 2, true);
+        index += 1;
+        t.connect((leader1 + 4) % n);
+        t.connect(leader1 % n);
+    }
+    t.one(json!(1000), n, true);
+}
+
+pub(super) fn persist3(cx: &mut Context) {
+    let mut t = Tester::new(cx, 3);
+    let n = t.n;
+    t.one(json!(101), 3, true);
+    let leader = t.check_one_leader();
+    t.disconnect((leader + 2) % n);
+    t.one(json!(102), 2, true);
+    t.crash(leader % n);
+    t.crash((leader + 1) % n);
+    t.connect((leader + 2) % n);
+    t.restart(leader % n);
+    t.connect(leader % n);
+    t.one(json!(103), 2, true);
+    t.restart((leader + 1) % n);
+    t.connect((leader + 1) % n);
+    t.one(json!(104), n, true);
+}
+
+/// Leaders crash right after taking entries, over and over, so logs hold
+/// uncommitted entries of many terms: the Figure 8 situation, on a reliable
+/// network.
+pub(super) fn figure_8(cx: &mut Context) {
+    let mut t = Tester::new(cx, 5);
+    let n = t.n;
+    let c = t.random_command();
+    t.one(c, 1, true);
+    let mut nup = n;
+    for _ in 0..1000 {
+        let alive: Vec<usize> = (0..n).filter(|&i| t.is_alive(i)).collect();
+        let starts = alive.iter().map(|&i| (i, t.random_command())).collect();
+        let mut leader = None;
+        for (&i, (_, _, ok)) in alive.iter().zip(t.start_many(starts)) {
+            if ok {
+                leader = Some(i);
+            }
+        }
+        let ms = if t.rng.gen_range(0..1000) < 100 {
+            t.rng.gen_range(0..ELECTION_TIMEOUT / MS / 2)
+        } else {
+            t.rng.gen_range(0..13)
+        };
+        t.sleep(ms * MS);
+        if let Some(leader) = leader {
+            t.crash(leader);
+            nup -= 1;
+        }
+        if nup < 3 {
+            let s = t.rng.gen_range(0..n);
+            if !t.is_alive(s) {
+                t.restart(s);
+                t.connect(s);
+                nup += 1;
+            }
+        }
+    }
+    for i in 0..n {
+        if !t.is_alive(i) {
+            t.restart(i);
+            t.connect(i);
+        }
+    }
+    let c = t.random_command();
+    t.one(c, n, true);
+}
+
+/// Power failures on the power-loss filesystem (`harness::lazyfs`).
+pub(super) fn power_loss(cx: &mut Context) {
+    power_loss_scenario(&mut Tester::on_lazyfs(cx, 3));
+}
+
+/// Nodes lose power (not only the process: every write not fsynced is gone, see
+/// `harness::lazyfs`), all at once and one at a time, with snapshots on. A node
+/// that acknowledged an entry or a vote it had not made durable comes back
+/// without it.
+fn power_loss_scenario(t: &mut Tester) {
+    let n = t.n;
+    t.snapshot_every(10);
+    for _ in 0..15 {
+        let c = t.random_command();
+        t.one(c, n, true);
+    }
+    for i in 0..n {
+        t.power_loss(i);
+    }
+    for i in 0..n {
+        t.restart(i);
+        t.connect(i);
+    }
+    let c = t.random_command();
+    t.one(c, n, true);
+    for _ in 0..3 {
+        let leader = t.check_one_leader();
+        let c = t.random_command();
+        t.start(leader, c);
+        t.power_loss(leader);
+        for _ in 0..3 {
+            let c = t.random_command();
+            t.one(c, n - 1, true);
+        }
+        t.restart(leader);
+        t.connect(leader);
+        let c = t.random_command();
+        t.one(c, n, true);
+    }
+}
+
+pub(super) fn unreliable_agree(cx: &mut Context) {
+    let mut t = Tester::new(cx, 5);
+    let n = t.n;
+    t.set_unreliable(true);
+    for iters in 1..50u64 {
+        let batch = (0..4).map(|j| json!(100 * iters + j)).collect();
+        t.one_concurrently(batch, 1);
+        t.one(json!(iters), 1, true);
+    }
+    t.set_unreliable(false);
+    t.one(json!(100), n, true);
+}
+
+pub(super) fn figure_8_unreliable(cx: &mut Context) {
+    let mut t = Tester::new(cx, 5);
+    let n = t.n;
+    t.set_unreliable(true);
+    let c = json!(t.rng.gen_range(0..10_000));
+    t.one(c, 1, true);
+    let mut nup = n;
+    for iters in 0..1000 {
+        if iters == 200 {
+            t.set_long_reordering();
+        }
+        let starts = (0..n)
+            .map(|i| (i, json!(t.rng.gen_range(0..10_000))))
+            .collect();
+        let mut leader = None;
+        for (i, (_, _, ok)) in t.start_many(starts).into_iter().enumerate() {
+            if ok && t.is_connected(i) {
+                leader = Some(i);
+            }
+        }
+        let ms = if t.rng.gen_range(0..1000) < 100 {
+            t.rng.gen_range(0..ELECTION_TIMEOUT / MS / 2)
+        } else {
+            t.rng.gen_range(0..13)
+        };
+        t.sleep(ms * MS);
+        if let Some(leader) = leader {
+            if t.rng.gen_range(0..1000) < ELECTION_TIMEOUT / MS / 2 {
+                t.disconnect(leader);
+                nup -= 1;
+            }
+        }
+        if nup < 3 {
+            let s = t.rng.gen_range(0..n);
+            if !t.is_connected(s) {
+                t.connect(s);
+                nup += 1;
+            }
+        }
+    }
+    for i in 0..n {
+        t.connect(i);
+    }
+    let c = json!(t.rng.gen_range(0..10_000));
+    t.one(c, n, true);
+}
+
+/// One of 6.5840's churn clients: starts a random command on every running
+/// node, and if one leads, watches that index for a while; values it saw
+/// committed must survive everything that follows.
+struct ChurnClient {
+    me: u64,
+    next_at: u64,
+    watching: Option<(u64, Value, usize)>,
+    committed: Vec<Value>,
+}
+
+/// The waits between a churn client's checks of its index, in ms.
+const CHURN_WAITS: [u64; 5] = [10, 20, 50, 100, 200];
+
+impl ChurnClient {
+    fn act(&mut self, t: &mut Tester) {
+        let now = t.now();
+        match self.watching.take() {
+            None => {
+                let x = t.random_command();
+                let running: Vec<usize> = (0..t.n).filter(|&i| t.is_alive(i)).collect();
+                let starts = running.iter().map(|&i| (i, x.clone())).collect();
+                let leader_index = t
+                    .start_many(starts)
+                    .into_iter()
+                    .filter(|a| a.2)
+                    .map(|a| a.0)
+                    .next_back();
+                match leader_index {
+                    Some(index) => {
+                        self.watching = Some((index, x, 0));
+                        self.next_at = now;
+                    }
+                    None => self.next_at = now + (79 + self.me * 17) * MS,
+                }
+            }
+            Some((index, x, k)) => {
+                let (nd, cmd) = t.n_committed(index);
+                if nd > 0 {
+                    if cmd.as_ref() == Some(&x) {
+                        self.committed.push(x);
+                    }
+                    self.next_at = now;
+                } else if k < CHURN_WAITS.len() {
+                    self.watching = Some((index, x, k + 1));
+                    self.next_at = now + CHURN_WAITS[k] * MS;
+                } else {
+                    self.next_at = now;
+                }
+            }
+        }
+    }
+}
+
+/// Lets the clients act until `until` on the cluster's clock.
+fn run_clients(t: &mut Tester, clients: &mut [ChurnClient], until: u64) {
+    loop {
+        let (k, at) = clients
+            .iter()
+            .enumerate()
+            .map(|(k, c)| (k, c.next_at))
+            .min_by_key(|&(_, at)| at)
+            .expect("clients");
+        let now = t.now();
+        if at >= until {
+            if until > now {
+                t.sleep(until - now);
+            }
+            return;
+        }
+        if at > now {
+            t.sleep(at - now);
+        }
+        clients[k].act(t);
+    }
+}
+
+/// 6.5840's `internalChurn`: nodes are cut off, reconnected, crashed and
+/// restarted at random while three clients keep starting commands; then
+/// everything heals and every value a client saw committed is in the log.
+fn churn(cx: &mut Context, unreliable: bool) {
+    let mut t = Tester::new(cx, 5);
+    let n = t.n;
+    if unreliable {
+        t.set_unreliable(true);
+    }
+    let mut clients: Vec<ChurnClient> = (0..3)
+        .map(|me| ChurnClient {
+            me,
+            next_at: 0,
+            watching: None,
+            committed: Vec::new(),
+        })
+        .collect();
+    for _ in 0..20 {
+        if t.rng.gen_range(0..1000) < 200 {
+            let i = t.rng.gen_range(0..n);
+            t.disconnect(i);
+        }
+        if t.rng.gen_range(0..1000) < 500 {
+            let i = t.rng.gen_range(0..n);
+            if !t.is_alive(i) {
+                t.restart(i);
+            }
+            t.connect(i);
+        }
+        if t.rng.gen_range(0..1000) < 200 {
+            let i = t.rng.gen_range(0..n);
+            if t.is_alive(i) {
+                t.crash(i);
+            }
+        }
+        let until = t.now() + ELECTION_TIMEOUT * 7 / 10;
+        run_clients(&mut t, &mut clients, until);
+    }
+    t.sleep(ELECTION_TIMEOUT);
+    t.set_unreliable(false);
+    for i in 0..n {
+        if !t.is_alive(i) {
+            t.restart(i);
+        }
+        t.connect(i);
+    }
+    t.sleep(ELECTION_TIMEOUT);
+    let c = t.random_command();
+    let last = t.one(c, n, true);
+    let really: Vec<Value> = (1..=last)
+        .map(|index| t.wait(index, n, None).expect("no term given"))
+        .collect();
+    let seen: Vec<Value> = clients.into_iter().flat_map(|c| c.committed).collect();
+    cx.note(format!(
+        "{last} commands committed, {} seen committed by clients",
+        seen.len()
+    ));
+    for v in &seen {
+        require(really.contains(v), STATE_MACHINE_SAFETY, || {
+            format!(
+                "{v} was seen committed by a client but is not in the final log of {last} entries"
+            )
+        });
+    }
+}
+
+pub(super) fn reliable_churn(cx: &mut Context) {
+    churn(cx, false);
+}
+
+pub(super) fn unreliable_churn(cx: &mut Context) {
+    churn(cx, true);
+}

@@ -1,0 +1,161 @@
+//! Checks of the Raft suite itself: it fails nodes that do not do the work, for lack
+//! of progress, and one seed replays one run.
+
+use std::path::PathBuf;
+
+use serde_json::json;
+
+use super::{Tester, SUITE};
+use crate::cluster::TimeMode;
+use crate::implementation::Implementation;
+use crate::suite::context::Target;
+use crate::suite::runner::{self, RunOptions};
+use crate::suite::{fail, property, Context, TestCase};
+
+pub(super) const CHECKS: &[TestCase] = &[
+    TestCase {
+        name: "same_seed_same_journal",
+        after: None,
+        run: same_seed_same_journal,
+    },
+    TestCase {
+        name: "never_answer_fails_for_progress",
+        after: None,
+        run: never_answer_fails_for_progress,
+    },
+    TestCase {
+        name: "refuse_all_fails_for_progress",
+        after: None,
+        run: refuse_all_fails_for_progress,
+    },
+];
+
+/// One seed, one run: two runs of a scenario with faults produce the same journal
+/// byte for byte (simulated time only).
+fn same_seed_same_journal(cx: &mut Context) {
+    cx.mode = TimeMode::Sim;
+    let run = |cx: &Context| {
+        let mut t = Tester::new(cx, 3);
+        let n = t.n;
+        t.one(json!(1), n, true);
+        let leader = t.check_one_leader();
+        t.disconnect(leader);
+        t.one(json!(2), n - 1, true);
+        t.connect(leader);
+        t.one(json!(3), n, true);
+        t.journal()
+    };
+    let (a, b) = (run(cx), run(cx));
+    assert!(a.lines().count() > 100, "the scenario did something");
+    if a != b {
+        let line = a
+            .lines()
+            .zip(b.lines())
+            .position(|(x, y)| x != y)
+            .unwrap_or(a.lines().count().min(b.lines().count()));
+        panic!(
+            "journals of two runs with seed {} differ from line {}:\n{}\n{}",
+            cx.seed,
+            line + 1,
+            a.lines().nth(line).unwrap_or("<end>"),
+            b.lines().nth(line).unwrap_or("<end>")
+        );
+    }
+}
+
+fn fixture() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/raft/fixtures/unhelpful_node.py")
+}
+
+fn python() -> String {
+    if std::process::Command::new("python3")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        fail(
+            property::HARNESS,
+            "python3 is needed for this check and is missing (apt-get install python3)",
+        );
+    }
+    "python3".into()
+}
+
+/// One test of each group, from 3 to 5 nodes, sweeps and the power-loss filesystem
+/// included: each waits for a leader or for agreement first, as every test of the
+/// suite does. (Every test would do, but each start of a Python node costs a tenth of
+/// a second.)
+const SAMPLE: &[&str] = &[
+    "election::initial_election",
+    "agreement::basic_agree",
+    "agreement::fail_no_agree",
+    "persist::persist1",
+    "power::power_loss",
+    "persist_unreliable::unreliable_agree",
+    "snapshot::snapshot_basic",
+    "beyond::figure_8_staged",
+];
+
+/// Each test of [`SAMPLE`] must fail the fixture node in `mode`, for lack of progress
+/// (with a message saying so).
+fn fails_for_progress(cx: &mut Context, mode: &str) {
+    let command = format!("{} {} {mode}", python(), fixture().display());
+    let implementation = Implementation::from_command(&command).expect("a command");
+    for name in SAMPLE {
+        let test = SUITE.test(name).expect("a raft test");
+        let options = RunOptions {
+            seed: cx.seed,
+            mode: TimeMode::Sim,
+            target: Target {
+                overrides: vec![(SUITE.programs[0].var.to_string(), implementation.clone())],
+                bug: None,
+            },
+            save_artifacts: false,
+            quiet: true,
+        };
+        let outcome = runner::run(&SUITE, test, &options);
+        let why = outcome
+            .failures
+            .iter()
+            .find(|f| f.property == property::PROGRESS)
+            .map(|f| f.message.clone());
+        match why {
+            _ if outcome.passed() => cx.fail(
+                property::PROGRESS,
+                format!(
+                    "{} passed a node that does nothing ({mode}):\n{}",
+                    test.name,
+                    outcome.report()
+                ),
+            ),
+            Some(why) if why.contains("no progress") => cx.note(format!("{}: {why}", test.name)),
+            Some(_) => cx.fail(
+                property::PROGRESS,
+                format!(
+                    "{} failed a node that does nothing ({mode}) for progress without saying \"no progress\":\n{}",
+                    test.name,
+                    outcome.report()
+                ),
+            ),
+            None => cx.fail(
+                property::PROGRESS,
+                format!(
+                    "{} failed a node that does nothing ({mode}), but not for lack of progress:\n{}",
+                    test.name,
+                    outcome.report()
+                ),
+            ),
+        }
+    }
+}
+
+/// A node that answers `init` and nothing after it.
+fn never_answer_fails_for_progress(cx: &mut Context) {
+    fails_for_progress(cx, "never-answer");
+}
+
+/// A node that answers every request of the tester with error 11 (temporarily
+/// unavailable).
+fn refuse_all_fails_for_progress(cx: &mut Context) {
+    fails_for_progress(cx, "refuse-all");
+}
