@@ -118,7 +118,7 @@ pub fn run(suite: &'static Suite, test: &'static TestCase, options: &RunOptions)
         wall: Default::default(),
         artifacts: None,
         scratch: None,
-        replay: replay_commands(suite, test.name, options),
+        replay: replay_commands(suite, test, options),
     };
     let scratch = match scratch {
         Ok(d) => d,
@@ -224,8 +224,10 @@ fn save_evidence(suite: &Suite, outcome: &mut Outcome, evidence: super::Evidence
     }
 }
 
-/// The command line and the nextest command that replay a run.
-fn replay_commands(suite: &Suite, test: &str, options: &RunOptions) -> Vec<String> {
+/// The command line and the nextest command that replay a run (a check of the suite
+/// itself runs under nextest only).
+fn replay_commands(suite: &Suite, test: &TestCase, options: &RunOptions) -> Vec<String> {
+    let self_check = suite.self_checks.iter().any(|t| std::ptr::eq(t, test));
     let time = if suite.simulated {
         format!(" --time {}", options.mode.name())
     } else {
@@ -250,17 +252,22 @@ fn replay_commands(suite: &Suite, test: &str, options: &RunOptions) -> Vec<Strin
             format!("--known-bad --only {bug}"),
             Suite::known_bad_name(bug),
         ),
-        None => (format!("--only {test}"), test.to_string()),
+        None if self_check => (String::new(), format!("self_check::{}", test.name)),
+        None => (format!("--only {}", test.name), test.name.to_string()),
     };
+    let nextest = format!(
+        "SEED={} {env}cargo nextest run -p harness --test {} -E 'test(={}::{filter})'",
+        options.seed, suite.name, suite.name
+    );
+    if self_check {
+        return vec![nextest];
+    }
     vec![
         format!(
             "cargo run --release -p harness -- test {} {only} --seed {}{time}{impls}",
             suite.name, options.seed
         ),
-        format!(
-            "SEED={} {env}cargo nextest run -p harness --test {} -E 'test(={}::{filter})'",
-            options.seed, suite.name, suite.name
-        ),
+        nextest,
     ]
 }
 
@@ -334,4 +341,83 @@ pub fn run_known_bad(
     };
     let outcome = run(suite, test, &options);
     (KnownBadVerdict::of(known_bad, &outcome), outcome)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::suites::kvsrv::SUITE;
+
+    fn options(mode: TimeMode) -> RunOptions {
+        RunOptions {
+            seed: 42,
+            mode,
+            target: Target::default(),
+            save_artifacts: false,
+            quiet: true,
+        }
+    }
+
+    #[test]
+    fn a_test_replays_from_the_command_line_and_nextest() {
+        let test = SUITE.test("basic::one_client").unwrap();
+        let r = replay_commands(&SUITE, test, &options(TimeMode::Real));
+        assert_eq!(r.len(), 2);
+        assert!(r[0].contains("test kvsrv --only basic::one_client --seed 42 --time real"));
+        assert!(r[1].starts_with("SEED=42 HARNESS_TIME=real cargo nextest"));
+        assert!(
+            r[1].ends_with("-E 'test(=kvsrv::basic::one_client)'"),
+            "{}",
+            r[1]
+        );
+    }
+
+    #[test]
+    fn a_self_check_replays_under_nextest_by_its_full_name() {
+        let test = SUITE.test("same_seed_same_journal").unwrap();
+        let r = replay_commands(&SUITE, test, &options(TimeMode::Sim));
+        assert_eq!(r.len(), 1, "{r:?}");
+        assert!(r[0].ends_with("'test(=kvsrv::self_check::same_seed_same_journal)'"));
+    }
+
+    #[test]
+    fn a_known_bad_run_replays_its_variant() {
+        let test = SUITE.test("basic::one_client").unwrap();
+        let mut o = options(TimeMode::Sim);
+        o.target.bug = Some("stale-read".into());
+        let r = replay_commands(&SUITE, test, &o);
+        assert!(
+            r[0].contains("--known-bad --only stale-read --seed 42"),
+            "{}",
+            r[0]
+        );
+        assert!(
+            r[1].ends_with("'test(=kvsrv::known_bad::stale_read)'"),
+            "{}",
+            r[1]
+        );
+    }
+
+    /// A typed failure keeps its property through the panic; a plain assertion is
+    /// "assertion" with its location.
+    #[test]
+    fn panics_become_failures() {
+        install_panic_hook();
+        QUIET.with(|q| q.set(true));
+        let typed = catch_unwind(|| fail("durability", "lost")).unwrap_err();
+        let plain = catch_unwind(|| assert!(1 + 1 == 3, "arithmetic")).unwrap_err();
+        QUIET.with(|q| q.set(false));
+        let typed = panic_failure(typed);
+        assert_eq!(
+            (typed.property, typed.message.as_str()),
+            ("durability", "lost")
+        );
+        let plain = panic_failure(plain);
+        assert_eq!(plain.property, property::ASSERTION);
+        assert!(
+            plain.message.starts_with("arithmetic (at "),
+            "{}",
+            plain.message
+        );
+    }
 }
