@@ -47,10 +47,14 @@ thread_local! {
 /// Runs `f` with [`hang_guard`] at `guard` on this thread (the tests a check of the
 /// suite runs in-process run on its thread, where the environment cannot differ).
 pub fn with_hang_guard<T>(guard: Duration, f: impl FnOnce() -> T) -> T {
-    let before = HANG_GUARD.with(|g| g.replace(Some(guard)));
-    let out = f();
-    HANG_GUARD.with(|g| g.set(before));
-    out
+    struct Restore(Option<Duration>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            HANG_GUARD.with(|g| g.set(self.0));
+        }
+    }
+    let _restore = Restore(HANG_GUARD.with(|g| g.replace(Some(guard))));
+    f()
 }
 
 /// Stops the test with a failure of `property`, or of progress when the message says
