@@ -1,7 +1,7 @@
 //! Known-bad variants, switched on with `MAPREDUCE_BUG=<name>`.
 //!
 //! They exist only to prove that the conformance suite rejects them
-//! (`harness/tests/mapreduce/known_bad.rs`). Every process of a job reads
+//! (`harness/src/suites/mapreduce/mod.rs`, its `known_bad` table). Every process of a job reads
 //! the variable, so a test sets it once for the coordinator and its workers.
 //!
 //! | name | what goes wrong |

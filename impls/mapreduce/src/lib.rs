@@ -1,7 +1,7 @@
 //! Reference MapReduce: one coordinator and worker processes on one machine, sharing a
 //! directory and talking over a Unix socket.
 //!
-//! The conformance suite (`harness/tests/mapreduce/`) runs it as black-box processes
+//! The conformance suite (`harness/src/suites/mapreduce/`) runs it as black-box processes
 //! through three commands, and judges it only by the files it leaves:
 //!
 //! - `mrcoordinator FILES...` and `mrworker APP`: the 6.5840 front end (`mr-X-Y`

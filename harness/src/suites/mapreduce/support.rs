@@ -1,6 +1,7 @@
 //! What the MapReduce tests share: generated inputs, jobs of either front end run as
-//! processes in a test directory, and the reference results.
+//! processes in the test's scratch directory, and the reference results.
 
+use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
@@ -8,9 +9,12 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use checkers::mapreduce::{check_lab_dir, lab_outputs, LabDir};
-use harness::{Implementation, Process, Seed, TestDir};
 use rand::rngs::StdRng;
 use rand::Rng;
+
+use crate::implementation::Implementation;
+use crate::process::Process;
+use crate::suite::{fail, property, Context, Evidence};
 
 /// The re-assign timeout the crash tests give implementations (`MR_TASK_TIMEOUT_MS`).
 pub const SHORT_TIMEOUT_MS: &str = "1000";
@@ -20,7 +24,12 @@ pub const SHORT_TIMEOUT_MS: &str = "1000";
 /// turns "never" into a failure, and is some 30 times what a job needs on an idle
 /// machine so that a loaded one does not trip it. `MR_HANG_GUARD_S` changes it (60 by
 /// default): up for a very slow machine, down to judge a stuck implementation fast.
+/// A check of the suite may shorten it for the tests it runs on its own thread
+/// ([`with_hang_guard`]).
 pub fn hang_guard() -> Duration {
+    if let Some(guard) = HANG_GUARD.with(Cell::get) {
+        return guard;
+    }
     match std::env::var("MR_HANG_GUARD_S") {
         Err(_) => Duration::from_secs(60),
         Ok(v) => {
@@ -29,6 +38,40 @@ pub fn hang_guard() -> Duration {
             }))
         }
     }
+}
+
+thread_local! {
+    static HANG_GUARD: Cell<Option<Duration>> = const { Cell::new(None) };
+}
+
+/// Runs `f` with [`hang_guard`] at `guard` on this thread (the tests a check of the
+/// suite runs in-process run on its thread, where the environment cannot differ).
+pub fn with_hang_guard<T>(guard: Duration, f: impl FnOnce() -> T) -> T {
+    struct Restore(Option<Duration>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            HANG_GUARD.with(|g| g.set(self.0));
+        }
+    }
+    let _restore = Restore(HANG_GUARD.with(|g| g.replace(Some(guard))));
+    f()
+}
+
+/// Stops the test with a failure of `property`, or of progress when the message says
+/// the job made none (the checks and waits say "no progress: ..." for a job that left
+/// nothing behind).
+pub fn fail_as(property: &'static str, message: impl Into<String>) -> ! {
+    let message = message.into();
+    if message.starts_with("no progress") {
+        fail(property::PROGRESS, message)
+    }
+    fail(property, message)
+}
+
+/// The value, or the test stops with a failure of `property` (or of progress, see
+/// [`fail_as`]).
+pub fn or_fail<T>(result: Result<T, String>, property: &'static str) -> T {
+    result.unwrap_or_else(|e| fail_as(property, e))
 }
 
 /// Hang guard for a process that has been told (or should see) that the job is over:
@@ -49,28 +92,6 @@ pub fn streaming_script(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../impls/mapreduce/streaming")
         .join(name)
-}
-
-/// The known-bad tests run our binaries with a `MAPREDUCE_BUG` switch; another
-/// implementation has no such switch, so they tell nothing about it. When one is
-/// given (any of the three variables), says so in a line nobody can miss (the nextest
-/// profile shows these tests' output even when they pass) and returns true: the test
-/// must stop.
-pub fn skip_known_bad_for_other_implementations(test: &str) -> bool {
-    let given: Vec<String> = ["MRCOORDINATOR_IMPL", "MRWORKER_IMPL", "MAPREDUCE_IMPL"]
-        .into_iter()
-        .filter(|v| std::env::var(v).is_ok_and(|c| !c.trim().is_empty()))
-        .map(|v| format!("{v}={}", std::env::var(v).unwrap()))
-        .collect();
-    if given.is_empty() {
-        return false;
-    }
-    eprintln!(
-        "\n*** SKIPPED {test}: the known-bad tests exercise only our binary's MAPREDUCE_BUG \
-         switches, and an implementation was given ({}); nothing of it was tested here ***\n",
-        given.join(", ")
-    );
-    true
 }
 
 /// 6.5840's input names; `early_exit` sleeps on the ones with `sherlock` and `tom`.
@@ -178,72 +199,98 @@ pub fn wait_until(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
     false
 }
 
-/// A log file for a process's stdout and stderr.
-fn log_to(command: &mut Command, path: &Path) {
+/// A log file for a process's stdout and stderr, kept as evidence of a failing run.
+fn log_to(command: &mut Command, path: &Path, evidence: &Evidence) {
     let log = File::create(path).expect("create log");
     let err = log.try_clone().expect("clone log");
     command.stdin(Stdio::null()).stdout(log).stderr(err);
+    evidence.copy(path);
 }
 
-/// The 6.5840 pair under test.
-pub struct Lab {
-    pub coordinator: Implementation,
-    pub worker: Implementation,
-}
-
-impl Lab {
-    pub fn from_env() -> Lab {
-        Lab {
-            coordinator: Implementation::from_env("MRCOORDINATOR_IMPL", "mrcoordinator"),
-            worker: Implementation::from_env("MRWORKER_IMPL", "mrworker"),
-        }
+/// The programs run in the job's directory, where a relative path such as
+/// `./mr/coordinator.py` given on the command line would name nothing: such a path is
+/// taken from the directory the suite was started in.
+fn anchored(imp: Implementation) -> Implementation {
+    let program = imp.program();
+    if imp.is_ours() || program.is_absolute() || program.components().count() < 2 {
+        return imp;
     }
-
-    pub fn is_ours(&self) -> bool {
-        self.coordinator.is_ours() && self.worker.is_ours()
-    }
+    let Ok(absolute) = std::path::absolute(program) else {
+        return imp;
+    };
+    let line = imp.command_line();
+    let rest = shell_words::split(&line)
+        .map(|words| words.into_iter().skip(1).collect::<Vec<_>>())
+        .unwrap_or_default();
+    let mut words = vec![absolute.to_string_lossy().into_owned()];
+    words.extend(rest);
+    Implementation::from_command(&shell_words::join(words)).unwrap_or(imp)
 }
 
-/// One 6.5840 job: a directory holding the inputs, where the coordinator and workers run.
+/// A directory under the test's scratch space, named `label` (a second one with the
+/// same label gets a suffix).
+fn job_root(cx: &Context, label: &str) -> PathBuf {
+    let mut root = cx.dir().join(label);
+    let mut n = 1;
+    while root.exists() {
+        n += 1;
+        root = cx.dir().join(format!("{label}-{n}"));
+    }
+    fs::create_dir_all(&root).expect("create the job's directory");
+    root
+}
+
+/// One 6.5840 job: a directory holding the inputs, where the coordinator and workers
+/// run, with the coordinator and worker under test (from the context: the command
+/// given, or our binaries, with the bug switch of a known-bad run).
 pub struct LabJob {
-    root: TestDir,
+    root: PathBuf,
     pub dir: PathBuf,
     pub inputs: Vec<String>,
-    lab: Lab,
+    coordinator: Implementation,
+    worker: Implementation,
+    evidence: Evidence,
     env: Vec<(String, String)>,
     started: usize,
 }
 
 impl LabJob {
     /// A job over the eight lab inputs, `size` bytes each, generated from the seed.
-    pub fn new(label: &str, seed: &Seed, size: usize) -> LabJob {
-        let root = TestDir::new(label);
+    pub fn new(cx: &mut Context, label: &str, size: usize) -> LabJob {
+        let root = job_root(cx, label);
         let dir = root.join("job");
         fs::create_dir_all(&dir).unwrap();
         fs::create_dir_all(root.join("logs")).unwrap();
-        let mut rng = seed.rng(1);
+        let mut rng = cx.rng(1);
         for name in LAB_INPUTS {
             let n = rng.gen_range(size / 2..=size);
             fs::write(dir.join(name), text(&mut rng, n, false)).unwrap();
         }
-        let lab = Lab::from_env();
-        eprintln!(
-            "testing {} and {}",
-            lab.coordinator.describe(),
-            lab.worker.describe()
-        );
+        let coordinator = anchored(cx.program("MRCOORDINATOR_IMPL"));
+        let worker = anchored(cx.program("MRWORKER_IMPL"));
+        cx.note(format!(
+            "coordinator: {}; worker: {}",
+            coordinator.describe(),
+            worker.describe()
+        ));
         LabJob {
             root,
             dir,
             inputs: LAB_INPUTS.iter().map(|s| s.to_string()).collect(),
-            lab,
+            coordinator,
+            worker,
+            evidence: cx.evidence(),
             env: Vec::new(),
             started: 0,
         }
     }
 
-    pub fn is_ours(&self) -> bool {
-        self.lab.is_ours()
+    /// The same job with our binaries, whatever the run tests (a check of the suite
+    /// that needs a correct implementation).
+    pub fn with_our_binaries(mut self) -> LabJob {
+        self.coordinator = Implementation::ours("mrcoordinator");
+        self.worker = Implementation::ours("mrworker");
+        self
     }
 
     /// Sets a variable for every process of the job.
@@ -267,24 +314,25 @@ impl LabJob {
         log_to(
             &mut command,
             &self.root.join("logs").join(format!("{name}.log")),
+            &self.evidence,
         );
         command
     }
 
     pub fn coordinator(&mut self) -> Process {
-        let imp = self.lab.coordinator.clone();
+        let imp = self.coordinator.clone();
         let mut command = self.command(&imp, "coordinator");
         command.args(&self.inputs);
-        Process::spawn("coordinator", &mut command).unwrap()
+        spawn("coordinator", &mut command)
     }
 
     pub fn worker(&mut self, app: &str) -> Process {
         self.started += 1;
         let name = format!("worker-{}", self.started);
-        let imp = self.lab.worker.clone();
+        let imp = self.worker.clone();
         let mut command = self.command(&imp, &name);
         command.arg(app);
-        Process::spawn(name, &mut command).unwrap()
+        spawn(name, &mut command)
     }
 
     /// A directory of the test beside the job directory (not inside it, where the
@@ -301,7 +349,7 @@ impl LabJob {
             .map(|d| {
                 d.flatten()
                     .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .filter(|n| crate::scenarios::is_lab_output(n))
+                    .filter(|n| super::scenarios::is_lab_output(n))
                     .collect()
             })
             .unwrap_or_default();
@@ -321,10 +369,10 @@ impl LabJob {
     pub fn external_worker(&mut self, map: &Path, reduce: &Path) -> Process {
         self.started += 1;
         let name = format!("worker-{}", self.started);
-        let imp = self.lab.worker.clone();
+        let imp = self.worker.clone();
         let mut command = self.command(&imp, &name);
         command.arg("--map").arg(map).arg("--reduce").arg(reduce);
-        Process::spawn(name, &mut command).unwrap()
+        spawn(name, &mut command)
     }
 
     /// Runs a coordinator and `workers` workers of `app` to the end.
@@ -373,6 +421,18 @@ impl LabJob {
     }
 }
 
+/// Starts a program of the implementation; one that cannot be started stops the test
+/// with a setup failure.
+pub fn spawn(name: impl Into<String>, command: &mut Command) -> Process {
+    let name = name.into();
+    Process::spawn(name.clone(), command).unwrap_or_else(|e| {
+        fail(
+            property::SETUP,
+            format!("{e} (the program: {:?})", command.get_program()),
+        )
+    })
+}
+
 /// Waits for a process to exit by itself and succeed.
 pub fn finish(process: &mut Process, limit: Duration) -> Result<(), String> {
     match process.wait_timeout(limit).unwrap() {
@@ -396,7 +456,7 @@ pub fn no_lab_output(dir: &Path) -> String {
 
 /// Reference word counts as 6.5840's `wc` prints them, from the test's own oracle.
 pub fn wc_expected(contents: &[(String, Vec<u8>)]) -> BTreeMap<String, String> {
-    crate::oracle::word_count(contents.iter().map(|(_, c)| c.as_slice()))
+    super::oracle::word_count(contents.iter().map(|(_, c)| c.as_slice()))
         .into_iter()
         .map(|(w, n)| (w, n.to_string()))
         .collect()
@@ -439,25 +499,26 @@ pub fn slow_expected(inputs: &[String]) -> BTreeMap<String, String> {
 
 /// The word-count front end under test: `mapreduce --input --output --nworkers --nreduce`.
 pub struct WordCountJob {
-    root: TestDir,
+    root: PathBuf,
     pub input: PathBuf,
     pub output: PathBuf,
     imp: Implementation,
+    evidence: Evidence,
     env: Vec<(String, String)>,
 }
 
 impl WordCountJob {
-    pub fn new(label: &str) -> WordCountJob {
-        let root = TestDir::new(label);
+    pub fn new(cx: &mut Context, label: &str) -> WordCountJob {
+        let root = job_root(cx, label);
         let input = root.join("input");
         fs::create_dir_all(&input).unwrap();
-        let imp = Implementation::from_env("MAPREDUCE_IMPL", "mapreduce");
-        eprintln!("testing {}", imp.describe());
+        let imp = anchored(cx.program("MAPREDUCE_IMPL"));
         WordCountJob {
             output: root.join("output"),
             input,
             root,
             imp,
+            evidence: cx.evidence(),
             env: Vec::new(),
         }
     }
@@ -472,13 +533,13 @@ impl WordCountJob {
     }
 
     pub fn root(&self) -> &Path {
-        self.root.path()
+        &self.root
     }
 
     /// The command with arbitrary arguments (for the bad-argument tests).
     pub fn command(&self, args: &[&str]) -> Command {
         let mut command = self.imp.command();
-        command.args(args).current_dir(self.root.path());
+        command.args(args).current_dir(&self.root);
         command.envs(self.env.iter().map(|(k, v)| (k, v)));
         command
     }
@@ -495,8 +556,12 @@ impl WordCountJob {
             .arg("--nreduce")
             .arg(nreduce.to_string());
         command.envs(self.env.iter().map(|(k, v)| (k, v)));
-        log_to(&mut command, &self.root.join("mapreduce.log"));
-        Process::spawn("mapreduce", &mut command).unwrap()
+        log_to(
+            &mut command,
+            &self.root.join("mapreduce.log"),
+            &self.evidence,
+        );
+        spawn("mapreduce", &mut command)
     }
 
     pub fn run(&self, nworkers: usize, nreduce: usize) -> Result<(), String> {
@@ -523,7 +588,7 @@ impl WordCountJob {
         for entry in fs::read_dir(&self.input).unwrap() {
             files.push(fs::read(entry.unwrap().path()).unwrap());
         }
-        crate::oracle::word_count(files.iter().map(Vec::as_slice))
+        super::oracle::word_count(files.iter().map(Vec::as_slice))
     }
 }
 

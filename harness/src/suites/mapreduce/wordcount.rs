@@ -4,25 +4,29 @@ use std::fs;
 use std::time::{Duration, Instant};
 
 use checkers::mapreduce::check_wordcount_dir;
-use harness::Seed;
 use rand::Rng;
 
-use crate::support::{
-    descendants, exit_guard, hang_guard, kill_pid, text, WordCountJob, SHORT_TIMEOUT_MS,
+use super::support::{
+    descendants, exit_guard, hang_guard, kill_pid, or_fail, spawn, text, WordCountJob,
+    SHORT_TIMEOUT_MS,
 };
+use super::{ERRORS, OUTPUT};
+use crate::suite::{fail, Context};
 
-/// Runs a job over `files` generated inputs of about `size` bytes and checks the
-/// output directory; returns the number of map tasks.
+/// Runs a job and checks the output directory; returns the number of map tasks.
 fn run_and_check(job: &WordCountJob, nworkers: usize, nreduce: usize) -> usize {
-    job.run(nworkers, nreduce).unwrap();
-    check_wordcount_dir(&job.output, &job.expected(), nreduce)
-        .unwrap_or_else(|e| panic!("{e}"))
-        .map_tasks
+    or_fail(job.run(nworkers, nreduce), OUTPUT);
+    or_fail(
+        check_wordcount_dir(&job.output, &job.expected(), nreduce),
+        OUTPUT,
+    )
+    .map_tasks
 }
 
-fn generated(label: &str, seed: &Seed, files: usize, size: usize) -> WordCountJob {
-    let job = WordCountJob::new(label);
-    let mut rng = seed.rng(1);
+/// A job over `files` generated inputs of about `size` bytes.
+fn generated(cx: &mut Context, label: &str, files: usize, size: usize) -> WordCountJob {
+    let job = WordCountJob::new(cx, label);
+    let mut rng = cx.rng(1);
     for i in 0..files {
         job.add_input(&format!("part-{i}.txt"), &text(&mut rng, size, false));
     }
@@ -31,61 +35,63 @@ fn generated(label: &str, seed: &Seed, files: usize, size: usize) -> WordCountJo
 
 /// The file layout (`map.part-M-R.txt`, `reduce.part-R.txt`, `output.txt`, nothing
 /// else) and the order of `output.txt`.
-#[test]
-fn layout_and_order() {
-    let seed = Seed::for_this_test();
-    let job = generated("wc-layout", &seed, 4, 200_000);
+pub fn layout_and_order(cx: &mut Context) {
+    let job = generated(cx, "wc-layout", 4, 200_000);
     let maps = run_and_check(&job, 3, 5);
-    assert!(maps >= 4, "{maps} map tasks for 4 input files");
+    if maps < 4 {
+        fail(OUTPUT, format!("{maps} map tasks for 4 input files"));
+    }
 }
 
 /// An empty input directory gives empty reduce parts and an empty `output.txt`.
-#[test]
-fn empty_input() {
-    let job = WordCountJob::new("wc-empty");
+pub fn empty_input(cx: &mut Context) {
+    let job = WordCountJob::new(cx, "wc-empty");
     run_and_check(&job, 2, 3);
-    assert_eq!(
-        fs::read_to_string(job.output.join("output.txt")).unwrap(),
-        ""
-    );
+    let output = fs::read_to_string(job.output.join("output.txt")).unwrap();
+    if !output.is_empty() {
+        fail(
+            OUTPUT,
+            format!("output.txt of an empty input is not empty: {output:?}"),
+        );
+    }
 }
 
 /// Empty files and files without a single word are inputs like any other.
-#[test]
-fn empty_and_wordless_files() {
-    let job = WordCountJob::new("wc-empty-files");
+pub fn empty_and_wordless_files(cx: &mut Context) {
+    let job = WordCountJob::new(cx, "wc-empty-files");
     job.add_input("empty.txt", b"");
     job.add_input("digits.txt", b"123 456\n--- 789\n");
     job.add_input("one.txt", b"word");
     run_and_check(&job, 2, 2);
-    assert_eq!(
-        fs::read_to_string(job.output.join("output.txt")).unwrap(),
-        "word 1\n"
-    );
+    let output = fs::read_to_string(job.output.join("output.txt")).unwrap();
+    if output != "word 1\n" {
+        fail(
+            OUTPUT,
+            format!("output.txt is {output:?}, expected \"word 1\\n\""),
+        );
+    }
 }
 
 /// One big file is split into several map tasks, so every worker has work.
-#[test]
-fn one_huge_file() {
-    let seed = Seed::for_this_test();
-    let job = WordCountJob::new("wc-huge");
+pub fn one_huge_file(cx: &mut Context) {
+    let job = WordCountJob::new(cx, "wc-huge");
     // Eight copies of 512 KiB of generated lines: generating 4 MiB word by word
     // would be most of the test's time.
-    let chunk = text(&mut seed.rng(1), 512 << 10, false);
+    let chunk = text(&mut cx.rng(1), 512 << 10, false);
     job.add_input("huge.txt", &chunk.repeat(8));
     let maps = run_and_check(&job, 2, 4);
-    assert!(
-        maps >= 2,
-        "a 4 MiB file was one map task: large files must be split so every worker has work"
-    );
+    if maps < 2 {
+        fail(
+            OUTPUT,
+            "a 4 MiB file was one map task: large files must be split so every worker has work",
+        );
+    }
 }
 
 /// Accented Latin letters make words; other scripts, digits and invalid UTF-8 separate.
-#[test]
-fn non_latin_and_invalid_utf8() {
-    let seed = Seed::for_this_test();
-    let job = WordCountJob::new("wc-unicode");
-    let mut rng = seed.rng(1);
+pub fn non_latin_and_invalid_utf8(cx: &mut Context) {
+    let job = WordCountJob::new(cx, "wc-unicode");
+    let mut rng = cx.rng(1);
     job.add_input("mixed.txt", &text(&mut rng, 300_000, true));
     job.add_input(
         "pinned.txt",
@@ -106,35 +112,31 @@ fn non_latin_and_invalid_utf8() {
         "end ",
         "s ",
     ] {
-        assert!(
-            output.lines().any(|l| l.starts_with(line)),
-            "no {line:?} line in output.txt"
-        );
+        if !output.lines().any(|l| l.starts_with(line)) {
+            fail(OUTPUT, format!("no {line:?} line in output.txt"));
+        }
     }
-    assert!(!output.contains("привет"), "a Cyrillic word was counted");
+    if output.contains("привет") {
+        fail(OUTPUT, "a Cyrillic word was counted");
+    }
 }
 
 /// A single reduce task.
-#[test]
-fn nreduce_1() {
-    let seed = Seed::for_this_test();
-    let job = generated("wc-r1", &seed, 3, 100_000);
+pub fn nreduce_1(cx: &mut Context) {
+    let job = generated(cx, "wc-r1", 3, 100_000);
     run_and_check(&job, 2, 1);
 }
 
 /// Many more reduce tasks than workers or distinct words in some partitions.
-#[test]
-fn nreduce_50() {
-    let seed = Seed::for_this_test();
-    let job = generated("wc-r50", &seed, 3, 100_000);
+pub fn nreduce_50(cx: &mut Context) {
+    let job = generated(cx, "wc-r50", 3, 100_000);
     run_and_check(&job, 3, 50);
 }
 
 /// Bad arguments get a clear error naming the problem and a non-zero exit, and
 /// nothing of the user's is touched.
-#[test]
-fn bad_arguments() {
-    let job = WordCountJob::new("wc-args");
+pub fn bad_arguments(cx: &mut Context) {
+    let job = WordCountJob::new(cx, "wc-args");
     job.add_input("a.txt", b"some words");
     let root = job.root().to_path_buf();
     let file = root.join("a-file");
@@ -239,41 +241,43 @@ fn bad_arguments() {
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
             .stderr(fs::File::create(&log).unwrap());
-        let mut process = harness::Process::spawn("mapreduce", &mut command).unwrap();
-        let status = process
-            .wait_timeout(exit_guard())
-            .unwrap()
-            .unwrap_or_else(|| {
-                panic!(
+        let mut process = spawn("mapreduce", &mut command);
+        let Some(status) = process.wait_timeout(exit_guard()).unwrap() else {
+            fail(
+                ERRORS,
+                format!(
                     "{what}: still running {} s after it was started",
                     exit_guard().as_secs()
-                )
-            });
+                ),
+            )
+        };
         let stderr = fs::read_to_string(&log).unwrap();
-        assert!(!status.success(), "{what}: exit status {status}");
-        assert!(!stderr.trim().is_empty(), "{what}: nothing on stderr");
-        assert!(
-            stderr.contains(mentions),
-            "{what}: the error does not mention {mentions:?}: {stderr}"
-        );
+        if status.success() {
+            fail(ERRORS, format!("{what}: exit status {status}"));
+        }
+        if stderr.trim().is_empty() {
+            fail(ERRORS, format!("{what}: nothing on stderr"));
+        }
+        if !stderr.contains(mentions) {
+            fail(
+                ERRORS,
+                format!("{what}: the error does not mention {mentions:?}: {stderr}"),
+            );
+        }
     }
-    assert_eq!(
-        fs::read(&file).unwrap(),
-        b"precious",
-        "a bad run changed a user's file"
-    );
+    if fs::read(&file).unwrap() != b"precious" {
+        fail(ERRORS, "a bad run changed a user's file");
+    }
 }
 
 /// Worker processes of the job SIGKILLed mid-run: the job still finishes exactly.
 /// Kills follow the job's progress, not the clock: the first as soon as a worker
 /// exists (it is then in its first map task), the next ones after a random number of
 /// further files appear in the output directory.
-#[test]
-fn workers_killed() {
-    let seed = Seed::for_this_test();
-    let mut job = generated("wc-kill", &seed, 4, 512 << 10);
+pub fn workers_killed(cx: &mut Context) {
+    let mut job = generated(cx, "wc-kill", 4, 512 << 10);
     job.env("MR_TASK_TIMEOUT_MS", SHORT_TIMEOUT_MS);
-    let mut rng = seed.rng(2);
+    let mut rng = cx.rng(2);
     let mut master = job.start(2, 4);
     let files = |job: &WordCountJob| fs::read_dir(&job.output).map_or(0, |d| d.count());
     let mut kills = 0;
@@ -292,7 +296,7 @@ fn workers_killed() {
         kills += 1;
         kill_at = files(&job) + rng.gen_range(1..=4);
     }
-    job.finish(&mut master).unwrap();
-    check_wordcount_dir(&job.output, &job.expected(), 4).unwrap_or_else(|e| panic!("{e}"));
+    or_fail(job.finish(&mut master), OUTPUT);
+    or_fail(check_wordcount_dir(&job.output, &job.expected(), 4), OUTPUT);
     assert!(kills > 0, "the job ended before a worker could be killed");
 }

@@ -5,26 +5,25 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::Command;
 
-use harness::Seed;
-
-use crate::support::{exit_guard, finish, hang_guard, streaming_script as script, LabJob};
+use super::support::{exit_guard, finish, hang_guard, or_fail, streaming_script as script, LabJob};
+use super::{ERRORS, EXIT, OUTPUT};
+use crate::suite::{fail, Context};
 
 /// The word-count script pair gives the same result through the framework as piped
 /// through `cat | map | sort | reduce`.
-#[test]
-fn script_pair_matches_pipeline() {
-    let seed = Seed::for_this_test();
-    let mut job = LabJob::new("mr-streaming", &seed, 20_000);
+pub fn script_pair_matches_pipeline(cx: &mut Context) {
+    let mut job = LabJob::new(cx, "mr-streaming", 20_000);
     let (map, reduce) = (script("wc-map.sh"), script("wc-reduce.sh"));
     let mut coordinator = job.coordinator();
     let mut workers: Vec<_> = (0..2).map(|_| job.external_worker(&map, &reduce)).collect();
-    finish(&mut coordinator, hang_guard())
-        .map_err(|e| job.diagnose(e))
-        .unwrap();
+    or_fail(
+        finish(&mut coordinator, hang_guard()).map_err(|e| job.diagnose(e)),
+        OUTPUT,
+    );
     for w in &mut workers {
-        finish(w, exit_guard()).unwrap();
+        or_fail(finish(w, exit_guard()), EXIT);
     }
-    let through_framework = job.outputs().unwrap();
+    let through_framework = or_fail(job.outputs(), OUTPUT);
 
     let pipeline = format!(
         "cat {} | {} | LC_ALL=C sort | {}",
@@ -56,43 +55,45 @@ fn script_pair_matches_pipeline() {
         "the pipeline found only {} words",
         piped.len()
     );
-    job.check(&piped).unwrap();
-    assert_eq!(through_framework, piped);
+    or_fail(job.check(&piped), OUTPUT);
+    if through_framework != piped {
+        fail(
+            OUTPUT,
+            "the framework's outputs differ from the pipeline's, though the directory checked out",
+        );
+    }
 }
 
 /// A map command that always fails makes the job fail with an error, instead of being
 /// retried forever; the workers exit too.
-#[test]
-fn an_application_that_always_fails_fails_the_job() {
-    let seed = Seed::for_this_test();
-    let mut job = LabJob::new("mr-failing-app", &seed, 1_000);
+pub fn an_application_that_always_fails_fails_the_job(cx: &mut Context) {
+    let mut job = LabJob::new(cx, "mr-failing-app", 1_000);
     let mut coordinator = job.coordinator();
     let mut workers: Vec<_> = (0..2)
         .map(|_| job.external_worker(&PathBuf::from("false"), &PathBuf::from("cat")))
         .collect();
-    let status = coordinator
-        .wait_timeout(hang_guard())
-        .unwrap()
-        .unwrap_or_else(|| {
-            panic!(
+    let Some(status) = coordinator.wait_timeout(hang_guard()).unwrap() else {
+        fail(
+            ERRORS,
+            format!(
                 "the job still runs after {} s of failing map tasks",
                 hang_guard().as_secs()
-            )
-        });
-    assert!(
-        !status.success(),
-        "the coordinator reported success for a failed job"
-    );
+            ),
+        )
+    };
+    if status.success() {
+        fail(ERRORS, "the coordinator reported success for a failed job");
+    }
     for w in &mut workers {
         let exited = w.wait_timeout(exit_guard()).unwrap();
-        assert!(
-            exited.is_some(),
-            "{} did not exit after the job failed",
-            w.name()
-        );
+        if exited.is_none() {
+            fail(
+                EXIT,
+                format!("{} did not exit after the job failed", w.name()),
+            );
+        }
     }
-    assert!(
-        !job.dir.join("mr-out-0").exists(),
-        "a failed job left an output that looks final"
-    );
+    if job.dir.join("mr-out-0").exists() {
+        fail(OUTPUT, "a failed job left an output that looks final");
+    }
 }

@@ -1,7 +1,8 @@
-//! Jobs whose verdict is returned, not asserted, so the same scenario is both a
-//! conformance test (it must pass) and the proof that a known-bad variant fails it for
-//! the reason it names: each failure is a [`Failure`] variant, and a known-bad test
-//! matches the variant, not a line of text.
+//! Jobs whose verdict is returned, not asserted, so the same scenario serves a
+//! conformance test and a check of the suite (a correct but slow coordinator must
+//! pass it): each failure is a [`Failure`] variant, and each variant names the
+//! property it shows missing ([`Failure::property`]), which is what a known-bad
+//! variant must be rejected for.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -10,13 +11,16 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use checkers::mapreduce::OutputWatcher;
-use harness::{Process, Seed};
+use rand::rngs::StdRng;
 use rand::Rng;
 
-use crate::support::{
+use super::support::{
     exit_guard, finish, fixture, hang_guard, slow_expected, streaming_script, LabJob,
     SHORT_TIMEOUT_MS,
 };
+use super::{ATOMIC_OUTPUT, EXIT, OUTPUT, REDUCE_AFTER_ALL_MAPS, TASK_REASSIGNMENT};
+use crate::process::Process;
+use crate::suite::property;
 
 /// Why a scenario failed.
 #[derive(Debug, Clone, PartialEq)]
@@ -40,8 +44,29 @@ pub enum Failure {
         waited: Duration,
         allowed: Duration,
     },
+    /// A process of the job did not exit once the job was over.
+    NoExit(String),
     /// Anything else: wrong output, a process that failed or hung.
     Other(String),
+}
+
+impl Failure {
+    /// The property the failure shows missing.
+    pub fn property(&self) -> &'static str {
+        match self {
+            Failure::NoProgress(_) => property::PROGRESS,
+            Failure::EarlyReduce { .. } => REDUCE_AFTER_ALL_MAPS,
+            Failure::PartialVisible(_) => ATOMIC_OUTPUT,
+            Failure::NeverReassigned { .. } => TASK_REASSIGNMENT,
+            Failure::NoExit(_) => EXIT,
+            Failure::Other(_) => OUTPUT,
+        }
+    }
+
+    /// Stops the test with this failure, under its property.
+    pub fn raise(self) -> ! {
+        crate::suite::fail(self.property(), self.to_string())
+    }
 }
 
 impl fmt::Display for Failure {
@@ -65,7 +90,7 @@ impl fmt::Display for Failure {
                 waited.as_secs_f64(),
                 allowed.as_secs_f64()
             ),
-            Failure::Other(why) => write!(f, "{why}"),
+            Failure::NoExit(why) | Failure::Other(why) => write!(f, "{why}"),
         }
     }
 }
@@ -159,10 +184,9 @@ fn await_event<T>(
 /// other workers are then inside their first map tasks), the next ones after a random
 /// number of further files, so they land in the map and the reduce phase however fast
 /// or slow the machine is.
-pub fn survives_sigkill(job: &mut LabJob, seed: &Seed, limit: Duration) -> Result<(), Failure> {
+pub fn survives_sigkill(job: &mut LabJob, mut rng: StdRng, limit: Duration) -> Result<(), Failure> {
     job.env("MR_TASK_TIMEOUT_MS", SHORT_TIMEOUT_MS);
     let watcher = OutputWatcher::start(&job.dir, is_lab_output);
-    let mut rng = seed.rng(2);
     let mut coordinator = job.coordinator();
     let mut workers: Vec<Process> = (0..3).map(|_| job.worker("slow")).collect();
     await_event(
@@ -211,7 +235,7 @@ pub fn survives_sigkill(job: &mut LabJob, seed: &Seed, limit: Duration) -> Resul
             .map_err(|e| e.to_string())?
             .is_none()
         {
-            return Err(Failure::Other(format!(
+            return Err(Failure::NoExit(format!(
                 "{} did not exit after the job was done",
                 w.name()
             )));
