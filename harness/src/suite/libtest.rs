@@ -68,7 +68,7 @@ fn conformance(suite: &'static Suite, test: &'static TestCase) -> Result<(), Fai
 /// Known-bad variants are switches of our binaries: they are run whatever
 /// `<SYSTEM>_IMPL` says, since they test the suite, not the implementation.
 fn rejects(suite: &'static Suite, known_bad: &'static KnownBad) -> Result<(), Failed> {
-    let options = RunOptions::from_env(suite);
+    let options = known_bad_options(suite);
     eprintln!(
         "{}: {}={} ({}) must be rejected by {} for {:?}; seed {}",
         suite.name,
@@ -87,10 +87,19 @@ fn rejects(suite: &'static Suite, known_bad: &'static KnownBad) -> Result<(), Fa
     }
 }
 
+/// A known-bad run is expected to fail: its report says why, so the panics on the way
+/// (with backtraces, where `RUST_BACKTRACE` is set) are not printed as they happen.
+fn known_bad_options(suite: &Suite) -> RunOptions {
+    RunOptions {
+        quiet: true,
+        ..RunOptions::from_env(suite)
+    }
+}
+
 /// A failing seed replays: the same seed fails the same way (the same properties, and
 /// in simulated time the same messages).
 fn replays(suite: &'static Suite, known_bad: &'static KnownBad) -> Result<(), Failed> {
-    let options = RunOptions::from_env(suite);
+    let options = known_bad_options(suite);
     let (first, a) = runner::run_known_bad(suite, known_bad, &options);
     if first != KnownBadVerdict::Rejected {
         return Err(first.complaint(suite, known_bad, &a).into());
