@@ -96,7 +96,8 @@ pub fn check<M: Model>(
     options: &CheckOptions,
 ) -> CheckResult<M::State> {
     let start = Instant::now();
-    let deadline = options.timeout.map(|t| start + t);
+    // A budget beyond what the clock can count to never runs out (`+` would panic).
+    let deadline = options.timeout.and_then(|t| start.checked_add(t));
     let parts = split(model, history, options.partition);
     let cancel = AtomicBool::new(false);
     let failure: Mutex<Option<Failure<M::State>>> = Mutex::new(None);

@@ -114,8 +114,57 @@ fn bad_input_is_reported_with_its_line() {
     assert!(err.contains("--timeout"), "{err}");
 
     let (code, _, err) = lincheck(&["--model", "queue", &ok]);
-    assert_ne!(code, 0);
+    assert_eq!(code, 3, "{err}");
     assert!(err.contains("queue"), "{err}");
+}
+
+/// Exit 2 is Unknown, so no usage error may exit 2 (clap's default) and no argument
+/// may make the command panic (101).
+#[test]
+fn unusable_arguments_exit_3_and_help_exits_0() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = write(&dir, "empty.txt", "");
+    for (timeout, message) in [
+        ("1e300", "out of range"),
+        ("1.9e19", "out of range"),
+        ("inf", "positive"),
+        ("NaN", "positive"),
+        ("-1", "positive"),
+        ("0", "positive"),
+        ("soon", "soon"),
+    ] {
+        let (code, _, err) = lincheck(&["--model", "kv", &empty, "--timeout", timeout]);
+        assert_eq!(code, 3, "--timeout {timeout}: {err}");
+        assert!(
+            err.contains("--timeout") && err.contains(message),
+            "--timeout {timeout}: {err}"
+        );
+    }
+    // The largest timeout a duration holds is still a timeout.
+    let (code, out, err) = lincheck(&["--model", "kv", &empty, "--timeout", "1e19"]);
+    assert_eq!(code, 0, "{out}{err}");
+
+    for (args, message) in [
+        (&["--model", "kv"][..], "FILE"),
+        (&[empty.as_str()][..], "--model"),
+        (
+            &["--model", "kv", &empty, "--frobnicate"][..],
+            "--frobnicate",
+        ),
+        (&["--model"][..], "--model"),
+        (&["--model", "kv", &empty, &empty][..], "unexpected"),
+    ] {
+        let (code, _, err) = lincheck(args);
+        assert_eq!(code, 3, "{args:?}: {err}");
+        assert!(err.contains(message), "{args:?}: {err}");
+    }
+
+    let (code, out, _) = lincheck(&["--help"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("--timeout"), "{out}");
+    let (code, out, _) = lincheck(&["--version"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.starts_with("lincheck "), "{out}");
 }
 
 #[test]

@@ -34,7 +34,7 @@ use crate::journal::Journal;
 use crate::lazyfs::LazyFs;
 use crate::nemesis::{Fault, Schedule};
 use crate::network::{Fate, NetConfig, Network};
-use crate::node_process::{NodeOutput, NodeProcess};
+use crate::node_process::{Line, NodeOutput, NodeProcess, MAX_LINE_BYTES};
 
 /// Which clock a run uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -678,7 +678,13 @@ impl Cluster {
             };
             let name = self.names[i].clone();
             let line = match process.read_line(wait) {
-                Ok(Some(line)) => line,
+                Ok(Some(Line::Text(line))) => line,
+                Ok(Some(line)) => {
+                    if self.on_bad_line(i, line) {
+                        continue;
+                    }
+                    return;
+                }
                 Ok(None) => {
                     self.node_failed(i, format!("{name} exited in the middle of a step"));
                     return;
@@ -724,8 +730,11 @@ impl Cluster {
             return;
         }
         match output.line {
-            Some(line) => {
+            Some(Line::Text(line)) => {
                 self.on_line(output.node, &line);
+            }
+            Some(line) => {
+                self.on_bad_line(output.node, line);
             }
             None => {
                 let name = self.names[output.node].clone();
@@ -734,21 +743,50 @@ impl Cluster {
         }
     }
 
+    /// A line from node `i` that is not text, the same in both time modes: one that
+    /// is not UTF-8 is a protocol error and skipped (true: the node reads on); one
+    /// over [`MAX_LINE_BYTES`] leaves the protocol's framing, and fails the node.
+    fn on_bad_line(&mut self, i: usize, line: Line) -> bool {
+        let name = &self.names[i];
+        match line {
+            Line::Text(_) => unreachable!("text is a line like any other"),
+            Line::NotUtf8(what) => {
+                self.bad_output(i, format!("{name} wrote a line that is not UTF-8 ({what})"));
+                true
+            }
+            Line::TooLong => {
+                let error = format!(
+                    "{name} wrote more than {MAX_LINE_BYTES} bytes without a newline: not a \
+                     line of the node protocol (one JSON message a line)"
+                );
+                self.node_failed(i, error);
+                false
+            }
+        }
+    }
+
+    /// Records a protocol error of node `i`'s output.
+    fn bad_output(&mut self, i: usize, error: String) {
+        self.journal.record(
+            self.now(),
+            "bad-output",
+            json!({"node": self.names[i], "error": error}),
+        );
+        self.errors.push(error);
+    }
+
     /// Handles one line from node `i`. Returns `Some(wake_at)` for a `step_done`.
     fn on_line(&mut self, i: usize, line: &str) -> Option<Option<u64>> {
         let message: Message = match serde_json::from_str(line) {
             Ok(m) => m,
             Err(e) => {
+                let shown: String = line.chars().take(200).collect();
+                let more = if shown.len() < line.len() { "..." } else { "" };
                 let error = format!(
-                    "{} wrote a line that is not a message ({e}): {line}",
+                    "{} wrote a line that is not a message ({e}): {shown}{more}",
                     self.names[i]
                 );
-                self.journal.record(
-                    self.now(),
-                    "bad-output",
-                    json!({"node": self.names[i], "error": error}),
-                );
-                self.errors.push(error);
+                self.bad_output(i, error);
                 return None;
             }
         };
@@ -893,17 +931,24 @@ impl Cluster {
                     self.names[i], self.config.step_timeout
                 )
             })?;
-            if output.node == i && output.incarnation == incarnation {
+            let ours = output.node == i && output.incarnation == incarnation;
+            if ours {
                 let Some(line) = &output.line else {
                     return Err(format!("{} exited before init_ok", self.names[i]));
                 };
-                if let Ok(m) = serde_json::from_str::<Message>(line) {
-                    if m.dest == HARNESS && m.body.kind == "init_ok" {
-                        return Ok(());
+                if let Line::Text(line) = line {
+                    if let Ok(m) = serde_json::from_str::<Message>(line) {
+                        if m.dest == HARNESS && m.body.kind == "init_ok" {
+                            return Ok(());
+                        }
                     }
                 }
             }
             self.on_output(output);
+            if ours && self.slots[i].process.is_none() {
+                // Its output failed it (a line too long).
+                return Err(self.errors.last().cloned().unwrap_or_default());
+            }
         }
     }
 }

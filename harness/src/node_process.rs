@@ -1,7 +1,7 @@
 //! One node of a cluster as a process: its pipes, its log and its stdout reader.
 
 use std::fs::OpenOptions;
-use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
+use std::io::{self, BufWriter, Read, Write};
 use std::os::fd::AsRawFd;
 use std::path::Path;
 use std::process::{ChildStdin, ChildStdout, Command, Stdio};
@@ -10,12 +10,95 @@ use std::time::{Duration, Instant};
 
 use crate::process::Process;
 
+/// The longest line the harness takes from a node: 16 MiB, far above any legitimate
+/// message (a 128 KiB value, a whole Raft snapshot) yet a bound on what a node that
+/// never ends its line can make the harness hold. Such a node has left the protocol's
+/// framing, so a longer line is a [`Line::TooLong`], in either time mode.
+pub const MAX_LINE_BYTES: usize = 16 << 20;
+
+/// One line of a node's stdout, as the harness takes it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Line {
+    /// A line (without its newline).
+    Text(String),
+    /// A line that is not UTF-8, so not JSON: what is wrong, and its start.
+    NotUtf8(String),
+    /// More than [`MAX_LINE_BYTES`] without a newline; nothing after it is read.
+    TooLong,
+}
+
 /// A line a node wrote, or `None` when its stdout closed (it exited).
 #[derive(Debug)]
 pub struct NodeOutput {
     pub node: usize,
     pub incarnation: u64,
-    pub line: Option<String>,
+    pub line: Option<Line>,
+}
+
+/// Splits bytes read from a node into lines: the same in both time modes.
+#[derive(Debug, Default)]
+struct Lines {
+    buffer: Vec<u8>,
+    /// Where the first line not yet returned starts in `buffer`: lines are taken off
+    /// the front by moving this, not by moving the bytes behind them (a read can
+    /// bring hundreds of pipelined steps' lines).
+    start: usize,
+    /// How much of `buffer` after `start` is known to hold no newline.
+    scanned: usize,
+}
+
+impl Lines {
+    /// The next whole line read; [`Line::TooLong`] once the unfinished one is over the
+    /// limit; `None` when more must be read.
+    fn next(&mut self) -> Option<Line> {
+        let from = self.start + self.scanned;
+        if let Some(at) = memchr::memchr(b'\n', &self.buffer[from..]) {
+            let end = from + at;
+            let bytes = if self.start == 0 && end + 1 == self.buffer.len() {
+                // The buffer is this one line (a large message): keep its bytes.
+                let mut bytes = std::mem::take(&mut self.buffer);
+                bytes.pop();
+                bytes
+            } else {
+                let bytes = self.buffer[self.start..end].to_vec();
+                self.start = end + 1;
+                bytes
+            };
+            self.scanned = 0;
+            return Some(text(bytes));
+        }
+        // Nothing left to return before the partial line: drop what was returned.
+        self.buffer.drain(..self.start);
+        self.start = 0;
+        self.scanned = self.buffer.len();
+        (self.buffer.len() > MAX_LINE_BYTES).then_some(Line::TooLong)
+    }
+
+    fn extend(&mut self, bytes: &[u8]) {
+        self.buffer.extend_from_slice(bytes);
+    }
+
+    /// At the end of the output: the last line if it had no newline.
+    fn finish(&mut self) -> Option<Line> {
+        let rest = std::mem::take(&mut self.buffer).split_off(self.start);
+        self.start = 0;
+        self.scanned = 0;
+        (!rest.is_empty()).then(|| text(rest))
+    }
+}
+
+fn text(bytes: Vec<u8>) -> Line {
+    match String::from_utf8(bytes) {
+        Ok(line) => Line::Text(line),
+        Err(e) => {
+            const SHOWN: usize = 200;
+            let error = e.utf8_error();
+            let bytes = e.as_bytes();
+            let start = String::from_utf8_lossy(&bytes[..bytes.len().min(SHOWN)]);
+            let more = if bytes.len() > SHOWN { "..." } else { "" };
+            Line::NotUtf8(format!("{error}, {} bytes: {start}{more}", bytes.len()))
+        }
+    }
 }
 
 /// A running node: stdin is ours to write; stderr is appended to the node's log file.
@@ -37,13 +120,7 @@ pub struct NodeProcess {
 #[derive(Debug)]
 struct Direct {
     stdout: ChildStdout,
-    buffer: Vec<u8>,
-    /// Where the first line not yet returned starts in `buffer`: lines are taken off
-    /// the front by moving this, not by moving the bytes behind them (a read can
-    /// bring hundreds of pipelined steps' lines).
-    start: usize,
-    /// How much of `buffer` after `start` is known to hold no newline.
-    scanned: usize,
+    lines: Lines,
 }
 
 impl NodeProcess {
@@ -71,31 +148,44 @@ impl NodeProcess {
                 stdin_capacity,
                 direct: Some(Direct {
                     stdout,
-                    buffer: Vec::new(),
-                    start: 0,
-                    scanned: 0,
+                    lines: Lines::default(),
                 }),
             });
         };
         std::thread::Builder::new()
             .name(format!("{name}-stdout"))
             .spawn(move || {
-                for line in BufReader::new(stdout).lines() {
-                    let Ok(line) = line else { break };
-                    let out = NodeOutput {
+                let send = |line| {
+                    let output = NodeOutput {
                         node: index,
                         incarnation,
-                        line: Some(line),
+                        line,
                     };
-                    if outputs.send(out).is_err() {
-                        return;
+                    outputs.send(output).is_ok()
+                };
+                let mut stdout = stdout;
+                let mut lines = Lines::default();
+                let mut chunk = vec![0u8; 64 * 1024];
+                loop {
+                    while let Some(line) = lines.next() {
+                        let too_long = line == Line::TooLong;
+                        if !send(Some(line)) || too_long {
+                            // Too long: the cluster fails the node; reading on would
+                            // only hold more of its endless line.
+                            return;
+                        }
+                    }
+                    match stdout.read(&mut chunk) {
+                        Ok(0) => break,
+                        Ok(n) => lines.extend(&chunk[..n]),
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(_) => break,
                     }
                 }
-                let _ = outputs.send(NodeOutput {
-                    node: index,
-                    incarnation,
-                    line: None,
-                });
+                if let Some(line) = lines.finish() {
+                    send(Some(line));
+                }
+                send(None);
             })?;
         Ok(NodeProcess {
             process,
@@ -107,36 +197,16 @@ impl NodeProcess {
 
     /// The next stdout line, waiting at most `timeout`; `None` when stdout closed.
     /// Only for a node spawned without an output channel.
-    pub fn read_line(&mut self, timeout: Duration) -> io::Result<Option<String>> {
+    pub fn read_line(&mut self, timeout: Duration) -> io::Result<Option<Line>> {
         let direct = self
             .direct
             .as_mut()
             .expect("read_line on a node whose stdout a thread reads");
         let deadline = Instant::now() + timeout;
         loop {
-            let from = direct.start + direct.scanned;
-            if let Some(at) = memchr::memchr(b'\n', &direct.buffer[from..]) {
-                let end = from + at;
-                let line = if direct.start == 0 && end + 1 == direct.buffer.len() {
-                    // The buffer is this one line (a large message): keep its bytes.
-                    let mut bytes = std::mem::take(&mut direct.buffer);
-                    bytes.pop();
-                    direct.start = 0;
-                    bytes
-                } else {
-                    let bytes = direct.buffer[direct.start..end].to_vec();
-                    direct.start = end + 1;
-                    bytes
-                };
-                direct.scanned = 0;
-                let line = String::from_utf8(line)
-                    .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
+            if let Some(line) = direct.lines.next() {
                 return Ok(Some(line));
             }
-            // Nothing left to return before the partial line: drop what was returned.
-            direct.buffer.drain(..direct.start);
-            direct.start = 0;
-            direct.scanned = direct.buffer.len();
             let left = deadline.saturating_duration_since(Instant::now());
             let mut poll = libc::pollfd {
                 fd: direct.stdout.as_raw_fd(),
@@ -159,9 +229,9 @@ impl NodeProcess {
             let mut chunk = [0u8; 64 * 1024];
             let n = direct.stdout.read(&mut chunk)?;
             if n == 0 {
-                return Ok(None);
+                return Ok(direct.lines.finish());
             }
-            direct.buffer.extend_from_slice(&chunk[..n]);
+            direct.lines.extend(&chunk[..n]);
         }
     }
 
@@ -206,4 +276,44 @@ fn pipe_capacity(pipe: &ChildStdin) -> usize {
     // SAFETY: F_GETPIPE_SZ only reads a property of the descriptor we own.
     let size = unsafe { libc::fcntl(pipe.as_raw_fd(), libc::F_GETPIPE_SZ) };
     usize::try_from(size).map_or(PAGE, |s| s.max(PAGE))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn all(lines: &mut Lines) -> Vec<Line> {
+        std::iter::from_fn(|| lines.next()).collect()
+    }
+
+    #[test]
+    fn lines_split_across_reads_and_bad_bytes_are_reported() {
+        let mut lines = Lines::default();
+        lines.extend(b"{\"a\":1}\n{\"b\"");
+        assert_eq!(all(&mut lines), [Line::Text("{\"a\":1}".into())]);
+        lines.extend(b":2}\n\xff\xfe x\nrest");
+        let got = all(&mut lines);
+        assert_eq!(got[0], Line::Text("{\"b\":2}".into()));
+        let Line::NotUtf8(what) = &got[1] else {
+            panic!("{got:?}")
+        };
+        assert!(
+            what.contains("invalid utf-8") && what.contains("4 bytes"),
+            "{what}"
+        );
+        assert_eq!(got.len(), 2);
+        assert_eq!(lines.finish(), Some(Line::Text("rest".into())));
+        assert_eq!(lines.finish(), None);
+    }
+
+    #[test]
+    fn a_line_is_too_long_only_past_the_limit() {
+        let mut lines = Lines::default();
+        lines.extend(&vec![b'a'; MAX_LINE_BYTES]);
+        assert_eq!(lines.next(), None, "exactly the limit may still end");
+        lines.extend(b"\n");
+        assert_eq!(lines.next(), Some(Line::Text("a".repeat(MAX_LINE_BYTES))));
+        lines.extend(&vec![b'b'; MAX_LINE_BYTES + 1]);
+        assert_eq!(lines.next(), Some(Line::TooLong));
+    }
 }

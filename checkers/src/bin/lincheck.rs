@@ -4,7 +4,9 @@
 //! lincheck --model MODEL FILE [--no-partition] [--html OUT] [--timeout S]
 //! ```
 //! Prints the verdict and the time taken; exits 0 (Ok), 1 (Illegal), 2 (Unknown) or
-//! 3 (the history or the arguments could not be used).
+//! 3 (the history or the arguments could not be used, clap's own argument errors
+//! included: its usual exit code 2 would read as Unknown). `--help` and `--version`
+//! exit 0.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -52,22 +54,33 @@ struct Args {
     #[arg(long, value_name = "OUT")]
     html: Option<PathBuf>,
     /// Give up after this many seconds (verdict Unknown).
-    #[arg(long, value_name = "S")]
+    #[arg(long, value_name = "S", allow_negative_numbers = true)]
     timeout: Option<f64>,
 }
 
+/// The exit code of a history or arguments that cannot be used.
+const UNUSABLE: u8 = 3;
+
+/// `--timeout` as a duration: positive, finite and within what a `Duration` holds
+/// (`Duration::from_secs_f64` panics beyond that).
+fn timeout(seconds: Option<f64>) -> Result<Option<Duration>> {
+    let Some(s) = seconds else {
+        return Ok(None);
+    };
+    if !(s.is_finite() && s > 0.0) {
+        anyhow::bail!("--timeout must be a positive number of seconds, not {s}");
+    }
+    Duration::try_from_secs_f64(s).map(Some).map_err(|_| {
+        anyhow::anyhow!("--timeout {s} is out of range (at most about 1.8e19 seconds)")
+    })
+}
+
 fn run<M: Model>(model: &M, args: &Args) -> Result<Verdict> {
+    let timeout = timeout(args.timeout)?;
     let text = std::fs::read_to_string(&args.file)
         .with_context(|| format!("cannot read {}", args.file.display()))?;
     let (format, history) =
         formats::parse(model, &text).with_context(|| format!("{}", args.file.display()))?;
-    let timeout = match args.timeout {
-        Some(s) if !(s.is_finite() && s > 0.0) => {
-            anyhow::bail!("--timeout must be a positive number of seconds, not {s}")
-        }
-        Some(s) => Some(Duration::from_secs_f64(s)),
-        None => None,
-    };
     let options = CheckOptions {
         timeout,
         partition: !args.no_partition,
@@ -111,7 +124,18 @@ fn file_name(path: &Path) -> String {
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let args = match Args::try_parse() {
+        Ok(args) => args,
+        Err(e) => {
+            let _ = e.print();
+            // --help and --version are "errors" that succeed.
+            return if e.use_stderr() {
+                ExitCode::from(UNUSABLE)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
     let verdict = match args.model {
         ModelName::Register => run(&specs::Register, &args),
         ModelName::CasRegister => run(&specs::CasRegister, &args),
@@ -122,7 +146,7 @@ fn main() -> ExitCode {
         Ok(v) => ExitCode::from(v.exit_code() as u8),
         Err(e) => {
             eprintln!("lincheck: {e:#}");
-            ExitCode::from(3)
+            ExitCode::from(UNUSABLE)
         }
     }
 }

@@ -7,7 +7,8 @@ use std::path::Path;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use specs::node_protocol::{Body, Init, Message, HARNESS};
+use serde_json::Value;
+use specs::node_protocol::{Body, ErrorCode, Init, Message, HARNESS};
 
 use crate::node::{Context, Node};
 use crate::outbox::{Effect, Outbox};
@@ -16,7 +17,10 @@ use crate::storage::Storage;
 /// Runs the node `make` builds until stdin closes. `make` gets the context from `init`
 /// and the storage read back from `data_dir`, so a restarted node can recover.
 ///
-/// A malformed line is reported on stderr and skipped: bad input never kills a node.
+/// A malformed line (not UTF-8, not JSON, not a message, longer than
+/// [`MAX_LINE_BYTES`]) never kills a node: it is answered with a `malformed-request`
+/// error when its sender and `msg_id` can be read from it, reported on stderr
+/// otherwise, and skipped (in lockstep it is still a step, ended by `step_done`).
 pub fn run<N, F>(make: F) -> io::Result<()>
 where
     N: Node,
@@ -54,17 +58,15 @@ where
     let mut writer = BufWriter::new(stdout);
 
     let (init_msg, init) = loop {
-        let Some(line) = next_line(&mut reader) else {
+        let Some(line) = next_line(&mut reader, MAX_LINE_BYTES) else {
             return Ok(());
         };
-        let line = line?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let msg = match serde_json::from_str::<Message>(&line) {
-            Ok(msg) => msg,
-            Err(e) => {
-                eprintln!("ignoring malformed line before init ({e}): {line}");
+        let msg = match parse(&line?) {
+            Input::Blank => continue,
+            Input::Message(msg) => msg,
+            Input::Malformed { error, .. } => {
+                // No node id to answer from yet.
+                eprintln!("ignoring malformed line before init: {error}");
                 continue;
             }
         };
@@ -106,15 +108,15 @@ where
     if init.lockstep {
         step_done(&ctx, &out, &mut writer)?;
         end_steps(&reader, &mut writer)?;
-        while let Some(line) = next_line(&mut reader) {
-            let line = line?;
-            let Some(msg) = parse(&line) else {
+        while let Some(line) = next_line(&mut reader, MAX_LINE_BYTES) {
+            let Some(msg) = take_message(parse(&line?), &mut out) else {
+                apply(&mut out, &mut storage, &mut writer)?;
                 step_done(&ctx, &out, &mut writer)?;
                 end_steps(&reader, &mut writer)?;
                 continue;
             };
             let now = msg.now.unwrap_or_else(|| {
-                eprintln!("lockstep line without \"now\": {line}");
+                eprintln!("lockstep line without \"now\": {}", msg.to_json());
                 0
             });
             if msg.src == HARNESS && msg.body.kind == "tick" {
@@ -134,9 +136,9 @@ where
     let start = Instant::now();
     // Bounded, so a burst of requests waits in the pipe (the kernel's memory), not
     // in this process as queued lines.
-    let (tx, rx) = mpsc::sync_channel::<io::Result<String>>(64);
+    let (tx, rx) = mpsc::sync_channel::<io::Result<Line>>(64);
     std::thread::spawn(move || {
-        for line in reader.lines() {
+        while let Some(line) = next_line(&mut reader, MAX_LINE_BYTES) {
             if tx.send(line).is_err() {
                 break;
             }
@@ -151,7 +153,7 @@ where
         };
         match received {
             Ok(line) => {
-                if let Some(msg) = parse(&line?) {
+                if let Some(msg) = take_message(parse(&line?), &mut out) {
                     node.on_message(start.elapsed().as_nanos() as u64, msg, &mut out);
                 }
             }
@@ -166,14 +168,98 @@ where
     }
 }
 
-fn parse(line: &str) -> Option<Message> {
-    if line.trim().is_empty() {
+/// The longest input line the runtime keeps (16 MiB): longer ones are skipped as
+/// malformed, so a sender without newlines cannot make the node grow without bound.
+/// Legitimate messages (128 KiB values, whole snapshots) are far below it.
+pub const MAX_LINE_BYTES: usize = 16 << 20;
+
+/// One line of input as read, without its line ending.
+#[derive(Debug, PartialEq)]
+enum Line {
+    Bytes(Vec<u8>),
+    /// Longer than [`MAX_LINE_BYTES`]: this many bytes, dropped while read.
+    TooLong(usize),
+}
+
+/// What a line of input holds.
+#[derive(Debug, PartialEq)]
+enum Input {
+    Blank,
+    Message(Message),
+    /// Not a message. `reply_to` is the sender and `msg_id` when they could still be
+    /// read from it, so the sender learns of its mistake rather than wait forever.
+    Malformed {
+        error: String,
+        reply_to: Option<(String, u64)>,
+    },
+}
+
+fn parse(line: &Line) -> Input {
+    let bytes = match line {
+        Line::Bytes(bytes) => bytes,
+        Line::TooLong(n) => {
+            return Input::Malformed {
+                error: format!("a line of {n} bytes, longer than the limit of {MAX_LINE_BYTES}"),
+                reply_to: None,
+            }
+        }
+    };
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Input::Blank;
+    }
+    let error = match serde_json::from_slice::<Message>(bytes) {
+        Ok(msg) => return Input::Message(msg),
+        Err(e) => e,
+    };
+    let text = String::from_utf8_lossy(bytes);
+    let error = match std::str::from_utf8(bytes) {
+        Ok(_) => format!("not a message ({error}): {}", abbreviate(&text)),
+        Err(e) => format!("not UTF-8 ({e}): {}", abbreviate(&text)),
+    };
+    Input::Malformed {
+        error,
+        reply_to: sender(&text),
+    }
+}
+
+/// The `src` and `msg_id` of a line that is JSON (once invalid UTF-8 is replaced) but
+/// not a message, unless it is a reply: answering replies is how two nodes start
+/// answering each other's errors forever.
+fn sender(text: &str) -> Option<(String, u64)> {
+    let value: Value = serde_json::from_str(text).ok()?;
+    let src = value.get("src")?.as_str()?;
+    let body = value.get("body")?;
+    if body.get("in_reply_to").is_some_and(|v| !v.is_null()) {
         return None;
     }
-    match serde_json::from_str(line) {
-        Ok(msg) => Some(msg),
-        Err(e) => {
-            eprintln!("ignoring malformed line ({e}): {line}");
+    Some((src.to_string(), body.get("msg_id")?.as_u64()?))
+}
+
+/// A line for a log message: long lines would drown the log.
+fn abbreviate(text: &str) -> String {
+    const SHOWN: usize = 200;
+    match text.char_indices().nth(SHOWN) {
+        Some((at, _)) => format!("{}... ({} bytes)", &text[..at], text.len()),
+        None => text.to_string(),
+    }
+}
+
+/// The message `input` holds; a malformed one is answered (when it can be) or
+/// logged, and gives `None`, as does a blank line.
+fn take_message(input: Input, out: &mut Outbox) -> Option<Message> {
+    match input {
+        Input::Blank => None,
+        Input::Message(msg) => Some(msg),
+        Input::Malformed { error, reply_to } => {
+            match reply_to {
+                Some((src, msg_id)) => {
+                    eprintln!("answering a malformed message from {src}: {error}");
+                    let mut body = Body::error(ErrorCode::MalformedRequest, error);
+                    body.in_reply_to = Some(msg_id);
+                    out.send(src, body);
+                }
+                None => eprintln!("ignoring a malformed line: {error}"),
+            }
             None
         }
     }
@@ -199,22 +285,44 @@ fn apply(out: &mut Outbox, storage: &mut Storage, writer: &mut impl Write) -> io
     Ok(())
 }
 
-/// The next line without its line ending, like `BufRead::lines`; `None` at the end.
-fn next_line(reader: &mut impl BufRead) -> Option<io::Result<String>> {
-    let mut line = String::new();
-    match reader.read_line(&mut line) {
-        Ok(0) => None,
-        Ok(_) => {
-            if line.ends_with('\n') {
-                line.pop();
-                if line.ends_with('\r') {
-                    line.pop();
-                }
+/// The next line without its line ending, like `BufRead::lines` but for any bytes
+/// and at most `max` of them kept; `None` at the end.
+fn next_line(reader: &mut impl BufRead, max: usize) -> Option<io::Result<Line>> {
+    let mut line = Vec::new();
+    let mut dropped = 0;
+    loop {
+        let buffer = match reader.fill_buf() {
+            Ok(buffer) => buffer,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Some(Err(e)),
+        };
+        if buffer.is_empty() {
+            if line.is_empty() && dropped == 0 {
+                return None;
             }
-            Some(Ok(line))
+            break;
         }
-        Err(e) => Some(Err(e)),
+        let (part, used, ended) = match memchr::memchr(b'\n', buffer) {
+            Some(at) => (&buffer[..at], at + 1, true),
+            None => (buffer, buffer.len(), false),
+        };
+        if dropped > 0 || line.len() + part.len() > max {
+            dropped += std::mem::take(&mut line).len() + part.len();
+        } else {
+            line.extend_from_slice(part);
+        }
+        reader.consume(used);
+        if ended {
+            break;
+        }
     }
+    if dropped > 0 {
+        return Some(Ok(Line::TooLong(dropped)));
+    }
+    if line.last() == Some(&b'\r') {
+        line.pop();
+    }
+    Some(Ok(Line::Bytes(line)))
 }
 
 fn step_done(ctx: &Context, out: &Outbox, writer: &mut impl Write) -> io::Result<()> {
@@ -245,4 +353,99 @@ fn fnv(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
         (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::outbox::Effect;
+
+    fn lines(input: &[u8], max: usize) -> Vec<Line> {
+        // A small buffer, so lines span several reads.
+        let mut reader = io::BufReader::with_capacity(7, input);
+        std::iter::from_fn(|| next_line(&mut reader, max))
+            .map(Result::unwrap)
+            .collect()
+    }
+
+    fn sent(out: &mut Outbox) -> Vec<Message> {
+        out.drain()
+            .into_iter()
+            .map(|e| match e {
+                Effect::Send(m) => m,
+                other => panic!("{other:?}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn any_bytes_are_lines_and_long_ones_are_dropped_whole() {
+        let mut input = b"\xff\xfe\x00\r\n".to_vec();
+        input.extend([b'a'; 40]);
+        input.extend(b"\nshort\nunended");
+        assert_eq!(
+            lines(&input, 20),
+            [
+                Line::Bytes(b"\xff\xfe\x00".to_vec()),
+                Line::TooLong(40),
+                Line::Bytes(b"short".to_vec()),
+                Line::Bytes(b"unended".to_vec()),
+            ]
+        );
+        // Exactly the limit is still a line.
+        assert_eq!(lines(&[b'b'; 20], 20), [Line::Bytes(vec![b'b'; 20])]);
+        assert_eq!(lines(&[b'b'; 21], 20), [Line::TooLong(21)]);
+    }
+
+    #[test]
+    fn malformed_lines_are_answered_when_their_sender_can_be_read() {
+        let mut out = Outbox::new("n1");
+        let mut next = |line: &[u8]| take_message(parse(&Line::Bytes(line.to_vec())), &mut out);
+
+        // Not UTF-8, not JSON: nobody to answer.
+        assert_eq!(next(b"\xff\xfe garbage"), None);
+        assert_eq!(next(b"   "), None);
+        // Invalid UTF-8 inside a string: the sender and msg_id are still readable.
+        assert_eq!(
+            next(b"{\"src\":\"c1\",\"dest\":\"n1\",\"body\":{\"type\":\"read\",\"msg_id\":7,\"key\":\"\xff\"}}"),
+            None
+        );
+        // JSON but not a message (no dest, no type).
+        assert_eq!(next(br#"{"src":"c2","body":{"msg_id":8}}"#), None);
+        // A malformed reply is never answered.
+        assert_eq!(
+            next(br#"{"src":"n2","body":{"type":"error","msg_id":3,"in_reply_to":9,"code":"x"}}"#),
+            None
+        );
+        let good = br#"{"src":"c1","dest":"n1","body":{"type":"read","msg_id":9,"key":"k"}}"#;
+        let msg = next(good).expect("a message");
+        assert_eq!((msg.src.as_str(), msg.body.msg_id), ("c1", Some(9)));
+
+        let answers = sent(&mut out);
+        let summary: Vec<_> = answers
+            .iter()
+            .map(|m| (m.dest.as_str(), m.body.in_reply_to, m.body.error_code()))
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                ("c1", Some(7), Some(ErrorCode::MalformedRequest)),
+                ("c2", Some(8), Some(ErrorCode::MalformedRequest)),
+            ]
+        );
+        assert!(
+            answers[0].body.str("text").unwrap().contains("UTF-8"),
+            "{answers:?}"
+        );
+    }
+
+    #[test]
+    fn an_overlong_line_is_malformed() {
+        let input = parse(&Line::TooLong(MAX_LINE_BYTES + 1));
+        let Input::Malformed { error, reply_to } = input else {
+            panic!("{input:?}")
+        };
+        assert!(error.contains("longer than the limit"), "{error}");
+        assert_eq!(reply_to, None);
+    }
 }

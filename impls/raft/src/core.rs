@@ -27,6 +27,12 @@ use crate::bug::Bug;
 use crate::rng::SplitMix;
 use crate::wire::PeerMessage;
 
+/// The largest term or index a peer's message may hold: 2^63 - 1, which no cluster
+/// gets near. Below it the core's arithmetic on peer-supplied numbers (`index + 1`,
+/// `prev_index` plus the entries sent, a term plus one for the next campaign) cannot
+/// overflow; a message beyond it can only come from a corrupt or hostile peer.
+pub const MAX_PEER_NUMBER: u64 = u64::MAX / 2;
+
 /// One log entry.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Entry {
@@ -517,7 +523,13 @@ impl Raft {
                 applied: self.applied,
             });
         }
-        let term = self.term_at(index).expect("applied entries are in the log");
+        // Applied entries are in the log unless a known-bad leader cut them.
+        let Some(term) = self.term_at(index) else {
+            return Err(SnapshotError {
+                index,
+                applied: self.applied.min(self.last_index()),
+            });
+        };
         self.compact(index, term);
         let snapshot = Snapshot { index, term, data };
         self.snapshot = Some(snapshot.clone());
@@ -525,9 +537,14 @@ impl Raft {
         Ok(())
     }
 
-    /// A message from peer `from`.
+    /// A message from peer `from`. One that no correct peer could send (see
+    /// [`Raft::check_peer_message`]) is dropped, as if lost, and logged.
     pub fn step(&mut self, now: u64, from: &str, message: PeerMessage) {
         if !self.peers.iter().any(|p| p == from) {
+            return;
+        }
+        if let Err(why) = self.check_peer_message(&message) {
+            eprintln!("{}: dropping a message from {from}: {why}", self.config.id);
             return;
         }
         let term = message.term();
@@ -584,6 +601,130 @@ impl Raft {
                 if term == self.term && self.role == Role::Leader {
                     self.on_match(from, last_index);
                 }
+            }
+        }
+    }
+
+    /// Why `message` cannot come from a correct peer, if it cannot: a term or index
+    /// beyond [`MAX_PEER_NUMBER`] (all arithmetic on peer numbers relies on that
+    /// bound), a term later than the message's own, entry 0 with a term or another
+    /// entry without one, log terms that go backwards, or a leader's peer that claims
+    /// more of the leader's log, in the leader's term, than the leader has. Every
+    /// message our nodes send passes.
+    pub fn check_peer_message(&self, message: &PeerMessage) -> Result<(), String> {
+        let term = message.term();
+        let at_most = |what: &str, value: u64, limit: u64| {
+            if value <= limit {
+                Ok(())
+            } else {
+                Err(format!("{what} {value} is beyond {limit}"))
+            }
+        };
+        // (index, term) of an entry: entry 0, and only it, has term 0.
+        let entry = |what: &str, index: u64, entry_term: u64| {
+            at_most(&format!("{what} index"), index, MAX_PEER_NUMBER)?;
+            at_most(&format!("{what} term"), entry_term, term)?;
+            if (index == 0) != (entry_term == 0) {
+                return Err(format!("{what} is entry {index} of term {entry_term}"));
+            }
+            Ok(())
+        };
+        // In its own term a leader's log only grows, so no peer can have been sent,
+        // or store, more of it than it has now.
+        let ours = term == self.term && self.role == Role::Leader;
+        let of_our_log = |what: &str, index: u64| {
+            at_most(what, index, MAX_PEER_NUMBER)?;
+            if ours {
+                at_most(&format!("{what} (of our log)"), index, self.last_index())?;
+            }
+            Ok(())
+        };
+        at_most("term", term, MAX_PEER_NUMBER)?;
+        match message {
+            PeerMessage::RequestVote {
+                last_log_index,
+                last_log_term,
+                ..
+            } => entry("last log entry", *last_log_index, *last_log_term),
+            PeerMessage::RequestVoteReply { .. } => Ok(()),
+            PeerMessage::AppendEntries {
+                prev_index,
+                prev_term,
+                entries,
+                commit,
+                ..
+            } => {
+                entry("previous entry", *prev_index, *prev_term)?;
+                at_most("commit", *commit, MAX_PEER_NUMBER)?;
+                let last = prev_index
+                    .checked_add(entries.len() as u64)
+                    .filter(|&last| last <= MAX_PEER_NUMBER)
+                    .ok_or_else(|| {
+                        format!(
+                            "{} entries after {prev_index} pass the limit",
+                            entries.len()
+                        )
+                    })?;
+                // Entries up to our snapshot are committed, so a leader of our term or
+                // a later one has them: one that gives the snapshot's last entry
+                // another term contradicts committed state, and the entries after it
+                // cannot follow ours. (A stale leader's may differ; it is refused by
+                // its term.)
+                if term >= self.term && *prev_index < self.offset && last > self.offset {
+                    let at_offset = &entries[(self.offset - prev_index - 1) as usize];
+                    if at_offset.term != self.log[0].term {
+                        return Err(format!(
+                            "entry {} is of term {}, our snapshot's of term {}",
+                            self.offset, at_offset.term, self.log[0].term
+                        ));
+                    }
+                }
+                let mut before = *prev_term;
+                for (k, e) in entries.iter().enumerate() {
+                    entry("an entry", prev_index + 1 + k as u64, e.term)?;
+                    if e.term < before {
+                        return Err(format!(
+                            "entry {} has term {} after one of term {before}",
+                            prev_index + 1 + k as u64,
+                            e.term
+                        ));
+                    }
+                    before = e.term;
+                }
+                debug_assert!(last <= MAX_PEER_NUMBER);
+                Ok(())
+            }
+            PeerMessage::AppendEntriesReply {
+                success,
+                match_index,
+                rejected,
+                conflict_index,
+                conflict_term,
+                ..
+            } => {
+                if let Some(t) = conflict_term {
+                    at_most("conflict term", *t, term)?;
+                }
+                if *success {
+                    of_our_log("match index", *match_index)
+                } else {
+                    of_our_log("rejected index", *rejected)?;
+                    // The follower's hint is at most the index it rejected.
+                    at_most("conflict index", *conflict_index, *rejected)
+                }
+            }
+            PeerMessage::InstallSnapshot {
+                last_index,
+                last_term,
+                ..
+            } => {
+                if *last_index == 0 {
+                    return Err("a snapshot of nothing".into());
+                }
+                entry("snapshot's last entry", *last_index, *last_term)
+            }
+            PeerMessage::InstallSnapshotReply { last_index, .. } => {
+                of_our_log("snapshot index", *last_index)
             }
         }
     }
@@ -736,6 +877,7 @@ impl Raft {
                 reply(self, true, matched, 0, None);
                 return;
             }
+            // The entry at the snapshot's index agrees with it (check_peer_message).
             prev_index = self.offset;
             prev_term = self.log[0].term;
         }
@@ -779,6 +921,13 @@ impl Raft {
                 }
             }
             self.log.push(entry);
+        }
+        if self.commit > self.last_index() {
+            // Committed entries were cut (the overwrite above), so the commit index
+            // would point past the log. `applied` stays: the service did apply them,
+            // and applies nothing again (a service comparing what nodes applied sees
+            // the leader's damage).
+            self.commit = self.last_index();
         }
         if commit > self.commit {
             self.commit = self.commit.max(commit.min(last_new));

@@ -95,6 +95,17 @@ impl RaftNode {
     }
 
     fn on_request(&mut self, message: &Message, out: &mut Outbox) {
+        if message.body.in_reply_to.is_some() {
+            // We send no requests that are answered this way (peers' replies are peer
+            // messages); answering a stray reply, say a peer's error about a line it
+            // could not read, is how two nodes start answering each other forever.
+            eprintln!(
+                "ignoring a reply from {} that answers nothing: {}",
+                message.src,
+                message.body.to_json()
+            );
+            return;
+        }
         let body = match message.body.kind.as_str() {
             "start" => match message.body.get("command") {
                 Some(command) => match self.raft.propose(command.clone()) {
@@ -182,6 +193,41 @@ mod tests {
     use crate::core::Entry;
     use node::Effect;
     use serde_json::json;
+
+    #[test]
+    fn stray_replies_are_not_answered_and_requests_are() {
+        let storage = Storage::open(None).unwrap();
+        let ctx = Context {
+            node_id: "n1".into(),
+            node_ids: vec!["n1".into(), "n2".into(), "n3".into()],
+            seed: 1,
+        };
+        let mut node = RaftNode::new(&ctx, &storage, None).unwrap();
+        let mut out = Outbox::new("n1");
+        node.on_start(0, &mut out);
+        out.drain();
+        let message = |body: Body| Message {
+            src: "n2".into(),
+            dest: "n1".into(),
+            now: None,
+            body,
+        };
+        let mut error = Body::error(ErrorCode::MalformedRequest, "cannot read that");
+        error.msg_id = Some(4);
+        error.in_reply_to = Some(9);
+        node.on_message(1, message(error), &mut out);
+        let to_n2 = |out: &mut Outbox| {
+            out.drain()
+                .into_iter()
+                .filter(|e| matches!(e, Effect::Send(m) if m.dest == "n2"))
+                .count()
+        };
+        assert_eq!(to_n2(&mut out), 0);
+        let mut request = Body::new("get_state");
+        request.msg_id = Some(5);
+        node.on_message(2, message(request), &mut out);
+        assert_eq!(to_n2(&mut out), 1);
+    }
 
     #[test]
     fn a_torn_log_is_rewritten_before_anything_is_appended() {

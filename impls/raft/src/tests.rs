@@ -585,3 +585,500 @@ fn a_restarted_node_keeps_its_vote_and_log() {
         );
     }
 }
+
+/// Peers that send numbers no correct peer could: each message kind with hostile
+/// terms and indices is dropped, with no panic and nothing persisted or sent.
+mod hostile_peers {
+    use super::*;
+    use crate::core::{LogWrite, MAX_PEER_NUMBER};
+    use proptest::prelude::*;
+
+    fn names() -> Vec<String> {
+        ["n1", "n2", "n3"].map(String::from).to_vec()
+    }
+
+    /// n2, a follower in term 2 with entries of terms 1, 1, 2 and none committed.
+    fn follower() -> Raft {
+        let state = HardState {
+            term: 2,
+            voted_for: None,
+            log: entries(&[1, 1, 2]),
+            ..HardState::default()
+        };
+        Raft::new(Config::new("n2", names()), state, None, 3, 0)
+    }
+
+    /// n1, leader of term 3 with entries of terms 1, 1, 2 (and its own no-op-free
+    /// log), elected by n2's vote; its first Ready is taken.
+    fn leader() -> Raft {
+        let state = HardState {
+            term: 2,
+            voted_for: None,
+            log: entries(&[1, 1, 2]),
+            ..HardState::default()
+        };
+        let mut n1 = Raft::new(Config::new("n1", names()), state, None, 1, 0);
+        n1.tick(n1.next_deadline());
+        n1.step(
+            n1.next_deadline(),
+            "n2",
+            PeerMessage::RequestVoteReply {
+                term: 3,
+                granted: true,
+            },
+        );
+        assert!(n1.is_leader());
+        n1.ready();
+        n1
+    }
+
+    /// What a hostile message must not change.
+    fn observable(raft: &Raft) -> impl PartialEq + std::fmt::Debug {
+        (
+            raft.term(),
+            raft.voted_for().map(String::from),
+            raft.role(),
+            raft.commit_index(),
+            raft.log_start(),
+            raft.entries().to_vec(),
+            raft.current_snapshot().cloned(),
+            raft.progress("n2"),
+            raft.next_deadline(),
+        )
+    }
+
+    /// Steps `raft` with `message` from n1 (to a follower) or n2 (to the leader) and
+    /// asserts it was dropped whole; then runs the node's timer, which must not
+    /// overflow on anything the message could have left behind.
+    fn dropped(mut raft: Raft, message: PeerMessage) {
+        let from = if raft.is_leader() { "n2" } else { "n1" };
+        let before = observable(&raft);
+        raft.step(1, from, message.clone());
+        assert_eq!(observable(&raft), before, "{message:?} changed the node");
+        assert_eq!(raft.ready(), Ready::default(), "{message:?} had effects");
+        raft.tick(raft.next_deadline());
+        raft.ready();
+    }
+
+    const HUGE: [u64; 3] = [u64::MAX, u64::MAX - 1, MAX_PEER_NUMBER + 1];
+
+    #[test]
+    fn request_vote_with_impossible_numbers_is_dropped() {
+        for huge in HUGE {
+            dropped(
+                follower(),
+                PeerMessage::RequestVote {
+                    term: huge,
+                    last_log_index: 3,
+                    last_log_term: 2,
+                },
+            );
+            dropped(
+                follower(),
+                PeerMessage::RequestVote {
+                    term: 3,
+                    last_log_index: huge,
+                    last_log_term: 2,
+                },
+            );
+        }
+        // A last entry of a term later than the candidate's own.
+        dropped(
+            follower(),
+            PeerMessage::RequestVote {
+                term: 3,
+                last_log_index: 9,
+                last_log_term: 4,
+            },
+        );
+        // Entry 0 is the empty log's and has term 0; every other entry a term.
+        dropped(
+            follower(),
+            PeerMessage::RequestVote {
+                term: 3,
+                last_log_index: 0,
+                last_log_term: 3,
+            },
+        );
+    }
+
+    #[test]
+    fn request_vote_reply_with_an_impossible_term_is_dropped() {
+        for huge in HUGE {
+            dropped(
+                leader(),
+                PeerMessage::RequestVoteReply {
+                    term: huge,
+                    granted: true,
+                },
+            );
+        }
+    }
+
+    #[test]
+    fn append_entries_with_impossible_numbers_is_dropped() {
+        let append =
+            |term, prev_index, prev_term, terms: &[u64], commit| PeerMessage::AppendEntries {
+                term,
+                prev_index,
+                prev_term,
+                entries: entries(terms),
+                commit,
+            };
+        for huge in HUGE {
+            dropped(follower(), append(huge, 3, 2, &[2], 0));
+            dropped(follower(), append(3, huge, 2, &[3], 0));
+            dropped(follower(), append(3, 3, 2, &[3], huge));
+            dropped(follower(), append(3, 3, 2, &[huge], 0));
+        }
+        // prev_index + entries beyond the limit.
+        dropped(follower(), append(3, MAX_PEER_NUMBER, 2, &[3, 3], 0));
+        // Terms later than the message's, earlier than the entry before them, or
+        // going backwards.
+        dropped(follower(), append(3, 3, 4, &[], 0));
+        dropped(follower(), append(3, 3, 2, &[4], 0));
+        dropped(follower(), append(3, 3, 2, &[1], 0));
+        dropped(follower(), append(3, 3, 2, &[3, 2], 0));
+        // Entry 0 has term 0; other entries are of some term.
+        dropped(follower(), append(3, 0, 1, &[1], 0));
+        dropped(follower(), append(3, 2, 0, &[1], 0));
+        dropped(follower(), append(3, 0, 0, &[0], 0));
+    }
+
+    #[test]
+    fn append_entries_reply_with_impossible_numbers_is_dropped() {
+        let reply = |success, match_index, rejected, conflict_index, conflict_term| {
+            PeerMessage::AppendEntriesReply {
+                term: 3,
+                success,
+                match_index,
+                rejected,
+                conflict_index,
+                conflict_term,
+            }
+        };
+        for huge in HUGE {
+            dropped(leader(), reply(true, huge, 0, 0, None));
+            dropped(leader(), reply(false, 0, huge, 0, None));
+            dropped(leader(), reply(false, 0, 3, huge, None));
+            dropped(leader(), reply(false, 0, 3, 1, Some(huge)));
+        }
+        // The leader's log ends at 3: nobody can store more of it, nor have been
+        // sent a later prev_index in this term, nor hint past what was rejected.
+        dropped(leader(), reply(true, 4, 0, 0, None));
+        dropped(leader(), reply(false, 0, 4, 1, None));
+        dropped(leader(), reply(false, 0, 2, 3, None));
+    }
+
+    #[test]
+    fn install_snapshot_with_impossible_numbers_is_dropped() {
+        let install = |term, last_index, last_term| PeerMessage::InstallSnapshot {
+            term,
+            last_index,
+            last_term,
+            data: json!([]),
+        };
+        for huge in HUGE {
+            // u64::MAX as last_index once wrapped the log's indices to 0.
+            dropped(follower(), install(3, huge, 2));
+            dropped(follower(), install(huge, 9, 2));
+            dropped(follower(), install(3, 9, huge));
+        }
+        dropped(follower(), install(3, 9, 4));
+        dropped(follower(), install(3, 0, 0));
+        dropped(follower(), install(3, 9, 0));
+    }
+
+    #[test]
+    fn install_snapshot_reply_with_impossible_numbers_is_dropped() {
+        for huge in HUGE {
+            dropped(
+                leader(),
+                PeerMessage::InstallSnapshotReply {
+                    term: 3,
+                    last_index: huge,
+                },
+            );
+            dropped(
+                leader(),
+                PeerMessage::InstallSnapshotReply {
+                    term: huge,
+                    last_index: 1,
+                },
+            );
+        }
+        dropped(
+            leader(),
+            PeerMessage::InstallSnapshotReply {
+                term: 3,
+                last_index: 4,
+            },
+        );
+    }
+
+    /// A leader that overwrites committed entries (impossible for a correct one; a
+    /// known-bad variant does it) is followed, but the commit index stays within the
+    /// log, and the service's request to snapshot an applied entry that was cut is
+    /// refused rather than a panic.
+    #[test]
+    fn a_leader_that_cuts_committed_entries_leaves_commit_within_the_log() {
+        let mut n2 = follower();
+        let mut disk = HardState {
+            term: 2,
+            log: entries(&[1, 1, 2]),
+            ..HardState::default()
+        };
+        let step =
+            |n2: &mut Raft, disk: &mut HardState, prev_index, prev_term, terms: &[u64], commit| {
+                n2.step(
+                    1,
+                    "n1",
+                    PeerMessage::AppendEntries {
+                        term: 3,
+                        prev_index,
+                        prev_term,
+                        entries: entries(terms),
+                        commit,
+                    },
+                );
+                let ready = n2.ready();
+                disk.apply(ready.term_vote.as_ref(), ready.log.as_ref());
+                ready
+            };
+        assert_eq!(step(&mut n2, &mut disk, 3, 2, &[], 3).applied.len(), 3);
+        step(&mut n2, &mut disk, 1, 1, &[3], 0);
+        let terms: Vec<u64> = n2.entries().iter().map(|e| e.term).collect();
+        assert_eq!(terms, [1, 3]);
+        assert_eq!(disk.log, n2.entries());
+        assert!(
+            n2.commit_index() <= n2.last_index(),
+            "commit {} beyond the log's end {}",
+            n2.commit_index(),
+            n2.last_index()
+        );
+        // Entry 3 was applied and no longer exists: no snapshot can be made of it.
+        assert!(n2.snapshot(3, json!("s")).is_err());
+        // The leader's next entries commit; what was applied is not applied again.
+        let ready = step(&mut n2, &mut disk, 2, 3, &[3, 3], 4);
+        let applied: Vec<u64> = ready.applied.iter().map(|(i, _)| *i).collect();
+        assert_eq!(applied, [4]);
+        assert_eq!(n2.commit_index(), 4);
+        assert!(n2.snapshot(4, json!("s")).is_ok());
+    }
+
+    /// Entries that give the snapshot's last entry another term than the snapshot
+    /// does contradict committed state: they are dropped, not stored after it.
+    #[test]
+    fn entries_that_contradict_the_snapshot_are_dropped() {
+        let mut n2 = follower();
+        n2.step(
+            1,
+            "n1",
+            PeerMessage::InstallSnapshot {
+                term: 3,
+                last_index: 1,
+                last_term: 3,
+                data: json!("s"),
+            },
+        );
+        n2.ready();
+        assert_eq!((n2.log_start(), n2.term_at(1)), (1, Some(3)));
+        dropped(
+            n2,
+            PeerMessage::AppendEntries {
+                term: 3,
+                prev_index: 0,
+                prev_term: 0,
+                entries: entries(&[1, 1]),
+                commit: 0,
+            },
+        );
+    }
+
+    /// Small numbers (the interesting cases of a short log) and extreme ones.
+    fn number() -> impl Strategy<Value = u64> {
+        prop_oneof![
+            8 => 0u64..6,
+            1 => prop::sample::select(vec![
+                u64::MAX,
+                u64::MAX - 1,
+                MAX_PEER_NUMBER,
+                MAX_PEER_NUMBER + 1,
+                u64::MAX / 3,
+            ]),
+        ]
+    }
+
+    /// Terms near the node's own (2 or 3), so that many messages are current, with
+    /// 0 and extreme ones now and then.
+    fn term() -> impl Strategy<Value = u64> {
+        prop_oneof![
+            16 => 1u64..5,
+            1 => Just(0),
+            2 => number(),
+        ]
+    }
+
+    fn message() -> impl Strategy<Value = PeerMessage> {
+        let (n, t) = (number, term);
+        prop_oneof![
+            1 => (t(), n(), t()).prop_map(|(term, last_log_index, last_log_term)| {
+                PeerMessage::RequestVote {
+                    term,
+                    last_log_index,
+                    last_log_term,
+                }
+            }),
+            1 => (t(), any::<bool>())
+                .prop_map(|(term, granted)| PeerMessage::RequestVoteReply { term, granted }),
+            // The message that changes the log most: more of them.
+            4 => (t(), n(), t(), prop::collection::vec(t(), 0..4), n()).prop_map(
+                |(term, prev_index, prev_term, terms, commit)| PeerMessage::AppendEntries {
+                    term,
+                    prev_index,
+                    prev_term,
+                    entries: entries(&terms),
+                    commit,
+                }
+            ),
+            1 => (t(), any::<bool>(), n(), n(), n(), prop::option::of(t())).prop_map(
+                |(term, success, match_index, rejected, conflict_index, conflict_term)| {
+                    PeerMessage::AppendEntriesReply {
+                        term,
+                        success,
+                        match_index,
+                        rejected,
+                        conflict_index,
+                        conflict_term,
+                    }
+                }
+            ),
+            1 => (t(), n(), t()).prop_map(|(term, last_index, last_term)| {
+                PeerMessage::InstallSnapshot {
+                    term,
+                    last_index,
+                    last_term,
+                    data: json!("s"),
+                }
+            }),
+            1 => (t(), n()).prop_map(|(term, last_index)| PeerMessage::InstallSnapshotReply {
+                term,
+                last_index
+            }),
+        ]
+    }
+
+    #[derive(Debug, Clone)]
+    enum Event {
+        Message(bool, PeerMessage),
+        Tick,
+        Propose,
+        Snapshot,
+    }
+
+    fn event() -> impl Strategy<Value = Event> {
+        prop_oneof![
+            16 => (any::<bool>(), message()).prop_map(|(n2, m)| Event::Message(n2, m)),
+            1 => Just(Event::Tick),
+            1 => Just(Event::Propose),
+            1 => Just(Event::Snapshot),
+        ]
+    }
+
+    /// The persisted state a restart would read back is one a correct node could
+    /// have: it reconciles, its log's terms never decrease and are no later than the
+    /// stored term, and the node's commit index lies within its log.
+    fn check(raft: &Raft, disk: &Restored) {
+        let (hs, snapshot) = disk.clone().reconcile().expect("the disk reconciles");
+        let mut term = hs.log_start_term;
+        for entry in &hs.log {
+            assert!(entry.term >= term, "terms go backwards: {hs:?}");
+            term = entry.term;
+        }
+        assert!(
+            term <= hs.term,
+            "an entry of a later term than {}: {hs:?}",
+            hs.term
+        );
+        assert!(hs.log_start <= MAX_PEER_NUMBER, "{hs:?}");
+        if let Some(s) = snapshot {
+            assert!(
+                s.index <= hs.log_start + hs.log.len() as u64,
+                "{s:?} {hs:?}"
+            );
+        }
+        assert!(
+            raft.log_start() <= raft.commit_index(),
+            "commit before the log"
+        );
+        assert!(
+            raft.commit_index() <= raft.last_index(),
+            "commit {} beyond the last index {}",
+            raft.commit_index(),
+            raft.last_index()
+        );
+        // The node's own view is what it asked to persist.
+        assert_eq!(hs.log_start, raft.log_start());
+        assert_eq!(hs.log, raft.entries());
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(20_000))]
+
+        #[test]
+        fn arbitrary_peer_messages_never_panic_or_corrupt_the_disk(
+            lead in any::<bool>(),
+            events in prop::collection::vec(event(), 1..40),
+        ) {
+            let mut raft = if lead { leader() } else { follower() };
+            let mut disk = Restored {
+                hard_state: Some(HardState {
+                    term: raft.term(),
+                    voted_for: raft.voted_for().map(String::from),
+                    log: raft.entries().to_vec(),
+                    ..HardState::default()
+                }),
+                snapshot: None,
+            };
+            let mut applied = raft.commit_index();
+            let mut now = 1;
+            for event in events {
+                now += MS;
+                match event {
+                    Event::Message(n2, m) => raft.step(now, if n2 { "n2" } else { "n3" }, m),
+                    Event::Tick => {
+                        now = now.max(raft.next_deadline());
+                        raft.tick(now);
+                    }
+                    Event::Propose => {
+                        let _ = raft.propose(json!("p"));
+                    }
+                    Event::Snapshot => {
+                        if applied > raft.log_start() {
+                            let result = raft.snapshot(applied, json!("s"));
+                            // Refused only when a hostile leader cut applied entries.
+                            prop_assert_eq!(result.is_ok(), applied <= raft.last_index());
+                        }
+                    }
+                }
+                let ready = raft.ready();
+                if let Some(s) = &ready.snapshot {
+                    disk.snapshot = Some(s.clone());
+                }
+                let hs = disk.hard_state.get_or_insert_with(HardState::default);
+                if let Some(LogWrite::Append { from, .. }) = &ready.log {
+                    prop_assert_eq!(*from, hs.log_start + hs.log.len() as u64 + 1);
+                }
+                hs.apply(ready.term_vote.as_ref(), ready.log.as_ref());
+                if let Some(s) = &ready.apply_snapshot {
+                    applied = s.index;
+                }
+                for (index, _) in &ready.applied {
+                    prop_assert_eq!(*index, applied + 1, "applied out of order");
+                    applied = *index;
+                }
+                check(&raft, &disk);
+            }
+        }
+    }
+}

@@ -1,0 +1,174 @@
+//! How the harness takes a node's stdout when it breaks the protocol's framing: the
+//! same in simulated (lockstep) and real time. A line that is not UTF-8 is a protocol
+//! error recorded against the node, which goes on running; a line that never ends
+//! fails the node once it passes `MAX_LINE_BYTES`, instead of hanging the run or
+//! growing the harness's memory without bound.
+//!
+//! The nodes are `tests/fixtures/bad_output_node.py` (python3; `DSCONF_SKIP=python3`
+//! skips these tests, loudly).
+
+use std::time::Duration;
+
+use harness::cluster::{Cluster, ClusterConfig, Driver, TimeMode};
+use harness::network::NetConfig;
+use harness::node_process::MAX_LINE_BYTES;
+use harness::{Implementation, TestDir};
+use specs::node_protocol::{Body, Message};
+
+const MS: u64 = 1_000_000;
+
+/// False (after a loud line) when the user opted out of tests that need python3; a
+/// missing python3 otherwise fails the test with what to install.
+fn python3_available() -> bool {
+    let skip = std::env::var("DSCONF_SKIP").unwrap_or_default();
+    if skip.split(',').any(|t| t.trim() == "python3") {
+        eprintln!("SKIPPED: needs python3, and DSCONF_SKIP lists python3");
+        return false;
+    }
+    let found = std::process::Command::new("python3")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        found,
+        "python3 is missing: install it (apt-get install python3), or set DSCONF_SKIP=python3 \
+         to skip this test"
+    );
+    true
+}
+
+fn start(dir: &TestDir, mode: TimeMode, behaviour: &str) -> Cluster {
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/bad_output_node.py");
+    let command = format!("python3 {} {behaviour}", script.display());
+    let config = ClusterConfig {
+        nodes: 1,
+        implementation: Implementation::from_command(&command).unwrap(),
+        env: Vec::new(),
+        mode,
+        seed: 1,
+        net: NetConfig::reliable(),
+        dir: dir.path().to_path_buf(),
+        step_timeout: Duration::from_secs(20),
+    };
+    Cluster::start(config).expect("the node starts")
+}
+
+/// Sends one request to n1 and waits for its answer, or for an error the test does
+/// not expect (`expected` is a part of the errors it does), whichever comes first.
+struct Ask {
+    expected: &'static str,
+    reply: Option<Message>,
+    unexpected: bool,
+}
+
+impl Driver for Ask {
+    fn start(&mut self, cluster: &mut Cluster) {
+        let mut body = Body::new("echo");
+        body.msg_id = Some(1);
+        cluster.send(Message {
+            src: "c1".into(),
+            dest: "n1".into(),
+            now: None,
+            body,
+        });
+        cluster.wake(cluster.now() + 10 * MS, 0);
+    }
+
+    fn on_message(&mut self, _: &mut Cluster, message: Message) {
+        if message.body.in_reply_to == Some(1) {
+            self.reply = Some(message);
+        }
+    }
+
+    fn on_wake(&mut self, cluster: &mut Cluster, _: u64) {
+        self.unexpected = cluster.errors.iter().any(|e| !e.contains(self.expected));
+        cluster.wake(cluster.now() + 10 * MS, 0);
+    }
+
+    fn done(&self) -> bool {
+        self.reply.is_some() || self.unexpected
+    }
+}
+
+fn lines_not_utf8_are_protocol_errors(mode: TimeMode) {
+    if !python3_available() {
+        return;
+    }
+    let dir = TestDir::new("node-output-utf8");
+    let mut cluster = start(&dir, mode, "not-utf8");
+    let mut ask = Ask {
+        expected: "n1 wrote a line that is not UTF-8",
+        reply: None,
+        unexpected: false,
+    };
+    cluster.run(&mut ask, cluster.now() + 60_000 * MS);
+    let errors = &cluster.errors;
+    assert!(
+        !ask.unexpected,
+        "{}: only the lines that are not UTF-8 are errors: {errors:?}",
+        mode.name()
+    );
+    let reply = ask.reply.as_ref().unwrap_or_else(|| {
+        panic!(
+            "{}: the reply after the bad lines never came: {errors:?}",
+            mode.name()
+        )
+    });
+    assert_eq!(reply.body.kind, "echo_ok");
+    // Both bad lines, one of them a message with an invalid byte (never routed with
+    // the byte replaced), and nothing else.
+    assert_eq!(errors.len(), 2, "{}: {errors:?}", mode.name());
+    assert!(
+        errors[0].contains("invalid utf-8") && errors[1].contains("garbage"),
+        "{}: {errors:?}",
+        mode.name()
+    );
+    assert!(cluster.journal.text().contains("\"bad-output\""));
+    assert!(!cluster.journal.text().contains("node-failed"));
+}
+
+fn an_endless_line_fails_the_node(mode: TimeMode) {
+    if !python3_available() {
+        return;
+    }
+    let dir = TestDir::new("node-output-endless");
+    let mut cluster = start(&dir, mode, "endless");
+    let mut ask = Ask {
+        expected: "never matches",
+        reply: None,
+        unexpected: false,
+    };
+    cluster.run(&mut ask, cluster.now() + 60_000 * MS);
+    let errors = &cluster.errors;
+    assert!(ask.reply.is_none());
+    assert_eq!(errors.len(), 1, "{}: {errors:?}", mode.name());
+    assert!(
+        errors[0].contains(&format!(
+            "n1 wrote more than {MAX_LINE_BYTES} bytes without a newline"
+        )),
+        "{}: {errors:?}",
+        mode.name()
+    );
+    assert!(cluster.journal.text().contains("node-failed"));
+}
+
+#[test]
+fn lines_not_utf8_are_protocol_errors_in_simulated_time() {
+    lines_not_utf8_are_protocol_errors(TimeMode::Sim);
+}
+
+#[test]
+fn lines_not_utf8_are_protocol_errors_in_real_time() {
+    lines_not_utf8_are_protocol_errors(TimeMode::Real);
+}
+
+#[test]
+fn an_endless_line_fails_the_node_in_simulated_time() {
+    an_endless_line_fails_the_node(TimeMode::Sim);
+}
+
+#[test]
+fn an_endless_line_fails_the_node_in_real_time() {
+    an_endless_line_fails_the_node(TimeMode::Real);
+}
