@@ -2,13 +2,14 @@
 //! test table and the tests themselves. The command line and the nextest entries
 //! (`tests/<system>/main.rs`) both run these tables.
 
+pub mod dfs;
 pub mod kvsrv;
 
 use crate::suite::Suite;
 
 /// Every registered suite, in the order `harness list` and `harness test all` use.
 pub fn all() -> &'static [&'static Suite] {
-    static ALL: [&Suite; 1] = [&kvsrv::SUITE];
+    static ALL: [&Suite; 2] = [&kvsrv::SUITE, &dfs::SUITE];
     &ALL
 }
 
