@@ -149,7 +149,8 @@ fn a_missing_gcc_fails_unless_dsconf_skip_names_it(cx: &mut Context) {
     );
     assert_eq!(require_tool("gcc", true, "x", None, what), Ok(true));
     // End to end: a PATH without gcc. Without a PATH cargo cannot build either, so the
-    // child gets our server (built now) by its path.
+    // child gets our server (built now) by its path, and a library path that is never
+    // reached (the missing gcc stops the test before the library is used).
     let server = crate::implementation::workspace_binary("mfs-server");
     let empty = cx.dir().join("empty-path");
     std::fs::create_dir_all(&empty).expect("create a directory");

@@ -62,8 +62,8 @@ pub enum FsckPlan {
 pub fn fsck_plan(named: Option<&str>, server_is_ours: bool) -> FsckPlan {
     match named.map(str::trim) {
         Some("none") => FsckPlan::Skipped(
-            "image check after crashes: DFS_FSCK=none, so no image is checked (restarted \
-             servers are still compared with the spec)"
+            "image check after crashes: DFS_FSCK=none (or --impl fsck=none), so no image is \
+             checked (restarted servers are still compared with the spec)"
                 .into(),
         ),
         Some(cmd) if !cmd.is_empty() => FsckPlan::Named,
