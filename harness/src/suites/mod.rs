@@ -2,6 +2,7 @@
 //! test table and the tests themselves. The command line and the nextest entries
 //! (`tests/<system>/main.rs`) both run these tables.
 
+pub mod dfs;
 pub mod kvsrv;
 pub mod mapreduce;
 pub mod raft;
@@ -11,7 +12,12 @@ use crate::suite::Suite;
 /// Every registered suite, in the order `harness list` and `harness test all` use:
 /// the systems' numbers in the README.
 pub fn all() -> &'static [&'static Suite] {
-    static ALL: &[&Suite] = &[&mapreduce::SUITE, &kvsrv::SUITE, &raft::SUITE];
+    static ALL: &[&Suite] = &[
+        &dfs::SUITE,
+        &mapreduce::SUITE,
+        &kvsrv::SUITE,
+        &raft::SUITE,
+    ];
     ALL
 }
 

@@ -12,13 +12,17 @@ use std::time::{Duration, Instant};
 
 use specs::mfs::wire::{decode_reply, encode_request, Block, Reply, Request, MAX_DATAGRAM};
 
+/// The known-bad variant of the client (`DFS_BUG=client-no-retry`, the system's one
+/// switch, which the server reads too and ignores for this value).
+pub const CLIENT_NO_RETRY: &str = "client-no-retry";
+
 /// How a client behaves; [`Options::from_env`] reads the environment.
 #[derive(Debug, Clone)]
 pub struct Options {
     /// How long one attempt waits for its reply before the request is sent again.
     pub timeout: Duration,
     /// Retry forever (the default) or give up after the first timeout. Giving up is
-    /// the known-bad "client that never retries" variant (`MFS_BUG=no-retry`).
+    /// the known-bad "client that never retries" variant (`DFS_BUG=client-no-retry`).
     pub retry: bool,
 }
 
@@ -32,7 +36,7 @@ impl Default for Options {
 }
 
 impl Options {
-    /// Defaults changed by `MFS_TIMEOUT_MS=<ms>` and `MFS_BUG=no-retry`.
+    /// Defaults changed by `MFS_TIMEOUT_MS=<ms>` and `DFS_BUG=client-no-retry`.
     pub fn from_env() -> Options {
         let mut options = Options::default();
         if let Some(ms) = std::env::var("MFS_TIMEOUT_MS")
@@ -42,7 +46,8 @@ impl Options {
         {
             options.timeout = Duration::from_millis(ms);
         }
-        if std::env::var("MFS_BUG").as_deref() == Ok("no-retry") {
+        // The server's variants share the switch; they change nothing here.
+        if std::env::var("DFS_BUG").as_deref() == Ok(CLIENT_NO_RETRY) {
             options.retry = false;
         }
         options

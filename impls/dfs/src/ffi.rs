@@ -3,7 +3,7 @@
 //!
 //! `MFS_Init`'s signature has no room for options, so the timeout comes from
 //! `MFS_TIMEOUT_MS` (default 5000) and the known-bad no-retry variant from
-//! `MFS_BUG=no-retry`. Every function returns -1 when called before `MFS_Init`, on a
+//! `DFS_BUG=client-no-retry`. Every function returns -1 when called before `MFS_Init`, on a
 //! NULL pointer, or when the network fails.
 
 #![allow(non_snake_case, non_camel_case_types)]

@@ -1,16 +1,19 @@
-//! What the MFS conformance tests share: launching a server, a client that speaks the
-//! wire protocol, the tree of a file system as comparable lines, a random workload, and
-//! crash points.
+//! What the MFS tests share: launching a server, a client that speaks the wire
+//! protocol, the tree of a file system as comparable lines, a random workload, crash
+//! and power-loss points, and the relay that loses one datagram.
+//!
+//! Errors are typed [`Failure`]s, so each says which property it is about: a reply the
+//! spec disagrees with ([`SPEC`]), a server that stops answering ([`PROGRESS`]), an
+//! acknowledged change missing after a crash ([`DURABILITY`]), an image that does not
+//! pass the checker or boot ([`RECOVERY`]).
 
 use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use harness::lazyfs::LazyFs;
-use harness::{Implementation, Port, Process, TestDir};
 use rand::rngs::StdRng;
 use rand::Rng;
 use specs::mfs::wire::{
@@ -18,20 +21,35 @@ use specs::mfs::wire::{
 };
 use specs::mfs::{FsSpec, BLOCK_SIZE, DIRENTS_PER_BLOCK, DIRENT_SIZE, NAME_FIELD};
 
-/// The server under test: `DFS_IMPL` or our `mfs-server`, run as `CMD PORT IMAGE`.
-pub fn implementation() -> Implementation {
-    Implementation::from_env("DFS_IMPL", "mfs-server")
+use super::{DURABILITY, FSCK, RECOVERY, SPEC};
+use crate::implementation::Implementation;
+use crate::lazyfs::LazyFs;
+use crate::suite::property::{HARNESS, PROGRESS, PROTOCOL};
+use crate::suite::{Context, Evidence, Failure};
+use crate::{Port, Process};
+
+/// A failure of `property`.
+pub fn failure(property: &'static str, message: impl Into<String>) -> Failure {
+    Failure {
+        property,
+        message: message.into(),
+    }
 }
 
-/// Our own server, into which the known-bad variants (`DFS_BUG=...`) are built.
-pub fn our_server() -> Implementation {
-    Implementation::ours("mfs-server")
+/// `f` with `prefix` in front of its message.
+pub fn within(prefix: impl std::fmt::Display, f: Failure) -> Failure {
+    failure(f.property, format!("{prefix}: {}", f.message))
+}
+
+/// The value, or the test stops with the failure.
+pub fn ok<T>(r: Result<T, Failure>) -> T {
+    r.unwrap_or_else(|f| crate::suite::fail(f.property, f.message))
 }
 
 /// Where the image checker comes from, or why there is none.
 #[derive(Debug, PartialEq, Eq)]
 pub enum FsckPlan {
-    /// `DFS_FSCK`'s command.
+    /// The checker named with `DFS_FSCK` (or `--impl fsck=CMD`).
     Named,
     /// Our `mfsck`, for our server.
     Ours,
@@ -39,20 +57,21 @@ pub enum FsckPlan {
     Skipped(String),
 }
 
-/// The checker for a run with `DFS_FSCK` = `dfs_fsck` against our server or not.
-pub fn fsck_plan(dfs_fsck: Option<&str>, server_is_ours: bool) -> FsckPlan {
-    match dfs_fsck.map(str::trim) {
+/// The plan for a checker named `named` (`None`: nobody named one, so the suite's
+/// default, our `mfsck`) against our server or another.
+pub fn fsck_plan(named: Option<&str>, server_is_ours: bool) -> FsckPlan {
+    match named.map(str::trim) {
         Some("none") => FsckPlan::Skipped(
-            "image check after crashes: DFS_FSCK=none, so no image is checked (restarted \
-             servers are still compared with the spec)"
+            "image check after crashes: DFS_FSCK=none (or --impl fsck=none), so no image is \
+             checked (restarted servers are still compared with the spec)"
                 .into(),
         ),
         Some(cmd) if !cmd.is_empty() => FsckPlan::Named,
         _ if server_is_ours => FsckPlan::Ours,
         _ => FsckPlan::Skipped(
             "image check after crashes: the server under test is not ours and DFS_FSCK names \
-             no checker for its image format (set DFS_FSCK=\"CMD\", run as CMD IMAGE, exit 0 = \
-             consistent)"
+             no checker for its image format (set DFS_FSCK=\"CMD\" or --impl fsck=CMD, run as \
+             CMD IMAGE, exit 0 = consistent)"
                 .into(),
         ),
     }
@@ -63,14 +82,15 @@ pub fn loud_skip(what: &str) {
     eprintln!("\n==== SKIPPED: {what} ====\n");
 }
 
-/// The image checker run after crashes: `DFS_FSCK` (a command given the image path;
-/// `none` to skip) or, when the server is ours, our `mfsck`. A foreign server's image
-/// is in its own format, so it is checked only if its author names a checker. A
-/// skipped check is announced.
-pub fn fsck_for(imp: &Implementation) -> Option<Implementation> {
-    match fsck_plan(std::env::var("DFS_FSCK").ok().as_deref(), imp.is_ours()) {
-        FsckPlan::Named => Some(Implementation::from_env("DFS_FSCK", "mfsck")),
-        FsckPlan::Ours => Some(Implementation::ours("mfsck")),
+/// The image checker run after crashes: the context's `fsck` program (`DFS_FSCK`,
+/// `--impl fsck=CMD`; `none` to skip) or, by default, our `mfsck` when the server is
+/// ours. A foreign server's image is in its own format, so it is checked only if its
+/// author names a checker. A skipped check is announced.
+pub fn fsck_for(cx: &Context, server: &Implementation) -> Option<Implementation> {
+    let fsck = cx.program(FSCK);
+    let named = (!fsck.is_ours()).then(|| fsck.command_line());
+    match fsck_plan(named.as_deref(), server.is_ours()) {
+        FsckPlan::Named | FsckPlan::Ours => Some(fsck),
         FsckPlan::Skipped(why) => {
             loud_skip(&why);
             None
@@ -122,27 +142,27 @@ pub struct Server {
 }
 
 impl Server {
-    /// Starts the server on `image` and waits until it answers a Stat of the root.
+    /// Starts `imp` on `image` and waits until it answers a Stat of the root. Its log
+    /// goes into `dir` and, for a failing run, the evidence.
     pub fn start(
         imp: &Implementation,
-        dir: &TestDir,
+        dir: &Path,
         image: &Path,
-        bug: Option<&str>,
+        evidence: &Evidence,
     ) -> Result<Server, String> {
         let port = Port::reserve().map_err(|e| e.to_string())?;
         let log = dir.join(format!("server-{}.log", port.number()));
         let out = std::fs::File::create(&log).map_err(|e| e.to_string())?;
+        evidence.copy(&log);
         let mut cmd = imp.command();
         cmd.arg(port.number().to_string())
             .arg(image)
             .stdout(out.try_clone().map_err(|e| e.to_string())?)
             .stderr(out)
             .stdin(Stdio::null());
-        if let Some(bug) = bug {
-            cmd.env("DFS_BUG", bug);
-        }
         let spawned = Instant::now();
-        let process = Process::spawn("mfs server", &mut cmd).map_err(|e| e.to_string())?;
+        let process = Process::spawn("mfs server", &mut cmd)
+            .map_err(|e| format!("cannot start {}: {e}", imp.describe()))?;
         let addr: SocketAddr = port.addr().parse().unwrap();
         let mut server = Server {
             process,
@@ -179,6 +199,16 @@ impl Server {
         }
     }
 
+    /// The first start of a test: a server that does not come up has made no progress.
+    pub fn first(cx: &Context, image: &Path) -> Server {
+        Server::start(&cx.implementation(), cx.dir(), image, &cx.evidence()).unwrap_or_else(|e| {
+            crate::suite::fail(
+                PROGRESS,
+                format!("no progress: the server never answered its first request: {e}"),
+            )
+        })
+    }
+
     pub fn conn(&self) -> Conn {
         Conn::new(self.addr)
     }
@@ -201,16 +231,15 @@ impl Server {
 
     /// The slowest of 20 Stat round trips, measured now: the baseline for waits on
     /// replies that are not retried.
-    pub fn slowest_round_trip(&self) -> Duration {
+    pub fn slowest_round_trip(&self) -> Result<Duration, Failure> {
         let mut c = self.conn();
         let mut slowest = Duration::ZERO;
         for _ in 0..20 {
             let t = Instant::now();
-            c.call(&Request::Stat { inum: 0 })
-                .unwrap_or_else(|e| panic!("{e}"));
+            c.call(&Request::Stat { inum: 0 })?;
             slowest = slowest.max(t.elapsed());
         }
-        slowest
+        Ok(slowest)
     }
 
     pub fn log_tail(&self) -> String {
@@ -243,9 +272,13 @@ impl Conn {
         }
     }
 
-    pub fn call(&mut self, request: &Request) -> Result<Reply, String> {
+    /// The reply to `request`; a server that leaves it unanswered for the whole budget
+    /// of retries has stopped making progress.
+    pub fn call(&mut self, request: &Request) -> Result<Reply, Failure> {
         let give_up = Instant::now() + self.budget;
+        let budget = self.budget;
         self.call_until(request, || Instant::now() > give_up)
+            .map_err(|f| failure(f.property, format!("{} ({budget:?} of retries)", f.message)))
     }
 
     /// Like [`Conn::call`], but after each unanswered attempt asks `give_up`.
@@ -253,7 +286,7 @@ impl Conn {
         &mut self,
         request: &Request,
         give_up: impl Fn() -> bool,
-    ) -> Result<Reply, String> {
+    ) -> Result<Reply, Failure> {
         self.seq += 1;
         let datagram = encode_request(self.id, self.seq, request);
         let mut buf = vec![0u8; MAX_DATAGRAM + 16];
@@ -272,7 +305,12 @@ impl Conn {
                             return Ok(reply)
                         }
                         Ok(_) => {}
-                        Err(e) => return Err(format!("{request:?}: undecodable reply: {e}")),
+                        Err(e) => {
+                            return Err(failure(
+                                PROTOCOL,
+                                format!("{request:?}: undecodable reply: {e}"),
+                            ))
+                        }
                     },
                     Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
                         std::thread::sleep(left.min(Duration::from_millis(5)));
@@ -281,8 +319,9 @@ impl Conn {
                 }
             }
             if give_up() {
-                return Err(format!(
-                    "no reply to {request:?} after {attempts} attempt(s)"
+                return Err(failure(
+                    PROGRESS,
+                    format!("no progress: no reply to {request:?} after {attempts} attempt(s)"),
                 ));
             }
         }
@@ -308,28 +347,29 @@ impl Conn {
 
 /// Something that answers MFS requests: a server, or the spec.
 pub trait Target {
-    fn req(&mut self, request: &Request) -> Result<Reply, String>;
+    fn req(&mut self, request: &Request) -> Result<Reply, Failure>;
 }
 
 impl Target for Conn {
-    fn req(&mut self, request: &Request) -> Result<Reply, String> {
+    fn req(&mut self, request: &Request) -> Result<Reply, Failure> {
         self.call(request)
     }
 }
 
 impl Target for FsSpec {
-    fn req(&mut self, request: &Request) -> Result<Reply, String> {
+    fn req(&mut self, request: &Request) -> Result<Reply, Failure> {
         Ok(self.apply(request))
     }
 }
 
 /// Sends `request` to the server and to the spec; their replies must agree.
-pub fn checked(conn: &mut Conn, spec: &mut FsSpec, request: &Request) -> Result<Reply, String> {
+pub fn checked(conn: &mut Conn, spec: &mut FsSpec, request: &Request) -> Result<Reply, Failure> {
     let got = conn.call(request)?;
     let want = spec.apply(request);
     if got != want {
-        return Err(format!(
-            "{request:?}: the server replied {got:?}, the spec says {want:?}"
+        return Err(failure(
+            SPEC,
+            format!("{request:?}: the server replied {got:?}, the spec says {want:?}"),
         ));
     }
     Ok(got)
@@ -337,19 +377,29 @@ pub fn checked(conn: &mut Conn, spec: &mut FsSpec, request: &Request) -> Result<
 
 /// The whole tree as lines (path, inode, type, size, every block's digest), read with
 /// Stat and Read only, so a server's tree and the spec's compare line by line.
-pub fn dump(t: &mut impl Target) -> Result<Vec<String>, String> {
+pub fn dump(t: &mut impl Target) -> Result<Vec<String>, Failure> {
     let mut lines = Vec::new();
     let mut stack = vec![(0, "/".to_string())];
     while let Some((inum, path)) = stack.pop() {
         let (kind, size) = match t.req(&Request::Stat { inum })? {
             Reply::Stat { kind, size } => (kind, size),
-            other => return Err(format!("Stat of {path} (inode {inum}) gave {other:?}")),
+            other => {
+                return Err(failure(
+                    SPEC,
+                    format!("Stat of {path} (inode {inum}) gave {other:?}"),
+                ))
+            }
         };
         lines.push(format!("{path} inode {inum} type {kind} size {size}"));
         for block in 0..size / BLOCK_SIZE as i32 {
             let data = match t.req(&Request::Read { inum, block })? {
                 Reply::Data(d) => d,
-                other => return Err(format!("Read of {path} block {block} gave {other:?}")),
+                other => {
+                    return Err(failure(
+                        SPEC,
+                        format!("Read of {path} block {block} gave {other:?}"),
+                    ))
+                }
             };
             lines.push(format!("{path} block {block}: {}", describe_block(&data)));
             if kind != 0 {
@@ -492,10 +542,10 @@ pub fn random_workload(
     spec: &mut FsSpec,
     rng: &mut StdRng,
     count: usize,
-) -> Result<(), String> {
+) -> Result<(), Failure> {
     for i in 0..count {
         let request = random_request(rng, spec);
-        checked(conn, spec, &request).map_err(|e| format!("request {i}: {e}"))?;
+        checked(conn, spec, &request).map_err(|e| within(format_args!("request {i}"), e))?;
     }
     Ok(())
 }
@@ -506,7 +556,8 @@ pub fn random_workload(
 pub struct Crasher {
     pub imp: Implementation,
     pub fsck: Option<Implementation>,
-    pub bug: Option<&'static str>,
+    dir: PathBuf,
+    evidence: Evidence,
     pub image: PathBuf,
     spec: FsSpec,
     server: Option<Server>,
@@ -515,12 +566,15 @@ pub struct Crasher {
 }
 
 impl Crasher {
-    pub fn new(imp: Implementation, dir: &TestDir, bug: Option<&'static str>) -> Crasher {
+    /// Crash points of the context's server, in its scratch directory.
+    pub fn new(cx: &Context) -> Crasher {
+        let imp = cx.implementation();
         Crasher {
-            fsck: fsck_for(&imp),
+            fsck: fsck_for(cx, &imp),
             imp,
-            bug,
-            image: dir.join("crash.img"),
+            dir: cx.dir().to_path_buf(),
+            evidence: cx.evidence(),
+            image: cx.dir().join("crash.img"),
             spec: FsSpec::new(),
             server: None,
             points: 0,
@@ -536,17 +590,12 @@ impl Crasher {
     }
 
     /// One crash point, the kill `kill_after` into the workload.
-    pub fn point(
-        &mut self,
-        dir: &TestDir,
-        rng: &mut StdRng,
-        kill_after: Duration,
-    ) -> Result<(), String> {
+    pub fn point(&mut self, rng: &mut StdRng, kill_after: Duration) -> Result<(), Failure> {
         self.points += 1;
         let p = self.points;
         let mut server = match self.server.take() {
             Some(s) => s,
-            None => Server::start(&self.imp, dir, &self.image, self.bug)?,
+            None => self.start_fresh()?,
         };
         let pid = server.process.pid() as libc::pid_t;
         let killed = Arc::new(AtomicBool::new(false));
@@ -560,7 +609,7 @@ impl Crasher {
         let mut conn = server.conn();
         conn.attempt = Duration::from_millis(20);
         let mut in_flight = None;
-        let mut failure = None;
+        let mut wrong = None;
         loop {
             let request = random_request(rng, &mut self.spec);
             match conn.call_until(&request, || killed.load(Ordering::SeqCst)) {
@@ -568,59 +617,67 @@ impl Crasher {
                     let want = self.spec.apply(&request);
                     self.acknowledged += 1;
                     if got != want {
-                        failure = Some(format!(
-                            "crash point {p}: {request:?}: the server replied {got:?}, the spec says {want:?}"
+                        wrong = Some(failure(
+                            SPEC,
+                            format!(
+                                "crash point {p}: {request:?}: the server replied {got:?}, the \
+                                 spec says {want:?}"
+                            ),
                         ));
                     }
                 }
+                Err(f) if f.property == PROTOCOL => return Err(f),
                 Err(_) => {
                     in_flight = Some(request);
                     break;
                 }
             }
-            if failure.is_some() {
+            if wrong.is_some() {
                 break;
             }
         }
         killer.join().unwrap();
         let _ = server.process.kill();
-        if let Some(f) = failure {
+        if let Some(f) = wrong {
             return Err(f);
         }
         if let Some(fsck) = &self.fsck {
-            let out = fsck
-                .command()
-                .arg(&self.image)
-                .output()
-                .map_err(|e| format!("cannot run {}: {e}", fsck.describe()))?;
-            if !out.status.success() {
-                return Err(format!(
-                    "crash point {p}: the image checker ({}) rejects the image after a SIGKILL {kill_after:?} into the workload:\n{}{}",
-                    fsck.describe(),
-                    String::from_utf8_lossy(&out.stdout),
-                    String::from_utf8_lossy(&out.stderr)
-                ));
-            }
+            check_image(fsck, &self.image).map_err(|f| {
+                within(
+                    format_args!(
+                        "crash point {p}: after a SIGKILL {kill_after:?} into the workload"
+                    ),
+                    f,
+                )
+            })?;
         }
         // Now and then crash the restart too, while it may still be recovering: boot
         // must be safe to interrupt and redo.
         if rng.gen_bool(0.25) {
             let mut cmd = self.imp.command();
-            let port = Port::reserve().map_err(|e| e.to_string())?;
+            let port = Port::reserve().map_err(|e| failure(HARNESS, e.to_string()))?;
             cmd.arg(port.number().to_string())
                 .arg(&self.image)
                 .stdout(Stdio::null())
                 .stderr(Stdio::null());
-            if let Some(bug) = self.bug {
-                cmd.env("DFS_BUG", bug);
-            }
-            let mut early = Process::spawn("mfs server", &mut cmd).map_err(|e| e.to_string())?;
+            let mut early = Process::spawn("mfs server", &mut cmd).map_err(|e| {
+                failure(
+                    HARNESS,
+                    format!("cannot start {}: {e}", self.imp.describe()),
+                )
+            })?;
             std::thread::sleep(Duration::from_micros(rng.gen_range(0..3000)));
             let _ = early.kill();
         }
-        let server = Server::start(&self.imp, dir, &self.image, self.bug).map_err(|e| {
-            format!("crash point {p}: the server does not restart on the crashed image: {e}")
-        })?;
+        let server =
+            Server::start(&self.imp, &self.dir, &self.image, &self.evidence).map_err(|e| {
+                failure(
+                    RECOVERY,
+                    format!(
+                        "crash point {p}: the server does not restart on the crashed image: {e}"
+                    ),
+                )
+            })?;
         let mut conn = server.conn();
         let got = dump(&mut conn)?;
         let want = dump(&mut self.spec.clone())?;
@@ -634,37 +691,52 @@ impl Crasher {
                 _ => false,
             };
             if !matched {
-                return Err(format!(
+                return Err(failure(DURABILITY, format!(
                     "crash point {p}: after a SIGKILL {kill_after:?} into the workload and a restart, \
                      the tree is not the one after the {} acknowledged request(s) (nor with the one in \
                      flight, {in_flight:?}): an acknowledged change was lost or altered; first \
                      difference: {}",
                     self.acknowledged,
                     first_difference(&got, &want)
-                ));
+                )));
             }
             self.spec = with;
         }
         self.server = Some(server);
         Ok(())
     }
+
+    /// A server on a fresh image (the first of the test, or after a reset): one that
+    /// does not come up has made no progress.
+    fn start_fresh(&self) -> Result<Server, Failure> {
+        Server::start(&self.imp, &self.dir, &self.image, &self.evidence).map_err(|e| {
+            failure(
+                PROGRESS,
+                format!("no progress: the server does not start on a new image: {e}"),
+            )
+        })
+    }
 }
 
 /// Runs the image checker on `image`; `Err` says what it reported.
-pub fn check_image(fsck: &Implementation, image: &Path) -> Result<(), String> {
-    let out = fsck
-        .command()
-        .arg(image)
-        .output()
-        .map_err(|e| format!("cannot run {}: {e}", fsck.describe()))?;
+pub fn check_image(fsck: &Implementation, image: &Path) -> Result<(), Failure> {
+    let out = fsck.command().arg(image).output().map_err(|e| {
+        failure(
+            HARNESS,
+            format!("cannot run the image checker {}: {e}", fsck.describe()),
+        )
+    })?;
     if out.status.success() {
         return Ok(());
     }
-    Err(format!(
-        "the image checker ({}) rejects the image:\n{}{}",
-        fsck.describe(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+    Err(failure(
+        RECOVERY,
+        format!(
+            "the image checker ({}) rejects the image:\n{}{}",
+            fsck.describe(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
     ))
 }
 
@@ -677,7 +749,8 @@ pub fn check_image(fsck: &Implementation, image: &Path) -> Result<(), String> {
 pub struct PowerLoss {
     pub imp: Implementation,
     pub fsck: Option<Implementation>,
-    pub bug: Option<&'static str>,
+    dir: PathBuf,
+    evidence: Evidence,
     disk: LazyFs,
     image: PathBuf,
     images: usize,
@@ -702,17 +775,22 @@ const WRITER_BLOCKS: usize = 4;
 impl PowerLoss {
     /// Mounts the power-loss filesystem under `dir`. A machine without FUSE fails the
     /// test with what is missing, as the Raft suite's power-loss tests do.
-    pub fn new(imp: Implementation, dir: &TestDir, bug: Option<&'static str>) -> PowerLoss {
-        let mountpoint = dir.join("disk");
+    pub fn new(cx: &Context) -> PowerLoss {
+        let mountpoint = cx.dir().join("disk");
         std::fs::create_dir_all(&mountpoint).unwrap();
         let disk = LazyFs::mount(&mountpoint).unwrap_or_else(|e| {
-            panic!("{e}\nthe power-loss tests need /dev/fuse and root (as on CI)")
+            crate::suite::fail(
+                HARNESS,
+                format!("{e}\nthe power-loss tests need /dev/fuse and root (as on CI)"),
+            )
         });
         let image = mountpoint.join("fs-0.img");
+        let imp = cx.implementation();
         PowerLoss {
-            fsck: fsck_for(&imp),
+            fsck: fsck_for(cx, &imp),
             imp,
-            bug,
+            dir: cx.dir().to_path_buf(),
+            evidence: cx.evidence(),
             disk,
             image,
             images: 0,
@@ -741,17 +819,12 @@ impl PowerLoss {
 
     /// One point: up to `max_requests` acknowledged random requests, perhaps one more
     /// sent and not waited for, then kill, power failure, check, restart, compare.
-    pub fn point(
-        &mut self,
-        dir: &TestDir,
-        rng: &mut StdRng,
-        max_requests: usize,
-    ) -> Result<(), String> {
+    pub fn point(&mut self, rng: &mut StdRng, max_requests: usize) -> Result<(), Failure> {
         self.points += 1;
         let p = self.points;
         let mut server = match self.server.take() {
             Some(s) => s,
-            None => Server::start(&self.imp, dir, &self.image, self.bug)?,
+            None => self.start_fresh()?,
         };
         let mut conn = server.conn();
         for _ in 0..rng.gen_range(0..=max_requests) {
@@ -761,8 +834,12 @@ impl PowerLoss {
             let want = self.spec.apply(&request);
             self.acknowledged += 1;
             if got != want {
-                return Err(format!(
-                    "power-loss point {p}: {request:?}: the server replied {got:?}, the spec says {want:?}"
+                return Err(failure(
+                    SPEC,
+                    format!(
+                        "power-loss point {p}: {request:?}: the server replied {got:?}, the spec \
+                         says {want:?}"
+                    ),
                 ));
             }
             // Only requests that changed something can be lost (a failed Write, or a
@@ -787,14 +864,14 @@ impl PowerLoss {
         let lost = self.disk.power_fail();
         self.lost_bytes += lost.bytes;
         if let Some(fsck) = &self.fsck {
-            check_image(fsck, &self.image)
-                .map_err(|e| format!("power-loss point {p}: after the power failure, {e}"))?;
+            check_image(fsck, &self.image).map_err(|f| {
+                within(
+                    format_args!("power-loss point {p}: after the power failure"),
+                    f,
+                )
+            })?;
         }
-        let server = Server::start(&self.imp, dir, &self.image, self.bug).map_err(|e| {
-            format!(
-                "power-loss point {p}: the server does not restart after the power failure: {e}"
-            )
-        })?;
+        let server = self.restart(p)?;
         let got = dump(&mut server.conn())?;
         let mut after = self.spec.clone();
         if dump(&mut after.clone())? != got {
@@ -806,7 +883,7 @@ impl PowerLoss {
                 _ => false,
             };
             if !matched {
-                return Err(self.name_the_loss(p, &got, lost)?);
+                return Err(failure(DURABILITY, self.name_the_loss(p, &got, lost)?));
             }
         }
         self.spec = after.clone();
@@ -820,17 +897,12 @@ impl PowerLoss {
     /// the server groups their writes into batches; the power fails at a random instant
     /// (0-25 ms in). Every block must then hold the last write to it that was
     /// acknowledged, or the one in flight to it.
-    pub fn writers_point(
-        &mut self,
-        dir: &TestDir,
-        rng: &mut StdRng,
-        n: usize,
-    ) -> Result<(), String> {
+    pub fn writers_point(&mut self, rng: &mut StdRng, n: usize) -> Result<(), Failure> {
         self.points += 1;
         let p = self.points;
         let mut server = match self.server.take() {
             Some(s) => s,
-            None => Server::start(&self.imp, dir, &self.image, self.bug)?,
+            None => self.start_fresh()?,
         };
         if self.writers.is_none() {
             let mut conn = server.conn();
@@ -850,12 +922,22 @@ impl PowerLoss {
                     (Reply::Ok(0), Reply::Ok(inum)) => {
                         files.push((inum, vec![None; WRITER_BLOCKS]))
                     }
-                    other => return Err(format!("creating {file}: the server replied {other:?}")),
+                    other => {
+                        return Err(failure(
+                            SPEC,
+                            format!("creating {file}: the server replied {other:?}"),
+                        ))
+                    }
                 }
             }
             self.writers = Some(files);
         }
-        let files = self.writers.as_mut().unwrap();
+        // Taken while the point runs (it restarts the server through `self`), put back
+        // when the point passes.
+        let mut files = self
+            .writers
+            .take()
+            .expect("the writers' files were just made");
         let pid = server.process.pid() as libc::pid_t;
         let killed = Arc::new(AtomicBool::new(false));
         let mut threads = Vec::new();
@@ -877,8 +959,12 @@ impl PowerLoss {
                     match conn.call_until(&write, || killed.load(Ordering::SeqCst)) {
                         Ok(Reply::Ok(0)) => acked.push((block, data)),
                         Ok(other) => {
-                            return Err(format!("{write:?}: the server replied {other:?}"))
+                            return Err(failure(
+                                SPEC,
+                                format!("{write:?}: the server replied {other:?}"),
+                            ))
                         }
+                        Err(f) if f.property == PROTOCOL => return Err(f),
                         Err(_) => return Ok((acked, Some((block, data)))),
                     }
                 }
@@ -895,17 +981,17 @@ impl PowerLoss {
         self.lost_bytes += lost.bytes;
         let mut outcomes = Vec::new();
         for r in results {
-            outcomes.push(r.map_err(|e| format!("power-loss point {p}: {e}"))?);
+            outcomes.push(r.map_err(|f| within(format_args!("power-loss point {p}"), f))?);
         }
         if let Some(fsck) = &self.fsck {
-            check_image(fsck, &self.image)
-                .map_err(|e| format!("power-loss point {p}: after the power failure, {e}"))?;
+            check_image(fsck, &self.image).map_err(|f| {
+                within(
+                    format_args!("power-loss point {p}: after the power failure"),
+                    f,
+                )
+            })?;
         }
-        let server = Server::start(&self.imp, dir, &self.image, self.bug).map_err(|e| {
-            format!(
-                "power-loss point {p}: the server does not restart after the power failure: {e}"
-            )
-        })?;
+        let server = self.restart(p)?;
         let mut conn = server.conn();
         for (w, ((inum, blocks), (acked, in_flight))) in files.iter_mut().zip(outcomes).enumerate()
         {
@@ -916,9 +1002,12 @@ impl PowerLoss {
             };
             let found = conn.call(&lookup)?;
             if found != Reply::Ok(*inum) {
-                return Err(format!(
-                    "power-loss point {p}: the acknowledged Creat(0, type 1, \"w{w}\") (inode \
+                return Err(failure(
+                    DURABILITY,
+                    format!(
+                        "power-loss point {p}: the acknowledged Creat(0, type 1, \"w{w}\") (inode \
                      {inum}) was lost: {lookup:?} now gives {found:?}"
+                    ),
                 ));
             }
             let mut last: Vec<Option<(usize, Block)>> = vec![None; WRITER_BLOCKS];
@@ -965,19 +1054,45 @@ impl PowerLoss {
                             want.as_ref().map_or("a hole".into(), |d| describe_block(d))
                         ),
                     };
-                    return Err(format!(
-                        "power-loss point {p} ({n} concurrent writers): the power failure \
+                    return Err(failure(
+                        DURABILITY,
+                        format!(
+                            "power-loss point {p} ({n} concurrent writers): the power failure \
                          discarded {} unsynced byte(s), and {what}: block {b} of inode {inum} \
                          reads back {shown}",
-                        lost.bytes
+                            lost.bytes
+                        ),
                     ));
                 }
                 // Written blocks are never all zeros (`pattern_block`): zeros are a hole.
                 blocks[b] = got.filter(|d| d.iter().any(|&x| x != 0));
             }
         }
+        self.writers = Some(files);
         self.server = Some(server);
         Ok(())
+    }
+
+    /// A server on a fresh image: one that does not come up has made no progress.
+    fn start_fresh(&self) -> Result<Server, Failure> {
+        Server::start(&self.imp, &self.dir, &self.image, &self.evidence).map_err(|e| {
+            failure(
+                PROGRESS,
+                format!("no progress: the server does not start on a new image: {e}"),
+            )
+        })
+    }
+
+    /// The server again, on the image a power failure left.
+    fn restart(&self, p: usize) -> Result<Server, Failure> {
+        Server::start(&self.imp, &self.dir, &self.image, &self.evidence).map_err(|e| {
+            failure(
+                RECOVERY,
+                format!(
+                    "power-loss point {p}: the server does not restart after the power failure: {e}"
+                ),
+            )
+        })
     }
 
     /// Which acknowledged change is missing: the restarted tree is matched against the
@@ -986,8 +1101,8 @@ impl PowerLoss {
         &self,
         p: usize,
         got: &[String],
-        lost: harness::lazyfs::Lost,
-    ) -> Result<String, String> {
+        lost: crate::lazyfs::Lost,
+    ) -> Result<String, Failure> {
         let n = self.since.len();
         let mut prefix = None;
         for k in (0..n).rev() {
@@ -1131,15 +1246,44 @@ impl Drop for DropOnce {
     }
 }
 
-/// Path of a workspace artefact that `cargo build -p dfs --lib` makes.
-pub fn libmfs() -> PathBuf {
-    if let Ok(p) = std::env::var("DFS_LIBMFS") {
-        return PathBuf::from(p);
+/// The client library the C program links: `DFS_LIBMFS` if set, else ours. A
+/// known-bad run always uses ours (its switch is in the program's environment, see
+/// [`bug_env`]).
+pub fn libmfs(cx: &Context) -> PathBuf {
+    if cx.bug().is_none() {
+        if let Ok(p) = std::env::var(LIBMFS_VAR) {
+            if !p.trim().is_empty() {
+                return PathBuf::from(p);
+            }
+        }
     }
-    let server = harness::implementation::workspace_binary("mfs-server");
-    let dir = server.parent().unwrap().to_path_buf();
-    let lib = dir.join("libmfs.so");
-    if !lib.exists() {
+    our_libmfs()
+}
+
+/// The variable naming another client library (a `.so` path, not a command: it is
+/// linked, not run, so it is no program of the suite).
+pub const LIBMFS_VAR: &str = "DFS_LIBMFS";
+
+/// The environment that puts a known-bad run's switch into our client library, which
+/// reads `DFS_BUG` as the server does.
+pub fn bug_env(cx: &Context) -> Vec<(&'static str, String)> {
+    cx.bug()
+        .map(|b| vec![("DFS_BUG", b.to_string())])
+        .unwrap_or_default()
+}
+
+/// Our `libmfs.so`, built from the current sources (once per process, like our
+/// binaries: a library that exists is not trusted to be current).
+fn our_libmfs() -> PathBuf {
+    static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    let built = BUILT.get_or_init(|| {
+        let server =
+            crate::implementation::build_binary("mfs-server").map_err(|e| e.to_string())?;
+        let dir = server
+            .parent()
+            .expect("a binary has a directory")
+            .to_path_buf();
+        let lib = dir.join("libmfs.so");
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let mut build = Command::new(cargo);
         build
@@ -1148,11 +1292,18 @@ pub fn libmfs() -> PathBuf {
         if dir.file_name().is_some_and(|n| n == "release") {
             build.arg("--release");
         }
-        let status = build.status().expect("run cargo");
-        assert!(
-            status.success() && lib.exists(),
-            "building libmfs.so failed"
-        );
-    }
-    lib
+        let out = build
+            .output()
+            .map_err(|e| format!("cannot run cargo to build libmfs.so: {e}"))?;
+        if !out.status.success() || !lib.exists() {
+            return Err(format!(
+                "building libmfs.so failed:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        Ok(lib)
+    });
+    built
+        .clone()
+        .unwrap_or_else(|e| crate::suite::fail(HARNESS, e))
 }
