@@ -339,8 +339,15 @@ pub fn run_known_bad(
         },
         ..options.clone()
     };
-    let outcome = run(suite, test, &options);
-    (KnownBadVerdict::of(known_bad, &outcome), outcome)
+    let mut outcome = run(suite, test, &options);
+    let verdict = KnownBadVerdict::of(known_bad, &outcome);
+    if verdict == KnownBadVerdict::Rejected {
+        // Failing was the point: the evidence stays, the scratch space goes.
+        if let Some(dir) = outcome.scratch.take() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+    (verdict, outcome)
 }
 
 #[cfg(test)]
@@ -405,7 +412,7 @@ mod tests {
         install_panic_hook();
         QUIET.with(|q| q.set(true));
         let typed = catch_unwind(|| fail("durability", "lost")).unwrap_err();
-        let plain = catch_unwind(|| assert!(1 + 1 == 3, "arithmetic")).unwrap_err();
+        let plain = catch_unwind(|| panic!("arithmetic")).unwrap_err();
         QUIET.with(|q| q.set(false));
         let typed = panic_failure(typed);
         assert_eq!(

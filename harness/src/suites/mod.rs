@@ -12,12 +12,7 @@ use crate::suite::Suite;
 /// Every registered suite, in the order `harness list` and `harness test all` use:
 /// the systems' numbers in the README.
 pub fn all() -> &'static [&'static Suite] {
-    static ALL: &[&Suite] = &[
-        &dfs::SUITE,
-        &mapreduce::SUITE,
-        &kvsrv::SUITE,
-        &raft::SUITE,
-    ];
+    static ALL: &[&Suite] = &[&dfs::SUITE, &mapreduce::SUITE, &kvsrv::SUITE, &raft::SUITE];
     ALL
 }
 
