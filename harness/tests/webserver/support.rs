@@ -27,7 +27,7 @@ impl Subject {
         }
     }
 
-    /// Our binary with `WSERVER_BUG=<name>`, whatever `WEBSERVER_IMPL` says: these
+    /// Our binary with `WEBSERVER_BUG=<name>`, whatever `WEBSERVER_IMPL` says: these
     /// runs test the suite, not the implementation.
     pub fn known_bad(name: &'static str) -> Subject {
         Subject {
@@ -46,7 +46,7 @@ impl Subject {
             None => Command::new(workspace_binary("wserver")),
         };
         if let Some(bug) = self.bug {
-            cmd.env("WSERVER_BUG", bug);
+            cmd.env("WEBSERVER_BUG", bug);
         }
         cmd
     }
@@ -54,7 +54,7 @@ impl Subject {
     fn describe(&self) -> String {
         match (&self.imp, self.bug) {
             (Some(imp), _) => imp.describe().to_string(),
-            (None, Some(bug)) => format!("reference wserver with WSERVER_BUG={bug}"),
+            (None, Some(bug)) => format!("reference wserver with WEBSERVER_BUG={bug}"),
             (None, None) => "reference wserver".into(),
         }
     }
