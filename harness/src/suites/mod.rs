@@ -3,12 +3,13 @@
 //! (`tests/<system>/main.rs`) both run these tables.
 
 pub mod kvsrv;
+pub mod webserver;
 
 use crate::suite::Suite;
 
 /// Every registered suite, in the order `harness list` and `harness test all` use.
 pub fn all() -> &'static [&'static Suite] {
-    static ALL: [&Suite; 1] = [&kvsrv::SUITE];
+    static ALL: [&Suite; 2] = [&kvsrv::SUITE, &webserver::SUITE];
     &ALL
 }
 
