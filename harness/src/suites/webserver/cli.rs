@@ -18,7 +18,8 @@ pub(super) fn defaults(cx: &mut Context) {
     );
     let subject = Subject::of(cx);
     let mut cmd = subject.run_args(&[], &root);
-    cmd.stdout(std::process::Stdio::null());
+    cmd.stdout(std::process::Stdio::null())
+        .stderr(subject.log("server-defaults.log"));
     let mut process = crate::Process::spawn("wserver with no options", &mut cmd).unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
     let mut stream = loop {

@@ -84,7 +84,7 @@ impl Subject {
 
     /// Where a started server's standard error goes: a file of the scratch
     /// directory, kept with the evidence of a failing run.
-    fn log(&self, name: &str) -> Stdio {
+    pub fn log(&self, name: &str) -> Stdio {
         let path = self.dir.join(name);
         self.evidence.copy(&path);
         match fs::File::create(&path) {
