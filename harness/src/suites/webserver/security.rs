@@ -7,12 +7,13 @@ use std::net::TcpStream;
 use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, Instant};
 
-use super::checks;
-use super::support::{docroot, margin, parallel, read_to_close, wait_for, Subject};
 use rand::Rng;
 
+use super::checks;
+use super::support::{docroot, margin, parallel, read_to_close, wait_for, Subject};
 use crate::suite::Context;
 
+/// Every way out of the root is refused; the secret outside it comes from the seed.
 pub(super) fn path_traversal_refused(cx: &mut Context) {
     let secret = cx.rng(1).gen::<u64>();
     checks::path_traversal(&Subject::of(cx), cx.dir(), secret);
