@@ -12,7 +12,7 @@ use crate::cluster::TimeMode;
 use crate::implementation::Implementation;
 use crate::suite::context::Target;
 use crate::suite::runner::{self, KnownBadVerdict, RunOptions};
-use crate::suite::{property, Context, KnownBad, TestCase};
+use crate::suite::{property, Context, KnownBad, Outcome, TestCase};
 
 pub(super) const CHECKS: &[TestCase] = &[
     TestCase {
@@ -51,6 +51,7 @@ fn exiting_server_fails_every_test(cx: &mut Context) {
             quiet: true,
         };
         let outcome = runner::run(&SUITE, test, &options);
+        discard_scratch(&outcome);
         if outcome.passed()
             && test.name.starts_with("browser::")
             && super::support::skipped("chromium")
@@ -105,6 +106,7 @@ fn thread_per_request_never_blocks_the_acceptor(cx: &mut Context) {
         quiet: true,
     };
     let (verdict, outcome) = runner::run_known_bad(&SUITE, known_bad, &options);
+    discard_scratch(&outcome);
     if verdict == KnownBadVerdict::Rejected {
         cx.note(outcome.report());
     } else {
@@ -112,5 +114,13 @@ fn thread_per_request_never_blocks_the_acceptor(cx: &mut Context) {
             BOUNDED_BUFFER,
             verdict.complaint(&SUITE, known_bad, &outcome),
         );
+    }
+}
+
+/// The runs inside a check fail on purpose: what they leave is no evidence of
+/// anything (the check's own scratch directory is kept if the check fails).
+fn discard_scratch(outcome: &Outcome) {
+    if let Some(dir) = &outcome.scratch {
+        let _ = std::fs::remove_dir_all(dir);
     }
 }
