@@ -6,13 +6,20 @@ pub mod dfs;
 pub mod kvsrv;
 pub mod mapreduce;
 pub mod raft;
+pub mod webserver;
 
 use crate::suite::Suite;
 
 /// Every registered suite, in the order `harness list` and `harness test all` use:
 /// the systems' numbers in the README.
 pub fn all() -> &'static [&'static Suite] {
-    static ALL: &[&Suite] = &[&dfs::SUITE, &mapreduce::SUITE, &kvsrv::SUITE, &raft::SUITE];
+    static ALL: &[&Suite] = &[
+        &webserver::SUITE,
+        &dfs::SUITE,
+        &mapreduce::SUITE,
+        &kvsrv::SUITE,
+        &raft::SUITE,
+    ];
     ALL
 }
 

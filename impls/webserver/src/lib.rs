@@ -7,7 +7,7 @@
 //! protocol the conformance suite checks.
 
 pub mod buffer;
-pub mod bugs;
+pub mod bug;
 pub mod master;
 pub mod request;
 pub mod server;

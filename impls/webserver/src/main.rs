@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::{CommandFactory, Parser, ValueEnum};
 use webserver::buffer::Policy;
-use webserver::bugs::Bugs;
+use webserver::bug::Bugs;
 use webserver::server::{self, Config};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -82,7 +82,7 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
     };
-    let bugs = match Bugs::parse(&std::env::var("WSERVER_BUG").unwrap_or_default()) {
+    let bugs = match Bugs::parse(&std::env::var("WEBSERVER_BUG").unwrap_or_default()) {
         Ok(b) => b,
         Err(e) => {
             eprintln!("wserver: {e}");

@@ -17,7 +17,7 @@ use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 
 use crate::buffer::Policy;
-use crate::bugs::Bugs;
+use crate::bug::Bugs;
 use crate::request::{self, Parsed, MAX_HEAD};
 use crate::server::{Back, Shared};
 use crate::status::Status;

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::buffer::{BoundedBuffer, Policy};
-use crate::bugs::Bugs;
+use crate::bug::Bugs;
 use crate::master::{self, Master};
 use crate::site::Site;
 use crate::worker::{self, Job};

@@ -1,4 +1,4 @@
-//! Known-bad variants, switched on by `WSERVER_BUG=<name>[,<name>...]`, so the
+//! Known-bad variants, switched on by `WEBSERVER_BUG=<name>[,<name>...]`, so the
 //! conformance suite can show that it rejects each of them. Undocumented in `--help`
 //! on purpose: they exist only to prove the tests bite.
 
@@ -32,7 +32,7 @@ impl Bugs {
                 "follow-dotdot" => bugs.follow_dotdot = true,
                 other => {
                     return Err(format!(
-                        "WSERVER_BUG: unknown variant {other:?} (known: {})",
+                        "WEBSERVER_BUG: unknown variant {other:?} (known: {})",
                         NAMES.join(", ")
                     ))
                 }

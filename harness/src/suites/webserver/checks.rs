@@ -1,60 +1,25 @@
-//! Checks that both the conformance tests and the known-bad tests run: each panics
-//! with a message naming the property when the server under test violates it.
+//! The checks the known-bad variants are named after: each fails the test with the
+//! property it is about (`fail(property, message)`), so a variant rejected for some
+//! other reason (or by an unrelated assertion of the same check) does not count as
+//! rejected for that property.
 
 use std::fs;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::symlink;
+use std::path::Path;
 use std::time::Duration;
-
-use harness::{Seed, TestDir};
-use rand::Rng;
 
 use super::support::{
     docroot, parallel, read_to_close, spin_for, wait_for, Gates, Response, Subject,
 };
-
-/// The property a check found violated. Known-bad tests compare this, not message
-/// text, so a variant rejected for some other reason (or by an unrelated assertion
-/// of the same check) does not count as rejected for the property it is named for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Violation {
-    /// The thread count never matched threads + 1 (no pool of the size asked for).
-    PoolSize,
-    /// Threads were created while requests were being served.
-    PoolGrew,
-    /// CPU used while nothing could progress.
-    BusyWaiting,
-    /// With every worker and slot busy, the master went on accepting connections.
-    AcceptorDidNotBlock,
-    /// Connections that waited for a slot were not all served afterwards.
-    WaitingNotServed,
-    /// `-s SFF` did not serve the smallest queued file first.
-    SffOrder,
-    /// A request reached a file outside the document root.
-    PathTraversal,
-    /// The server stopped answering after the check's requests.
-    StoppedServing,
-}
-
-/// The panic payload of a failed check.
-#[derive(Debug)]
-pub struct Failure {
-    pub violation: Violation,
-    pub message: String,
-}
-
-/// Fails the check: prints the message (the panic payload is not a string, so the
-/// test runner would not show it) and panics with a typed `Failure`.
-fn fail(violation: Violation, message: String) -> ! {
-    eprintln!("check failed ({violation:?}): {message}");
-    std::panic::panic_any(Failure { violation, message })
-}
+use super::{BOUNDED_BUFFER, FIXED_POOL, KEEPS_SERVING, NO_BUSY_WAITING, SFF_ORDER, STAYS_IN_ROOT};
+use crate::suite::{fail, property};
 
 /// With `-t 3`, the process keeps exactly threads + 1 threads (the master and the
 /// pool) before, during and after a burst of concurrent requests.
-pub fn fixed_pool(subject: &Subject, dir: &TestDir) {
+pub fn fixed_pool(subject: &Subject, dir: &Path) {
     let root = docroot(dir);
     let server = subject.start(&root, &["-t", "3", "-b", "8"]);
     let want = 4;
@@ -83,7 +48,7 @@ pub fn fixed_pool(subject: &Subject, dir: &TestDir) {
     seen.push(server.threads());
     if seen.iter().any(|&n| n > want) {
         fail(
-            Violation::PoolGrew,
+            FIXED_POOL,
             format!(
                 "fixed pool: threads were created while serving: counts {seen:?}, want always \
                  {want} (3 workers + master)"
@@ -92,7 +57,7 @@ pub fn fixed_pool(subject: &Subject, dir: &TestDir) {
     }
     if seen.iter().any(|&n| n != want) {
         fail(
-            Violation::PoolSize,
+            FIXED_POOL,
             format!("fixed pool: thread counts {seen:?}, want always {want} (3 workers + master)"),
         );
     }
@@ -100,7 +65,7 @@ pub fn fixed_pool(subject: &Subject, dir: &TestDir) {
 
 /// Idle, and blocked with every worker busy and the buffer full, the server uses
 /// almost no CPU: nothing polls in a loop.
-pub fn no_busy_waiting(subject: &Subject, dir: &TestDir) {
+pub fn no_busy_waiting(subject: &Subject, dir: &Path) {
     let root = docroot(dir);
     let gates = Gates::install(dir, &root, subject.cgi_timeout() * 3);
     let server = subject.start(&root, &["-t", "2", "-b", "1"]);
@@ -122,7 +87,7 @@ pub fn no_busy_waiting(subject: &Subject, dir: &TestDir) {
     let (idle, spun, allowance) = measure();
     if idle > allowance {
         fail(
-            Violation::BusyWaiting,
+            NO_BUSY_WAITING,
             format!(
                 "busy-waiting: the idle server used {idle:?} of CPU in {window:?} (allowed \
                  {allowance:?}; a spinning thread got {spun:?})"
@@ -167,7 +132,7 @@ pub fn no_busy_waiting(subject: &Subject, dir: &TestDir) {
     );
     if blocked > allowance {
         fail(
-            Violation::BusyWaiting,
+            NO_BUSY_WAITING,
             format!(
                 "busy-waiting: with the buffer full the server used {blocked:?} of CPU in \
                  {window:?} (allowed {allowance:?}; a spinning thread got {spun:?})"
@@ -183,7 +148,7 @@ pub fn no_busy_waiting(subject: &Subject, dir: &TestDir) {
 /// each client reads with a small receive buffer, so the lone worker cannot start
 /// the next response before the client has drained most of the current one: the
 /// first connection that becomes readable is the one being served.
-pub fn service_order(subject: &Subject, dir: &TestDir, policy: &str) -> Vec<&'static str> {
+pub fn service_order(subject: &Subject, dir: &Path, policy: &str) -> Vec<&'static str> {
     let root = docroot(dir);
     const MIB: usize = 1 << 20;
     let files = [
@@ -256,11 +221,11 @@ pub fn service_order(subject: &Subject, dir: &TestDir, policy: &str) -> Vec<&'st
     order
 }
 
-pub fn sff_order(subject: &Subject, dir: &TestDir) {
+pub fn sff_order(subject: &Subject, dir: &Path) {
     let order = service_order(subject, dir, "SFF");
     if order != ["small.bin", "mid.bin", "big.bin"] {
         fail(
-            Violation::SffOrder,
+            SFF_ORDER,
             format!(
                 "SFF order: files queued as big, small, mid were served as {order:?}, want \
                  small, mid, big"
@@ -270,17 +235,18 @@ pub fn sff_order(subject: &Subject, dir: &TestDir) {
 }
 
 /// Every form of leaving the document root is refused, and the server keeps serving.
-pub fn path_traversal(subject: &Subject, dir: &TestDir) {
+/// `secret` is the seed's: what the file outside the root holds, so no server can
+/// know it in advance.
+pub fn path_traversal(subject: &Subject, dir: &Path, secret: u64) {
     let root = docroot(dir);
-    let seed = Seed::for_this_test();
-    let secret = format!("SECRET-{:016x}", seed.rng(1).gen::<u64>());
+    let secret = format!("SECRET-{secret:016x}");
     fs::write(dir.join("secret.txt"), &secret).unwrap();
     fs::create_dir_all(root.join("sub")).unwrap();
     symlink("../secret.txt", root.join("link-rel")).unwrap();
     symlink(dir.join("secret.txt"), root.join("link-abs")).unwrap();
     symlink("..", root.join("link-dir")).unwrap();
     symlink("../..", root.join("sub/link-up")).unwrap();
-    symlink(dir.path(), root.join("link-absdir")).unwrap();
+    symlink(dir, root.join("link-absdir")).unwrap();
     let server = subject.start(&root, &["-t", "2", "-b", "4"]);
     let attempts = [
         "/../secret.txt",
@@ -325,14 +291,14 @@ pub fn path_traversal(subject: &Subject, dir: &TestDir) {
     }
     if !leaks.is_empty() {
         fail(
-            Violation::PathTraversal,
+            STAYS_IN_ROOT,
             format!("path traversal: requests outside the root were served: {leaks:?}"),
         );
     }
     let after = server.get("/index.html").status;
     if after != 200 {
         fail(
-            Violation::StoppedServing,
+            KEEPS_SERVING,
             format!("after the traversal attempts GET /index.html answered {after}"),
         );
     }
@@ -340,7 +306,7 @@ pub fn path_traversal(subject: &Subject, dir: &TestDir) {
 
 /// With `-t 1 -b 1`, the worker busy and the slot taken, further connections stay
 /// in the kernel's accept queue, and are all served once slots free up.
-pub fn bounded_buffer(subject: &Subject, dir: &TestDir) {
+pub fn bounded_buffer(subject: &Subject, dir: &Path) {
     let root = docroot(dir);
     let gates = Gates::install(dir, &root, subject.cgi_timeout() * 3);
     let server = subject.start(&root, &["-t", "1", "-b", "1"]);
@@ -379,7 +345,7 @@ pub fn bounded_buffer(subject: &Subject, dir: &TestDir) {
         gates.release("worker");
         gates.release("slot");
         fail(
-            Violation::AcceptorDidNotBlock,
+            BOUNDED_BUFFER,
             format!(
                 "bounded buffer: with the worker and the slot busy only {queued} of 4 waiting \
                  connections stayed in the accept queue and {answered} were answered (the \
@@ -400,7 +366,7 @@ pub fn bounded_buffer(subject: &Subject, dir: &TestDir) {
     );
     if statuses != [200; 6] {
         fail(
-            Violation::WaitingNotServed,
+            property::PROGRESS,
             format!("bounded buffer: not every waiting connection was served: {statuses:?}"),
         );
     }

@@ -9,54 +9,32 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use harness::implementation::workspace_binary;
-use harness::{Implementation, Port, Process, TestDir};
+use crate::implementation::workspace_binary;
+use crate::suite::{fail, property, Context, Evidence};
+use crate::{Implementation, Port, Process};
 
-/// The server a check runs against: the implementation named by `WEBSERVER_IMPL`
-/// (ours by default), or our reference binary with a known-bad variant switched on.
+use super::KEEPS_SERVING;
+
+/// The server a test runs against, as the test's context names it: the
+/// implementation under test (`WEBSERVER_IMPL`, `--impl`, ours by default), or, for
+/// a known-bad run, our binary with `WEBSERVER_BUG` already set.
 pub struct Subject {
-    imp: Option<Implementation>,
-    bug: Option<&'static str>,
+    imp: Implementation,
+    dir: PathBuf,
+    evidence: Evidence,
 }
 
 impl Subject {
-    pub fn under_test() -> Subject {
+    pub fn of(cx: &Context) -> Subject {
         Subject {
-            imp: Some(Implementation::from_env("WEBSERVER_IMPL", "wserver")),
-            bug: None,
-        }
-    }
-
-    /// Our binary with `WSERVER_BUG=<name>`, whatever `WEBSERVER_IMPL` says: these
-    /// runs test the suite, not the implementation.
-    pub fn known_bad(name: &'static str) -> Subject {
-        Subject {
-            imp: None,
-            bug: Some(name),
+            imp: cx.implementation(),
+            dir: cx.dir().to_path_buf(),
+            evidence: cx.evidence(),
         }
     }
 
     pub fn is_ours(&self) -> bool {
-        self.imp.as_ref().is_none_or(Implementation::is_ours)
-    }
-
-    fn command(&self) -> Command {
-        let mut cmd = match &self.imp {
-            Some(imp) => imp.command(),
-            None => Command::new(workspace_binary("wserver")),
-        };
-        if let Some(bug) = self.bug {
-            cmd.env("WSERVER_BUG", bug);
-        }
-        cmd
-    }
-
-    fn describe(&self) -> String {
-        match (&self.imp, self.bug) {
-            (Some(imp), _) => imp.describe().to_string(),
-            (None, Some(bug)) => format!("reference wserver with WSERVER_BUG={bug}"),
-            (None, None) => "reference wserver".into(),
-        }
+        self.imp.is_ours()
     }
 
     /// How long the server may let a silent or slow client hold on. Ours is started
@@ -68,8 +46,12 @@ impl Subject {
         let secs = std::env::var("WEBSERVER_TIMEOUT")
             .ok()
             .map(|s| {
-                s.parse::<f64>()
-                    .unwrap_or_else(|_| panic!("WEBSERVER_TIMEOUT={s:?} is not seconds"))
+                s.parse::<f64>().unwrap_or_else(|_| {
+                    fail(
+                        property::HARNESS,
+                        format!("WEBSERVER_TIMEOUT={s:?} is not seconds"),
+                    )
+                })
             })
             .unwrap_or(5.0);
         Duration::from_secs_f64(secs)
@@ -83,63 +65,59 @@ impl Subject {
             return Duration::from_secs(4);
         }
         match std::env::var("WEBSERVER_CGI_TIMEOUT") {
-            Ok(s) => Duration::from_secs_f64(
-                s.parse::<f64>()
-                    .unwrap_or_else(|_| panic!("WEBSERVER_CGI_TIMEOUT={s:?} is not seconds")),
-            ),
+            Ok(s) => Duration::from_secs_f64(s.parse::<f64>().unwrap_or_else(|_| {
+                fail(
+                    property::HARNESS,
+                    format!("WEBSERVER_CGI_TIMEOUT={s:?} is not seconds"),
+                )
+            })),
             Err(_) => self.client_timeout(),
         }
     }
 
-    /// The command that runs the current test alone against this subject, printed
-    /// when it fails; `None` for a known-bad variant, whose failure is expected.
-    fn reproduce(&self) -> Option<String> {
-        if self.bug.is_some() {
-            return None;
-        }
-        let test = std::thread::current().name().unwrap_or("").to_string();
-        let mut env = match &self.imp {
-            Some(imp) if !imp.is_ours() => format!("{} ", shell_quote(imp.describe())),
-            _ => String::new(),
-        };
-        for var in ["WEBSERVER_TIMEOUT", "WEBSERVER_CGI_TIMEOUT", "DSCONF_SKIP"] {
-            if let Ok(value) = std::env::var(var) {
-                env.push_str(&shell_quote(&format!("{var}={value}")));
-                env.push(' ');
-            }
-        }
-        Some(format!(
-            "{env}cargo nextest run -p harness --test webserver -E 'test(={test})'"
-        ))
-    }
-
     /// A command line as the seed's usage defines it, run with `cwd` as working dir.
     pub fn run_args(&self, args: &[&str], cwd: &Path) -> Command {
-        let mut cmd = self.command();
+        let mut cmd = self.imp.command();
         cmd.args(args).current_dir(cwd).stdin(Stdio::null());
         cmd
+    }
+
+    /// Where a started server's standard error goes: a file of the scratch
+    /// directory, kept with the evidence of a failing run.
+    pub fn log(&self, name: &str) -> Stdio {
+        let path = self.dir.join(name);
+        self.evidence.copy(&path);
+        match fs::File::create(&path) {
+            Ok(f) => f.into(),
+            Err(_) => Stdio::inherit(),
+        }
     }
 
     /// Starts the server on a reserved port serving `root`, with extra `args`
     /// (`-t 2 -b 4 -s SFF`...), and waits until it accepts connections.
     pub fn start(&self, root: &Path, args: &[&str]) -> Server {
         let port = Port::reserve().expect("reserve a port");
-        let mut cmd = self.command();
+        let mut cmd = self.imp.command();
         cmd.arg("-d")
             .arg(root)
             .args(["-p", &port.number().to_string()])
             .args(args)
             .stdin(Stdio::null())
-            .stdout(Stdio::null());
+            .stdout(Stdio::null())
+            .stderr(self.log(&format!("server-{}.log", port.number())));
         if self.is_ours() {
             cmd.args(["--timeout", "2", "--cgi-timeout", "4"]);
         }
-        let process = Process::spawn(self.describe(), &mut cmd).expect("start the server");
+        let process = Process::spawn(self.imp.describe(), &mut cmd).unwrap_or_else(|e| {
+            fail(
+                property::SETUP,
+                format!("cannot start {}: {e}", self.imp.command_line()),
+            )
+        });
         let mut server = Server {
             process,
             addr: port.addr(),
             _port: port,
-            reproduce: self.reproduce(),
         };
         server.wait_ready(Duration::from_secs(10));
         server
@@ -150,23 +128,6 @@ pub struct Server {
     process: Process,
     addr: String,
     _port: Port,
-    reproduce: Option<String>,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let (true, Some(command)) = (std::thread::panicking(), &self.reproduce) {
-            eprintln!("to run this test alone: {command}");
-        }
-    }
-}
-
-/// `NAME=value` quoted for a POSIX shell, so the printed command can be pasted.
-fn shell_quote(assignment: &str) -> String {
-    match assignment.split_once('=') {
-        Some((name, value)) => format!("{name}='{}'", value.replace('\'', "'\\''")),
-        None => assignment.to_string(),
-    }
 }
 
 impl Server {
@@ -186,33 +147,45 @@ impl Server {
         let deadline = Instant::now() + limit;
         loop {
             if let Some(status) = self.process.try_wait().unwrap() {
-                panic!(
-                    "{} exited with {status} before accepting connections",
-                    self.process.name()
+                fail(
+                    property::PROGRESS,
+                    format!(
+                        "no server: {} exited with {status} before accepting connections",
+                        self.process.name()
+                    ),
                 );
             }
             if TcpStream::connect(&self.addr).is_ok() {
                 return;
             }
-            assert!(
-                Instant::now() < deadline,
-                "{} did not accept connections on {} within {limit:?}",
-                self.process.name(),
-                self.addr
-            );
+            if Instant::now() >= deadline {
+                fail(
+                    property::PROGRESS,
+                    format!(
+                        "no server: {} did not accept connections on {} within {limit:?}",
+                        self.process.name(),
+                        self.addr
+                    ),
+                );
+            }
             std::thread::sleep(Duration::from_millis(20));
         }
     }
 
-    /// Panics if the server has exited (a request must never kill it).
+    /// Fails the test if the server has exited (a request must never kill it).
     pub fn assert_alive(&mut self) {
         if let Some(status) = self.process.try_wait().unwrap() {
-            panic!("the server exited with {status}");
+            fail(KEEPS_SERVING, format!("the server exited with {status}"));
         }
     }
 
     pub fn connect(&self) -> TcpStream {
-        let s = TcpStream::connect(&self.addr).expect("connect to the server");
+        let s = TcpStream::connect(&self.addr).unwrap_or_else(|e| {
+            fail(
+                property::PROGRESS,
+                format!("cannot connect to the server at {}: {e}", self.addr),
+            )
+        });
         s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
         s
     }
@@ -347,9 +320,29 @@ pub fn read_to_close(s: &mut TcpStream) -> Vec<u8> {
             Ok(n) => out.extend_from_slice(&chunk[..n]),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) if e.kind() == io::ErrorKind::ConnectionReset => return out,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                fail(
+                    property::PROGRESS,
+                    format!(
+                        "no complete answer: the server neither finished nor closed the \
+                         connection within the read timeout (got {} bytes)",
+                        out.len()
+                    ),
+                )
+            }
             Err(e) => panic!("reading the response: {e} (got {} bytes)", out.len()),
         }
     }
+}
+
+/// Fails the test for a response that breaks HTTP's form.
+fn malformed(message: String) -> ! {
+    fail(property::PROTOCOL, message)
 }
 
 /// One parsed response. Parsing is strict: the tests assert the byte-level form.
@@ -364,15 +357,23 @@ pub struct Response {
 }
 
 impl Response {
-    /// Parses a complete response; panics saying what is malformed.
+    /// Parses a complete response; fails the test saying what is malformed (or,
+    /// for nothing at all, that no answer came).
     pub fn parse(raw: &[u8]) -> Response {
+        if raw.is_empty() {
+            fail(
+                property::PROGRESS,
+                "no answer: the server closed the connection without sending anything",
+            );
+        }
         let end = find(raw, b"\r\n\r\n").unwrap_or_else(|| {
-            panic!(
+            malformed(format!(
                 "response has no CRLF CRLF after its head: {:?}",
                 String::from_utf8_lossy(&raw[..raw.len().min(300)])
-            )
+            ))
         });
-        let head = std::str::from_utf8(&raw[..end]).expect("response head is not UTF-8");
+        let head = std::str::from_utf8(&raw[..end])
+            .unwrap_or_else(|_| malformed("response head is not UTF-8".into()));
         let mut lines = head.split("\r\n");
         let status_line = lines.next().unwrap().to_string();
         let status = parse_status_line(&status_line);
@@ -380,11 +381,10 @@ impl Response {
         for line in lines {
             let (name, value) = line
                 .split_once(':')
-                .unwrap_or_else(|| panic!("header line without a colon: {line:?}"));
-            assert!(
-                !name.is_empty() && name.bytes().all(|b| b.is_ascii_graphic() && b != b':'),
-                "bad header name in {line:?}"
-            );
+                .unwrap_or_else(|| malformed(format!("header line without a colon: {line:?}")));
+            if name.is_empty() || !name.bytes().all(|b| b.is_ascii_graphic() && b != b':') {
+                malformed(format!("bad header name in {line:?}"));
+            }
             headers.push((name.to_string(), value.trim().to_string()));
         }
         let rest = &raw[end + 4..];
@@ -396,11 +396,12 @@ impl Response {
             trailing: Vec::new(),
         };
         if let Some(len) = response.content_length() {
-            assert!(
-                rest.len() >= len,
-                "Content-Length is {len} but only {} body bytes came before the close",
-                rest.len()
-            );
+            if rest.len() < len {
+                malformed(format!(
+                    "Content-Length is {len} but only {} body bytes came before the close",
+                    rest.len()
+                ));
+            }
             response.body = rest[..len].to_vec();
             response.trailing = rest[len..].to_vec();
         }
@@ -420,10 +421,12 @@ impl Response {
             .iter()
             .filter(|(n, _)| n.eq_ignore_ascii_case("content-length"))
             .collect();
-        assert!(all.len() <= 1, "Content-Length sent {} times", all.len());
+        if all.len() > 1 {
+            malformed(format!("Content-Length sent {} times", all.len()));
+        }
         all.first().map(|(_, v)| {
             v.parse()
-                .unwrap_or_else(|_| panic!("Content-Length {v:?} is not a number"))
+                .unwrap_or_else(|_| malformed(format!("Content-Length {v:?} is not a number")))
         })
     }
 
@@ -439,7 +442,11 @@ fn parse_status_line(line: &str) -> u16 {
         .and_then(|rest| rest.split_once(' '))
         .filter(|(code, reason)| code.len() == 3 && !reason.is_empty())
         .and_then(|(code, _)| code.parse().ok());
-    parsed.unwrap_or_else(|| panic!("malformed status line {line:?} (want `HTTP/1.x NNN Reason`)"))
+    parsed.unwrap_or_else(|| {
+        malformed(format!(
+            "malformed status line {line:?} (want `HTTP/1.x NNN Reason`)"
+        ))
+    })
 }
 
 /// Reads exactly one response from a persistent connection (by Content-Length).
@@ -447,16 +454,30 @@ pub fn read_one(s: &mut TcpStream) -> Response {
     let mut raw = Vec::new();
     let mut byte = [0u8; 1];
     while find(&raw, b"\r\n\r\n").is_none() {
-        let n = s.read(&mut byte).expect("reading a response head");
-        assert!(n > 0, "connection closed inside a response head: {raw:?}");
+        let n = s.read(&mut byte).unwrap_or_else(|e| {
+            fail(
+                property::PROGRESS,
+                format!("no complete response head: {e} (got {raw:?})"),
+            )
+        });
+        if n == 0 {
+            fail(
+                property::PROGRESS,
+                format!("connection closed inside a response head: {raw:?}"),
+            );
+        }
         raw.push(byte[0]);
     }
     let head_text = String::from_utf8_lossy(&raw).to_ascii_lowercase();
     let len: usize = head_text
         .split("\r\n")
         .find_map(|l| l.strip_prefix("content-length:"))
-        .map(|v| v.trim().parse().expect("numeric Content-Length"))
-        .expect("a persistent response needs Content-Length");
+        .map(|v| {
+            v.trim()
+                .parse()
+                .unwrap_or_else(|_| malformed(format!("Content-Length {v:?} is not a number")))
+        })
+        .unwrap_or_else(|| malformed("a persistent response needs Content-Length".into()));
     let mut body = vec![0u8; len];
     s.read_exact(&mut body).expect("reading a response body");
     raw.extend_from_slice(&body);
@@ -469,7 +490,7 @@ pub fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
 
 /// A document root inside `dir`: `root/` with an index, a few typed files, a
 /// subdirectory with its own index, and `spin.cgi`.
-pub fn docroot(dir: &TestDir) -> PathBuf {
+pub fn docroot(dir: &Path) -> PathBuf {
     let root = dir.join("root");
     fs::create_dir_all(root.join("docs")).unwrap();
     fs::write(
@@ -557,7 +578,7 @@ pub struct Gates {
 
 impl Gates {
     /// Installs `gate.cgi` in `root`; its files live in `dir/gates`.
-    pub fn install(dir: &TestDir, root: &Path, lifetime: Duration) -> Gates {
+    pub fn install(dir: &Path, root: &Path, lifetime: Duration) -> Gates {
         let gates = dir.join("gates");
         fs::create_dir_all(&gates).unwrap();
         let polls = lifetime.as_millis() / 20 + 1;
@@ -658,15 +679,4 @@ pub fn parallel<T: Send + 'static>(
         })
         .collect();
     handles.into_iter().map(|h| h.join().unwrap()).collect()
-}
-
-/// The message of a panic caught by `catch_unwind`.
-pub fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
-    if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else if let Some(s) = payload.downcast_ref::<&str>() {
-        s.to_string()
-    } else {
-        "(non-string panic)".into()
-    }
 }

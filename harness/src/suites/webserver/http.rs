@@ -1,0 +1,316 @@
+//! HTTP as the seed serves it: well-formed answers, types, errors, redirects,
+//! escapes, persistent connections.
+
+use std::fs;
+use std::io::{Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::time::Instant;
+
+use super::support::{self, docroot, margin, read_one, read_to_close, Response, Subject};
+use crate::suite::Context;
+
+/// The test root plus a file of every type the suite asks for, an unreadable file
+/// and a CGI program that is not executable.
+fn site(dir: &Path) -> std::path::PathBuf {
+    let root = docroot(dir);
+    for (name, body) in [
+        ("page.htm", "<p>htm</p>"),
+        ("a.gif", "GIF89a"),
+        ("a.jpg", "jpeg"),
+        ("a.png", "png"),
+        ("a.css", "p{}"),
+        ("a.js", "1;"),
+        ("a.svg", "<svg/>"),
+        ("plain.txt", "text"),
+        ("noext", "bytes"),
+    ] {
+        fs::write(root.join(name), body).unwrap();
+    }
+    fs::write(root.join("secret.html"), "unreadable").unwrap();
+    fs::set_permissions(root.join("secret.html"), fs::Permissions::from_mode(0o000)).unwrap();
+    fs::write(root.join("noexec.cgi"), "#!/bin/sh\necho\n").unwrap();
+    root
+}
+
+/// Status line `HTTP/1.x NNN Reason`, `Name: value` header lines ended by CRLF,
+/// one blank line, and exactly Content-Length body bytes, for every kind of answer.
+pub(super) fn responses_are_well_formed(cx: &mut Context) {
+    let root = site(cx.dir());
+    let server = Subject::of(cx).start(&root, &["-t", "2", "-b", "4"]);
+    let requests: [(&[u8], u16); 6] = [
+        (b"GET /index.html HTTP/1.0\r\n\r\n", 200),
+        (
+            b"GET /index.html HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            200,
+        ),
+        (b"GET /missing.html HTTP/1.0\r\n\r\n", 404),
+        (b"GET /secret.html HTTP/1.0\r\n\r\n", 403),
+        (
+            b"POST /index.html HTTP/1.0\r\nContent-Length: 0\r\n\r\n",
+            501,
+        ),
+        (b"this is not http\r\n\r\n", 400),
+    ];
+    for (raw, want) in requests {
+        let response = server.exchange(raw);
+        let req = String::from_utf8_lossy(raw);
+        assert_eq!(response.status, want, "{req:?} -> {}", response.status_line);
+        let len = response.content_length();
+        assert_eq!(
+            len,
+            Some(response.body.len()),
+            "{req:?}: Content-Length must be present and equal the body"
+        );
+        assert!(
+            response.trailing.is_empty(),
+            "{req:?}: bytes after the body"
+        );
+        assert!(
+            response.header("Content-Type").is_some(),
+            "{req:?}: no Content-Type"
+        );
+    }
+    let ok = server.get("/index.html");
+    assert_eq!(
+        ok.body,
+        fs::read(root.join("index.html")).unwrap(),
+        "body differs from the file"
+    );
+    // The seed's header order: Server, then Content-Length, then Content-Type.
+    let names: Vec<String> = ok.headers.iter().map(|(n, _)| n.to_lowercase()).collect();
+    let pos = |n: &str| names.iter().position(|x| x == n);
+    assert!(
+        pos("content-length") < pos("content-type"),
+        "headers out of the seed's order: {names:?}"
+    );
+}
+
+pub(super) fn content_types(cx: &mut Context) {
+    let root = site(cx.dir());
+    let server = Subject::of(cx).start(&root, &["-t", "2", "-b", "4"]);
+    for (path, want) in [
+        ("/index.html", "text/html"),
+        ("/page.htm", "text/html"),
+        ("/a.gif", "image/gif"),
+        ("/a.jpg", "image/jpeg"),
+        ("/a.png", "image/png"),
+        ("/a.css", "text/css"),
+        ("/a.js", "javascript"),
+        ("/a.svg", "image/svg+xml"),
+        ("/plain.txt", "text/plain"),
+        ("/noext", "text/plain"),
+    ] {
+        let response = server.get(path);
+        assert_eq!(response.status, 200, "{path}");
+        let ctype = response.header("Content-Type").unwrap_or("");
+        assert!(
+            ctype.contains(want),
+            "{path}: Content-Type {ctype:?}, want {want}"
+        );
+    }
+}
+
+/// 404, 403 (no read permission, directory listing refused, CGI not
+/// executable), 501 for every method but GET.
+pub(super) fn error_statuses(cx: &mut Context) {
+    let root = site(cx.dir());
+    let server = Subject::of(cx).start(&root, &["-t", "2", "-b", "4"]);
+    assert_eq!(server.get("/nope.html").status, 404);
+    assert_eq!(server.get("/docs/nope/").status, 404);
+    assert_eq!(server.get("/secret.html").status, 403);
+    assert_eq!(server.get("/noexec.cgi").status, 403);
+    for method in ["POST", "PUT", "DELETE", "HEAD", "OPTIONS", "PATCH"] {
+        let r = server.exchange(format!("{method} /index.html HTTP/1.0\r\n\r\n").as_bytes());
+        assert_eq!(r.status, 501, "{method}");
+    }
+}
+
+/// The seed's `wclient` ends its lines with a bare LF and sends HTTP/1.1.
+pub(super) fn wclient_request_form(cx: &mut Context) {
+    let root = site(cx.dir());
+    let server = Subject::of(cx).start(&root, &["-t", "1", "-b", "1"]);
+    let mut s = server.connect();
+    s.write_all(b"GET /index.html HTTP/1.1\nhost: localhost\n\r\n")
+        .unwrap();
+    // wclient reads until the server closes.
+    let response = Response::parse(&read_to_close(&mut s));
+    assert_eq!(response.status, 200);
+    assert_eq!(response.body, fs::read(root.join("index.html")).unwrap());
+}
+
+pub(super) fn index_html_for_a_trailing_slash(cx: &mut Context) {
+    let root = site(cx.dir());
+    let server = Subject::of(cx).start(&root, &["-t", "1", "-b", "1"]);
+    assert_eq!(server.get("/docs/").text(), "docs index\n");
+    assert_eq!(
+        server.get("/").body,
+        fs::read(root.join("index.html")).unwrap()
+    );
+}
+
+pub(super) fn percent_escapes_are_decoded(cx: &mut Context) {
+    let root = site(cx.dir());
+    let server = Subject::of(cx).start(&root, &["-t", "1", "-b", "1"]);
+    assert_eq!(server.get("/hello%20world.txt").text(), "spaces decoded\n");
+    assert_eq!(server.get("/%64ocs/%69ndex.html").text(), "docs index\n");
+    assert_eq!(server.get("/bad%zzescape").status, 400);
+}
+
+/// A redirect never sends the client to another host: however many slashes the
+/// target starts with, `Location` is an absolute path starting with exactly one
+/// `/` (`//docs/` would be read by a browser as the host `docs`) or an `http://`
+/// URL naming the host asked for, and following it reaches the directory.
+pub(super) fn redirects_stay_on_this_host(cx: &mut Context) {
+    let root = site(cx.dir());
+    let server = Subject::of(cx).start(&root, &["-t", "2", "-b", "4"]);
+    for target in [
+        "/docs",
+        "//docs",
+        "///docs",
+        "//docs?x=1",
+        "/%2Fdocs",
+        "//%2F%2Fdocs",
+    ] {
+        let r =
+            server.exchange(format!("GET {target} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes());
+        if !(300..400).contains(&r.status) {
+            continue;
+        }
+        let location = r
+            .header("Location")
+            .unwrap_or_else(|| panic!("GET {target}: {} without Location", r.status));
+        let path = location_path_on_this_host(location, &server)
+            .unwrap_or_else(|| panic!("GET {target}: Location {location:?} leads off this host"));
+        let followed = server.get(path);
+        assert_eq!(
+            (followed.status, followed.text().as_str()),
+            (200, "docs index\n"),
+            "GET {target} -> Location {location:?}, which does not reach the directory"
+        );
+    }
+}
+
+/// The path a `Location` value names on the server under test, or `None` if a
+/// browser would take it to another host (or it is not a URI at all).
+fn location_path_on_this_host<'a>(location: &'a str, server: &support::Server) -> Option<&'a str> {
+    if location
+        .bytes()
+        .any(|b| !b.is_ascii_graphic() || b"\"<>\\".contains(&b))
+    {
+        return None;
+    }
+    let here = format!("http://{}", server.addr());
+    let path = ["http://localhost", here.as_str()]
+        .into_iter()
+        .find_map(|origin| location.strip_prefix(origin))
+        .unwrap_or(location);
+    (path.starts_with('/') && !path.starts_with("//")).then_some(path)
+}
+
+/// Names from the request target never come back as markup: a directory named
+/// `q"><b>injected<b>` asked for raw and percent-encoded, with one or two
+/// leading slashes, and a missing file of that name. The redirect's
+/// `Location` must be a URI (no quote or angle bracket) naming that directory,
+/// and no HTML answer may contain the tag.
+pub(super) fn request_target_is_not_reflected_as_markup(cx: &mut Context) {
+    let root = site(cx.dir());
+    let name = "q\"><b>injected<b>";
+    fs::create_dir_all(root.join(name)).unwrap();
+    fs::write(root.join(name).join("index.html"), "marked dir\n").unwrap();
+    let server = Subject::of(cx).start(&root, &["-t", "2", "-b", "4"]);
+    let encoded = "q%22%3E%3Cb%3Einjected%3Cb%3E";
+    for target in [
+        format!("/{name}"),
+        format!("//{name}"),
+        format!("/{encoded}"),
+        format!("//{encoded}"),
+        format!("/missing{name}"),
+        format!("/missing{encoded}"),
+    ] {
+        let r =
+            server.exchange(format!("GET {target} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes());
+        let body = r.text();
+        assert!(
+            !body.contains("<b>injected") && !body.contains("\"><b>"),
+            "GET {target}: the answer ({}) carries the name as markup: {body:?}",
+            r.status_line
+        );
+        if let Some(location) = r.header("Location") {
+            let path = location_path_on_this_host(location, &server).unwrap_or_else(|| {
+                panic!("GET {target}: Location {location:?} is not a path on this host")
+            });
+            let followed = server.get(path);
+            assert_eq!(
+                (followed.status, followed.text().as_str()),
+                (200, "marked dir\n"),
+                "GET {target} -> Location {location:?}, which does not name the directory"
+            );
+        }
+    }
+}
+
+/// `Connection: keep-alive`: several requests, one after another and pipelined,
+/// on one connection.
+pub(super) fn keep_alive(cx: &mut Context) {
+    let root = site(cx.dir());
+    let server = Subject::of(cx).start(&root, &["-t", "2", "-b", "4"]);
+    let mut s = server.connect();
+    for path in ["/index.html", "/docs/", "/plain.txt"] {
+        s.write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\n\r\n").as_bytes(),
+        )
+        .unwrap();
+        let r = read_one(&mut s);
+        assert_eq!(r.status, 200, "{path} on a kept-alive connection");
+    }
+    s.write_all(
+        b"GET /plain.txt HTTP/1.1\r\nConnection: keep-alive\r\n\r\nGET /a.css HTTP/1.1\r\nConnection: keep-alive\r\n\r\n",
+    )
+    .unwrap();
+    assert_eq!(read_one(&mut s).text(), "text");
+    assert_eq!(read_one(&mut s).text(), "p{}");
+}
+
+/// An idle persistent connection does not hold the only worker: another client
+/// is served while it sits there, and the server closes it after the timeout.
+pub(super) fn idle_keep_alive_does_not_hold_a_worker(cx: &mut Context) {
+    let root = site(cx.dir());
+    let subject = Subject::of(cx);
+    let server = subject.start(&root, &["-t", "1", "-b", "1"]);
+    let baseline = server.baseline();
+    let mut idle = server.connect();
+    idle.write_all(b"GET /plain.txt HTTP/1.1\r\nConnection: keep-alive\r\n\r\n")
+        .unwrap();
+    let first = read_one(&mut idle);
+    assert_eq!(first.status, 200);
+    let start = Instant::now();
+    let other = server.get("/index.html");
+    assert_eq!(other.status, 200);
+    // No clock: a server whose only worker sits on the idle connection can
+    // serve the other client only once it has closed that connection.
+    idle.set_nonblocking(true).unwrap();
+    let mut byte = [0u8; 1];
+    let still_open = matches!(
+        idle.peek(&mut byte),
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock
+    );
+    idle.set_nonblocking(false).unwrap();
+    assert!(
+        still_open,
+        "a second client was served only after the idle keep-alive connection was \
+         closed ({:?} after it asked): the idle connection held the worker",
+        start.elapsed()
+    );
+    let limit = subject.client_timeout() * 2 + margin(subject.client_timeout(), baseline);
+    idle.set_read_timeout(Some(limit)).unwrap();
+    let mut rest = Vec::new();
+    let closed = match idle.read_to_end(&mut rest) {
+        Ok(_) => true,
+        Err(e) => e.kind() == std::io::ErrorKind::ConnectionReset,
+    };
+    assert!(
+        closed,
+        "an idle keep-alive connection was still open after {limit:?}"
+    );
+}

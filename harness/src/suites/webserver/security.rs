@@ -1,0 +1,167 @@
+//! What a hostile client cannot do: leave the root, kill or starve the server,
+//! leave zombies behind.
+
+use std::fs;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::os::unix::fs::PermissionsExt;
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+
+use super::checks;
+use super::support::{docroot, margin, parallel, read_to_close, wait_for, Subject};
+use crate::suite::Context;
+
+/// Every way out of the root is refused; the secret outside it comes from the seed.
+pub(super) fn path_traversal_refused(cx: &mut Context) {
+    let secret = cx.rng(1).gen::<u64>();
+    checks::path_traversal(&Subject::of(cx), cx.dir(), secret);
+}
+
+/// Malformed heads get 400, oversized ones 431 (or 400/414), and the server
+/// keeps serving after each.
+pub(super) fn malformed_and_oversized_requests(cx: &mut Context) {
+    let dir = cx.dir().to_path_buf();
+    let root = docroot(&dir);
+    let mut server = Subject::of(cx).start(&root, &["-t", "2", "-b", "4"]);
+    let malformed: [&[u8]; 8] = [
+        b"garbage\r\n\r\n",
+        b"GET\r\n\r\n",
+        b"GET / FOO/1.0\r\n\r\n",
+        b"GET / HTTP/1.0\r\nNoColonHere\r\n\r\n",
+        b"\x00\x01\x02\x03\r\n\r\n",
+        b"GET /%zz HTTP/1.0\r\n\r\n",
+        b"GET /a%00b HTTP/1.0\r\n\r\n",
+        b"GET / HTTP/1.0\r\nBad Name: x\r\n\r\n",
+    ];
+    for raw in malformed {
+        let r = server.exchange(raw);
+        assert_eq!(
+            r.status,
+            400,
+            "{:?} -> {}",
+            String::from_utf8_lossy(raw),
+            r.status_line
+        );
+        assert_eq!(
+            server.get("/index.html").status,
+            200,
+            "not serving after a malformed request"
+        );
+    }
+    let long_line = format!("GET /{} HTTP/1.0\r\n\r\n", "a".repeat(20_000));
+    let big_header = format!("GET / HTTP/1.0\r\nX-Big: {}\r\n\r\n", "b".repeat(20_000));
+    let many: String = (0..500).map(|i| format!("X-H{i}: v\r\n")).collect();
+    let many_headers = format!("GET / HTTP/1.0\r\n{many}\r\n");
+    for (what, raw) in [
+        ("a 20 kB request line", long_line),
+        ("a 20 kB header", big_header),
+        ("500 headers", many_headers),
+    ] {
+        let r = server.exchange(raw.as_bytes());
+        assert!(
+            [431, 400, 414].contains(&r.status),
+            "{what} -> {}, want 431 (or 400/414)",
+            r.status_line
+        );
+        assert_eq!(
+            server.get("/index.html").status,
+            200,
+            "not serving after {what}"
+        );
+    }
+    server.assert_alive();
+}
+
+/// A client that sends its head a byte at a time neither starves another client
+/// beyond the timeout nor keeps its connection past it.
+pub(super) fn slowloris_does_not_starve_others(cx: &mut Context) {
+    let dir = cx.dir().to_path_buf();
+    let root = docroot(&dir);
+    let subject = Subject::of(cx);
+    let server = subject.start(&root, &["-t", "1", "-b", "1"]);
+    let timeout = subject.client_timeout();
+    let baseline = server.baseline();
+    let allowed = timeout + margin(timeout, baseline);
+    let mut slow = server.connect();
+    slow.write_all(b"GET /index.html HTTP/1.0\r\n").unwrap();
+    let dripper = {
+        let mut slow = slow.try_clone().unwrap();
+        std::thread::spawn(move || {
+            let start = Instant::now();
+            while start.elapsed() < allowed * 2 {
+                if slow.write_all(b"X").is_err() {
+                    return Some(start.elapsed());
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            None
+        })
+    };
+    // The slow client goes first: the server has taken its partial head.
+    assert!(
+        server.wait_read(&slow, timeout),
+        "the slow client's first line was not read within {timeout:?}"
+    );
+    let start = Instant::now();
+    let other = server.get("/index.html");
+    let waited = start.elapsed();
+    assert_eq!(other.status, 200);
+    assert!(
+        waited <= allowed,
+        "a normal client waited {waited:?} behind a slowloris client (timeout {timeout:?}, \
+         allowed {allowed:?} with the margin from a {baseline:?} request)"
+    );
+    // The server must cut the slow client off: reading sees the close.
+    slow.set_read_timeout(Some(allowed * 2)).unwrap();
+    let mut buf = Vec::new();
+    let cut = match slow.read_to_end(&mut buf) {
+        Ok(_) => true,
+        Err(e) => e.kind() == std::io::ErrorKind::ConnectionReset,
+    };
+    let _ = dripper.join();
+    assert!(
+        cut,
+        "a slowloris connection was still open after {:?}",
+        allowed * 2
+    );
+}
+
+/// Every CGI child is reaped: none is left as a zombie after its response.
+pub(super) fn no_zombie_cgi_children(cx: &mut Context) {
+    let dir = cx.dir().to_path_buf();
+    let root = docroot(&dir);
+    fs::write(root.join("fail.cgi"), "#!/bin/sh\nexit 3\n").unwrap();
+    fs::set_permissions(root.join("fail.cgi"), fs::Permissions::from_mode(0o755)).unwrap();
+    let subject = Subject::of(cx);
+    let server = subject.start(&root, &["-t", "2", "-b", "4"]);
+    let addr = server.addr().to_string();
+    parallel(6, move |i| {
+        let path = if i % 3 == 2 {
+            "/fail.cgi"
+        } else {
+            "/spin.cgi?0.1"
+        };
+        let mut s = TcpStream::connect(&addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        s.write_all(format!("GET {path} HTTP/1.0\r\n\r\n").as_bytes())
+            .unwrap();
+        read_to_close(&mut s)
+    });
+    let r = server.get("/spin.cgi?0");
+    assert_eq!(r.status, 200);
+    assert!(
+        r.text().contains("slept"),
+        "CGI output is the response: {:?}",
+        r.text()
+    );
+    // Every program has answered, so each is done; the server's own CGI
+    // timeout is the longest it may take to notice and reap it.
+    let limit = subject.cgi_timeout();
+    assert!(
+        wait_for(limit, || server.children().is_empty()),
+        "CGI children not reaped {limit:?} after their responses: {:?}",
+        server.children()
+    );
+}
