@@ -441,7 +441,7 @@ pub struct Tail {
     pub why: String,
 }
 
-/// The one definition of a valid log, used by boot ([`crate::fs::Fs::recover`]) and by
+/// The one definition of a valid log, used by boot ([`crate::core::Fs::recover`]) and by
 /// `mfsck`, so that the server boots exactly the images `mfsck` accepts.
 ///
 /// Every record from the start of the log is parsed and its CRC checked. The log is the

@@ -336,8 +336,8 @@ fn walk(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::Fs;
     use crate::format::CR_SIZE;
-    use crate::fs::Fs;
     use specs::mfs::wire::{zero_block, Request};
 
     fn image_with_tree() -> Vec<u8> {

@@ -4,7 +4,7 @@
 //! | module | what it holds |
 //! |---|---|
 //! | [`format`] | the image, byte by byte: checkpoint region, log records, inodes |
-//! | [`fs`] | the core: requests over the image, pure except for block reads |
+//! | [`core`] | the core: requests over the image, pure except for block reads |
 //! | [`disk`] | where the core reads blocks from (the image file, or memory in tests) |
 //! | [`server`] | the runtime: UDP socket, batching, append + fsync, then replies |
 //! | [`client`] | the Rust client: timeout, retry, replies matched to requests |
@@ -16,10 +16,10 @@
 //! contract in `specs::mfs`, which the conformance tests also use.
 
 pub mod client;
+pub mod core;
 pub mod crc;
 pub mod disk;
 pub mod ffi;
 pub mod format;
-pub mod fs;
 pub mod fsck;
 pub mod server;

@@ -15,7 +15,7 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 use specs::mfs::wire::{decode_request, encode_reply, DecodeError, Reply, Request, MAX_DATAGRAM};
 
-use crate::fs::Fs;
+use crate::core::Fs;
 
 /// Deliberately broken variants, to prove the conformance tests catch them. Chosen with
 /// `DFS_BUG=<name>`; never use them for anything else.

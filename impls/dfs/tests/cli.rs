@@ -88,7 +88,7 @@ fn mfsck_reports_damage_and_unreadable_files() {
 /// An image of three single-record batches (root, then two Creats), its checkpoint
 /// region covering only the root, as after a crash before the next checkpoint write.
 fn image_with_two_batches() -> (Vec<u8>, usize) {
-    use mfs::fs::Fs;
+    use mfs::core::Fs;
     use specs::mfs::wire::Request;
     let mut fs = Fs::fresh();
     let mut image = vec![0u8; mfs::format::CR_SIZE];

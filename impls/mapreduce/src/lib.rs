@@ -9,7 +9,7 @@
 //! - `mapreduce --input DIR --output DIR --nworkers N --nreduce R`: the word-count
 //!   front end, which starts its own workers and merges `output.txt`.
 //!
-//! How it fits: [`coordinator`] is the pure decision core (which task to hand out,
+//! How it fits: [`core`] is the coordinator's pure decision core (which task to hand out,
 //! when to re-assign), [`server`] binds it to a socket and a clock, [`worker`] runs
 //! tasks of an [`app::App`], [`output`] makes every file appear atomically, [`plan`]
 //! lays out a job's tasks and files, and [`bug`] holds the known-bad variants the
@@ -18,7 +18,7 @@
 pub mod app;
 pub mod apps;
 pub mod bug;
-pub mod coordinator;
+pub mod core;
 pub mod kvfile;
 pub mod merge;
 pub mod output;

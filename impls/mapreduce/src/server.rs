@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 
-use crate::coordinator::{Coordinator, WAIT_MS};
+use crate::core::{Coordinator, WAIT_MS};
 use crate::protocol::{serve, Reply, Request};
 
 struct Shared {

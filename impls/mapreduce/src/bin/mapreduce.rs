@@ -13,7 +13,7 @@ use anyhow::{bail, Context};
 use clap::Parser;
 use mapreduce::apps::wordcount::WordCount;
 use mapreduce::bug::Bug;
-use mapreduce::coordinator::Coordinator;
+use mapreduce::core::Coordinator;
 use mapreduce::merge::merge_counts;
 use mapreduce::output::remove_temp_files;
 use mapreduce::plan::{directory_splits, tasks, Layout, PartLayout};

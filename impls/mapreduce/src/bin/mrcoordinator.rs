@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use mapreduce::bug::Bug;
-use mapreduce::coordinator::{Coordinator, WAIT_MS};
+use mapreduce::core::{Coordinator, WAIT_MS};
 use mapreduce::output::remove_temp_files;
 use mapreduce::plan::{tasks, whole_files, LabLayout};
 use mapreduce::server::{timeout_from_env, Server};
