@@ -28,6 +28,7 @@ use rand::SeedableRng;
 use serde_json::json;
 use specs::node_protocol::{Body, Init, Message, HARNESS};
 
+use crate::error::HarnessError;
 use crate::history::HistoryLog;
 use crate::implementation::Implementation;
 use crate::journal::Journal;
@@ -213,23 +214,29 @@ pub struct Cluster {
 impl Cluster {
     /// Starts `config.nodes` nodes (`n1`, `n2`, ...) on the real disk and initialises
     /// them.
-    pub fn start(config: ClusterConfig) -> Result<Cluster, String> {
+    pub fn start(config: ClusterConfig) -> Result<Cluster, HarnessError> {
         Cluster::start_with(config, Durability::Disk)
     }
 
     /// Like [`Cluster::start`], with each node's data dir on `durability`.
-    pub fn start_with(config: ClusterConfig, durability: Durability) -> Result<Cluster, String> {
+    pub fn start_with(
+        config: ClusterConfig,
+        durability: Durability,
+    ) -> Result<Cluster, HarnessError> {
         let names: Vec<String> = (1..=config.nodes).map(|i| format!("n{i}")).collect();
         let (outputs_tx, outputs) = mpsc::channel();
-        fs::create_dir_all(&config.dir).map_err(|e| format!("{}: {e}", config.dir.display()))?;
+        let io = |path: &std::path::Path| {
+            let what = path.display().to_string();
+            move |source| HarnessError::Io { what, source }
+        };
+        fs::create_dir_all(&config.dir).map_err(io(&config.dir))?;
         let mut slots = Vec::with_capacity(names.len());
         for name in &names {
             let data_dir = config.dir.join(format!("{name}.data"));
             let fs = match durability {
                 Durability::Disk => None,
                 Durability::LazyFs => {
-                    fs::create_dir_all(&data_dir)
-                        .map_err(|e| format!("{}: {e}", data_dir.display()))?;
+                    fs::create_dir_all(&data_dir).map_err(io(&data_dir))?;
                     Some(LazyFs::mount(&data_dir)?)
                 }
             };
@@ -318,25 +325,28 @@ impl Cluster {
     }
 
     /// Resident memory of a node's process.
-    pub fn rss_bytes(&mut self, node: &str) -> Result<u64, String> {
+    pub fn rss_bytes(&mut self, node: &str) -> Result<u64, HarnessError> {
         let i = self.index(node)?;
         let slot = &self.slots[i];
         slot.process
             .as_ref()
-            .ok_or_else(|| format!("{node} is not running"))?
+            .ok_or_else(|| HarnessError::NotRunning(node.to_string()))?
             .rss_bytes()
-            .map_err(|e| format!("{node}: {e}"))
+            .map_err(|source| HarnessError::Io {
+                what: format!("the memory of {node}"),
+                source,
+            })
     }
 
     pub fn log_path(&self, node: &str) -> Option<PathBuf> {
         self.index(node).ok().map(|i| self.slots[i].log.clone())
     }
 
-    fn index(&self, node: &str) -> Result<usize, String> {
+    fn index(&self, node: &str) -> Result<usize, HarnessError> {
         self.names
             .iter()
             .position(|n| n == node)
-            .ok_or_else(|| format!("no node {node:?}"))
+            .ok_or_else(|| HarnessError::NoNode(node.to_string()))
     }
 
     /// Sends a message from a harness endpoint (a client) through the network.
@@ -359,15 +369,15 @@ impl Cluster {
     }
 
     /// Applies a fault now.
-    pub fn fault(&mut self, fault: Fault) -> Result<(), String> {
+    pub fn fault(&mut self, fault: Fault) -> Result<(), HarnessError> {
         if let Fault::PowerLoss(node) = &fault {
             // Refused before anything happens, so the node is not killed for nothing.
             let i = self.index(node)?;
             if self.slots[i].fs.is_none() {
-                return Err(format!(
+                return Err(HarnessError::Fault(format!(
                     "power loss on {node} needs the power-loss filesystem under its data \
                      dir: start the cluster with Cluster::start_with(config, Durability::LazyFs)"
-                ));
+                )));
             }
         }
         let now = self.now();
@@ -392,7 +402,10 @@ impl Cluster {
                     // The data dir is a mount point: empty the disk, keep the mount.
                     lazy.wipe();
                 } else if dir.exists() {
-                    fs::remove_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+                    fs::remove_dir_all(dir).map_err(|source| HarnessError::Io {
+                        what: format!("wiping {}", dir.display()),
+                        source,
+                    })?;
                 }
                 self.boot(i)?;
             }
@@ -400,8 +413,10 @@ impl Cluster {
                 let i = self.index(&node)?;
                 // Reaped before the power goes: a process still running could write
                 // after it, onto the disk as it is after the power failure.
-                self.kill_and_reap(i)
-                    .map_err(|e| format!("power loss on {node}: cannot reap it: {e}"))?;
+                self.kill_and_reap(i).map_err(|source| HarnessError::Io {
+                    what: format!("power loss on {node}: reaping it"),
+                    source,
+                })?;
                 let lost = self.slots[i]
                     .fs
                     .as_ref()
@@ -419,7 +434,10 @@ impl Cluster {
                     if let Some(p) = self.slots[i].process.as_mut() {
                         p.process()
                             .signal(libc::SIGSTOP)
-                            .map_err(|e| format!("SIGSTOP {node}: {e}"))?;
+                            .map_err(|source| HarnessError::Io {
+                                what: format!("SIGSTOP {node}"),
+                                source,
+                            })?;
                     }
                     self.slots[i].state = NodeState::Paused;
                 }
@@ -430,7 +448,10 @@ impl Cluster {
                     if let Some(p) = self.slots[i].process.as_mut() {
                         p.process()
                             .signal(libc::SIGCONT)
-                            .map_err(|e| format!("SIGCONT {node}: {e}"))?;
+                            .map_err(|source| HarnessError::Io {
+                                what: format!("SIGCONT {node}"),
+                                source,
+                            })?;
                     }
                     self.slots[i].state = NodeState::Up;
                     for (id, message) in std::mem::take(&mut self.slots[i].held) {
@@ -868,7 +889,7 @@ impl Cluster {
     }
 
     /// Spawns node `i` and runs its `init`.
-    fn boot(&mut self, i: usize) -> Result<(), String> {
+    fn boot(&mut self, i: usize) -> Result<(), HarnessError> {
         let slot = &mut self.slots[i];
         slot.incarnation += 1;
         let mut command = self.config.implementation.command();
@@ -877,12 +898,9 @@ impl Cluster {
         let outputs = (!sim).then(|| self.outputs_tx.clone());
         let process =
             NodeProcess::spawn(&slot.name, i, slot.incarnation, command, &slot.log, outputs)
-                .map_err(|e| {
-                    format!(
-                        "{} ({}): {e}",
-                        slot.name,
-                        self.config.implementation.describe()
-                    )
+                .map_err(|e| HarnessError::NodeStart {
+                    node: slot.name.clone(),
+                    reason: format!("{} ({e})", self.config.implementation.describe()),
                 })?;
         slot.process = Some(process);
         slot.state = NodeState::Up;
@@ -912,29 +930,39 @@ impl Cluster {
         }
         match self.slots[i].state {
             NodeState::Up => Ok(()),
-            _ => Err(self
-                .errors
-                .last()
-                .cloned()
-                .unwrap_or_else(|| format!("{name} failed to start"))),
+            _ => Err(HarnessError::NodeStart {
+                reason: self
+                    .errors
+                    .last()
+                    .cloned()
+                    .unwrap_or_else(|| "it stopped during init".into()),
+                node: name,
+            }),
         }
     }
 
-    fn await_init_ok(&mut self, i: usize) -> Result<(), String> {
+    fn await_init_ok(&mut self, i: usize) -> Result<(), HarnessError> {
+        let failed = |node: &str, reason: String| HarnessError::NodeStart {
+            node: node.to_string(),
+            reason,
+        };
         let deadline = Instant::now() + self.config.step_timeout;
         let incarnation = self.slots[i].incarnation;
         loop {
             let wait = deadline.saturating_duration_since(Instant::now());
             let output = self.outputs.recv_timeout(wait).map_err(|_| {
-                format!(
-                    "{} did not answer init with init_ok within {:?}",
-                    self.names[i], self.config.step_timeout
+                failed(
+                    &self.names[i],
+                    format!(
+                        "it did not answer init with init_ok within {:?}",
+                        self.config.step_timeout
+                    ),
                 )
             })?;
             let ours = output.node == i && output.incarnation == incarnation;
             if ours {
                 let Some(line) = &output.line else {
-                    return Err(format!("{} exited before init_ok", self.names[i]));
+                    return Err(failed(&self.names[i], "it exited before init_ok".into()));
                 };
                 if let Line::Text(line) = line {
                     if let Ok(m) = serde_json::from_str::<Message>(line) {
@@ -947,7 +975,10 @@ impl Cluster {
             self.on_output(output);
             if ours && self.slots[i].process.is_none() {
                 // Its output failed it (a line too long).
-                return Err(self.errors.last().cloned().unwrap_or_default());
+                return Err(failed(
+                    &self.names[i],
+                    self.errors.last().cloned().unwrap_or_default(),
+                ));
             }
         }
     }
@@ -1154,7 +1185,11 @@ mod tests {
         let error = Cluster::start(config(&dir, silent))
             .err()
             .expect("start fails");
-        assert!(error.contains("step_done"), "{error}");
+        assert!(
+            matches!(&error, HarnessError::NodeStart { node, .. } if node == "n1"),
+            "{error:?}"
+        );
+        assert!(error.to_string().contains("step_done"), "{error}");
     }
 
     /// A driver that sends one request from `c1` to `n1` and keeps the answer, if one
@@ -1279,7 +1314,8 @@ mod tests {
         let mut cluster = Cluster::start(config).unwrap();
         write_file(&mut cluster, "a", "v", true);
         let error = cluster.fault(Fault::PowerLoss("n1".into())).unwrap_err();
-        assert!(error.contains("Durability::LazyFs"), "{error}");
+        assert!(matches!(error, HarnessError::Fault(_)), "{error:?}");
+        assert!(error.to_string().contains("Durability::LazyFs"), "{error}");
         assert_eq!(
             read_file(&mut cluster, "a"),
             Ok(Some("v".into())),

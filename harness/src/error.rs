@@ -10,9 +10,21 @@ pub enum HarnessError {
     /// Our reference binary could not be built from the current sources.
     #[error("building {bin} failed (try `cargo build --workspace --bins`):\n{output}")]
     Build { bin: String, output: String },
-    /// A suite, test or known-bad variant that does not exist.
+    /// A node of a cluster that could not be started or initialised.
+    #[error("{node} could not be started: {reason}")]
+    NodeStart { node: String, reason: String },
+    /// A node name the cluster does not have.
+    #[error("no node {0:?}")]
+    NoNode(String),
+    /// A node that is not running when something needs its process.
+    #[error("{0} is not running")]
+    NotRunning(String),
+    /// A fault that cannot be applied as asked.
     #[error("{0}")]
-    Unknown(String),
+    Fault(String),
+    /// The power-loss filesystem could not be mounted.
+    #[error("cannot mount the power-loss filesystem on {path}: {reason}")]
+    Mount { path: String, reason: String },
     #[error("{what}: {source}")]
     Io {
         what: String,

@@ -59,6 +59,7 @@
 mod fuse;
 mod tree;
 
+use crate::error::HarnessError;
 use std::ffi::CString;
 use std::fmt;
 use std::os::unix::ffi::OsStrExt;
@@ -88,12 +89,10 @@ impl fmt::Debug for LazyFs {
 
 impl LazyFs {
     /// Mounts an empty LazyFs on the directory `mountpoint`.
-    pub fn mount(mountpoint: &Path) -> Result<LazyFs, String> {
-        let fail = |cause: String| {
-            format!(
-                "cannot mount the power-loss filesystem (FUSE) on {}: {cause}",
-                mountpoint.display()
-            )
+    pub fn mount(mountpoint: &Path) -> Result<LazyFs, HarnessError> {
+        let fail = |reason: String| HarnessError::Mount {
+            path: mountpoint.display().to_string(),
+            reason,
         };
         let meta = std::fs::metadata(mountpoint).map_err(|e| fail(e.to_string()))?;
         if !meta.is_dir() {

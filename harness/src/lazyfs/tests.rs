@@ -356,7 +356,7 @@ fn a_failing_test_keeps_the_files_it_had() {
 fn mounting_on_a_missing_directory_names_it() {
     let dir = TestDir::new("lazyfs-missing");
     let missing = dir.join("nowhere");
-    let error = LazyFs::mount(&missing).unwrap_err();
+    let error = LazyFs::mount(&missing).unwrap_err().to_string();
     assert!(error.contains(missing.to_str().unwrap()), "{error}");
     assert!(error.contains("No such file"), "{error}");
 }

@@ -197,7 +197,7 @@ impl<'a> Test<'a> {
 
     pub fn net(&mut self, config: NetConfig) {
         if let Err(e) = self.cluster.fault(Fault::Net(config)) {
-            self.cx.fail(property::HARNESS, e);
+            self.cx.fail(property::HARNESS, e.to_string());
         }
     }
 
