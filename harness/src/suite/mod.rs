@@ -19,6 +19,7 @@ pub mod libtest;
 pub mod outcome;
 pub mod property;
 pub mod runner;
+pub mod self_check;
 pub mod summary;
 
 pub use context::{Context, Evidence};

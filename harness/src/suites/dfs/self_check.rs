@@ -10,7 +10,7 @@ use crate::cluster::TimeMode;
 use crate::implementation::Implementation;
 use crate::suite::context::Target;
 use crate::suite::runner::{self, RunOptions};
-use crate::suite::{fail, property, Context, Outcome, TestCase};
+use crate::suite::{fail, property, self_check, Context, Outcome, TestCase};
 
 pub(super) const CHECKS: &[TestCase] = &[
     TestCase {
@@ -57,26 +57,8 @@ fn run_with(cx: &Context, name: &str, target: Target) -> Outcome {
 /// serving (`true PORT IMAGE`): nothing passes for want of a server.
 fn a_server_that_does_nothing_fails_every_test(cx: &mut Context) {
     let nothing = Implementation::from_command("true").expect("a command");
-    for test in SUITE.tests {
-        let outcome = run_with(
-            cx,
-            test.name,
-            Target {
-                overrides: vec![(SUITE.programs[0].var.to_string(), nothing.clone())],
-                bug: None,
-            },
-        );
-        if !outcome.failed_for(property::PROGRESS) {
-            cx.fail(
-                property::HARNESS,
-                format!(
-                    "dfs::{} did not fail a server that does nothing for progress:\n{}",
-                    test.name,
-                    outcome.report()
-                ),
-            );
-        }
-    }
+    let what = "a server that does nothing";
+    self_check::fails_for_progress(cx, &SUITE, SUITE.tests, &nothing, TimeMode::Real, what);
 }
 
 /// Runs one test of this suite's nextest binary in a child process with `env`, and

@@ -11,7 +11,7 @@ use crate::cluster::TimeMode;
 use crate::implementation::Implementation;
 use crate::suite::context::Target;
 use crate::suite::runner::{self, RunOptions};
-use crate::suite::{fail, property, Context, Outcome, TestCase};
+use crate::suite::{fail, property, self_check, Context, Outcome, TestCase};
 
 pub(super) const CHECKS: &[TestCase] = &[
     TestCase {
@@ -46,74 +46,17 @@ pub(super) const CHECKS: &[TestCase] = &[
     },
 ];
 
-fn fixture() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/kvsrv/fixtures/unhelpful_node.py")
-}
-
-fn python() -> String {
-    if std::process::Command::new("python3")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        fail(
-            property::HARNESS,
-            "python3 is needed for this check and is missing (apt-get install python3)",
-        );
-    }
-    "python3".into()
-}
-
-/// Runs conformance test `name` against `implementation`.
-fn run_against(cx: &Context, implementation: Implementation, name: &str) -> Outcome {
+/// Runs conformance test `name` against `implementation`, in simulated time.
+fn run_against(cx: &Context, implementation: &Implementation, name: &str) -> Outcome {
     let test = SUITE.test(name).expect("a kvsrv test");
-    let options = RunOptions {
-        seed: cx.seed,
-        mode: TimeMode::Sim,
-        target: Target {
-            overrides: vec![(SUITE.programs[0].var.to_string(), implementation)],
-            bug: None,
-        },
-        save_artifacts: false,
-        quiet: true,
-    };
-    runner::run(&SUITE, test, &options)
+    self_check::run_against(cx, &SUITE, test, implementation, TimeMode::Sim)
 }
 
-/// Every conformance test must fail `implementation`, for lack of progress.
+/// Every conformance test must fail the fixture node in `mode`, for lack of progress.
 fn fails_every_test_for_progress(cx: &mut Context, mode: &str) {
-    let command = format!("{} {} {mode}", python(), fixture().display());
-    let implementation = Implementation::from_command(&command).expect("a command");
-    for test in SUITE.tests {
-        let outcome = run_against(cx, implementation.clone(), test.name);
-        if outcome.passed() {
-            cx.fail(
-                property::PROGRESS,
-                format!(
-                    "{} passed a node that does nothing ({mode}):\n{}",
-                    test.name,
-                    outcome.report()
-                ),
-            );
-        } else if !outcome.failed_for(property::PROGRESS) {
-            cx.fail(
-                property::PROGRESS,
-                format!(
-                    "{} failed a node that does nothing ({mode}), but not for lack of progress:\n{}",
-                    test.name,
-                    outcome.report()
-                ),
-            );
-        } else {
-            let why = outcome
-                .failures
-                .iter()
-                .find(|f| f.property == property::PROGRESS)
-                .map(|f| f.message.clone())
-                .unwrap_or_default();
-            cx.note(format!("{}: {why}", test.name));
-        }
-    }
+    let node = self_check::unhelpful_node(mode);
+    let what = format!("a node that does nothing ({mode})");
+    self_check::fails_for_progress(cx, &SUITE, SUITE.tests, &node, TimeMode::Sim, &what);
 }
 
 /// A node that answers every request with 11 (temporarily unavailable).
@@ -131,19 +74,13 @@ fn never_answer_fails_every_test(cx: &mut Context) {
 /// the suite started, here the proxy, not the server.
 fn late_node_passes(cx: &mut Context) {
     let ours = Implementation::ours(super::BIN);
-    let command = format!(
-        "{} {} late 2 {}",
-        python(),
-        fixture().display(),
-        ours.command_line()
-    );
-    let implementation = Implementation::from_command(&command).expect("a command");
+    let implementation = self_check::unhelpful_node(&format!("late 2 {}", ours.command_line()));
     for test in SUITE
         .tests
         .iter()
         .filter(|t| !t.name.starts_with("memory::"))
     {
-        let outcome = run_against(cx, implementation.clone(), test.name);
+        let outcome = run_against(cx, &implementation, test.name);
         if !outcome.passed() {
             cx.fail(
                 property::PROGRESS,
@@ -238,10 +175,10 @@ fn wall_clock_runs_take_wall_time(cx: &mut Context) {
 fn python_example_passes_basic(cx: &mut Context) {
     let script =
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../impls/kvsrv/python/kvsrv_node.py");
-    let command = format!("{} {}", python(), script.display());
+    let command = format!("{} {}", self_check::python3(), script.display());
     let implementation = Implementation::from_command(&command).expect("a command");
     for name in ["basic::one_client", "basic::lin_kv_ops"] {
-        let outcome = run_against(cx, implementation.clone(), name);
+        let outcome = run_against(cx, &implementation, name);
         assert!(outcome.passed(), "{}", outcome.report());
         let ok = outcome.stats.map_or(0, |s| s.ok);
         assert!(

@@ -15,7 +15,7 @@ use crate::cluster::TimeMode;
 use crate::implementation::Implementation;
 use crate::suite::context::Target;
 use crate::suite::runner::{self, RunOptions};
-use crate::suite::{property, Context, TestCase};
+use crate::suite::{property, self_check, Context, TestCase};
 
 pub(super) const CHECKS: &[TestCase] = &[
     TestCase {
@@ -102,38 +102,8 @@ fn every_test_rejects(cx: &mut Context, script: &str, guard: Duration, parallel:
             .iter()
             .find(|(t, _)| *t == name)
             .map_or(property::PROGRESS, |(_, p)| p);
-        if outcome.passed() {
-            cx.fail(
-                property::PROGRESS,
-                format!(
-                    "{name} passed {script}, which does nothing:\n{}",
-                    outcome.report()
-                ),
-            );
-        } else if !outcome.failed_for(expected) {
-            cx.fail(
-                property::PROGRESS,
-                format!(
-                    "{name} failed {script}, but not for {expected:?}:\n{}",
-                    outcome.report()
-                ),
-            );
-        } else if expected == property::PROGRESS
-            && !outcome
-                .failures
-                .iter()
-                .any(|f| f.property == expected && f.message.contains("no progress"))
-        {
-            cx.fail(
-                property::PROGRESS,
-                format!(
-                    "{name} failed {script} for lack of progress without saying \"no progress\":\n{}",
-                    outcome.report()
-                ),
-            );
-        } else if let Some(f) = outcome.failures.iter().find(|f| f.property == expected) {
-            cx.note(format!("{name}: {f}"));
-        }
+        let what = format!("{script}, which does nothing");
+        self_check::require_failed_for(cx, &outcome, expected, &what);
     }
 }
 

@@ -1,16 +1,11 @@
 //! Checks of the Raft suite itself: it fails nodes that do not do the work, for lack
 //! of progress, and one seed replays one run.
 
-use std::path::PathBuf;
-
 use serde_json::json;
 
 use super::{Tester, SUITE};
 use crate::cluster::TimeMode;
-use crate::implementation::Implementation;
-use crate::suite::context::Target;
-use crate::suite::runner::{self, RunOptions};
-use crate::suite::{fail, property, Context, TestCase};
+use crate::suite::{self_check, Context, TestCase};
 
 pub(super) const CHECKS: &[TestCase] = &[
     TestCase {
@@ -63,24 +58,6 @@ fn same_seed_same_journal(cx: &mut Context) {
     }
 }
 
-fn fixture() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/raft/fixtures/unhelpful_node.py")
-}
-
-fn python() -> String {
-    if std::process::Command::new("python3")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        fail(
-            property::HARNESS,
-            "python3 is needed for this check and is missing (apt-get install python3)",
-        );
-    }
-    "python3".into()
-}
-
 /// One test of each group, from 3 to 5 nodes, sweeps and the power-loss filesystem
 /// included: each waits for a leader or for agreement first, as every test of the
 /// suite does. (Every test would do, but each start of a Python node costs a tenth of
@@ -99,54 +76,10 @@ const SAMPLE: &[&str] = &[
 /// Each test of [`SAMPLE`] must fail the fixture node in `mode`, for lack of progress
 /// (with a message saying so).
 fn fails_for_progress(cx: &mut Context, mode: &str) {
-    let command = format!("{} {} {mode}", python(), fixture().display());
-    let implementation = Implementation::from_command(&command).expect("a command");
-    for name in SAMPLE {
-        let test = SUITE.test(name).expect("a raft test");
-        let options = RunOptions {
-            seed: cx.seed,
-            mode: TimeMode::Sim,
-            target: Target {
-                overrides: vec![(SUITE.programs[0].var.to_string(), implementation.clone())],
-                bug: None,
-            },
-            save_artifacts: false,
-            quiet: true,
-        };
-        let outcome = runner::run(&SUITE, test, &options);
-        let why = outcome
-            .failures
-            .iter()
-            .find(|f| f.property == property::PROGRESS)
-            .map(|f| f.message.clone());
-        match why {
-            _ if outcome.passed() => cx.fail(
-                property::PROGRESS,
-                format!(
-                    "{} passed a node that does nothing ({mode}):\n{}",
-                    test.name,
-                    outcome.report()
-                ),
-            ),
-            Some(why) if why.contains("no progress") => cx.note(format!("{}: {why}", test.name)),
-            Some(_) => cx.fail(
-                property::PROGRESS,
-                format!(
-                    "{} failed a node that does nothing ({mode}) for progress without saying \"no progress\":\n{}",
-                    test.name,
-                    outcome.report()
-                ),
-            ),
-            None => cx.fail(
-                property::PROGRESS,
-                format!(
-                    "{} failed a node that does nothing ({mode}), but not for lack of progress:\n{}",
-                    test.name,
-                    outcome.report()
-                ),
-            ),
-        }
-    }
+    let node = self_check::unhelpful_node(mode);
+    let tests = SAMPLE.iter().map(|n| SUITE.test(n).expect("a raft test"));
+    let what = format!("a node that does nothing ({mode})");
+    self_check::fails_for_progress(cx, &SUITE, tests, &node, TimeMode::Sim, &what);
 }
 
 /// A node that answers `init` and nothing after it.

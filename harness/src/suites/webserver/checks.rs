@@ -367,7 +367,7 @@ pub fn bounded_buffer(subject: &Subject, dir: &Path) {
     if statuses != [200; 6] {
         fail(
             property::PROGRESS,
-            format!("bounded buffer: not every waiting connection was served: {statuses:?}"),
+            format!("no progress: bounded buffer: not every waiting connection was served: {statuses:?}"),
         );
     }
 }

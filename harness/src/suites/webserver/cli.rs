@@ -29,13 +29,13 @@ pub(super) fn defaults(cx: &mut Context) {
         if let Some(status) = process.try_wait().unwrap() {
             fail(
                 property::PROGRESS,
-                format!("no server: with no options it exited with {status}"),
+                format!("no progress: with no options it exited with {status}"),
             );
         }
         if Instant::now() >= deadline {
             fail(
                 property::PROGRESS,
-                "no server: with no options nothing listens on the default port 10000 \
+                "no progress: with no options nothing listens on the default port 10000 \
                  within 10 s",
             );
         }
@@ -105,7 +105,7 @@ pub(super) fn rejects_bad_arguments(cx: &mut Context) {
         if status.success() && text.trim().is_empty() {
             fail(
                 property::PROGRESS,
-                format!("wserver {args:?} did nothing: it exited 0 without a word"),
+                format!("no progress: wserver {args:?} did nothing: it exited 0 without a word"),
             );
         }
         assert!(!status.success(), "wserver {args:?} exited 0");

@@ -12,7 +12,7 @@ use crate::cluster::TimeMode;
 use crate::implementation::Implementation;
 use crate::suite::context::Target;
 use crate::suite::runner::{self, KnownBadVerdict, RunOptions};
-use crate::suite::{property, Context, KnownBad, Outcome, TestCase};
+use crate::suite::{property, self_check, Context, KnownBad, TestCase};
 
 pub(super) const CHECKS: &[TestCase] = &[
     TestCase {
@@ -40,49 +40,15 @@ fn exiting_server_fails_every_test(cx: &mut Context) {
                 TcpStream::connect("127.0.0.1:10000").is_err()
             });
         }
-        let options = RunOptions {
-            seed: cx.seed,
-            mode: TimeMode::Real,
-            target: Target {
-                overrides: vec![(SUITE.programs[0].var.to_string(), implementation.clone())],
-                bug: None,
-            },
-            save_artifacts: false,
-            quiet: true,
-        };
-        let outcome = runner::run(&SUITE, test, &options);
-        discard_scratch(&outcome);
+        let outcome = self_check::run_against(cx, &SUITE, test, &implementation, TimeMode::Real);
         if outcome.passed()
             && test.name.starts_with("browser::")
             && super::support::skipped("chromium")
         {
             cx.note(format!("{}: skipped (DSCONF_SKIP=chromium)", test.name));
-        } else if outcome.passed() {
-            cx.fail(
-                property::PROGRESS,
-                format!(
-                    "{} passed a server that exits at once:\n{}",
-                    test.name,
-                    outcome.report()
-                ),
-            );
-        } else if !outcome.failed_for(property::PROGRESS) {
-            cx.fail(
-                property::PROGRESS,
-                format!(
-                    "{} failed a server that exits at once, but not for lack of progress:\n{}",
-                    test.name,
-                    outcome.report()
-                ),
-            );
         } else {
-            let why = outcome
-                .failures
-                .iter()
-                .find(|f| f.property == property::PROGRESS)
-                .map(|f| f.message.clone())
-                .unwrap_or_default();
-            cx.note(format!("{}: {why}", test.name));
+            let what = "a server that exits at once";
+            self_check::require_failed_for(cx, &outcome, property::PROGRESS, what);
         }
     }
 }
@@ -105,8 +71,9 @@ fn thread_per_request_never_blocks_the_acceptor(cx: &mut Context) {
         save_artifacts: false,
         quiet: true,
     };
+    // A rejected run leaves no scratch directory behind; another keeps it, with the
+    // complaint below saying where.
     let (verdict, outcome) = runner::run_known_bad(&SUITE, known_bad, &options);
-    discard_scratch(&outcome);
     if verdict == KnownBadVerdict::Rejected {
         cx.note(outcome.report());
     } else {
@@ -114,13 +81,5 @@ fn thread_per_request_never_blocks_the_acceptor(cx: &mut Context) {
             BOUNDED_BUFFER,
             verdict.complaint(&SUITE, known_bad, &outcome),
         );
-    }
-}
-
-/// The runs inside a check fail on purpose: what they leave is no evidence of
-/// anything (the check's own scratch directory is kept if the check fails).
-fn discard_scratch(outcome: &Outcome) {
-    if let Some(dir) = &outcome.scratch {
-        let _ = std::fs::remove_dir_all(dir);
     }
 }

@@ -150,7 +150,7 @@ impl Server {
                 fail(
                     property::PROGRESS,
                     format!(
-                        "no server: {} exited with {status} before accepting connections",
+                        "no progress: {} exited with {status} before accepting connections",
                         self.process.name()
                     ),
                 );
@@ -162,7 +162,7 @@ impl Server {
                 fail(
                     property::PROGRESS,
                     format!(
-                        "no server: {} did not accept connections on {} within {limit:?}",
+                        "no progress: {} did not accept connections on {} within {limit:?}",
                         self.process.name(),
                         self.addr
                     ),
@@ -183,7 +183,10 @@ impl Server {
         let s = TcpStream::connect(&self.addr).unwrap_or_else(|e| {
             fail(
                 property::PROGRESS,
-                format!("cannot connect to the server at {}: {e}", self.addr),
+                format!(
+                    "no progress: cannot connect to the server at {}: {e}",
+                    self.addr
+                ),
             )
         });
         s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
@@ -329,7 +332,7 @@ pub fn read_to_close(s: &mut TcpStream) -> Vec<u8> {
                 fail(
                     property::PROGRESS,
                     format!(
-                        "no complete answer: the server neither finished nor closed the \
+                        "no progress: the server neither finished nor closed the \
                          connection within the read timeout (got {} bytes)",
                         out.len()
                     ),
@@ -363,7 +366,7 @@ impl Response {
         if raw.is_empty() {
             fail(
                 property::PROGRESS,
-                "no answer: the server closed the connection without sending anything",
+                "no progress: the server closed the connection without sending anything",
             );
         }
         let end = find(raw, b"\r\n\r\n").unwrap_or_else(|| {
@@ -457,13 +460,13 @@ pub fn read_one(s: &mut TcpStream) -> Response {
         let n = s.read(&mut byte).unwrap_or_else(|e| {
             fail(
                 property::PROGRESS,
-                format!("no complete response head: {e} (got {raw:?})"),
+                format!("no progress: no complete response head: {e} (got {raw:?})"),
             )
         });
         if n == 0 {
             fail(
                 property::PROGRESS,
-                format!("connection closed inside a response head: {raw:?}"),
+                format!("no progress: connection closed inside a response head: {raw:?}"),
             );
         }
         raw.push(byte[0]);
