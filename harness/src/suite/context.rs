@@ -145,6 +145,18 @@ impl Context {
         &self.dir
     }
 
+    /// A directory under the scratch space not used yet: `stem`, then `stem-2`,
+    /// `stem-3`... (a test that starts several clusters gets one each).
+    pub fn fresh_dir(&self, stem: &str) -> PathBuf {
+        (1..)
+            .map(|n| match n {
+                1 => self.dir.join(stem),
+                n => self.dir.join(format!("{stem}-{n}")),
+            })
+            .find(|d| !d.exists())
+            .expect("a free name")
+    }
+
     /// A fresh generator from the seed; `stream` keeps independent uses apart.
     pub fn rng(&self, stream: u64) -> StdRng {
         StdRng::seed_from_u64(self.seed ^ stream.wrapping_mul(0x9E37_79B9_7F4A_7C15))

@@ -50,6 +50,20 @@ impl RunOptions {
     }
 }
 
+impl RunOptions {
+    /// For a run inside a check of the suite (its verdict read by the check, not
+    /// reported): the check's seed, no evidence saved, panics not printed.
+    pub fn within(cx: &Context, mode: TimeMode, target: Target) -> RunOptions {
+        RunOptions {
+            seed: cx.seed,
+            mode,
+            target,
+            save_artifacts: false,
+            quiet: true,
+        }
+    }
+}
+
 /// Stops the test with a failure of `property` (for tests written with panics: the
 /// runner records it with its property, not as a plain assertion).
 pub fn fail(property: &'static str, message: impl Into<String>) -> ! {

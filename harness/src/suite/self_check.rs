@@ -46,16 +46,11 @@ pub fn run_against(
     implementation: &Implementation,
     mode: TimeMode,
 ) -> Outcome {
-    let options = RunOptions {
-        seed: cx.seed,
-        mode,
-        target: Target {
-            overrides: vec![(suite.programs[0].var.to_string(), implementation.clone())],
-            bug: None,
-        },
-        save_artifacts: false,
-        quiet: true,
+    let target = Target {
+        overrides: vec![(suite.programs[0].var.to_string(), implementation.clone())],
+        bug: None,
     };
+    let options = RunOptions::within(cx, mode, target);
     let mut outcome = runner::run(suite, test, &options);
     // The failure is the point: its scratch space is of no use.
     if let Some(dir) = outcome.scratch.take() {

@@ -43,13 +43,7 @@ pub(super) const CHECKS: &[TestCase] = &[
 /// Runs conformance test `name` with `target`, in this process.
 fn run_with(cx: &Context, name: &str, target: Target) -> Outcome {
     let test = SUITE.test(name).expect("a dfs test");
-    let options = RunOptions {
-        seed: cx.seed,
-        mode: TimeMode::Real,
-        target,
-        save_artifacts: false,
-        quiet: true,
-    };
+    let options = RunOptions::within(cx, TimeMode::Real, target);
     runner::run(&SUITE, test, &options)
 }
 

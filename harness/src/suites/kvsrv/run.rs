@@ -50,17 +50,6 @@ const OP_TIMEOUT: u64 = 5_000_000_000;
 /// Clients stop issuing operations when none has succeeded for this long.
 const STALL_TIMEOUT: u64 = 2 * OP_TIMEOUT;
 
-/// `cluster`, `cluster-2`, ... under `dir`: one for each cluster a test starts.
-fn fresh_dir(dir: &std::path::Path) -> std::path::PathBuf {
-    (1..)
-        .map(|n| match n {
-            1 => dir.join("cluster"),
-            n => dir.join(format!("cluster-{n}")),
-        })
-        .find(|d| !d.exists())
-        .expect("a free name")
-}
-
 /// What a finished run recorded.
 pub(super) struct Finished {
     pub journal: String,
@@ -85,7 +74,7 @@ impl<'a> Test<'a> {
             mode: cx.mode,
             seed: cx.seed,
             net: NetConfig::reliable(),
-            dir: fresh_dir(cx.dir()),
+            dir: cx.fresh_dir("cluster"),
             step_timeout: Duration::from_secs(10),
         };
         match Cluster::start(config) {

@@ -148,13 +148,7 @@ fn wall_clock_runs_take_wall_time(cx: &mut Context) {
         "unreliable::server_paused",
     ] {
         let test = SUITE.test(name).expect("a kvsrv test");
-        let options = RunOptions {
-            seed: cx.seed,
-            mode: TimeMode::Real,
-            target: Target::default(),
-            save_artifacts: false,
-            quiet: true,
-        };
+        let options = RunOptions::within(cx, TimeMode::Real, Target::default());
         let outcome = runner::run(&SUITE, test, &options);
         assert!(outcome.passed(), "{}", outcome.report());
         let clock = Duration::from_nanos(outcome.stats.map_or(0, |s| s.clock_ns));

@@ -70,13 +70,7 @@ fn every_test_rejects(cx: &mut Context, script: &str, guard: Duration, parallel:
             .collect(),
         bug: None,
     };
-    let options = RunOptions {
-        seed: cx.seed,
-        mode: TimeMode::Real,
-        target,
-        save_artifacts: false,
-        quiet: true,
-    };
+    let options = RunOptions::within(cx, TimeMode::Real, target);
     let queue = Mutex::new(SUITE.tests.iter());
     let verdicts = Mutex::new(Vec::new());
     std::thread::scope(|s| {

@@ -25,7 +25,7 @@
 //! (`HARNESS_TIME=real`).
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use rand::rngs::StdRng;
@@ -292,22 +292,11 @@ impl Setup {
             implementation: cx.implementation(),
             seed: cx.seed,
             mode: cx.mode,
-            dir: fresh_dir(cx.dir()),
+            dir: cx.fresh_dir("cluster"),
             durability: Durability::Disk,
             evidence: Some(cx.evidence()),
         }
     }
-}
-
-/// `cluster`, `cluster-2`, ... under `dir`: one for each tester a test starts.
-fn fresh_dir(dir: &Path) -> PathBuf {
-    (1..)
-        .map(|n| match n {
-            1 => dir.join("cluster"),
-            n => dir.join(format!("cluster-{n}")),
-        })
-        .find(|d| !d.exists())
-        .expect("a free name")
 }
 
 /// A Raft cluster under test.

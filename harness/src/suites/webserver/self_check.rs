@@ -64,13 +64,7 @@ static THREAD_PER_REQUEST_BUFFER: KnownBad = KnownBad {
 
 fn thread_per_request_never_blocks_the_acceptor(cx: &mut Context) {
     let known_bad = &THREAD_PER_REQUEST_BUFFER;
-    let options = RunOptions {
-        seed: cx.seed,
-        mode: TimeMode::Real,
-        target: Target::default(),
-        save_artifacts: false,
-        quiet: true,
-    };
+    let options = RunOptions::within(cx, TimeMode::Real, Target::default());
     // A rejected run leaves no scratch directory behind; another keeps it, with the
     // complaint below saying where.
     let (verdict, outcome) = runner::run_known_bad(&SUITE, known_bad, &options);
