@@ -61,10 +61,16 @@ pub fn tests_table(outcomes: &[Outcome]) -> String {
 /// One row a known-bad variant: which test rejected it, for which property, with
 /// which seed.
 pub fn known_bad_table(rows: &[(&KnownBad, KnownBadVerdict, Outcome)]) -> String {
+    let test_width = rows
+        .iter()
+        .map(|(k, _, _)| k.test.len())
+        .max()
+        .unwrap_or(4)
+        .max(4);
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "{:<20} {:<36} {:<12} {:<22} {:>20}  what it gets wrong",
+        "{:<20} {:<test_width$} {:<12} {:<22} {:>20}  what it gets wrong",
         "variant", "test", "verdict", "property", "seed"
     );
     for (known_bad, verdict, outcome) in rows {
@@ -78,7 +84,7 @@ pub fn known_bad_table(rows: &[(&KnownBad, KnownBadVerdict, Outcome)]) -> String
         properties.dedup();
         let _ = writeln!(
             s,
-            "{:<20} {:<36} {:<12} {:<22} {:>20}  {}",
+            "{:<20} {:<test_width$} {:<12} {:<22} {:>20}  {}",
             known_bad.variant,
             known_bad.test,
             verdict,
