@@ -20,6 +20,7 @@ pub mod process;
 pub mod suite;
 pub mod suites;
 pub mod testdir;
+pub mod tools;
 pub mod udp_relay;
 pub mod verdict;
 

@@ -12,7 +12,7 @@ use std::time::Duration;
 use harness::cluster::{Cluster, ClusterConfig, Driver, TimeMode};
 use harness::network::NetConfig;
 use harness::node_process::MAX_LINE_BYTES;
-use harness::{Implementation, TestDir};
+use harness::{tools, Implementation, TestDir};
 use specs::node_protocol::{Body, Message};
 
 const MS: u64 = 1_000_000;
@@ -20,21 +20,16 @@ const MS: u64 = 1_000_000;
 /// False (after a loud line) when the user opted out of tests that need python3; a
 /// missing python3 otherwise fails the test with what to install.
 fn python3_available() -> bool {
-    let skip = std::env::var("DSCONF_SKIP").unwrap_or_default();
-    if skip.split(',').any(|t| t.trim() == "python3") {
-        eprintln!("SKIPPED: needs python3, and DSCONF_SKIP lists python3");
-        return false;
-    }
-    let found = std::process::Command::new("python3")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    assert!(
-        found,
-        "python3 is missing: install it (apt-get install python3), or set DSCONF_SKIP=python3 \
-         to skip this test"
-    );
-    true
+    let opt_outs = std::env::var(tools::SKIP_VAR).unwrap_or_default();
+    let present = tools::runs("python3", "--version");
+    tools::require(
+        "python3",
+        present,
+        "apt-get install python3",
+        &opt_outs,
+        "the node output tests",
+    )
+    .unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn start(dir: &TestDir, mode: TimeMode, behaviour: &str) -> Cluster {

@@ -9,32 +9,43 @@ use super::runner::{self, RunOptions};
 use super::{fail, property, Context, Outcome, Suite, TestCase};
 use crate::cluster::TimeMode;
 use crate::implementation::Implementation;
+use crate::tools;
 
-/// `python3`, or a failure saying how to get it.
-pub fn python3() -> &'static str {
-    let found = std::process::Command::new("python3")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !found {
-        fail(
-            property::HARNESS,
-            "python3 is needed for this check and is missing (apt-get install python3)",
-        );
+/// `python3`; missing, a failure saying how to get it, unless `DSCONF_SKIP` names it:
+/// then `None`, the skip announced and noted.
+pub fn python3(cx: &mut Context) -> Option<&'static str> {
+    let opt_outs = std::env::var(tools::SKIP_VAR).unwrap_or_default();
+    let what = format!("{}::self_check::{}", cx.suite.name, cx.test);
+    match tools::require(
+        "python3",
+        tools::runs("python3", "--version"),
+        "apt-get install python3",
+        &opt_outs,
+        &what,
+    ) {
+        Ok(true) => Some("python3"),
+        Ok(false) => {
+            cx.note(format!(
+                "SKIPPED: {what} needs python3 ({}=python3)",
+                tools::SKIP_VAR
+            ));
+            None
+        }
+        Err(e) => fail(property::HARNESS, e),
     }
-    "python3"
 }
 
 /// The command of the shared fixture node `harness/tests/fixtures/unhelpful_node.py`
-/// in `mode` (`refuse-all`, `never-answer`, `late SECONDS CMD...`).
-pub fn unhelpful_node(mode: &str) -> Implementation {
+/// in `mode` (`refuse-all`, `never-answer`, `late SECONDS CMD...`); `None` when the
+/// user opted out of python3.
+pub fn unhelpful_node(cx: &mut Context, mode: &str) -> Option<Implementation> {
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/unhelpful_node.py");
     let command = format!(
         "{} {} {mode}",
-        python3(),
+        python3(cx)?,
         shell_words::quote(&script.to_string_lossy())
     );
-    Implementation::from_command(&command).expect("a command")
+    Some(Implementation::from_command(&command).expect("a command"))
 }
 
 /// Runs `test` of `suite` with the suite's main program replaced by

@@ -12,23 +12,17 @@ use super::support::*;
 use super::{CLIENT_RETRY, C_INTERFACE, SHUTDOWN};
 use crate::suite::property::HARNESS;
 use crate::suite::{fail, Context};
+use crate::tools;
 use crate::udp_relay::{Faults, UdpRelay};
-
-fn gcc_present() -> bool {
-    Command::new("gcc")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
 
 /// The C program compiled against the client library, or `None` when gcc is missing
 /// and `DSCONF_SKIP=gcc` opts out (announced); missing without it fails the test.
 fn compile(cx: &Context) -> Option<PathBuf> {
-    let usable = require_tool(
+    let usable = tools::require(
         "gcc",
-        gcc_present(),
+        tools::runs("gcc", "--version"),
         "apt-get install gcc",
-        std::env::var("DSCONF_SKIP").ok().as_deref(),
+        &std::env::var(tools::SKIP_VAR).unwrap_or_default(),
         "the C client tests (a program including mfs.h, linked with libmfs.so)",
     )
     .unwrap_or_else(|e| fail(HARNESS, e));

@@ -4,13 +4,14 @@
 
 use std::process::Command;
 
-use super::support::{fsck_plan, require_tool, FsckPlan, LIBMFS_VAR};
+use super::support::{fsck_plan, FsckPlan, LIBMFS_VAR};
 use super::{DURABILITY, SUITE};
 use crate::cluster::TimeMode;
 use crate::implementation::Implementation;
 use crate::suite::context::Target;
 use crate::suite::runner::{self, RunOptions};
 use crate::suite::{fail, property, self_check, Context, Outcome, TestCase};
+use crate::tools;
 
 pub(super) const CHECKS: &[TestCase] = &[
     TestCase {
@@ -113,17 +114,17 @@ fn dfs_fsck_none_is_announced(_cx: &mut Context) {
 
 fn a_missing_gcc_fails_unless_dsconf_skip_names_it(cx: &mut Context) {
     let what = "the C client tests";
-    let e = require_tool("gcc", false, "apt-get install gcc", None, what).unwrap_err();
+    let e = tools::require("gcc", false, "apt-get install gcc", "", what).unwrap_err();
     assert!(
         e.contains("apt-get install gcc") && e.contains("DSCONF_SKIP=gcc"),
         "{e}"
     );
-    assert!(require_tool("gcc", false, "x", Some("chromium"), what).is_err());
+    assert!(tools::require("gcc", false, "x", "chromium", what).is_err());
     assert_eq!(
-        require_tool("gcc", false, "x", Some("chromium, gcc"), what),
+        tools::require("gcc", false, "x", "chromium, gcc", what),
         Ok(false)
     );
-    assert_eq!(require_tool("gcc", true, "x", None, what), Ok(true));
+    assert_eq!(tools::require("gcc", true, "x", "", what), Ok(true));
     // End to end: a PATH without gcc. Without a PATH cargo cannot build either, so the
     // child gets our server (built now) by its path, and a library path that is never
     // reached (the missing gcc stops the test before the library is used).

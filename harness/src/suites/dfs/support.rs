@@ -77,11 +77,6 @@ pub fn fsck_plan(named: Option<&str>, server_is_ours: bool) -> FsckPlan {
     }
 }
 
-/// Prints a line no one can miss, for a check that did not run.
-pub fn loud_skip(what: &str) {
-    eprintln!("\n==== SKIPPED: {what} ====\n");
-}
-
 /// The image checker run after crashes: the context's `fsck` program (`DFS_FSCK`,
 /// `--impl fsck=CMD`; `none` to skip) or, by default, our `mfsck` when the server is
 /// ours. A foreign server's image is in its own format, so it is checked only if its
@@ -92,39 +87,10 @@ pub fn fsck_for(cx: &Context, server: &Implementation) -> Option<Implementation>
     match fsck_plan(named.as_deref(), server.is_ours()) {
         FsckPlan::Named | FsckPlan::Ours => Some(fsck),
         FsckPlan::Skipped(why) => {
-            loud_skip(&why);
+            crate::tools::announce_skip(&why);
             None
         }
     }
-}
-
-/// Whether a test may go on without `tool`: present, it is used; missing, the test
-/// fails with what to install, unless `DSCONF_SKIP` (comma-separated tool names, the
-/// suite-wide opt-out) names it, and then the skip is announced. `Ok(false)`: skip.
-pub fn require_tool(
-    tool: &str,
-    present: bool,
-    install: &str,
-    dsconf_skip: Option<&str>,
-    what: &str,
-) -> Result<bool, String> {
-    if present {
-        return Ok(true);
-    }
-    let opted_out = dsconf_skip
-        .unwrap_or("")
-        .split(',')
-        .any(|t| t.trim() == tool);
-    if opted_out {
-        loud_skip(&format!(
-            "{what}: {tool} is not installed and DSCONF_SKIP opts out of it; nothing was checked"
-        ));
-        return Ok(false);
-    }
-    Err(format!(
-        "{what} need {tool}, which is not installed: {install}, or set DSCONF_SKIP={tool} to \
-         skip these tests"
-    ))
 }
 
 /// How long a server may take to answer its first request before the test gives up

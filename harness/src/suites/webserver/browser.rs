@@ -3,7 +3,7 @@
 use std::fs;
 use std::time::Duration;
 
-use super::support::{self, docroot, Subject};
+use super::support::{docroot, Subject};
 use crate::suite::{fail, property, Context};
 
 /// Headless Chromium loads a page with a stylesheet and an image from the server;
@@ -85,11 +85,11 @@ window.addEventListener('load', function () {
 /// unless the user opted out with `DSCONF_SKIP=chromium`, which skips it loudly: on
 /// stderr at once, and as a note of the run that the command line shows.
 fn find_chromium(cx: &mut Context) -> Option<std::path::PathBuf> {
-    if support::skipped("chromium") {
-        let line = "SKIPPED: browser::chromium_renders_page_with_css_and_image \
+    if crate::tools::opted_out("chromium") {
+        let line = "browser::chromium_renders_page_with_css_and_image \
                     (DSCONF_SKIP=chromium): no browser has loaded a page from the server";
-        eprintln!("{line}");
-        cx.note(line);
+        crate::tools::announce_skip(line);
+        cx.note(format!("SKIPPED: {line}"));
         return None;
     }
     for name in ["chromium", "chromium-browser"] {

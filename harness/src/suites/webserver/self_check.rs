@@ -43,7 +43,7 @@ fn exiting_server_fails_every_test(cx: &mut Context) {
         let outcome = self_check::run_against(cx, &SUITE, test, &implementation, TimeMode::Real);
         if outcome.passed()
             && test.name.starts_with("browser::")
-            && super::support::skipped("chromium")
+            && crate::tools::opted_out("chromium")
         {
             cx.note(format!("{}: skipped (DSCONF_SKIP=chromium)", test.name));
         } else {

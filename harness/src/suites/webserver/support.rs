@@ -660,15 +660,6 @@ impl Drop for Gates {
     }
 }
 
-/// Tools a test needs that the user chose to do without: `DSCONF_SKIP`, a
-/// comma-separated list of tool names (`DSCONF_SKIP=chromium,gcc`).
-pub fn skipped(tool: &str) -> bool {
-    std::env::var("DSCONF_SKIP")
-        .unwrap_or_default()
-        .split(',')
-        .any(|t| t.trim() == tool)
-}
-
 /// Runs `f` on `n` threads at once and returns their results in thread order.
 pub fn parallel<T: Send + 'static>(
     n: usize,
