@@ -106,9 +106,8 @@ impl KvRaftNode {
                 out.send(to.clone(), message.to_body());
             }
             if ready.became_leader.is_some() {
-                self.raft
-                    .propose(Command::Noop.to_value())
-                    .expect("a node that just became leader leads");
+                // Refused only if it no longer leads, and then there is nothing to do.
+                let _ = self.raft.propose(Command::Noop.to_value());
             }
             if let Some(snapshot) = ready.apply_snapshot {
                 match KvState::restore(&snapshot.data) {
