@@ -8,6 +8,7 @@
 //! The protocol is kvsrv's plus the errors of replication (docs/kvraft.md).
 
 mod run;
+mod self_check;
 mod tests;
 
 use crate::suite::{property, KnownBad, Program, Suite, TestCase};
@@ -27,7 +28,7 @@ pub static SUITE: Suite = Suite {
     bug_var: "KVRAFT_BUG",
     simulated: true,
     tests: TESTS,
-    self_checks: &[],
+    self_checks: self_check::CHECKS,
     known_bad: &[KnownBad {
         variant: "stale-read",
         what: "a leader answers reads without the log",

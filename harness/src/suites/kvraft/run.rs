@@ -31,6 +31,12 @@ const STALL_TIMEOUT: u64 = 2 * OP_TIMEOUT;
 /// How long finding a leader may take: many election timeouts.
 const LEADER_LIMIT: u64 = 10_000_000_000;
 
+/// What a finished run recorded.
+pub(super) struct Finished {
+    pub journal: String,
+    pub history: String,
+}
+
 /// A test's cluster.
 pub(super) struct Test<'a> {
     pub cx: &'a mut Context,
@@ -168,8 +174,8 @@ impl<'a> Test<'a> {
 
     /// The judgement every test ends with: protocol errors, linearizability of the
     /// whole history, counts for the table, and the evidence of a failing run.
-    pub fn finish(self) {
-        let Test { cx, cluster } = self;
+    pub fn finish(self) -> Finished {
+        let Test { cx, mut cluster } = self;
         for e in &cluster.errors {
             cx.fail(property::PROTOCOL, format!("protocol error: {e}"));
         }
@@ -218,6 +224,10 @@ impl<'a> Test<'a> {
                     evidence.copy(log);
                 }
             }
+        }
+        Finished {
+            journal: std::mem::take(&mut cluster.journal).into_text(),
+            history: std::mem::take(&mut cluster.history).into_text(),
         }
     }
 }
