@@ -1,5 +1,6 @@
-//! The replicated key/value service's suite (6.5840 lab 4), part A so far: clients
-//! against three nodes, with an unreliable network and a partitioned leader.
+//! The replicated key/value service's suite (6.5840 lab 4), a first part: clients
+//! against three nodes, with an unreliable network, a partitioned leader, and
+//! restarts of every node with and without snapshots.
 //!
 //! Each test starts three nodes (`n1`..`n3`) behind the simulated network, runs
 //! harness clients that send to every node in turn (a node that does not lead
@@ -58,6 +59,16 @@ const TESTS: &[TestCase] = &[
         name: "unreliable::one_key_appends",
         after: Some("6.5840 kvraft TestUnreliableOneKey4A"),
         run: |cx| tests::with_cluster(cx, tests::unreliable_one_key_appends),
+    },
+    TestCase {
+        name: "persist::restart_all",
+        after: Some("6.5840 kvraft TestPersistConcurrent4A"),
+        run: |cx| tests::with_cluster(cx, tests::restart_all),
+    },
+    TestCase {
+        name: "snapshot::restart_all",
+        after: Some("6.5840 kvraft TestSnapshotRecover4B"),
+        run: |cx| tests::with_snapshots(cx, tests::restart_all),
     },
     TestCase {
         name: "partition::leader_in_minority",

@@ -47,11 +47,17 @@ impl<'a> Test<'a> {
     /// Starts the nodes (`None`, with the failure recorded, if they cannot start).
     /// Snapshots are off (`KVRAFT_MAXRAFTSTATE=-1`), as in 6.5840's part A.
     pub fn start(cx: &'a mut Context) -> Option<Test<'a>> {
+        Test::start_with(cx, "-1")
+    }
+
+    /// [`Test::start`] with `KVRAFT_MAXRAFTSTATE=max_raft_state` (bytes of Raft state
+    /// at which a node snapshots; `-1` for never).
+    pub fn start_with(cx: &'a mut Context, max_raft_state: &str) -> Option<Test<'a>> {
         let implementation = cx.implementation();
         let config = ClusterConfig {
             nodes: NODES,
             implementation: implementation.clone(),
-            env: vec![("KVRAFT_MAXRAFTSTATE".into(), "-1".into())],
+            env: vec![("KVRAFT_MAXRAFTSTATE".into(), max_raft_state.into())],
             mode: cx.mode,
             seed: cx.seed,
             net: NetConfig::reliable(),
