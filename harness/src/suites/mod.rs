@@ -3,6 +3,7 @@
 //! (`tests/<system>/main.rs`) both run these tables.
 
 pub mod dfs;
+pub mod kvraft;
 pub mod kvsrv;
 pub mod mapreduce;
 pub mod raft;
@@ -19,6 +20,7 @@ pub fn all() -> &'static [&'static Suite] {
         &mapreduce::SUITE,
         &kvsrv::SUITE,
         &raft::SUITE,
+        &kvraft::SUITE,
     ];
     ALL
 }

@@ -1,0 +1,78 @@
+//! The replicated key/value service's suite (6.5840 lab 4), a first part: clients
+//! against three nodes, with an unreliable network, a partitioned leader, and
+//! restarts of every node with and without snapshots.
+//!
+//! Each test starts three nodes (`n1`..`n3`) behind the simulated network, runs
+//! harness clients that send to every node in turn (a node that does not lead
+//! answers error 11), and judges the run: progress, no protocol errors, and, always,
+//! the whole history checked for linearizability against `specs::KvFetchAppend`.
+//! The protocol is kvsrv's plus the errors of replication (docs/kvraft.md).
+
+mod run;
+mod self_check;
+mod tests;
+
+use crate::suite::{property, KnownBad, Program, Suite, TestCase};
+
+/// Our binary.
+pub const BIN: &str = "kvraft";
+
+pub static SUITE: Suite = Suite {
+    name: "kvraft",
+    title: "fault-tolerant key/value service",
+    programs: &[Program {
+        var: "KVRAFT_IMPL",
+        bin: BIN,
+        key: "kvraft",
+        run_as: "CMD: one replica speaking the node protocol on stdin/stdout",
+    }],
+    bug_var: "KVRAFT_BUG",
+    simulated: true,
+    tests: TESTS,
+    self_checks: self_check::CHECKS,
+    known_bad: &[KnownBad {
+        variant: "stale-read",
+        what: "a leader answers reads without the log",
+        test: "partition::leader_in_minority",
+        property: property::LINEARIZABLE,
+    }],
+    docs: "docs/kvraft.md",
+};
+
+const TESTS: &[TestCase] = &[
+    TestCase {
+        name: "basic::one_client",
+        after: Some("6.5840 kvraft TestBasic4A"),
+        run: |cx| tests::with_cluster(cx, tests::basic_one_client),
+    },
+    TestCase {
+        name: "concurrent::many_clients",
+        after: Some("6.5840 kvraft TestConcurrent4A"),
+        run: |cx| tests::with_cluster(cx, tests::concurrent_many_clients),
+    },
+    TestCase {
+        name: "unreliable::lossy_duplicating",
+        after: Some("6.5840 kvraft TestUnreliable4A"),
+        run: |cx| tests::with_cluster(cx, tests::unreliable_lossy_duplicating),
+    },
+    TestCase {
+        name: "unreliable::one_key_appends",
+        after: Some("6.5840 kvraft TestUnreliableOneKey4A"),
+        run: |cx| tests::with_cluster(cx, tests::unreliable_one_key_appends),
+    },
+    TestCase {
+        name: "persist::restart_all",
+        after: Some("6.5840 kvraft TestPersistConcurrent4A"),
+        run: |cx| tests::with_cluster(cx, tests::restart_all),
+    },
+    TestCase {
+        name: "snapshot::restart_all",
+        after: Some("6.5840 kvraft TestSnapshotRecover4B"),
+        run: |cx| tests::with_snapshots(cx, tests::restart_all),
+    },
+    TestCase {
+        name: "partition::leader_in_minority",
+        after: Some("6.5840 kvraft TestOnePartition4A"),
+        run: |cx| tests::with_cluster(cx, tests::partition_leader_in_minority),
+    },
+];

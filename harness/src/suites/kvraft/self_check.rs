@@ -1,0 +1,79 @@
+//! Checks of the kvraft suite itself: it fails nodes that do not do the work, and a
+//! seed replays.
+
+use super::run::Test;
+use super::{tests, SUITE};
+use crate::cluster::TimeMode;
+use crate::suite::{fail, property, self_check, Context, TestCase};
+
+pub(super) const CHECKS: &[TestCase] = &[
+    TestCase {
+        name: "refuse_all_fails_every_test",
+        after: None,
+        run: refuse_all_fails_every_test,
+    },
+    TestCase {
+        name: "never_answer_fails_every_test",
+        after: None,
+        run: never_answer_fails_every_test,
+    },
+    TestCase {
+        name: "same_seed_same_journal",
+        after: None,
+        run: same_seed_same_journal,
+    },
+];
+
+/// Every conformance test must fail the fixture node in `mode`, for lack of progress.
+fn fails_every_test_for_progress(cx: &mut Context, mode: &str) {
+    let node = self_check::unhelpful_node(mode);
+    let what = format!("nodes that do nothing ({mode})");
+    self_check::fails_for_progress(cx, &SUITE, SUITE.tests, &node, TimeMode::Sim, &what);
+}
+
+/// Nodes that answer every request with 11 (temporarily unavailable), as if no
+/// leader were ever elected.
+fn refuse_all_fails_every_test(cx: &mut Context) {
+    fails_every_test_for_progress(cx, "refuse-all");
+}
+
+/// Nodes that answer `init` and nothing after it.
+fn never_answer_fails_every_test(cx: &mut Context) {
+    fails_every_test_for_progress(cx, "never-answer");
+}
+
+/// Simulated time is a function of the seed: one seed, run twice, gives the same
+/// journal (every message, fate and delivery) and the same history.
+fn same_seed_same_journal(cx: &mut Context) {
+    let run = |cx: &mut Context| {
+        let Some(mut t) = Test::start(cx) else {
+            fail(property::SETUP, "cannot start the nodes");
+        };
+        tests::unreliable_lossy_duplicating(&mut t);
+        t.finish()
+    };
+    cx.mode = TimeMode::Sim;
+    let a = run(cx);
+    let b = run(cx);
+    assert!(cx.passing(), "the runs failed");
+    assert!(
+        a.journal.lines().count() > 100,
+        "the journal recorded the run"
+    );
+    if a.journal != b.journal {
+        let line = a
+            .journal
+            .lines()
+            .zip(b.journal.lines())
+            .position(|(x, y)| x != y)
+            .unwrap_or(a.journal.lines().count().min(b.journal.lines().count()));
+        panic!(
+            "journals of two runs with seed {} differ from line {}:\n{}\n{}",
+            cx.seed,
+            line + 1,
+            a.journal.lines().nth(line).unwrap_or("<end>"),
+            b.journal.lines().nth(line).unwrap_or("<end>")
+        );
+    }
+    assert_eq!(a.history, b.history, "histories of one seed differ");
+}

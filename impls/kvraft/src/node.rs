@@ -1,0 +1,273 @@
+//! The service as a [`node::Node`]: the Raft core and the state machine of
+//! [`crate::core`] bound together, with Raft's persistence (`raft::disk`) in the
+//! node's data dir.
+
+use node::{Context, ErrorCode, Node, Outbox, Storage};
+use raft::disk::{self, LOG_FILE, META_FILE, SNAPSHOT_FILE};
+use raft::{Config, PeerMessage, Raft, Ready};
+use specs::kv_fetch_append::FetchAppendInput;
+use specs::kvsrv_protocol::parse_request;
+use specs::node_protocol::{Body, Message};
+
+use crate::bug::Bug;
+use crate::core::{self, Command, KvState, LeaderView, Outcome, Waiting};
+
+/// How a node is set up beyond what `init` says.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    /// Snapshot when term, vote and log reach this many bytes on disk; `None`: never.
+    pub max_raft_state: Option<usize>,
+    pub bug: Option<Bug>,
+}
+
+impl Default for Settings {
+    fn default() -> Settings {
+        Settings {
+            max_raft_state: Some(core::DEFAULT_MAX_RAFT_STATE),
+            bug: None,
+        }
+    }
+}
+
+pub struct KvRaftNode {
+    raft: Raft,
+    state: KvState,
+    /// The last index whose command is in `state`.
+    applied: u64,
+    waiting: Waiting<Message>,
+    settings: Settings,
+    /// Bytes of the durable files as last written (a log of 0 bytes is not on disk).
+    meta_bytes: usize,
+    log_bytes: usize,
+    snapshot_bytes: usize,
+    /// The log file ended in a torn line: rewritten whole at start.
+    repair_log: bool,
+}
+
+impl KvRaftNode {
+    /// Recovers from `storage` what a previous run left there: Raft's state, and the
+    /// service's state from the snapshot (the log after it is applied again as it
+    /// commits). Unreadable or contradictory files are fatal: starting empty would
+    /// forget votes, entries and the duplicate table.
+    pub fn new(ctx: &Context, storage: &Storage, settings: Settings) -> Result<KvRaftNode, String> {
+        let loaded = disk::load(storage)?;
+        let (hard_state, snapshot) = loaded.restored.reconcile()?;
+        let (state, applied) = match &snapshot {
+            Some(s) => (KvState::restore(&s.data)?, s.index),
+            None => (KvState::default(), 0),
+        };
+        let config = Config::new(ctx.node_id.clone(), ctx.node_ids.clone());
+        Ok(KvRaftNode {
+            raft: Raft::new(config, hard_state, snapshot, ctx.seed, 0),
+            state,
+            applied,
+            waiting: Waiting::default(),
+            settings,
+            meta_bytes: storage.get(META_FILE).map_or(0, <[u8]>::len),
+            log_bytes: storage.get(LOG_FILE).map_or(0, <[u8]>::len),
+            snapshot_bytes: storage.get(SNAPSHOT_FILE).map_or(0, <[u8]>::len),
+            repair_log: loaded.log_torn,
+        })
+    }
+
+    pub fn raft(&self) -> &Raft {
+        &self.raft
+    }
+
+    pub fn state(&self) -> &KvState {
+        &self.state
+    }
+
+    /// Bytes of term, vote and log on disk: what `maxraftstate` bounds.
+    pub fn raft_state_bytes(&self) -> usize {
+        self.meta_bytes + self.log_bytes
+    }
+
+    pub fn snapshot_bytes(&self) -> usize {
+        self.snapshot_bytes
+    }
+
+    /// Requests waiting for their entries.
+    pub fn waiting(&self) -> usize {
+        self.waiting.len()
+    }
+
+    /// Drains the core until it has nothing more to say: persist (the runtime writes
+    /// every persist of a step before any send), send, apply, answer; a new leader's
+    /// no-op and a snapshot taken here make more to drain.
+    fn flush(&mut self, now: u64, out: &mut Outbox) {
+        loop {
+            let ready = self.raft.ready();
+            if ready == Ready::default() {
+                break;
+            }
+            self.persist(&ready, out);
+            for (to, message) in &ready.messages {
+                out.send(to.clone(), message.to_body());
+            }
+            if ready.became_leader.is_some() {
+                // Refused only if it no longer leads, and then there is nothing to do.
+                let _ = self.raft.propose(Command::Noop.to_value());
+            }
+            if let Some(snapshot) = ready.apply_snapshot {
+                match KvState::restore(&snapshot.data) {
+                    Ok(state) => self.state = state,
+                    // Only a peer of another implementation could send one: keep
+                    // the index moving so later entries are not misapplied twice.
+                    Err(e) => eprintln!("{}: leader's snapshot: {e}", self.raft.id()),
+                }
+                self.applied = snapshot.index;
+                for (request, body) in self.waiting.covered(snapshot.index) {
+                    out.reply(&request, body);
+                }
+            }
+            for (index, entry) in ready.applied {
+                if index <= self.applied {
+                    continue;
+                }
+                self.applied = index;
+                let outcome = match Command::from_value(&entry.command) {
+                    Ok(command) => self.state.apply(&command),
+                    Err(e) => {
+                        eprintln!("{}: entry {index}: {e}", self.raft.id());
+                        Outcome::Nothing
+                    }
+                };
+                let reply = match outcome {
+                    Outcome::Reply(body) => body,
+                    Outcome::Stale => Body::error(
+                        ErrorCode::Timeout,
+                        "an older request than its client's latest: not applied again",
+                    ),
+                    Outcome::Nothing => Body::error(
+                        ErrorCode::TemporarilyUnavailable,
+                        format!("entry {index} holds no request"),
+                    ),
+                };
+                for (request, body) in self.waiting.applied(index, entry.term, &reply) {
+                    out.reply(&request, body);
+                }
+            }
+            if core::should_snapshot(self.raft_state_bytes(), self.settings.max_raft_state)
+                && self.applied > self.raft.log_start()
+            {
+                let with_dedup = self.settings.bug != Some(Bug::DedupNotInSnapshot);
+                let data = self.state.snapshot(with_dedup);
+                if let Err(e) = self.raft.snapshot(self.applied, data) {
+                    eprintln!("{}: {e}", self.raft.id());
+                }
+            }
+        }
+        let view = LeaderView {
+            is_leader: self.raft.is_leader(),
+            term: self.raft.term(),
+            leader: self.raft.leader().map(str::to_string),
+        };
+        for (request, body) in self.waiting.check(now, &view) {
+            out.reply(&request, body);
+        }
+        let wake = self.raft.next_deadline();
+        out.wake_at(self.waiting.next_deadline().map_or(wake, |w| w.min(wake)));
+    }
+
+    fn persist(&mut self, ready: &Ready, out: &mut Outbox) {
+        if let Some(snapshot) = &ready.snapshot {
+            let bytes = serde_json::to_vec(snapshot).expect("snapshots serialise");
+            self.snapshot_bytes = bytes.len();
+            out.persist(SNAPSHOT_FILE, bytes);
+        }
+        if let Some(term_vote) = &ready.term_vote {
+            let bytes = serde_json::to_vec(term_vote).expect("serialises");
+            self.meta_bytes = bytes.len();
+            out.persist(META_FILE, bytes);
+        }
+        if let Some(write) = &ready.log {
+            let start = self.raft.log_start();
+            let start_term = self.raft.term_at(start).expect("the log's start");
+            let (bytes, append) = disk::log_bytes(write, self.log_bytes > 0, start, start_term);
+            if append {
+                self.log_bytes += bytes.len();
+                out.append(LOG_FILE, bytes);
+            } else {
+                self.log_bytes = bytes.len();
+                out.persist(LOG_FILE, bytes);
+            }
+        }
+    }
+
+    fn on_request(&mut self, now: u64, message: Message, out: &mut Outbox) {
+        if message.body.in_reply_to.is_some() {
+            // We send no requests answered this way; answering a stray reply is how
+            // two nodes start answering each other forever.
+            eprintln!(
+                "ignoring a reply from {} that answers nothing: {}",
+                message.src,
+                message.body.to_json()
+            );
+            return;
+        }
+        if message.body.kind == "persisted_size" {
+            let body = Body::new("persisted_size_ok")
+                .with("raft_state", self.raft_state_bytes())
+                .with("snapshot", self.snapshot_bytes);
+            out.reply(&message, body);
+            return;
+        }
+        let (input, id) = match parse_request(&message.body) {
+            Ok(request) => request,
+            Err(error) => {
+                eprintln!("rejecting {:?} from {}", message.body.kind, message.src);
+                out.reply(&message, error);
+                return;
+            }
+        };
+        if !self.raft.is_leader() {
+            out.reply(&message, core::not_leader(self.raft.leader()));
+            return;
+        }
+        if let (Some(Bug::StaleRead), FetchAppendInput::Get { key }) = (self.settings.bug, &input) {
+            let body = self.state.read_local(key);
+            out.reply(&message, body);
+            return;
+        }
+        let command = Command::Op {
+            id: id.map(Into::into),
+            op: input,
+        };
+        match self.raft.propose(command.to_value()) {
+            Ok((index, term)) => self.waiting.add(index, term, message, now),
+            Err(_) => out.reply(&message, core::not_leader(self.raft.leader())),
+        }
+    }
+}
+
+impl Node for KvRaftNode {
+    fn on_start(&mut self, now: u64, out: &mut Outbox) {
+        if std::mem::take(&mut self.repair_log) {
+            let start = self.raft.log_start();
+            let start_term = self.raft.term_at(start).expect("the log's start");
+            let bytes = disk::log_file(start, start_term, self.raft.entries());
+            self.log_bytes = bytes.len();
+            out.persist(LOG_FILE, bytes);
+        }
+        self.raft.restart_timers(now);
+        self.flush(now, out);
+    }
+
+    fn on_tick(&mut self, now: u64, out: &mut Outbox) {
+        self.raft.tick(now);
+        self.flush(now, out);
+    }
+
+    fn on_message(&mut self, now: u64, message: Message, out: &mut Outbox) {
+        if raft::wire::TYPES.contains(&message.body.kind.as_str()) {
+            match PeerMessage::from_body(&message.body) {
+                Ok(m) => self.raft.step(now, &message.src, m),
+                Err(e) => eprintln!("ignoring message from {}: {e}", message.src),
+            }
+        } else {
+            self.on_request(now, message, out);
+        }
+        self.flush(now, out);
+    }
+}
