@@ -128,3 +128,22 @@ pub fn fails_for_progress(
         require_failed_for(cx, &outcome, property::PROGRESS, what);
     }
 }
+
+/// Fails (naming the first line that differs) unless two runs of one seed recorded
+/// the same `what` (journal, history): simulated time is a function of the seed.
+pub fn require_same_record(seed: u64, what: &str, a: &str, b: &str) {
+    if a == b {
+        return;
+    }
+    let line = a
+        .lines()
+        .zip(b.lines())
+        .position(|(x, y)| x != y)
+        .unwrap_or(a.lines().count().min(b.lines().count()));
+    panic!(
+        "{what}s of two runs with seed {seed} differ from line {}:\n{}\n{}",
+        line + 1,
+        a.lines().nth(line).unwrap_or("<end>"),
+        b.lines().nth(line).unwrap_or("<end>")
+    );
+}

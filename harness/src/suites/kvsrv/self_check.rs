@@ -126,22 +126,8 @@ fn same_seed_same_journal(cx: &mut Context) {
         a.journal.lines().count() > 100,
         "the journal recorded the run"
     );
-    if a.journal != b.journal {
-        let line = a
-            .journal
-            .lines()
-            .zip(b.journal.lines())
-            .position(|(x, y)| x != y)
-            .unwrap_or(a.journal.lines().count().min(b.journal.lines().count()));
-        panic!(
-            "journals of two runs with seed {} differ from line {}:\n{}\n{}",
-            cx.seed,
-            line + 1,
-            a.journal.lines().nth(line).unwrap_or("<end>"),
-            b.journal.lines().nth(line).unwrap_or("<end>")
-        );
-    }
-    assert_eq!(a.history, b.history, "histories of one seed differ");
+    self_check::require_same_record(cx.seed, "journal", &a.journal, &b.journal);
+    self_check::require_same_record(cx.seed, "history", &a.history, &b.history);
 }
 
 /// A run on the wall clock takes at least as long, in wall time, as its own clock

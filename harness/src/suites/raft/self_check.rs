@@ -42,20 +42,7 @@ fn same_seed_same_journal(cx: &mut Context) {
     };
     let (a, b) = (run(cx), run(cx));
     assert!(a.lines().count() > 100, "the scenario did something");
-    if a != b {
-        let line = a
-            .lines()
-            .zip(b.lines())
-            .position(|(x, y)| x != y)
-            .unwrap_or(a.lines().count().min(b.lines().count()));
-        panic!(
-            "journals of two runs with seed {} differ from line {}:\n{}\n{}",
-            cx.seed,
-            line + 1,
-            a.lines().nth(line).unwrap_or("<end>"),
-            b.lines().nth(line).unwrap_or("<end>")
-        );
-    }
+    self_check::require_same_record(cx.seed, "journal", &a, &b);
 }
 
 /// One test of each group, from 3 to 5 nodes, sweeps and the power-loss filesystem
