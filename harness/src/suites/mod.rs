@@ -3,6 +3,8 @@
 //! (`tests/<system>/main.rs`) both run these tables.
 
 pub mod dfs;
+/// What the suites of kvsrv and kvraft share: a key/value cluster under test.
+mod kv_cluster;
 pub mod kvraft;
 pub mod kvsrv;
 pub mod mapreduce;

@@ -1,153 +1,41 @@
-//! One kvraft test's run: three nodes behind the simulated network, client phases
-//! that must make progress, the leader found by asking, and the judgement every test
-//! ends with.
+//! One kvraft test's run: three nodes as a [`KvCluster`] (shared with kvsrv), and the
+//! leader found by asking.
 
-use std::time::Duration;
-
-use specs::kv_fetch_append::{FetchAppendInput, FetchAppendOutput};
 use specs::node_protocol::{Body, ErrorCode, Message};
-use specs::KvFetchAppend;
 
-use crate::client::{ClientConfig, Clients, Done, Workload};
-use crate::cluster::{Cluster, ClusterConfig, Driver};
-use crate::history::Completion;
-use crate::nemesis::Fault;
-use crate::network::{Latency, NetConfig};
-use crate::suite::{property, Context, TestStats};
-use crate::suites::kvsrv::KvProtocol;
-use crate::verdict::judge;
-
-pub(super) type Ops = Vec<Done<FetchAppendInput, FetchAppendOutput>>;
+use crate::cluster::{Cluster, Driver};
+use crate::suite::{property, Context};
+use crate::suites::kv_cluster::{KvCluster, Shape};
 
 /// Nodes in a cluster.
 pub(super) const NODES: usize = 3;
-/// Virtual (or real) time one phase of clients may take before it is cut off.
-const PHASE_LIMIT: u64 = 120_000_000_000;
-/// An operation is abandoned (recorded as unknown) after this long: several
-/// elections.
-const OP_TIMEOUT: u64 = 5_000_000_000;
-/// Clients stop issuing operations when none has succeeded for this long.
-const STALL_TIMEOUT: u64 = 2 * OP_TIMEOUT;
 /// How long finding a leader may take: many election timeouts.
 const LEADER_LIMIT: u64 = 10_000_000_000;
 
-/// What a finished run recorded.
-pub(super) struct Finished {
-    pub journal: String,
-    pub history: String,
-}
-
 /// A test's cluster.
-pub(super) struct Test<'a> {
-    pub cx: &'a mut Context,
-    pub cluster: Cluster,
+pub(super) type Test<'a> = KvCluster<'a>;
+
+/// Starts the nodes (`None`, with the failure recorded, if they cannot start).
+/// Snapshots are off (`KVRAFT_MAXRAFTSTATE=-1`), as in 6.5840's part A.
+pub(super) fn start(cx: &mut Context) -> Option<Test<'_>> {
+    start_with(cx, "-1")
 }
 
-impl<'a> Test<'a> {
-    /// Starts the nodes (`None`, with the failure recorded, if they cannot start).
-    /// Snapshots are off (`KVRAFT_MAXRAFTSTATE=-1`), as in 6.5840's part A.
-    pub fn start(cx: &'a mut Context) -> Option<Test<'a>> {
-        Test::start_with(cx, "-1")
-    }
+/// [`start`] with `KVRAFT_MAXRAFTSTATE=max_raft_state` (bytes of Raft state at which
+/// a node snapshots; `-1` for never). Clients send to every node in turn (a node
+/// that does not lead redirects with error 11) and resend after 50 ms.
+pub(super) fn start_with<'a>(cx: &'a mut Context, max_raft_state: &str) -> Option<Test<'a>> {
+    let shape = Shape {
+        nodes: NODES,
+        env: vec![("KVRAFT_MAXRAFTSTATE".into(), max_raft_state.into())],
+        attempt_timeout: 50_000_000,
+        think_max: 60_000_000,
+        min_percent: 90,
+    };
+    KvCluster::start(cx, shape)
+}
 
-    /// [`Test::start`] with `KVRAFT_MAXRAFTSTATE=max_raft_state` (bytes of Raft state
-    /// at which a node snapshots; `-1` for never).
-    pub fn start_with(cx: &'a mut Context, max_raft_state: &str) -> Option<Test<'a>> {
-        let implementation = cx.implementation();
-        let config = ClusterConfig {
-            nodes: NODES,
-            implementation: implementation.clone(),
-            env: vec![("KVRAFT_MAXRAFTSTATE".into(), max_raft_state.into())],
-            mode: cx.mode,
-            seed: cx.seed,
-            net: NetConfig::reliable(),
-            dir: cx.fresh_dir("cluster"),
-            step_timeout: Duration::from_secs(10),
-        };
-        match Cluster::start(config) {
-            Ok(cluster) => Some(Test { cx, cluster }),
-            Err(e) => {
-                cx.fail(
-                    property::SETUP,
-                    format!(
-                        "cannot start the nodes ({}): {e}",
-                        implementation.describe()
-                    ),
-                );
-                None
-            }
-        }
-    }
-
-    /// Runs `count` clients until the workload is done, sending to every node in
-    /// turn (a node that does not lead redirects with error 11), and requires
-    /// progress: at least `min_percent` of the operations succeed and every client
-    /// has one succeed.
-    pub fn run<W: Workload<FetchAppendInput>>(
-        &mut self,
-        count: usize,
-        workload: W,
-        min_percent: u64,
-    ) -> Ops {
-        let config = ClientConfig {
-            attempt_timeout: 50_000_000,
-            op_timeout: OP_TIMEOUT,
-            think: Latency::Uniform {
-                min: 0,
-                max: 60_000_000,
-            },
-            targets: self.cluster.node_names().to_vec(),
-            stall_timeout: STALL_TIMEOUT,
-        };
-        let seed = self.cluster.seed() ^ self.cluster.new_client_ids(0).start;
-        let mut clients = Clients::new(KvProtocol, workload, config, count, seed);
-        let limit = self.cluster.now() + PHASE_LIMIT;
-        self.cluster.run(&mut clients, limit);
-        let stalled = clients.stalled_at();
-        if stalled.is_none() && !clients.done() {
-            self.cx.fail(
-                property::PROGRESS,
-                "no progress: clients did not finish their operations in time",
-            );
-        }
-        let done = clients.done;
-        let ok = done
-            .iter()
-            .filter(|d| matches!(d.completion, Completion::Ok(_)))
-            .count() as u64;
-        let total = done.len() as u64;
-        let min = (total * min_percent).div_ceil(100).max(1);
-        if ok < min || stalled.is_some() {
-            let stop = match stalled {
-                Some(at) => format!(
-                    "; the clients stopped at {:.3} s after {} s without a successful operation",
-                    at as f64 / 1e9,
-                    STALL_TIMEOUT / 1_000_000_000
-                ),
-                None => String::new(),
-            };
-            self.cx.fail(
-                property::PROGRESS,
-                format!(
-                    "no progress: {ok} of {total} operations succeeded (at least {min} must){stop}"
-                ),
-            );
-        }
-        if self.cx.passing() {
-            for c in 0..count {
-                let mut mine = done.iter().filter(|d| d.client == c).peekable();
-                if mine.peek().is_some() && !mine.any(|d| matches!(d.completion, Completion::Ok(_)))
-                {
-                    self.cx.fail(
-                        property::PROGRESS,
-                        format!("no progress: client {c} had none of its operations succeed"),
-                    );
-                }
-            }
-        }
-        done
-    }
-
+impl KvCluster<'_> {
     /// The current leader, found by asking every node (outside the history) until
     /// one answers a read or names the leader in its "not the leader" error. `None`,
     /// with a progress failure recorded, if none is found in time.
@@ -170,71 +58,6 @@ impl<'a> Test<'a> {
             );
         }
         probe.leader
-    }
-
-    pub fn fault(&mut self, fault: Fault) {
-        if let Err(e) = self.cluster.fault(fault) {
-            self.cx.fail(property::HARNESS, e.to_string());
-        }
-    }
-
-    /// The judgement every test ends with: protocol errors, linearizability of the
-    /// whole history, counts for the table, and the evidence of a failing run.
-    pub fn finish(self) -> Finished {
-        let Test { cx, mut cluster } = self;
-        for e in &cluster.errors {
-            cx.fail(property::PROTOCOL, format!("protocol error: {e}"));
-        }
-        let title = format!("kvraft::{} seed {}", cx.test, cx.seed);
-        let judgement = judge(
-            &KvFetchAppend,
-            cluster.history.text(),
-            Duration::from_secs(30),
-            &title,
-            false,
-        );
-        if !judgement.passed() {
-            cx.fail(
-                property::LINEARIZABLE,
-                format!("linearizability: {}", judgement.summary),
-            );
-        }
-        let (ops, ok, fail, info) = cluster.history.counts();
-        let stats = cluster.stats();
-        cx.stats = Some(TestStats {
-            ops,
-            ok,
-            fail,
-            info,
-            messages: stats.routed,
-            clock_ns: stats.elapsed_ns,
-            steps: stats.steps,
-        });
-        if !cx.passing() {
-            let evidence = cx.evidence();
-            let timeline = judge(
-                &KvFetchAppend,
-                cluster.history.text(),
-                Duration::from_secs(30),
-                &title,
-                true,
-            );
-            evidence.file("checker.txt", format!("{}\n", judgement.summary));
-            if let Some(html) = timeline.html {
-                evidence.file("timeline.html", html);
-            }
-            evidence.file("journal.jsonl", cluster.journal.text());
-            evidence.file("history.jsonl", cluster.history.text());
-            for n in cluster.node_names().to_vec() {
-                if let Some(log) = cluster.log_path(&n) {
-                    evidence.copy(log);
-                }
-            }
-        }
-        Finished {
-            journal: std::mem::take(&mut cluster.journal).into_text(),
-            history: std::mem::take(&mut cluster.history).into_text(),
-        }
     }
 }
 

@@ -1,7 +1,7 @@
 //! Checks of the kvraft suite itself: it fails nodes that do not do the work, and a
 //! seed replays.
 
-use super::run::Test;
+use super::run;
 use super::{tests, SUITE};
 use crate::cluster::TimeMode;
 use crate::suite::{fail, property, self_check, Context, TestCase};
@@ -48,7 +48,7 @@ fn never_answer_fails_every_test(cx: &mut Context) {
 /// journal (every message, fate and delivery) and the same history.
 fn same_seed_same_journal(cx: &mut Context) {
     let run = |cx: &mut Context| {
-        let Some(mut t) = Test::start(cx) else {
+        let Some(mut t) = run::start(cx) else {
             fail(property::SETUP, "cannot start the nodes");
         };
         tests::unreliable_lossy_duplicating(&mut t);

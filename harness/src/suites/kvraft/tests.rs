@@ -7,7 +7,7 @@ use rand::rngs::StdRng;
 use rand::Rng;
 use specs::kv_fetch_append::FetchAppendInput;
 
-use super::run::Test;
+use super::run::{self, Test};
 use crate::client::Workload;
 use crate::nemesis::Fault;
 use crate::network::{NetConfig, Partition};
@@ -15,7 +15,7 @@ use crate::suite::Context;
 
 /// Runs `body` against a fresh cluster and judges the run.
 pub(super) fn with_cluster(cx: &mut Context, body: impl FnOnce(&mut Test)) {
-    if let Some(mut t) = Test::start(cx) {
+    if let Some(mut t) = run::start(cx) {
         body(&mut t);
         t.finish();
     }
@@ -24,7 +24,7 @@ pub(super) fn with_cluster(cx: &mut Context, body: impl FnOnce(&mut Test)) {
 /// [`with_cluster`] with nodes that snapshot at 1000 bytes of Raft state (6.5840's
 /// `maxraftstate` in part B).
 pub(super) fn with_snapshots(cx: &mut Context, body: impl FnOnce(&mut Test)) {
-    if let Some(mut t) = Test::start_with(cx, "1000") {
+    if let Some(mut t) = run::start_with(cx, "1000") {
         body(&mut t);
         t.finish();
     }
@@ -62,16 +62,16 @@ fn mixed(keys: usize, ops: usize) -> impl Workload<FetchAppendInput> {
 }
 
 pub(super) fn basic_one_client(t: &mut Test) {
-    t.run(1, mixed(3, 100), 90);
+    t.run_requiring(1, mixed(3, 100), 90);
 }
 
 pub(super) fn concurrent_many_clients(t: &mut Test) {
-    t.run(5, mixed(3, 40), 90);
+    t.run_requiring(5, mixed(3, 40), 90);
 }
 
 pub(super) fn unreliable_lossy_duplicating(t: &mut Test) {
     t.fault(Fault::Net(NetConfig::unreliable()));
-    t.run(5, mixed(3, 30), 75);
+    t.run_requiring(5, mixed(3, 30), 75);
 }
 
 /// Every client appends to one key and reads it: each append is an observation
@@ -91,7 +91,7 @@ pub(super) fn unreliable_one_key_appends(t: &mut Test) {
             _ => None,
         }
     };
-    t.run(5, workload, 75);
+    t.run_requiring(5, workload, 75);
 }
 
 /// The leader is cut off from the others (a minority of one) while clients keep
@@ -106,9 +106,9 @@ pub(super) fn partition_leader_in_minority(t: &mut Test) {
             return;
         };
         t.fault(Fault::Partition(Partition::isolate(&leader, &nodes)));
-        t.run(3, mixed(3, 40), 50);
+        t.run_requiring(3, mixed(3, 40), 50);
         t.fault(Fault::Heal);
-        t.run(3, mixed(3, 10), 90);
+        t.run_requiring(3, mixed(3, 10), 90);
         if !t.cx.passing() {
             return;
         }
@@ -121,7 +121,7 @@ pub(super) fn partition_leader_in_minority(t: &mut Test) {
 pub(super) fn restart_all(t: &mut Test) {
     let nodes = t.cluster.node_names().to_vec();
     for _ in 0..3 {
-        t.run(5, mixed(3, 20), 90);
+        t.run_requiring(5, mixed(3, 20), 90);
         for n in &nodes {
             t.fault(Fault::Crash(n.clone()));
         }
@@ -132,5 +132,5 @@ pub(super) fn restart_all(t: &mut Test) {
             return;
         }
     }
-    t.run(5, mixed(3, 10), 90);
+    t.run_requiring(5, mixed(3, 10), 90);
 }

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::run::Test;
+use super::run;
 use super::{tests, SUITE};
 use crate::cluster::TimeMode;
 use crate::implementation::Implementation;
@@ -112,7 +112,7 @@ fn late_node_passes(cx: &mut Context) {
 /// journal (every message, fate and delivery) and the same history.
 fn same_seed_same_journal(cx: &mut Context) {
     let run = |cx: &mut Context| {
-        let Some(mut t) = Test::start(cx) else {
+        let Some(mut t) = run::start(cx) else {
             fail(property::SETUP, "cannot start the server");
         };
         tests::unreliable_lossy_duplicating(&mut t);

@@ -7,7 +7,7 @@ use rand::rngs::StdRng;
 use rand::Rng;
 use specs::kv_fetch_append::FetchAppendInput;
 
-use super::run::Test;
+use super::run::{self, Test};
 use super::{BOUNDED_MEMORY, EXACTLY_ONCE};
 use crate::client::Workload;
 use crate::history::Completion;
@@ -17,7 +17,7 @@ use crate::suite::{property, Context};
 
 /// Runs `body` against a fresh server and judges the run.
 pub(super) fn with_server(cx: &mut Context, body: impl FnOnce(&mut Test)) {
-    if let Some(mut t) = Test::start(cx) {
+    if let Some(mut t) = run::start(cx) {
         body(&mut t);
         t.finish();
     }

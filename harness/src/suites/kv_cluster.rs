@@ -1,0 +1,283 @@
+//! A key/value cluster under test, shared by the suites of the services that speak
+//! kvsrv's operations (kvsrv: one server; kvraft: a replicated group): the nodes
+//! behind the simulated network, client phases that must make progress, and the
+//! judgement every test ends with (protocol errors, linearizability of the whole
+//! history, counts, and the evidence of a failing run).
+
+use std::time::Duration;
+
+use specs::kv_fetch_append::{FetchAppendInput, FetchAppendOutput};
+use specs::KvFetchAppend;
+
+use crate::client::{ClientConfig, Clients, Done, Workload};
+use crate::cluster::{Cluster, ClusterConfig, Driver};
+use crate::history::Completion;
+use crate::nemesis::Fault;
+use crate::network::{Latency, NetConfig};
+use crate::suite::{property, Context, TestStats};
+use crate::suites::kvsrv::KvProtocol;
+use crate::verdict::judge;
+
+/// How a suite's clusters and clients are made.
+#[derive(Debug, Clone)]
+pub(crate) struct Shape {
+    pub nodes: usize,
+    /// Extra environment of the nodes.
+    pub env: Vec<(String, String)>,
+    /// A client resends after this long without an answer.
+    pub attempt_timeout: u64,
+    /// A client pauses up to this long between operations.
+    pub think_max: u64,
+    /// The share of a phase's operations that must succeed, in percent.
+    pub min_percent: u64,
+}
+
+pub(crate) type Ops = Vec<Done<FetchAppendInput, FetchAppendOutput>>;
+
+/// Virtual (or real) time one phase of clients may take before it is cut off.
+const PHASE_LIMIT: u64 = 120_000_000_000;
+/// An operation is abandoned (recorded as unknown) after this long: longer than a
+/// node may take to become available (a node that answers 11 for its first 2 s is
+/// served).
+const OP_TIMEOUT: u64 = 5_000_000_000;
+/// Clients stop issuing operations when none has succeeded for this long.
+const STALL_TIMEOUT: u64 = 2 * OP_TIMEOUT;
+
+/// What a finished run recorded.
+pub(crate) struct Finished {
+    pub journal: String,
+    pub history: String,
+}
+
+/// A test's nodes and clients.
+pub(crate) struct KvCluster<'a> {
+    pub cx: &'a mut Context,
+    pub cluster: Cluster,
+    shape: Shape,
+}
+
+impl<'a> KvCluster<'a> {
+    /// Starts the nodes under test (`None`, with the failure recorded, if they cannot
+    /// be started).
+    pub fn start(cx: &'a mut Context, shape: Shape) -> Option<KvCluster<'a>> {
+        let implementation = cx.implementation();
+        let config = ClusterConfig {
+            nodes: shape.nodes,
+            implementation: implementation.clone(),
+            env: shape.env.clone(),
+            mode: cx.mode,
+            seed: cx.seed,
+            net: NetConfig::reliable(),
+            dir: cx.fresh_dir("cluster"),
+            step_timeout: Duration::from_secs(10),
+        };
+        match Cluster::start(config) {
+            Ok(cluster) => Some(KvCluster { cx, cluster, shape }),
+            Err(e) => {
+                let what = if shape.nodes == 1 { "server" } else { "nodes" };
+                cx.fail(
+                    property::SETUP,
+                    format!(
+                        "cannot start the {what} ({}): {e}",
+                        implementation.describe()
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    /// Clients that send to every node in turn (a node that does not lead
+    /// redirects with error 11).
+    fn clients(&self) -> ClientConfig {
+        ClientConfig {
+            attempt_timeout: self.shape.attempt_timeout,
+            op_timeout: OP_TIMEOUT,
+            think: Latency::Uniform {
+                min: 0,
+                max: self.shape.think_max,
+            },
+            targets: self.cluster.node_names().to_vec(),
+            stall_timeout: STALL_TIMEOUT,
+        }
+    }
+
+    /// Runs `count` clients until the workload is done, and requires progress: the
+    /// shape's share of the operations succeed, and every client has one succeed.
+    pub fn run<W: Workload<FetchAppendInput>>(&mut self, count: usize, workload: W) -> Ops {
+        let min_percent = self.shape.min_percent;
+        self.run_requiring(count, workload, min_percent)
+    }
+
+    /// [`KvCluster::run`], requiring `min_percent` of the operations to succeed.
+    pub fn run_requiring<W: Workload<FetchAppendInput>>(
+        &mut self,
+        count: usize,
+        workload: W,
+        min_percent: u64,
+    ) -> Ops {
+        let config = self.clients();
+        let seed = self.cluster.seed() ^ self.cluster.new_client_ids(0).start;
+        let mut clients = Clients::new(KvProtocol, workload, config, count, seed);
+        let limit = self.cluster.now() + PHASE_LIMIT;
+        self.cluster.run(&mut clients, limit);
+        let stalled = clients.stalled_at();
+        if stalled.is_none() && !clients.done() {
+            self.cx.fail(
+                property::PROGRESS,
+                "no progress: clients did not finish their operations in time",
+            );
+        }
+        let done = clients.done;
+        let count_of = |f: fn(&Completion<FetchAppendOutput>) -> bool| {
+            done.iter().filter(|d| f(&d.completion)).count() as u64
+        };
+        let ok = count_of(|c| matches!(c, Completion::Ok(_)));
+        let failed = count_of(|c| matches!(c, Completion::Fail));
+        let total = done.len() as u64;
+        let min = (total * min_percent).div_ceil(100).max(1);
+        if ok < min || stalled.is_some() {
+            let stop = match stalled {
+                Some(at) => format!(
+                    "; the clients stopped at {:.3} s after {} s without a successful operation",
+                    at as f64 / 1e9,
+                    STALL_TIMEOUT / 1_000_000_000
+                ),
+                None => String::new(),
+            };
+            self.cx.fail(
+                property::PROGRESS,
+                format!(
+                    "no progress: {ok} of {total} operations succeeded ({failed} failed, {} unknown; \
+                     at least {min} must succeed){stop}",
+                    total - ok - failed
+                ),
+            );
+        }
+        if self.cx.passing() {
+            for c in 0..count {
+                let mine = done.iter().filter(|d| d.client == c);
+                if mine.clone().count() > 0
+                    && !mine
+                        .clone()
+                        .any(|d| matches!(d.completion, Completion::Ok(_)))
+                {
+                    self.cx.fail(
+                        property::PROGRESS,
+                        format!("no progress: client {c} had none of its operations succeed"),
+                    );
+                }
+            }
+        }
+        done
+    }
+
+    /// True when every operation of a phase succeeded (what a measurement needs).
+    pub fn all_ok(&mut self, ops: &Ops, what: &str) -> bool {
+        let ok = ops
+            .iter()
+            .filter(|d| matches!(d.completion, Completion::Ok(_)))
+            .count();
+        if ok < ops.len() {
+            self.cx.fail(
+                property::PROGRESS,
+                format!(
+                    "no progress: {ok} of {} operations of {what} succeeded; nothing to measure",
+                    ops.len()
+                ),
+            );
+            return false;
+        }
+        true
+    }
+
+    pub fn fault(&mut self, fault: Fault) {
+        if let Err(e) = self.cluster.fault(fault) {
+            self.cx.fail(property::HARNESS, e.to_string());
+        }
+    }
+
+    pub fn net(&mut self, config: NetConfig) {
+        self.fault(Fault::Net(config));
+    }
+
+    pub fn rss(&mut self) -> Option<u64> {
+        match self.cluster.rss_bytes("n1") {
+            Ok(r) => Some(r),
+            Err(e) => {
+                self.cx
+                    .fail(property::HARNESS, format!("cannot measure memory: {e}"));
+                None
+            }
+        }
+    }
+
+    /// The judgement every test ends with: protocol errors, linearizability of the
+    /// whole history, counts for the table, and the evidence of a failing run.
+    pub fn finish(self) -> Finished {
+        let KvCluster {
+            cx, mut cluster, ..
+        } = self;
+        for e in &cluster.errors {
+            cx.fail(property::PROTOCOL, format!("protocol error: {e}"));
+        }
+        let title = format!("{}::{} seed {}", cx.suite.name, cx.test, cx.seed);
+        let judgement = judge(
+            &KvFetchAppend,
+            cluster.history.text(),
+            Duration::from_secs(30),
+            &title,
+            false,
+        );
+        if !judgement.passed() {
+            cx.fail(
+                property::LINEARIZABLE,
+                format!("linearizability: {}", judgement.summary),
+            );
+        }
+        let (ops, ok, fail, info) = cluster.history.counts();
+        let stats = cluster.stats();
+        cx.stats = Some(TestStats {
+            ops,
+            ok,
+            fail,
+            info,
+            messages: stats.routed,
+            clock_ns: stats.elapsed_ns,
+            steps: stats.steps,
+        });
+        if !cx.passing() {
+            let evidence = cx.evidence();
+            let timeline = judge(
+                &KvFetchAppend,
+                cluster.history.text(),
+                Duration::from_secs(30),
+                &title,
+                true,
+            );
+            evidence.file("checker.txt", format!("{}\n", judgement.summary));
+            if let Some(html) = timeline.html {
+                evidence.file("timeline.html", html);
+            }
+            let links: String = cluster
+                .network()
+                .links()
+                .iter()
+                .map(|((a, b), s)| format!("{a} -> {b}: {s:?}\n"))
+                .collect();
+            evidence.file("links.txt", links);
+            evidence.file("journal.jsonl", cluster.journal.text());
+            evidence.file("history.jsonl", cluster.history.text());
+            for n in cluster.node_names().to_vec() {
+                if let Some(log) = cluster.log_path(&n) {
+                    evidence.copy(log);
+                }
+            }
+        }
+        // Moved out, not copied: with large values the history runs to megabytes.
+        Finished {
+            journal: std::mem::take(&mut cluster.journal).into_text(),
+            history: std::mem::take(&mut cluster.history).into_text(),
+        }
+    }
+}
