@@ -8,18 +8,18 @@
 use std::time::Duration;
 
 use harness::client::{ClientConfig, Clients};
-use harness::cluster::{Cluster, ClusterConfig, Driver, TimeMode};
+use harness::cluster::{Cluster, ClusterConfig, TimeMode};
 use harness::history::Completion;
 use harness::implementation::Implementation;
 use harness::nemesis::{Fault, Schedule};
 use harness::network::{Latency, NetConfig, Partition};
+use harness::suites::kvraft::LeaderProbe;
 use harness::suites::kvsrv::KvProtocol;
 use harness::testdir::TestDir;
 use harness::verdict::judge;
 use rand::rngs::StdRng;
 use rand::Rng;
 use specs::kv_fetch_append::FetchAppendInput;
-use specs::node_protocol::{Body, ErrorCode, Message};
 use specs::KvFetchAppend;
 
 const SECOND: u64 = 1_000_000_000;
@@ -245,63 +245,6 @@ fn partitions_and_restarts_from_snapshots_keep_it_linearizable() {
     }
 }
 
-/// Finds the leader: asks every node for a read (outside the history) until one
-/// answers it or names the leader in its "not the leader" error.
-struct Probe {
-    name: String,
-    nodes: Vec<String>,
-    leader: Option<String>,
-    next_msg_id: u64,
-}
-
-impl Probe {
-    fn ask(&mut self, cluster: &mut Cluster) {
-        for node in self.nodes.clone() {
-            self.next_msg_id += 1;
-            let mut body = Body::new("read").with("key", "probe");
-            body.msg_id = Some(self.next_msg_id);
-            cluster.send(Message {
-                src: self.name.clone(),
-                dest: node,
-                now: None,
-                body,
-            });
-        }
-        let now = cluster.now();
-        cluster.wake(now + 100_000_000, 0);
-    }
-}
-
-impl Driver for Probe {
-    fn start(&mut self, cluster: &mut Cluster) {
-        self.name = format!("c{}", cluster.new_client_ids(1).start);
-        self.ask(cluster);
-    }
-
-    fn on_message(&mut self, _: &mut Cluster, message: Message) {
-        let body = &message.body;
-        match body.error_code() {
-            Some(ErrorCode::TemporarilyUnavailable) => {
-                if let Some(l) = body.str("leader") {
-                    self.leader = Some(l.to_string());
-                }
-            }
-            Some(ErrorCode::KeyDoesNotExist) | None => self.leader = Some(message.src),
-            Some(_) => {}
-        }
-    }
-
-    fn on_wake(&mut self, cluster: &mut Cluster, _: u64) {
-        if self.leader.is_none() {
-            self.ask(cluster);
-        }
-    }
-
-    fn done(&self) -> bool {
-        self.leader.is_some()
-    }
-}
-
 /// The known-bad `stale-read`: the leader, found by asking, is cut off from the
 /// others while clients run; it keeps answering reads from its own state while the
 /// others elect a new leader and write. Three rounds; the checker must find the
@@ -326,16 +269,7 @@ fn the_stale_read_variant_is_not_linearizable() {
     let mut cluster = Cluster::start(config).unwrap_or_else(|e| panic!("{e}\nreplay: {replay}"));
     let all = cluster.node_names().to_vec();
     for round in 0..3 {
-        let mut probe = Probe {
-            name: String::new(),
-            nodes: all.clone(),
-            leader: None,
-            next_msg_id: 0,
-        };
-        let limit = cluster.now() + 30 * SECOND;
-        cluster.run(&mut probe, limit);
-        let leader = probe
-            .leader
+        let leader = LeaderProbe::find(&mut cluster, 30 * SECOND)
             .unwrap_or_else(|| panic!("no leader found in round {round}\nreplay: {replay}"));
         cluster
             .fault(Fault::Partition(Partition::isolate(&leader, &all)))

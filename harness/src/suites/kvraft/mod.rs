@@ -12,6 +12,8 @@ mod run;
 mod self_check;
 mod tests;
 
+pub use run::LeaderProbe;
+
 use crate::suite::{property, KnownBad, Program, Suite, TestCase};
 
 /// Our binary.

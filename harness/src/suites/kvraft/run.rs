@@ -40,15 +40,8 @@ impl KvCluster<'_> {
     /// one answers a read or names the leader in its "not the leader" error. `None`,
     /// with a progress failure recorded, if none is found in time.
     pub fn leader(&mut self) -> Option<String> {
-        let mut probe = LeaderProbe {
-            name: String::new(),
-            nodes: self.cluster.node_names().to_vec(),
-            leader: None,
-            next_msg_id: 0,
-        };
-        let limit = self.cluster.now() + LEADER_LIMIT;
-        self.cluster.run(&mut probe, limit);
-        if probe.leader.is_none() {
+        let leader = LeaderProbe::find(&mut self.cluster, LEADER_LIMIT);
+        if leader.is_none() {
             self.cx.fail(
                 property::PROGRESS,
                 format!(
@@ -57,12 +50,13 @@ impl KvCluster<'_> {
                 ),
             );
         }
-        probe.leader
+        leader
     }
 }
 
-/// Asks every node for a read until one serves it or names the leader.
-struct LeaderProbe {
+/// Asks every node for a read (outside the history) until one serves it or names
+/// the leader; also used by the kvraft crate's own process tests.
+pub struct LeaderProbe {
     name: String,
     nodes: Vec<String>,
     leader: Option<String>,
@@ -70,6 +64,20 @@ struct LeaderProbe {
 }
 
 impl LeaderProbe {
+    /// The leader of `cluster`'s nodes, if one is found within `limit_ns` on its
+    /// clock.
+    pub fn find(cluster: &mut Cluster, limit_ns: u64) -> Option<String> {
+        let mut probe = LeaderProbe {
+            name: String::new(),
+            nodes: cluster.node_names().to_vec(),
+            leader: None,
+            next_msg_id: 0,
+        };
+        let limit = cluster.now() + limit_ns;
+        cluster.run(&mut probe, limit);
+        probe.leader
+    }
+
     fn ask(&mut self, cluster: &mut Cluster) {
         for node in self.nodes.clone() {
             self.next_msg_id += 1;
