@@ -29,4 +29,12 @@ pub trait Node {
     /// timers of its own (an election timeout) asks for its first wake-up here, since
     /// nothing else may ever arrive to start it.
     fn on_start(&mut self, _now: u64, _out: &mut Outbox) {}
+
+    /// A batch of steps has ended and its effects are about to be applied: every
+    /// persist of the batch, then every send. The runtime calls it after `on_start`,
+    /// after every step in lockstep, and in real time after the lines that were
+    /// already waiting have all been stepped (group commit: one write and one fsync
+    /// per file for all of them). A node that coalesces work across steps (one
+    /// message per peer instead of one per request) does it here.
+    fn on_batch_end(&mut self, _out: &mut Outbox) {}
 }
