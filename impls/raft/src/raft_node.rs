@@ -19,6 +19,8 @@ pub struct RaftNode {
     snapshot_bytes: usize,
     /// The log file ended in a torn line: rewritten whole at start.
     repair_log: bool,
+    /// Most entries in one AppendEntries, as the core sends them.
+    max_batch: usize,
 }
 
 impl RaftNode {
@@ -30,7 +32,9 @@ impl RaftNode {
         let (hard_state, snapshot) = loaded.restored.reconcile()?;
         let mut config = Config::new(ctx.node_id.clone(), ctx.node_ids.clone());
         config.bug = bug;
+        let max_batch = config.max_batch;
         Ok(RaftNode {
+            max_batch,
             raft: Raft::new(config, hard_state, snapshot, ctx.seed, 0),
             meta_bytes: storage.get(META_FILE).map_or(0, <[u8]>::len),
             log_bytes: storage.get(LOG_FILE).map_or(0, <[u8]>::len),
@@ -44,10 +48,12 @@ impl RaftNode {
     }
 
     /// Hands the core's obligations to the runtime: persist first (the runtime writes
-    /// every persist of a step, in order, before any send), then messages, then
-    /// reports.
+    /// every persist of a batch, in order, before any send), then messages, then
+    /// reports. Called once a batch, so the entries of every request in it are one
+    /// append (one fsync) and one AppendEntries per peer.
     fn flush(&mut self, out: &mut Outbox) {
-        let ready = self.raft.ready();
+        let mut ready = self.raft.ready();
+        ready.messages = join_appends(std::mem::take(&mut ready.messages), self.max_batch);
         if let Some(snapshot) = &ready.snapshot {
             let bytes = serde_json::to_vec(snapshot).expect("snapshots serialise");
             self.snapshot_bytes = bytes.len();
@@ -144,6 +150,59 @@ impl RaftNode {
     }
 }
 
+/// Joins AppendEntries to one peer that continue one another (same term, the second
+/// starting where the first ends) into one, up to `max_batch` entries: the core
+/// sends one per request as it arrives (pipelining), and a batch of requests would
+/// otherwise cost each follower one message, and one reply, per request. The peer
+/// ends in the same state as after the messages one by one; only messages to the
+/// same peer with nothing between them are joined, so what each peer sees stays in
+/// order.
+fn join_appends(
+    messages: Vec<(String, PeerMessage)>,
+    max_batch: usize,
+) -> Vec<(String, PeerMessage)> {
+    let mut joined: Vec<(String, PeerMessage)> = Vec::with_capacity(messages.len());
+    // Where the last message to each peer is in `joined`.
+    let mut last: Vec<(String, usize)> = Vec::new();
+    for (to, message) in messages {
+        let previous = last.iter().find(|(peer, _)| *peer == to).map(|&(_, at)| at);
+        if let Some(at) = previous {
+            if let (
+                PeerMessage::AppendEntries {
+                    term,
+                    prev_index,
+                    entries,
+                    commit,
+                    ..
+                },
+                PeerMessage::AppendEntries {
+                    term: next_term,
+                    prev_index: next_prev,
+                    entries: next_entries,
+                    commit: next_commit,
+                    ..
+                },
+            ) = (&mut joined[at].1, &message)
+            {
+                if term == next_term
+                    && *prev_index + entries.len() as u64 == *next_prev
+                    && entries.len() + next_entries.len() <= max_batch
+                {
+                    entries.extend(next_entries.iter().cloned());
+                    *commit = (*commit).max(*next_commit);
+                    continue;
+                }
+            }
+        }
+        match last.iter_mut().find(|(peer, _)| *peer == to) {
+            Some(entry) => entry.1 = joined.len(),
+            None => last.push((to.clone(), joined.len())),
+        }
+        joined.push((to, message));
+    }
+    joined
+}
+
 fn report(snapshot: Snapshot) -> Body {
     raft_protocol::snapshot_report(&SnapshotReport {
         index: snapshot.index,
@@ -166,12 +225,10 @@ impl Node for RaftNode {
             out.send(TESTER, report(snapshot.clone()));
         }
         self.raft.restart_timers(now);
-        self.flush(out);
     }
 
-    fn on_tick(&mut self, now: u64, out: &mut Outbox) {
+    fn on_tick(&mut self, now: u64, _out: &mut Outbox) {
         self.raft.tick(now);
-        self.flush(out);
     }
 
     fn on_message(&mut self, now: u64, message: Message, out: &mut Outbox) {
@@ -183,6 +240,9 @@ impl Node for RaftNode {
         } else {
             self.on_request(&message, out);
         }
+    }
+
+    fn on_batch_end(&mut self, out: &mut Outbox) {
         self.flush(out);
     }
 }
@@ -227,6 +287,151 @@ mod tests {
         request.msg_id = Some(5);
         node.on_message(2, message(request), &mut out);
         assert_eq!(to_n2(&mut out), 1);
+    }
+
+    /// Group commit: the `start`s of one batch cost the leader one append (one
+    /// fsync) and each follower one AppendEntries holding all of them.
+    #[test]
+    fn a_batch_of_starts_is_one_append_and_one_message_per_peer() {
+        let storage = Storage::open(None).unwrap();
+        let ctx = Context {
+            node_id: "n1".into(),
+            node_ids: vec!["n1".into(), "n2".into(), "n3".into()],
+            seed: 1,
+        };
+        let mut node = RaftNode::new(&ctx, &storage, None).unwrap();
+        let mut out = Outbox::new("n1");
+        node.on_start(0, &mut out);
+        node.on_batch_end(&mut out);
+        out.drain();
+        // Past any election timeout: n1 campaigns, and n2's vote makes it leader.
+        node.on_tick(10_000_000_000, &mut out);
+        node.on_batch_end(&mut out);
+        out.drain();
+        let vote = PeerMessage::RequestVoteReply {
+            term: node.raft().term(),
+            granted: true,
+        };
+        let from_n2 = |body: Body| Message {
+            src: "n2".into(),
+            dest: "n1".into(),
+            now: None,
+            body,
+        };
+        node.on_message(10_000_000_001, from_n2(vote.to_body()), &mut out);
+        node.on_batch_end(&mut out);
+        out.drain();
+        assert!(node.raft().is_leader());
+
+        for k in 0..5u64 {
+            let mut start = Body::new("start").with("command", k);
+            start.msg_id = Some(100 + k);
+            let start = Message {
+                src: TESTER.into(),
+                ..from_n2(start)
+            };
+            node.on_message(10_000_000_002 + k, start, &mut out);
+        }
+        node.on_batch_end(&mut out);
+        let effects = out.drain();
+        let appends: Vec<&Vec<u8>> = effects
+            .iter()
+            .filter_map(|e| match e {
+                Effect::Append { bytes, .. } | Effect::Persist { bytes, .. } => Some(bytes),
+                Effect::Send(_) => None,
+            })
+            .collect();
+        assert_eq!(appends.len(), 1, "{effects:?}");
+        assert_eq!(
+            appends[0].iter().filter(|&&b| b == b'\n').count(),
+            6,
+            "header and 5 entries"
+        );
+        for peer in ["n2", "n3"] {
+            let to_peer: Vec<PeerMessage> = effects
+                .iter()
+                .filter_map(|e| match e {
+                    Effect::Send(m) if m.dest == peer => {
+                        Some(PeerMessage::from_body(&m.body).unwrap())
+                    }
+                    _ => None,
+                })
+                .collect();
+            match to_peer.as_slice() {
+                [PeerMessage::AppendEntries {
+                    prev_index: 0,
+                    entries,
+                    ..
+                }] => assert_eq!(entries.len(), 5),
+                other => panic!("to {peer}: {other:?}"),
+            }
+        }
+    }
+
+    fn append(term: u64, prev_index: u64, n: u64, commit: u64) -> PeerMessage {
+        PeerMessage::AppendEntries {
+            term,
+            prev_index,
+            prev_term: term,
+            entries: (0..n)
+                .map(|c| Entry {
+                    term,
+                    command: json!(prev_index + c),
+                })
+                .collect(),
+            commit,
+        }
+    }
+
+    #[test]
+    fn only_appends_that_continue_one_another_are_joined() {
+        let vote = PeerMessage::RequestVote {
+            term: 2,
+            last_log_index: 0,
+            last_log_term: 0,
+        };
+        let messages = vec![
+            ("n2".to_string(), append(2, 0, 1, 0)),
+            ("n3".to_string(), append(2, 0, 1, 0)),
+            ("n2".to_string(), append(2, 1, 2, 1)),
+            // Not where the last one ends: a repair, kept apart.
+            ("n3".to_string(), append(2, 0, 1, 0)),
+            ("n2".to_string(), vote.clone()),
+            // After another message to n2: kept after it.
+            ("n2".to_string(), append(2, 3, 1, 1)),
+            ("n2".to_string(), append(3, 4, 1, 1)),
+        ];
+        let joined = join_appends(messages, 128);
+        assert_eq!(
+            joined,
+            vec![
+                ("n2".to_string(), {
+                    let mut a = append(2, 0, 3, 1);
+                    if let PeerMessage::AppendEntries { entries, .. } = &mut a {
+                        entries[1].command = json!(1);
+                        entries[2].command = json!(2);
+                    }
+                    a
+                }),
+                ("n3".to_string(), append(2, 0, 1, 0)),
+                ("n3".to_string(), append(2, 0, 1, 0)),
+                ("n2".to_string(), vote),
+                ("n2".to_string(), append(2, 3, 1, 1)),
+                ("n2".to_string(), append(3, 4, 1, 1)),
+            ]
+        );
+        // No more than a batch's worth in one message.
+        let many = (0..10)
+            .map(|k| ("n2".to_string(), append(2, k, 1, 0)))
+            .collect();
+        let sizes: Vec<usize> = join_appends(many, 4)
+            .iter()
+            .map(|(_, m)| match m {
+                PeerMessage::AppendEntries { entries, .. } => entries.len(),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(sizes, [4, 4, 2]);
     }
 
     #[test]
