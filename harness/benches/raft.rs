@@ -1,66 +1,192 @@
 //! Raft in real time with fsync on: committed commands per second and commit latency
-//! for 3 and 5 nodes, through the same tester as the conformance suite.
+//! for 3 and 5 nodes, through the same tester as the conformance suite, against the
+//! bounds the machine sets.
 //!
 //! `cargo bench -p harness --bench raft` (run it under `flock /tmp/bench.lock`).
 //! Latency is from the tester sending `start` to the leader reporting the entry
 //! applied, one command at a time; throughput keeps `window` commands in flight. The
 //! harness routes every message with no added delay, so the figures are the nodes'
 //! own cost plus the harness's routing (two pipe hops per message).
+//!
+//! Each cluster runs every window `RAFT_BENCH_ROUNDS` times (3 by default), rounds
+//! interleaved so that a burst of load elsewhere on the machine hits every window
+//! alike; a row gives the medians. Measured in the same run, beside the cluster:
+//! the data dirs' disk (64-byte append + fdatasync, the cost of one log write) and a
+//! round trip through the harness (`get_state` to the leader). A command at window 1
+//! needs at least two fsyncs in a row (the leader's and a follower's) and the
+//! message round trips, so `2 fsyncs + round trip` is the bound its p50 is compared
+//! with; group commit is judged by window 64's rate against window 1's.
 
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::path::Path;
 use std::time::Instant;
 
 use harness::suites::raft::{Tester, BIN, MS};
 use harness::{Implementation, TestDir};
 use serde_json::json;
 
+const WINDOWS: [usize; 3] = [1, 16, 64];
+
 fn percentile(sorted: &[u64], p: f64) -> f64 {
     let k = ((sorted.len() - 1) as f64 * p).round() as usize;
     sorted[k] as f64 / 1e6
 }
 
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+/// The median time (ms) of appending 64 bytes to a file in `dir` and fdatasyncing it.
+fn fsync_ms(dir: &Path) -> f64 {
+    std::fs::create_dir_all(dir).expect("a probe dir");
+    let mut file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("probe"))
+        .expect("a probe file");
+    let line = [b'x'; 64];
+    let mut times: Vec<u64> = (0..200)
+        .map(|_| {
+            let t0 = Instant::now();
+            file.write_all(&line).expect("write");
+            file.sync_data().expect("fdatasync");
+            t0.elapsed().as_nanos() as u64
+        })
+        .collect();
+    times.sort_unstable();
+    percentile(&times, 0.5)
+}
+
+/// The median time (ms) of a `get_state` to node `i` and back through the harness.
+fn round_trip_ms(t: &mut Tester, i: usize) -> f64 {
+    let mut times: Vec<u64> = (0..200)
+        .map(|_| {
+            let t0 = t.now();
+            t.get_state(i);
+            t.now() - t0
+        })
+        .collect();
+    times.sort_unstable();
+    percentile(&times, 0.5)
+}
+
+/// One round of one window: (commands, commands/s, p50 ms, p99 ms).
+fn run_window(
+    t: &mut Tester,
+    leader: usize,
+    window: usize,
+    next: &mut u64,
+) -> (usize, f64, f64, f64) {
+    let commands = if window == 1 { 300 } else { 1_000 };
+    let mut latencies = Vec::new();
+    let wall = Instant::now();
+    let mut done = 0;
+    while done < commands {
+        let t0 = t.now();
+        let batch: Vec<_> = (0..window)
+            .map(|_| {
+                *next += 1;
+                (leader, json!(*next))
+            })
+            .collect();
+        let answers = t.start_many(batch);
+        let last = answers.iter().map(|a| a.0).max().expect("a batch");
+        assert!(
+            answers.iter().all(|a| a.2),
+            "leader changed during the benchmark"
+        );
+        assert!(
+            t.run_until_applied(leader, last, 5_000 * MS),
+            "no commit in 5 s"
+        );
+        latencies.push(t.now() - t0);
+        done += window;
+    }
+    let secs = wall.elapsed().as_secs_f64();
+    latencies.sort_unstable();
+    (
+        done,
+        done as f64 / secs,
+        percentile(&latencies, 0.5),
+        percentile(&latencies, 0.99),
+    )
+}
+
 fn main() {
+    let rounds: usize = std::env::var("RAFT_BENCH_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .filter(|&r| r > 0)
+        .unwrap_or(3);
     println!("| nodes | window | commands | commands/s | p50 ms | p99 ms |");
     println!("|---|---|---|---|---|---|");
+    let mut summary = Vec::new();
     for nodes in [3, 5] {
         let dir = TestDir::new("raft-bench");
         let implementation = Implementation::from_env("RAFT_IMPL", BIN);
         let mut t = Tester::real_time_zero_latency(nodes, implementation, dir.join("cluster"));
         let leader = t.check_one_leader();
         let mut next = 0u64;
-        for window in [1usize, 16, 64] {
-            let commands = if window == 1 { 300 } else { 1_000 };
-            let mut latencies = Vec::new();
-            let wall = Instant::now();
-            let mut done = 0;
-            while done < commands {
-                let t0 = t.now();
-                let batch: Vec<_> = (0..window)
-                    .map(|_| {
-                        next += 1;
-                        (leader, json!(next))
-                    })
-                    .collect();
-                let answers = t.start_many(batch);
-                let last = answers.iter().map(|a| a.0).max().expect("a batch");
-                assert!(
-                    answers.iter().all(|a| a.2),
-                    "leader changed during the benchmark"
-                );
-                assert!(
-                    t.run_until_applied(leader, last, 5_000 * MS),
-                    "no commit in 5 s"
-                );
-                latencies.push(t.now() - t0);
-                done += window;
+        // [window][round]
+        let mut results: Vec<Vec<(usize, f64, f64, f64)>> = vec![Vec::new(); WINDOWS.len()];
+        let mut fsyncs = Vec::new();
+        let mut trips = Vec::new();
+        for _ in 0..rounds {
+            // On a thread, while the tester keeps routing: the network stands still
+            // whenever the tester does, and a probe slowed by load would let the
+            // followers' election timers run out.
+            let probe_dir = dir.join("fsync-probe");
+            let probe = std::thread::spawn(move || fsync_ms(&probe_dir));
+            while !probe.is_finished() {
+                t.sleep(MS);
             }
-            let secs = wall.elapsed().as_secs_f64();
-            latencies.sort_unstable();
-            println!(
-                "| {nodes} | {window} | {done} | {:.0} | {:.2} | {:.2} |",
-                done as f64 / secs,
-                percentile(&latencies, 0.5),
-                percentile(&latencies, 0.99)
-            );
+            fsyncs.push(probe.join().expect("the fsync probe"));
+            trips.push(round_trip_ms(&mut t, leader));
+            for (w, &window) in WINDOWS.iter().enumerate() {
+                results[w].push(run_window(&mut t, leader, window, &mut next));
+            }
         }
+        let mut rates = Vec::new();
+        let mut p50s = Vec::new();
+        for (w, &window) in WINDOWS.iter().enumerate() {
+            let r = &results[w];
+            let rate = median(r.iter().map(|x| x.1).collect());
+            let p50 = median(r.iter().map(|x| x.2).collect());
+            println!(
+                "| {nodes} | {window} | {} | {rate:.0} | {p50:.2} | {:.2} |",
+                r[0].0,
+                median(r.iter().map(|x| x.3).collect())
+            );
+            rates.push(r.iter().map(|x| x.1).collect::<Vec<_>>());
+            p50s.push(p50);
+        }
+        // The disk's latency swings with other load (a shared disk may be throttled to
+        // a fixed number of operations a second), so each round's p50 is held
+        // against the bound measured just before it.
+        let ratio = median(
+            (0..rounds)
+                .map(|k| results[0][k].2 / (2.0 * fsyncs[k] + trips[k]))
+                .collect(),
+        );
+        let fsync = median(fsyncs);
+        let trip = median(trips);
+        let bound = 2.0 * fsync + trip;
+        let last = WINDOWS.len() - 1;
+        let speedup = median(rates[last].clone()) / median(rates[0].clone());
+        let rounds_ahead = (0..rounds)
+            .filter(|&k| rates[last][k] >= 10.0 * rates[0][k])
+            .count();
+        summary.push(format!(
+            "{nodes} nodes: window 1 p50 {:.2} ms = {ratio:.2}x the bound (median over rounds of p50 / (2 fsyncs + round trip); medians: fsync {fsync:.3} ms, round trip {trip:.3} ms, bound {bound:.3} ms; target <= 1.5x); window {} = {speedup:.1}x window 1's commands/s (target >= 10x; {rounds_ahead} of {rounds} rounds)",
+            p50s[0],
+            WINDOWS[last],
+        ));
+    }
+    println!();
+    println!("medians of {rounds} rounds, rounds interleaved");
+    for line in summary {
+        println!("{line}");
     }
 }
