@@ -164,6 +164,58 @@ fn append(file: &File, pending: Option<(u64, Vec<u8>)>) -> io::Result<bool> {
     }
 }
 
+/// `recv_from` that does not wait (`MSG_DONTWAIT`), on a socket left blocking: taking
+/// the rest of a batch costs one call, where switching the socket to non-blocking
+/// and back would cost two more per batch.
+fn recv_nowait(socket: &UdpSocket, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+    use std::net::{Ipv4Addr, Ipv6Addr, SocketAddrV4, SocketAddrV6};
+    use std::os::fd::AsRawFd;
+    // SAFETY: sockaddr_storage is plain data; zeroed is a valid value.
+    let mut addr: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    // SAFETY: `buf` and `addr` are valid for the lengths passed, and outlive the call.
+    let n = unsafe {
+        libc::recvfrom(
+            socket.as_raw_fd(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            libc::MSG_DONTWAIT,
+            (&mut addr as *mut libc::sockaddr_storage).cast(),
+            &mut len,
+        )
+    };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let from = match i32::from(addr.ss_family) {
+        libc::AF_INET => {
+            // SAFETY: the kernel filled a sockaddr_in for AF_INET.
+            let a: libc::sockaddr_in = unsafe { *(&addr as *const _ as *const libc::sockaddr_in) };
+            SocketAddr::V4(SocketAddrV4::new(
+                Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr)),
+                u16::from_be(a.sin_port),
+            ))
+        }
+        libc::AF_INET6 => {
+            // SAFETY: the kernel filled a sockaddr_in6 for AF_INET6.
+            let a: libc::sockaddr_in6 =
+                unsafe { *(&addr as *const _ as *const libc::sockaddr_in6) };
+            SocketAddr::V6(SocketAddrV6::new(
+                Ipv6Addr::from(a.sin6_addr.s6_addr),
+                u16::from_be(a.sin6_port),
+                a.sin6_flowinfo,
+                a.sin6_scope_id,
+            ))
+        }
+        family => {
+            return Err(io::Error::other(format!(
+                "a datagram from an address of family {family}"
+            )))
+        }
+    };
+    Ok((n as usize, from))
+}
+
 /// Serves `image` on UDP `port` until a Shutdown request.
 pub fn serve(port: u16, image: &Path, bug: Option<Bug>) -> Result<()> {
     let (file, mut fs) = open_image(image)?;
@@ -171,12 +223,21 @@ pub fn serve(port: u16, image: &Path, bug: Option<Bug>) -> Result<()> {
         .with_context(|| format!("cannot bind UDP port {port}"))?;
     let mut replies = Replies::default();
     let (mut changes, mut syncs) = (0u64, 0u64);
-    let mut buf = vec![0u8; MAX_DATAGRAM + 1];
+    // One buffer per batch slot, kept across batches: a datagram is received in place
+    // and decoded from there, never copied.
+    let mut bufs: Vec<Vec<u8>> = Vec::new();
+    let mut batch: Vec<(usize, SocketAddr)> = Vec::with_capacity(MAX_BATCH);
+    let mut out: Vec<(Vec<u8>, SocketAddr)> = Vec::with_capacity(MAX_BATCH);
+    let slot = |bufs: &mut Vec<Vec<u8>>, k: usize| {
+        if bufs.len() <= k {
+            bufs.push(vec![0u8; MAX_DATAGRAM + 1]);
+        }
+    };
     loop {
-        let mut batch: Vec<(Vec<u8>, SocketAddr)> = Vec::new();
-        socket.set_nonblocking(false)?;
-        match socket.recv_from(&mut buf) {
-            Ok((n, from)) => batch.push((buf[..n].to_vec(), from)),
+        batch.clear();
+        slot(&mut bufs, 0);
+        match socket.recv_from(&mut bufs[0]) {
+            Ok((n, from)) => batch.push((n, from)),
             // An ICMP error for an earlier reply, or a signal: nothing to serve yet.
             Err(e)
                 if matches!(
@@ -190,10 +251,11 @@ pub fn serve(port: u16, image: &Path, bug: Option<Bug>) -> Result<()> {
             }
             Err(e) => return Err(e).context("receiving a request"),
         }
-        socket.set_nonblocking(true)?;
         while batch.len() < MAX_BATCH {
-            match socket.recv_from(&mut buf) {
-                Ok((n, from)) => batch.push((buf[..n].to_vec(), from)),
+            let k = batch.len();
+            slot(&mut bufs, k);
+            match recv_nowait(&socket, &mut bufs[k]) {
+                Ok((n, from)) => batch.push((n, from)),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 // A previous reply's ICMP "port unreachable" surfaces here; harmless.
                 Err(_) => break,
@@ -204,10 +266,9 @@ pub fn serve(port: u16, image: &Path, bug: Option<Bug>) -> Result<()> {
             file.write_all_at(&fs.checkpoint(), 0)?;
         }
 
-        let mut out: Vec<(Vec<u8>, SocketAddr)> = Vec::new();
         let mut shutdown = false;
-        for (datagram, from) in batch {
-            match decode_request(&datagram) {
+        for (k, &(n, from)) in batch.iter().enumerate() {
+            match decode_request(&bufs[k][..n]) {
                 Err(DecodeError::NotMfs(why)) => {
                     eprintln!("mfs-server: dropped a datagram from {from}: {why}");
                 }
@@ -274,7 +335,7 @@ pub fn serve(port: u16, image: &Path, bug: Option<Bug>) -> Result<()> {
                 "mfs-server: shut down after {changes} change request(s) in {syncs} batch sync(s)"
             );
         }
-        for (reply, to) in out {
+        for (reply, to) in out.drain(..) {
             // A client that went away is not the server's problem.
             let _ = socket.send_to(&reply, to);
         }
@@ -288,6 +349,38 @@ pub fn serve(port: u16, image: &Path, bug: Option<Bug>) -> Result<()> {
 mod tests {
     use super::*;
     use crate::format::{scan_log, Checkpoint, CR_SIZE};
+
+    /// The rest of a batch is taken from a blocking socket without ever waiting, and
+    /// each datagram comes with its sender (where the reply goes).
+    #[test]
+    fn taking_the_rest_of_a_batch_never_waits_and_names_the_sender() {
+        let server = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let mut buf = [0u8; 64];
+        let empty = recv_nowait(&server, &mut buf).unwrap_err();
+        assert_eq!(empty.kind(), io::ErrorKind::WouldBlock);
+        client
+            .send_to(b"one", server.local_addr().unwrap())
+            .unwrap();
+        client
+            .send_to(b"two", server.local_addr().unwrap())
+            .unwrap();
+        // The first of a batch is a blocking receive, as in the server loop.
+        let (n, from) = server.recv_from(&mut buf).unwrap();
+        assert_eq!(
+            (&buf[..n], from),
+            (&b"one"[..], client.local_addr().unwrap())
+        );
+        let (n, from) = recv_nowait(&server, &mut buf).unwrap();
+        assert_eq!(
+            (&buf[..n], from),
+            (&b"two"[..], client.local_addr().unwrap())
+        );
+        assert_eq!(
+            recv_nowait(&server, &mut buf).unwrap_err().kind(),
+            io::ErrorKind::WouldBlock
+        );
+    }
     use specs::mfs::wire::Reply;
 
     /// An image written batch by batch as the server writes it, its checkpoint region
