@@ -9,7 +9,7 @@
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
 use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -58,6 +58,9 @@ pub struct Master {
     shared: Arc<Shared>,
     bugs: Bugs,
     conns: Vec<Slot>,
+    /// Per slot: the client sent more while a worker had the connection. Shared with
+    /// that worker, so it wakes the master on handing the connection back.
+    readable: Vec<Arc<AtomicBool>>,
     free: Vec<usize>,
 }
 
@@ -76,6 +79,7 @@ impl Master {
             shared,
             bugs,
             conns: Vec::new(),
+            readable: Vec::new(),
             free: Vec::new(),
         })
     }
@@ -241,6 +245,9 @@ impl Master {
             Some(Slot::Idle(conn)) => conn,
             Some(Slot::Busy { readable, .. }) => {
                 *readable = true;
+                // Before the master's last look at the returned list (`run`): a
+                // worker handing the connection back after that look sees this.
+                self.readable[i].store(true, Ordering::SeqCst);
                 return;
             }
             _ => return,
@@ -296,7 +303,8 @@ impl Master {
                         readable: false,
                         registered,
                     };
-                    Some(i)
+                    self.readable[i].store(false, Ordering::SeqCst);
+                    Some((i, self.readable[i].clone()))
                 } else {
                     self.free.push(i);
                     None
@@ -375,6 +383,7 @@ impl Master {
             }
             None => {
                 self.conns.push(Slot::Idle(conn));
+                self.readable.push(Arc::new(AtomicBool::new(false)));
                 self.conns.len() - 1
             }
         }

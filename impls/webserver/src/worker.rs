@@ -6,6 +6,7 @@ use std::io::{self, Read, Write};
 use std::net::TcpStream;
 use std::os::fd::AsRawFd;
 use std::process::{Command, Stdio};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -27,8 +28,9 @@ pub struct Job {
     /// Already decided by the master under SFF (it needs the file size to queue).
     pub plan: Option<Plan>,
     /// The master's slot for a connection that asked to persist: it must hear back
-    /// (`Back::Alive` or `Back::Closed`).
-    pub slot: Option<usize>,
+    /// (`Back::Alive` or `Back::Closed`). With it, the slot's flag the master sets
+    /// when the client sends more while a worker has the connection.
+    pub slot: Option<(usize, Arc<AtomicBool>)>,
 }
 
 pub fn run(shared: Arc<Shared>) {
@@ -54,8 +56,8 @@ pub fn serve(shared: &Shared, job: Job, scratch: &mut Vec<u8>) {
             if send_error(&stream, "HTTP/1.0", status, false, deadline, scratch).is_ok() {
                 discard_unread(&stream);
             }
-            if let Some(i) = slot {
-                shared.hand_back(Back::Closed(i));
+            if let Some((i, _)) = slot {
+                shared.hand_back(Back::Closed(i), None);
             }
             return;
         }
@@ -112,8 +114,10 @@ pub fn serve(shared: &Shared, job: Job, scratch: &mut Vec<u8>) {
         }
     };
     match slot {
-        Some(i) if keep && sent.is_ok() => shared.hand_back(Back::Alive(i, stream, leftover)),
-        Some(i) => shared.hand_back(Back::Closed(i)),
+        Some((i, readable)) if keep && sent.is_ok() => {
+            shared.hand_back(Back::Alive(i, stream, leftover), Some(&readable))
+        }
+        Some((i, _)) => shared.hand_back(Back::Closed(i), None),
         None => {}
     }
 }
