@@ -24,17 +24,57 @@ use crate::{b64, Event, Out};
 /// How long a connection waits for a missing message before it is reset.
 const GAP_TIMEOUT: Duration = Duration::from_secs(1);
 
+#[derive(Debug, Clone, PartialEq)]
 enum Piece {
     Data(Vec<u8>),
     Close,
 }
 
+/// One direction of a connection as it arrives: pieces in order, early ones held.
+#[derive(Debug, Default)]
+struct Reassembly {
+    next: u64,
+    pending: BTreeMap<u64, Piece>,
+    /// Since when a piece has been missing while later ones wait.
+    gap_since: Option<Instant>,
+}
+
+impl Reassembly {
+    /// Takes piece `seq`; returns what can now be written, in order, ending at a
+    /// close. Copies of pieces already taken are ignored.
+    fn push(&mut self, seq: u64, piece: Piece, now: Instant) -> Vec<Piece> {
+        if seq < self.next {
+            return Vec::new();
+        }
+        self.pending.insert(seq, piece);
+        let mut ready = Vec::new();
+        while let Some(piece) = self.pending.remove(&self.next) {
+            self.next += 1;
+            let close = piece == Piece::Close;
+            ready.push(piece);
+            if close {
+                self.pending.clear();
+                break;
+            }
+        }
+        self.gap_since = match self.pending.is_empty() {
+            true => None,
+            false => self.gap_since.or(Some(now)),
+        };
+        ready
+    }
+
+    /// True when a piece has been missing for [`GAP_TIMEOUT`]: lost, not late.
+    fn stuck(&self, now: Instant) -> bool {
+        self.gap_since
+            .is_some_and(|t| now.duration_since(t) >= GAP_TIMEOUT)
+    }
+}
+
 struct Conn {
     peer: String,
     to_local: Sender<Option<Vec<u8>>>,
-    next: u64,
-    pending: BTreeMap<u64, Piece>,
-    gap_since: Option<Instant>,
+    arriving: Reassembly,
 }
 
 pub struct Tunnels {
@@ -162,31 +202,17 @@ impl Tunnels {
             self.open_to_our_etcd(id, &message.src);
         }
         let conn = self.conns.get_mut(id).expect("just made");
-        if conn.peer != message.src || seq < conn.next {
+        if conn.peer != message.src {
             return;
         }
-        conn.pending.insert(seq, piece);
-        let mut closed = false;
-        while let Some(piece) = conn.pending.remove(&conn.next) {
-            conn.next += 1;
+        for piece in conn.arriving.push(seq, piece, Instant::now()) {
             match piece {
                 Piece::Data(bytes) => {
                     let _ = conn.to_local.send(Some(bytes));
                 }
-                Piece::Close => {
-                    closed = true;
-                    break;
-                }
+                Piece::Close => return self.local_closed(id),
             }
         }
-        if closed {
-            self.local_closed(id);
-            return;
-        }
-        conn.gap_since = match conn.pending.is_empty() {
-            true => None,
-            false => conn.gap_since.or(Some(Instant::now())),
-        };
     }
 
     /// The other end reset `id`.
@@ -200,8 +226,9 @@ impl Tunnels {
 
     /// Resets the connections whose gap has lasted too long.
     pub fn tick(&mut self) {
+        let now = Instant::now();
         let stuck: Vec<(String, String)> = (self.conns.iter())
-            .filter(|(_, c)| c.gap_since.is_some_and(|t| t.elapsed() >= GAP_TIMEOUT))
+            .filter(|(_, c)| c.arriving.stuck(now))
             .map(|(id, c)| (id.clone(), c.peer.clone()))
             .collect();
         for (id, peer) in stuck {
@@ -247,9 +274,7 @@ fn conn(peer: &str, to_local: Sender<Option<Vec<u8>>>) -> Conn {
     Conn {
         peer: peer.to_string(),
         to_local,
-        next: 0,
-        pending: BTreeMap::new(),
-        gap_since: None,
+        arriving: Reassembly::default(),
     }
 }
 
@@ -288,4 +313,45 @@ fn pump(id: &str, peer: &str, mut stream: TcpStream, out: &Out, events: &Sender<
             .with("close", true),
     );
     let _ = events.send(Event::LocalClosed(id.to_string()));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn data(b: &str) -> Piece {
+        Piece::Data(b.as_bytes().to_vec())
+    }
+
+    /// Pieces that overtake each other are written in order; a copy is written once.
+    #[test]
+    fn early_pieces_wait_for_the_missing_one() {
+        let t0 = Instant::now();
+        let mut r = Reassembly::default();
+        assert_eq!(r.push(1, data("b"), t0), vec![]);
+        assert_eq!(r.push(2, data("c"), t0), vec![]);
+        assert!(!r.stuck(t0 + GAP_TIMEOUT / 2));
+        assert_eq!(
+            r.push(0, data("a"), t0),
+            vec![data("a"), data("b"), data("c")]
+        );
+        assert_eq!(r.push(1, data("b"), t0), vec![], "a copy");
+        assert!(!r.stuck(t0 + GAP_TIMEOUT * 2), "no gap left");
+        assert_eq!(r.push(3, Piece::Close, t0), vec![Piece::Close]);
+    }
+
+    /// A piece missing for the gap timeout was lost: the connection must be reset,
+    /// never written past the hole.
+    #[test]
+    fn a_lasting_gap_is_a_lost_piece() {
+        let t0 = Instant::now();
+        let mut r = Reassembly::default();
+        assert_eq!(r.push(0, data("a"), t0), vec![data("a")]);
+        assert_eq!(r.push(2, data("c"), t0), vec![]);
+        assert!(!r.stuck(t0));
+        assert!(r.stuck(t0 + GAP_TIMEOUT));
+        // The close does not skip the hole either.
+        assert_eq!(r.push(3, Piece::Close, t0), vec![]);
+        assert!(r.stuck(t0 + GAP_TIMEOUT));
+    }
 }
