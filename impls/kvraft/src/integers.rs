@@ -55,11 +55,13 @@ pub fn answer(request: &Body, mut reply: Body) -> Body {
         return reply;
     }
     let number = match reply.get("value") {
-        Some(Value::String(s)) => s.parse::<i64>().ok(),
+        Some(Value::String(s)) => (s.parse::<i64>().map(Value::from))
+            .or_else(|_| s.parse::<u64>().map(Value::from))
+            .ok(),
         _ => None,
     };
     if let Some(n) = number {
-        reply.fields.insert("value".into(), Value::from(n));
+        reply.fields.insert("value".into(), n);
     }
     reply
 }
@@ -84,6 +86,13 @@ mod tests {
         let read = Body::new("read").with("key", 0);
         let reply = answer(&read, Body::new("read_ok").with("value", "-3"));
         assert_eq!(reply.get("value"), Some(&Value::from(-3)));
+        let big = Body::new("write").with("key", 0).with("value", u64::MAX);
+        let stored = as_text(&big).unwrap();
+        let reply = answer(
+            &read,
+            Body::new("read_ok").with("value", stored.str("value").unwrap()),
+        );
+        assert_eq!(reply.get("value"), Some(&Value::from(u64::MAX)));
         // The string form is left alone.
         let read = Body::new("read").with("key", "0");
         assert_eq!(as_text(&read).unwrap(), read);
