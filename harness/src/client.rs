@@ -1,6 +1,7 @@
 //! Harness-owned clients: each has one operation outstanding, resends it with the
-//! same sequence number until it gets an answer or its deadline passes, and records
-//! every operation in the history.
+//! same sequence number until it gets an answer or its deadline passes (or, for a
+//! protocol without sequence numbers, sends it once: [`Protocol::resends`]), and
+//! records every operation in the history.
 //!
 //! What a request looks like and what a reply means is the system's [`Protocol`];
 //! which operations to run is a [`Workload`]. A definite error is recorded as `fail`;
@@ -45,6 +46,15 @@ pub trait Protocol {
     /// The request body for `input` from `client`, with its sequence number.
     fn request(&self, input: &Self::Input, client: u64, seq: u64) -> Body;
     fn reply(&self, input: &Self::Input, reply: &Body) -> Reply<Self::Output>;
+    /// False for clients that send each operation once, as Maelstrom's do: an attempt
+    /// is awaited until the operation's deadline ([`ClientConfig::op_timeout`]), and
+    /// one that goes unanswered or gets an indefinite error ends its operation as
+    /// unknown instead of being sent again, since a node that keeps no client ids
+    /// cannot tell a second copy from a new operation. A definite refusal (error 11)
+    /// is still retried after its backoff: nothing was done.
+    fn resends(&self) -> bool {
+        true
+    }
 }
 
 /// Which operation client `client` (0-based within its set) runs next; `None` when it
@@ -214,8 +224,15 @@ impl<P: Protocol, W: Workload<P::Input>> Clients<P, W> {
             body,
         };
         cluster.send(message);
+        let wait = if self.protocol.resends() {
+            self.config.attempt_timeout
+        } else {
+            (pending.call + self.config.op_timeout)
+                .saturating_sub(now)
+                .max(1)
+        };
         let token = self.token(client);
-        cluster.wake(now + self.config.attempt_timeout, token);
+        cluster.wake(now + wait, token);
     }
 
     fn finish(&mut self, cluster: &mut Cluster, client: usize, completion: Completion<P::Output>) {
@@ -294,6 +311,9 @@ impl<P: Protocol, W: Workload<P::Input>> Driver for Clients<P, W> {
                 let token = self.token(client);
                 cluster.wake(now + pause, token);
             }
+            Reply::Unknown(_) if !self.protocol.resends() => {
+                self.finish(cluster, client, Completion::Info)
+            }
             // Wait for the attempt timeout, then resend: the request id makes it safe.
             Reply::Unknown(_) => {
                 let pending = self.clients[client].pending.as_mut().expect("in flight");
@@ -328,7 +348,9 @@ impl<P: Protocol, W: Workload<P::Input>> Driver for Clients<P, W> {
             // The last attempt went unanswered: it may still take effect.
             p.indefinite = true;
         }
-        if now >= p.call + op_timeout {
+        if p.awaiting && !self.protocol.resends() {
+            self.finish(cluster, client, Completion::Info)
+        } else if now >= p.call + op_timeout {
             let completion = if p.indefinite {
                 Completion::Info
             } else {

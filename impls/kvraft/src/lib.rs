@@ -5,6 +5,7 @@
 //! - [`core`]: the service's state machine without Raft or IO: applying a committed
 //!   command to the store and the duplicate table, the answer, what a snapshot holds,
 //!   when to take one, and how waiting requests are answered.
+//! - [`integers`]: Maelstrom lin-kv's integer keys and values, stored as text.
 //! - [`node`]: the Raft core of the `raft` crate and the state machine bound into a
 //!   `node::Node`, persisting through `raft::disk`.
 //!
@@ -45,6 +46,7 @@
 
 pub mod bug;
 pub mod core;
+pub mod integers;
 pub mod node;
 
 pub use crate::bug::Bug;

@@ -11,6 +11,7 @@ use specs::node_protocol::{Body, Message};
 
 use crate::bug::Bug;
 use crate::core::{self, Command, KvState, LeaderView, Outcome, Waiting};
+use crate::integers;
 
 /// How a node is set up beyond what `init` says.
 #[derive(Debug, Clone, PartialEq)]
@@ -145,6 +146,7 @@ impl KvRaftNode {
                     ),
                 };
                 for (request, body) in self.waiting.applied(index, entry.term, &reply) {
+                    let body = integers::answer(&request.body, body);
                     out.reply(&request, body);
                 }
             }
@@ -213,7 +215,8 @@ impl KvRaftNode {
             out.reply(&message, body);
             return;
         }
-        let (input, id) = match parse_request(&message.body) {
+        let request = integers::as_text(&message.body).and_then(|b| parse_request(&b));
+        let (input, id) = match request {
             Ok(request) => request,
             Err(error) => {
                 eprintln!("rejecting {:?} from {}", message.body.kind, message.src);
@@ -226,7 +229,7 @@ impl KvRaftNode {
             return;
         }
         if let (Some(Bug::StaleRead), FetchAppendInput::Get { key }) = (self.settings.bug, &input) {
-            let body = self.state.read_local(key);
+            let body = integers::answer(&message.body, self.state.read_local(key));
             out.reply(&message, body);
             return;
         }

@@ -8,6 +8,7 @@
 //! the whole history checked for linearizability against `specs::KvFetchAppend`.
 //! The protocol is kvsrv's plus the errors of replication (docs/kvraft.md).
 
+mod lin_kv;
 mod run;
 mod self_check;
 mod tests;
@@ -31,7 +32,7 @@ pub static SUITE: Suite = Suite {
     bug_var: "KVRAFT_BUG",
     simulated: true,
     tests: TESTS,
-    self_checks: self_check::CHECKS,
+    self_checks: &SELF_CHECKS,
     known_bad: &[KnownBad {
         variant: "stale-read",
         what: "a leader answers reads without the log",
@@ -77,4 +78,43 @@ const TESTS: &[TestCase] = &[
         after: Some("6.5840 kvraft TestOnePartition4A"),
         run: |cx| tests::with_cluster(cx, tests::partition_leader_in_minority),
     },
+    TestCase {
+        name: "lin_kv::basic",
+        after: Some("Maelstrom lin-kv"),
+        run: lin_kv::basic,
+    },
+    TestCase {
+        name: "lin_kv::partitions",
+        after: Some("Maelstrom lin-kv --nemesis partition"),
+        run: lin_kv::partitions,
+    },
+    TestCase {
+        name: "lin_kv::latency",
+        after: Some("Maelstrom lin-kv --latency"),
+        run: lin_kv::latency,
+    },
 ];
+
+/// The suite's checks of itself: the service's, then the lin_kv group's.
+const SELF_CHECKS: [TestCase; self_check::CHECKS.len() + lin_kv::CHECKS.len()] =
+    concat_checks(self_check::CHECKS, lin_kv::CHECKS);
+
+const fn concat_checks<const N: usize>(a: &[TestCase], b: &[TestCase]) -> [TestCase; N] {
+    const UNSET: TestCase = TestCase {
+        name: "",
+        after: None,
+        run: |_| unreachable!("every entry is set"),
+    };
+    let mut all = [UNSET; N];
+    let mut i = 0;
+    while i < N {
+        let from = if i < a.len() { &a[i] } else { &b[i - a.len()] };
+        all[i] = TestCase {
+            name: from.name,
+            after: from.after,
+            run: from.run,
+        };
+        i += 1;
+    }
+    all
+}
