@@ -686,7 +686,7 @@ impl<'a> GossipTest<'a> {
                 self.cx.fail(
                     CONVERGENCE,
                     format!(
-                        "{} lacks {} acknowledged value(s) {:?} after {:.1} s of quiet",
+                        "{} lacks {} acknowledged value(s) {} after {:.1} s of quiet",
                         self.names[*i],
                         lost.len(),
                         abbreviate(&lost),
@@ -698,7 +698,7 @@ impl<'a> GossipTest<'a> {
                 self.cx.fail(
                     CONVERGENCE,
                     format!(
-                        "{} lacks {:?}, which other live nodes list, after {:.1} s of quiet",
+                        "{} lacks {}, which other live nodes list, after {:.1} s of quiet",
                         self.names[*i],
                         abbreviate(&partial),
                         quiet_limit() as f64 / 1e9
