@@ -10,6 +10,7 @@
 //! The known-bad variants the suite must reject are [`Bug`].
 
 pub mod bug;
+pub mod chat;
 pub mod core;
 pub mod node;
 pub mod wire;
