@@ -9,12 +9,14 @@
 //! written for Maelstrom's broadcast challenge plugs in unchanged (with
 //! `--time real`).
 
+mod chat;
 mod run;
 mod self_check;
 mod tests;
 
 use crate::suite::{KnownBad, Program, Suite, TestCase};
 
+pub use chat::CHAT_LOG;
 pub use run::{grid, line, tree, Topology};
 pub use tests::OVERHEAD_FACTOR;
 
@@ -42,6 +44,12 @@ pub static SUITE: Suite = Suite {
         bin: BIN,
         key: "gossip",
         run_as: "CMD: one node of Maelstrom's broadcast workload on stdin/stdout",
+    },
+    Program {
+        var: "GOSSIP_CHAT_IMPL",
+        bin: "gossip-chat",
+        key: "chat",
+        run_as: "CMD <id> <n> <port>: the course's chat server (the chat tests, through our gossip-proxy)",
     }],
     bug_var: "GOSSIP_BUG",
     simulated: true,
@@ -145,5 +153,43 @@ const TESTS: &[TestCase] = &[
         name: "robustness::malformed_input",
         after: None,
         run: |cx| tests::with_nodes(cx, line(3), tests::malformed_input),
+    },
+    TestCase {
+        name: "chat::basic",
+        after: Some("CS 5450 chat: proxy script"),
+        run: |cx| {
+            chat::run_script(
+                cx,
+                "basic.chat",
+                include_str!("../../../tests/gossip/scripts/basic.chat"),
+            )
+        },
+    },
+    TestCase {
+        name: "chat::crash_restart",
+        after: Some("CS 5450 chat: proxy script"),
+        run: |cx| {
+            chat::run_script(
+                cx,
+                "crash_restart.chat",
+                include_str!("../../../tests/gossip/scripts/crash_restart.chat"),
+            )
+        },
+    },
+    TestCase {
+        name: "chat::line_of_five",
+        after: Some("CS 5450 chat: proxy script"),
+        run: |cx| {
+            chat::run_script(
+                cx,
+                "line_of_five.chat",
+                include_str!("../../../tests/gossip/scripts/line_of_five.chat"),
+            )
+        },
+    },
+    TestCase {
+        name: "chat::framing",
+        after: None,
+        run: chat::framing,
     },
 ];
