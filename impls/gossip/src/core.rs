@@ -152,6 +152,10 @@ pub struct Gossip {
     /// Per origin, the messages held, by sequence number.
     log: BTreeMap<String, BTreeMap<u64, String>>,
     have: Status,
+    /// Per neighbour, what it is known to hold: its last status, raised by the rumors
+    /// it sent since. Mongering goes on only to neighbours not known to hold the
+    /// rumor, so on a line a rumor is not sent back the way it came.
+    known: BTreeMap<String, Status>,
     mongering: BTreeMap<String, Monger>,
     next_anti_entropy: Option<u64>,
     bug: Option<Bug>,
@@ -170,6 +174,7 @@ impl Gossip {
             rng: Rng::new(seed),
             log: BTreeMap::new(),
             have: Status::new(),
+            known: BTreeMap::new(),
             mongering: BTreeMap::new(),
             next_anti_entropy: None,
             bug,
@@ -201,6 +206,8 @@ impl Gossip {
         self.neighbours.sort();
         self.neighbours.dedup();
         self.mongering
+            .retain(|n, _| self.neighbours.binary_search(n).is_ok());
+        self.known
             .retain(|n, _| self.neighbours.binary_search(n).is_ok());
         if self.next_anti_entropy.is_none() && self.bug != Some(Bug::NoAntiEntropy) {
             self.next_anti_entropy = Some(now + self.jittered_period());
@@ -352,6 +359,13 @@ impl Gossip {
     }
 
     fn on_rumors(&mut self, now: u64, from: &str, rumors: Vec<Rumor>) {
+        if self.neighbours.iter().any(|n| n == from) {
+            let known = self.known.entry(from.to_string()).or_default();
+            for r in &rumors {
+                let held = known.entry(r.origin.clone()).or_insert(0);
+                *held = (*held).max(r.seq);
+            }
+        }
         let fresh: Vec<Rumor> = rumors
             .into_iter()
             .filter(|r| self.accept(r.clone()))
@@ -391,9 +405,20 @@ impl Gossip {
         let Some(rumor) = self.rumor(origin, seq) else {
             return;
         };
-        let Some(to) = self.pick(except) else {
+        let unaware: Vec<String> = self
+            .neighbours
+            .iter()
+            .filter(|n| Some(n.as_str()) != except)
+            .filter(|n| {
+                let held = self.known.get(*n).and_then(|s| s.get(origin)).copied();
+                held.unwrap_or(0) < seq
+            })
+            .cloned()
+            .collect();
+        if unaware.is_empty() {
             return;
-        };
+        }
+        let to = unaware[self.rng.below(unaware.len() as u64) as usize].clone();
         self.send(to.clone(), Wire::Rumors(vec![rumor]));
         self.mongering.insert(
             to,
@@ -408,6 +433,9 @@ impl Gossip {
     fn on_status(&mut self, now: u64, from: &str, theirs: &Status) {
         if self.bug == Some(Bug::Flood) {
             return;
+        }
+        if self.neighbours.iter().any(|n| n == from) {
+            self.known.insert(from.to_string(), theirs.clone());
         }
         let mut batch = Vec::new();
         'origins: for (origin, &mine) in &self.have {
@@ -602,6 +630,25 @@ mod tests {
                 in_order(&net.delivered[i]),
                 "node {i}: {:?}",
                 net.delivered[i]
+            );
+        }
+    }
+
+    #[test]
+    fn a_line_carries_a_rumor_once_per_link() {
+        for seed in 0..20 {
+            let mut net = Net::new(6, &line(6), None, 0);
+            net.rng = Rng::new(seed);
+            for (i, node) in net.nodes.iter_mut().enumerate() {
+                node.rng = Rng::new(seed * 100 + i as u64);
+            }
+            net.broadcast(0, "once");
+            net.run(5_000 * MS);
+            assert!((0..6).all(|i| net.texts(i).len() == 1));
+            let rumors: u64 = net.nodes.iter().map(|n| n.counts().rumor_messages).sum();
+            assert_eq!(
+                rumors, 5,
+                "seed {seed}: the rumor went back the way it came"
             );
         }
     }
