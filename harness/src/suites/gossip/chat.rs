@@ -28,7 +28,7 @@ pub const CHAT_LOG: &str = "chat-log";
 
 /// A proxy and the ports of its servers.
 struct Proxy {
-    _process: Process,
+    process: Process,
     stdin: ChildStdin,
     lines: Receiver<String>,
     ports: Vec<Port>,
@@ -83,7 +83,7 @@ impl Proxy {
             }
         });
         Proxy {
-            _process: process,
+            process,
             stdin,
             lines,
             ports,
@@ -318,4 +318,89 @@ fn write_all(stream: &mut TcpStream, bytes: &[u8]) {
             format!("no progress: writing to server 0: {e}"),
         );
     }
+}
+
+/// The pids of the servers the proxy started (its children).
+fn server_pids(proxy: &Proxy) -> Vec<u32> {
+    let pid = proxy.process.pid();
+    let dir = format!("/proc/{pid}/task");
+    let mut pids = Vec::new();
+    for task in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+        let children = std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
+        pids.extend(
+            children
+                .split_whitespace()
+                .filter_map(|p| p.parse::<u32>().ok()),
+        );
+    }
+    pids
+}
+
+/// CPU time (user + system) a process has used, in clock ticks.
+fn cpu_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name, in parentheses, may hold spaces: fields count from after it.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some(utime + stime)
+}
+
+/// Servers with nothing to do use (almost) no CPU: once three servers agree, over two
+/// idle seconds each may use at most a tenth of the time on the CPU (ours gossips a
+/// status every 200 ms and sleeps in between; a busy loop would use all of it).
+pub(super) fn idle_uses_no_cpu(cx: &mut Context) {
+    let mut proxy = Proxy::start(cx, 3);
+    for i in 0..3 {
+        let port = proxy.ports[i].number();
+        proxy.send(&format!("{i} start 3 {port}"));
+    }
+    proxy.send("0 msg 1 a");
+    proxy.send("2 msg 2 b");
+    for i in 0..3 {
+        if !await_answer(&mut proxy, &format!("{i} get chatLog"), "chatLog a,b") {
+            fail(
+                CONVERGENCE,
+                format!("server {i} did not converge on two messages"),
+            );
+        }
+    }
+    let pids = server_pids(&proxy);
+    if pids.len() != 3 {
+        fail(
+            property::HARNESS,
+            format!("expected the proxy's 3 servers among its children, found {pids:?}"),
+        );
+    }
+    let before: Vec<Option<u64>> = pids.iter().map(|&p| cpu_ticks(p)).collect();
+    let start = Instant::now();
+    std::thread::sleep(Duration::from_secs(2));
+    let wall = start.elapsed();
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    for (k, &pid) in pids.iter().enumerate() {
+        let (Some(a), Some(b)) = (before[k], cpu_ticks(pid)) else {
+            fail(
+                property::PROGRESS,
+                format!("no progress: server process {pid} went away while idle"),
+            );
+        };
+        let used = (b - a) as f64 / hz;
+        cx.note(format!(
+            "server pid {pid}: {:.3} s of CPU in {:.2} s idle",
+            used,
+            wall.as_secs_f64()
+        ));
+        if used > wall.as_secs_f64() / 10.0 {
+            cx.fail(
+                super::OVERHEAD,
+                format!(
+                    "an idle chat server (pid {pid}) used {used:.2} s of CPU in {:.2} s with nothing to do",
+                    wall.as_secs_f64()
+                ),
+            );
+        }
+    }
+    proxy.send("exit");
 }

@@ -192,4 +192,9 @@ const TESTS: &[TestCase] = &[
         after: None,
         run: chat::framing,
     },
+    TestCase {
+        name: "chat::idle_uses_no_cpu",
+        after: None,
+        run: chat::idle_uses_no_cpu,
+    },
 ];
