@@ -567,8 +567,8 @@ impl<'a> GossipTest<'a> {
         since
     }
 
-    /// Requires that `value`, broadcast through `from`, has not reached any of
-    /// `beyond` (nodes only reachable through a crashed or cut node).
+    /// Requires that `value` has not reached any of `beyond` (nodes it could only
+    /// reach through a crashed or cut node).
     pub fn require_not_reached(&mut self, value: u64, beyond: &[usize], why: &str) {
         let reads = self.read(beyond);
         for (&i, r) in beyond.iter().zip(&reads) {

@@ -282,18 +282,17 @@ fn overhead(t: &mut GossipTest, shape: &str) {
     let n = t.names.len() as u64;
     t.mark();
     let count = 20;
-    let last = spread_broadcasts(t, count, 50 * MS, 5);
-    let _ = last;
+    spread_broadcasts(t, count, 50 * MS, 5);
     t.run();
     let value = t.broadcasts_made();
     let all: Vec<usize> = (0..t.names.len()).collect();
-    let Some(_) = t.await_value(&all, value) else {
+    if t.await_value(&all, value).is_none() {
         t.cx.fail(
             CONVERGENCE,
             format!("the last broadcast ({value}) did not reach every node"),
         );
         return;
-    };
+    }
     t.idle(1_000 * MS);
     let messages = t.mark();
     let per = messages as f64 / count as f64;
