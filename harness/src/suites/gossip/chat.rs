@@ -46,7 +46,7 @@ impl Proxy {
                 .unwrap_or_else(|e| fail(property::HARNESS, format!("reserving {what} ports: {e}")))
         };
         let ports = reserve("proxy");
-        let peers = reserve("peer");
+        let peers = peer_ports(n);
         let server = cx.program("GOSSIP_CHAT_IMPL").command();
         let mut line = vec![server.get_program().to_string_lossy().into_owned()];
         line.extend(server.get_args().map(|a| a.to_string_lossy().into_owned()));
@@ -105,6 +105,22 @@ impl Proxy {
         self.transcript.push_str(&format!("< {line}\n"));
         Some(line)
     }
+}
+
+/// `n` reserved ports in the course's range for servers' peer ports, 20000-29999
+/// (the reserved range may reach past it).
+fn peer_ports(n: usize) -> Vec<Port> {
+    let mut kept = Vec::new();
+    let mut passed_over = Vec::new();
+    while kept.len() < n {
+        match Port::reserve() {
+            Ok(p) if p.number() <= 29_999 => kept.push(p),
+            Ok(p) if passed_over.len() < 1000 => passed_over.push(p),
+            Ok(_) => fail(property::HARNESS, "no free peer port in 20000-29999"),
+            Err(e) => fail(property::HARNESS, format!("reserving peer ports: {e}")),
+        }
+    }
+    kept
 }
 
 /// Runs the proxy script `script` (its name for messages).
