@@ -164,3 +164,129 @@ impl Node for GossipNode {
         self.flush(out);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use node::Effect;
+
+    fn node(storage: &Storage) -> GossipNode {
+        let ctx = Context {
+            node_id: "n1".into(),
+            node_ids: vec!["n1".into(), "n2".into()],
+            seed: 1,
+        };
+        GossipNode::new(&ctx, storage, Config::default(), None)
+    }
+
+    fn request(id: u64, body: Body) -> Message {
+        Message {
+            src: "c1".into(),
+            dest: "n1".into(),
+            now: None,
+            body: Body {
+                msg_id: Some(id),
+                ..body
+            },
+        }
+    }
+
+    /// The bodies sent to `dest`.
+    fn sent_to(out: &mut Outbox, dest: &str) -> Vec<Body> {
+        out.drain()
+            .into_iter()
+            .filter_map(|e| match e {
+                Effect::Send(m) if m.dest == dest => Some(m.body),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_retried_broadcast_is_one_message_and_reads_keep_delivery_order() {
+        let storage = Storage::open(None).unwrap();
+        let mut n = node(&storage);
+        let mut out = Outbox::new("n1");
+        let topology = serde_json::json!({"n1": ["n2"], "n2": ["n1"]});
+        n.on_message(
+            0,
+            request(1, Body::new("topology").with("topology", topology)),
+            &mut out,
+        );
+        for (id, v) in [(2, 7), (3, 3), (4, 7)] {
+            n.on_message(
+                0,
+                request(id, Body::new("broadcast").with("message", v)),
+                &mut out,
+            );
+        }
+        let answers: Vec<String> = sent_to(&mut out, "c1")
+            .into_iter()
+            .map(|b| b.kind)
+            .collect();
+        assert_eq!(
+            answers,
+            [
+                "topology_ok",
+                "broadcast_ok",
+                "broadcast_ok",
+                "broadcast_ok"
+            ]
+        );
+        n.on_message(0, request(5, Body::new("read")), &mut out);
+        let read = sent_to(&mut out, "c1").remove(0);
+        assert_eq!(read.get("messages"), Some(&serde_json::json!([7, 3])));
+    }
+
+    #[test]
+    fn bad_requests_get_errors_and_bad_peer_messages_are_ignored() {
+        let storage = Storage::open(None).unwrap();
+        let mut n = node(&storage);
+        let mut out = Outbox::new("n1");
+        for (id, body) in [
+            (1, Body::new("topology").with("topology", "a line")),
+            (2, Body::new("broadcast")),
+            (
+                3,
+                Body::new("broadcast").with("message", "x".repeat(crate::core::MAX_TEXT + 1)),
+            ),
+            (4, Body::new("frobnicate")),
+        ] {
+            n.on_message(0, request(id, body), &mut out);
+        }
+        let codes: Vec<Option<u64>> = sent_to(&mut out, "c1")
+            .iter()
+            .map(|b| b.u64("code"))
+            .collect();
+        assert_eq!(codes, [Some(12), Some(12), Some(12), Some(10)]);
+        // A malformed rumor from a peer: no answer, nothing delivered.
+        let mut rumor = request(5, Body::new("rumor").with("rumors", "garbage"));
+        rumor.src = "n2".into();
+        n.on_message(0, rumor, &mut out);
+        assert!(out.drain().iter().all(|e| !matches!(e, Effect::Send(_))));
+        n.on_message(0, request(6, Body::new("read")), &mut out);
+        let read = sent_to(&mut out, "c1").remove(0);
+        assert_eq!(read.get("messages"), Some(&serde_json::json!([])));
+    }
+
+    #[test]
+    fn each_life_is_a_new_origin() {
+        let dir = std::env::temp_dir().join(format!("gossip-node-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut origins = Vec::new();
+        for _ in 0..2 {
+            let mut storage = Storage::open(Some(&dir)).unwrap();
+            let mut n = node(&storage);
+            let mut out = Outbox::new("n1");
+            n.on_start(0, &mut out);
+            for e in out.drain() {
+                if let Effect::Persist { name, bytes } = e {
+                    storage.write(&name, bytes).unwrap();
+                }
+            }
+            origins.push(n.core.origin().to_string());
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(origins, ["n1#0", "n1#1"]);
+    }
+}
