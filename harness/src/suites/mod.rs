@@ -3,6 +3,7 @@
 //! (`tests/<system>/main.rs`) both run these tables.
 
 pub mod dfs;
+pub mod gossip;
 /// What the suites of kvsrv and kvraft share: a key/value cluster under test.
 mod kv_cluster;
 pub mod kvraft;
@@ -19,6 +20,7 @@ pub fn all() -> &'static [&'static Suite] {
     static ALL: &[&Suite] = &[
         &webserver::SUITE,
         &dfs::SUITE,
+        &gossip::SUITE,
         &mapreduce::SUITE,
         &kvsrv::SUITE,
         &raft::SUITE,
