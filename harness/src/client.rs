@@ -8,7 +8,11 @@
 //! have taken effect. A retryable error (11, temporarily unavailable) is resent with
 //! exponential backoff until the operation's deadline, so a node that needs a moment
 //! (to elect a leader, say) is served; a reply the protocol does not allow is a
-//! protocol error of the node. Clients that see no operation succeed for
+//! protocol error of the node. A reply that names another target as `"leader"` (a
+//! replicated service's redirect) sends the next attempt there, at once for a
+//! retryable error (a few times per operation, so two nodes naming each other cannot
+//! keep a client busy). Clients start at different targets, so that a service is
+//! asked through every node. Clients that see no operation succeed for
 //! [`ClientConfig::stall_timeout`] stop issuing new ones, so a node that never serves
 //! fails its test quickly with "no progress" instead of running out the clock.
 
@@ -107,6 +111,8 @@ struct Pending<I> {
     indefinite: bool,
     /// The pause before the next retry of a retryable error.
     backoff: u64,
+    /// Redirects followed at once so far.
+    redirects: usize,
 }
 
 #[derive(Debug)]
@@ -192,6 +198,7 @@ impl<P: Protocol, W: Workload<P::Input>> Clients<P, W> {
             awaiting: false,
             indefinite: false,
             backoff: self.config.attempt_timeout,
+            redirects: 0,
         });
         self.attempt(cluster, client);
     }
@@ -206,7 +213,6 @@ impl<P: Protocol, W: Workload<P::Input>> Clients<P, W> {
         pending.attempts.insert(c.next_msg_id);
         pending.awaiting = true;
         let dest = self.config.targets[c.target % self.config.targets.len()].clone();
-        c.target += 1;
         let message = Message {
             src: c.name.clone(),
             dest,
@@ -216,6 +222,16 @@ impl<P: Protocol, W: Workload<P::Input>> Clients<P, W> {
         cluster.send(message);
         let token = self.token(client);
         cluster.wake(now + self.config.attempt_timeout, token);
+    }
+
+    /// The target a reply names as `"leader"`, when it is another one than the
+    /// node that answered.
+    fn redirect(&self, reply: &Message) -> Option<usize> {
+        let leader = reply.body.str("leader")?;
+        if leader == reply.src {
+            return None;
+        }
+        self.config.targets.iter().position(|t| t == leader)
     }
 
     fn finish(&mut self, cluster: &mut Cluster, client: usize, completion: Completion<P::Output>) {
@@ -245,12 +261,13 @@ impl<P: Protocol, W: Workload<P::Input>> Driver for Clients<P, W> {
     fn start(&mut self, cluster: &mut Cluster) {
         let ids = cluster.new_client_ids(self.count as u64);
         self.clients = ids
-            .map(|id| ClientState {
+            .enumerate()
+            .map(|(i, id)| ClientState {
                 id,
                 name: format!("c{id}"),
                 seq: 0,
                 next_msg_id: 0,
-                target: 0,
+                target: i,
                 pending: None,
                 finished: false,
                 wake_generation: 0,
@@ -279,6 +296,7 @@ impl<P: Protocol, W: Workload<P::Input>> Driver for Clients<P, W> {
         {
             return;
         }
+        let hint = self.redirect(&message);
         match self.protocol.reply(&pending.input, &message.body) {
             Reply::Ok(output) => self.finish(cluster, client, Completion::Ok(output)),
             Reply::Fail(_) if !pending.indefinite => self.finish(cluster, client, Completion::Fail),
@@ -287,8 +305,20 @@ impl<P: Protocol, W: Workload<P::Input>> Driver for Clients<P, W> {
             Reply::Retry(_) => {
                 let now = cluster.now();
                 let max = self.config.max_backoff();
-                let pending = self.clients[client].pending.as_mut().expect("in flight");
+                let limit = self.config.targets.len();
+                let c = &mut self.clients[client];
+                let pending = c.pending.as_mut().expect("in flight");
                 pending.awaiting = false;
+                match hint {
+                    Some(target) => c.target = target,
+                    None => c.target += 1,
+                }
+                if hint.is_some() && pending.redirects < limit {
+                    pending.redirects += 1;
+                    let token = self.token(client);
+                    cluster.wake(now, token);
+                    return;
+                }
                 let pause = pending.backoff;
                 pending.backoff = (pending.backoff * 2).min(max);
                 let token = self.token(client);
@@ -296,8 +326,15 @@ impl<P: Protocol, W: Workload<P::Input>> Driver for Clients<P, W> {
             }
             // Wait for the attempt timeout, then resend: the request id makes it safe.
             Reply::Unknown(_) => {
-                let pending = self.clients[client].pending.as_mut().expect("in flight");
+                let c = &mut self.clients[client];
+                match hint {
+                    Some(target) => c.target = target,
+                    None => c.target += 1,
+                }
+                let pending = c.pending.as_mut().expect("in flight");
                 pending.indefinite = true;
+                // The next attempt, at the attempt timeout, goes to the new target.
+                pending.awaiting = false;
             }
             Reply::Invalid(e) => {
                 cluster.errors.push(format!(
@@ -321,12 +358,15 @@ impl<P: Protocol, W: Workload<P::Input>> Driver for Clients<P, W> {
         }
         let now = cluster.now();
         let op_timeout = self.config.op_timeout;
-        let Some(p) = self.clients[client].pending.as_mut() else {
+        let c = &mut self.clients[client];
+        let Some(p) = c.pending.as_mut() else {
             return self.begin_next(cluster, client);
         };
         if p.awaiting {
-            // The last attempt went unanswered: it may still take effect.
+            // The last attempt went unanswered: it may still take effect; the next
+            // goes to the next target.
             p.indefinite = true;
+            c.target += 1;
         }
         if now >= p.call + op_timeout {
             let completion = if p.indefinite {

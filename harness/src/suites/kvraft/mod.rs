@@ -8,6 +8,7 @@
 //! the whole history checked for linearizability against `specs::KvFetchAppend`.
 //! The protocol is kvsrv's plus the errors of replication (docs/kvraft.md).
 
+mod lab;
 mod run;
 mod self_check;
 mod tests;
@@ -15,9 +16,19 @@ mod tests;
 pub use run::LeaderProbe;
 
 use crate::suite::{property, KnownBad, Program, Suite, TestCase};
+use lab::Generic;
 
 /// Our binary.
 pub const BIN: &str = "kvraft";
+
+/// With a majority partitioned from a minority, what only the minority was asked
+/// does not complete until the partition heals, and then it does.
+pub const MINORITY: &str = "minority-partition";
+/// Operations complete in under a third of a 100 ms heartbeat each, on average.
+pub const SPEED: &str = "speed";
+/// With snapshots on, the Raft state stays within 8 x `maxraftstate` and a small
+/// data set's snapshot within 500 bytes.
+pub const LOG_COMPACTION: &str = "log-compaction";
 
 pub static SUITE: Suite = Suite {
     name: "kvraft",
@@ -45,17 +56,22 @@ const TESTS: &[TestCase] = &[
     TestCase {
         name: "basic::one_client",
         after: Some("6.5840 kvraft TestBasic4A"),
-        run: |cx| tests::with_cluster(cx, tests::basic_one_client),
+        run: |cx| lab::generic(cx, Generic::new(1, 5)),
+    },
+    TestCase {
+        name: "speed::without_snapshots",
+        after: Some("6.5840 kvraft TestSpeed4A"),
+        run: |cx| lab::speed(cx, -1),
     },
     TestCase {
         name: "concurrent::many_clients",
         after: Some("6.5840 kvraft TestConcurrent4A"),
-        run: |cx| tests::with_cluster(cx, tests::concurrent_many_clients),
+        run: |cx| lab::generic(cx, Generic::new(5, 5)),
     },
     TestCase {
         name: "unreliable::lossy_duplicating",
         after: Some("6.5840 kvraft TestUnreliable4A"),
-        run: |cx| tests::with_cluster(cx, tests::unreliable_lossy_duplicating),
+        run: |cx| lab::generic(cx, Generic::new(5, 5).unreliable()),
     },
     TestCase {
         name: "unreliable::one_key_appends",
@@ -63,18 +79,107 @@ const TESTS: &[TestCase] = &[
         run: |cx| tests::with_cluster(cx, tests::unreliable_one_key_appends),
     },
     TestCase {
+        name: "partition::one_partition",
+        after: Some("6.5840 kvraft TestOnePartition4A"),
+        run: lab::one_partition,
+    },
+    TestCase {
+        name: "partition::many_partitions_one_client",
+        after: Some("6.5840 kvraft TestManyPartitionsOneClient4A"),
+        run: |cx| lab::generic(cx, Generic::new(1, 5).partitions()),
+    },
+    TestCase {
+        name: "partition::many_partitions_many_clients",
+        after: Some("6.5840 kvraft TestManyPartitionsManyClients4A"),
+        run: |cx| lab::generic(cx, Generic::new(5, 5).partitions()),
+    },
+    TestCase {
+        name: "persist::one_client",
+        after: Some("6.5840 kvraft TestPersistOneClient4A"),
+        run: |cx| lab::generic(cx, Generic::new(1, 5).crash()),
+    },
+    TestCase {
         name: "persist::restart_all",
         after: Some("6.5840 kvraft TestPersistConcurrent4A"),
-        run: |cx| tests::with_cluster(cx, tests::restart_all),
+        run: |cx| lab::generic(cx, Generic::new(5, 5).crash()),
+    },
+    TestCase {
+        name: "persist::unreliable",
+        after: Some("6.5840 kvraft TestPersistConcurrentUnreliable4A"),
+        run: |cx| lab::generic(cx, Generic::new(5, 5).unreliable().crash()),
+    },
+    TestCase {
+        name: "persist::partitions",
+        after: Some("6.5840 kvraft TestPersistPartition4A"),
+        run: |cx| lab::generic(cx, Generic::new(5, 5).crash().partitions()),
+    },
+    TestCase {
+        name: "persist::partitions_unreliable",
+        after: Some("6.5840 kvraft TestPersistPartitionUnreliable4A"),
+        run: |cx| lab::generic(cx, Generic::new(5, 5).unreliable().crash().partitions()),
+    },
+    TestCase {
+        name: "persist::linearizable",
+        after: Some("6.5840 kvraft TestPersistPartitionUnreliableLinearizable4A"),
+        run: |cx| {
+            let g = Generic::new(15, 7).unreliable().crash().partitions();
+            lab::generic(cx, g.random_keys())
+        },
+    },
+    TestCase {
+        name: "snapshot::install_rpc",
+        after: Some("6.5840 kvraft TestSnapshotRPC4B"),
+        run: lab::snapshot_rpc,
+    },
+    TestCase {
+        name: "snapshot::size",
+        after: Some("6.5840 kvraft TestSnapshotSize4B"),
+        run: lab::snapshot_size,
+    },
+    TestCase {
+        name: "speed::with_snapshots",
+        after: Some("6.5840 kvraft TestSpeed4B"),
+        run: |cx| lab::speed(cx, 1000),
     },
     TestCase {
         name: "snapshot::restart_all",
         after: Some("6.5840 kvraft TestSnapshotRecover4B"),
-        run: |cx| tests::with_snapshots(cx, tests::restart_all),
+        run: |cx| lab::generic(cx, Generic::new(1, 5).crash().snapshots()),
+    },
+    TestCase {
+        name: "snapshot::restart_all_many_clients",
+        after: Some("6.5840 kvraft TestSnapshotRecoverManyClients4B"),
+        run: |cx| lab::generic(cx, Generic::new(20, 5).crash().snapshots()),
+    },
+    TestCase {
+        name: "snapshot::unreliable",
+        after: Some("6.5840 kvraft TestSnapshotUnreliable4B"),
+        run: |cx| lab::generic(cx, Generic::new(5, 5).unreliable().snapshots()),
+    },
+    TestCase {
+        name: "snapshot::unreliable_restarts",
+        after: Some("6.5840 kvraft TestSnapshotUnreliableRecover4B"),
+        run: |cx| lab::generic(cx, Generic::new(5, 5).unreliable().crash().snapshots()),
+    },
+    TestCase {
+        name: "snapshot::unreliable_restarts_partitions",
+        after: Some("6.5840 kvraft TestSnapshotUnreliableRecoverConcurrentPartition4B"),
+        run: |cx| {
+            let g = Generic::new(5, 5).unreliable().crash().partitions();
+            lab::generic(cx, g.snapshots())
+        },
+    },
+    TestCase {
+        name: "snapshot::linearizable",
+        after: Some("6.5840 kvraft TestSnapshotUnreliableRecoverConcurrentPartitionLinearizable4B"),
+        run: |cx| {
+            let g = Generic::new(15, 7).unreliable().crash().partitions();
+            lab::generic(cx, g.snapshots().random_keys())
+        },
     },
     TestCase {
         name: "partition::leader_in_minority",
-        after: Some("6.5840 kvraft TestOnePartition4A"),
+        after: None,
         run: |cx| tests::with_cluster(cx, tests::partition_leader_in_minority),
     },
 ];

@@ -51,7 +51,7 @@ fn same_seed_same_journal(cx: &mut Context) {
         let Some(mut t) = run::start(cx) else {
             fail(property::SETUP, "cannot start the nodes");
         };
-        tests::unreliable_lossy_duplicating(&mut t);
+        tests::unreliable_mixed(&mut t);
         t.finish()
     };
     cx.mode = TimeMode::Sim;
