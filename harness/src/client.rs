@@ -8,11 +8,13 @@
 //! have taken effect. A retryable error (11, temporarily unavailable) is resent with
 //! exponential backoff until the operation's deadline, so a node that needs a moment
 //! (to elect a leader, say) is served; a reply the protocol does not allow is a
-//! protocol error of the node. A reply that names another target as `"leader"` (a
-//! replicated service's redirect) sends the next attempt there, at once for a
-//! retryable error (a few times per operation, so two nodes naming each other cannot
-//! keep a client busy). Clients start at different targets, so that a service is
-//! asked through every node. Clients that see no operation succeed for
+//! protocol error of the node. A retryable error is retried at once at the next
+//! target, or at the one the reply names as `"leader"` (a replicated service's
+//! redirect), until every target was asked; then after a pause that doubles with each
+//! such round (and starts again when a reply names a leader), so that nodes naming
+//! each other cannot keep a client busy. A client stays with a target that serves it
+//! (it moves on after a timeout or an error), and clients start at different
+//! targets, so that a service is asked through every node. Clients that see no operation succeed for
 //! [`ClientConfig::stall_timeout`] stop issuing new ones, so a node that never serves
 //! fails its test quickly with "no progress" instead of running out the clock.
 
@@ -111,7 +113,7 @@ struct Pending<I> {
     indefinite: bool,
     /// The pause before the next retry of a retryable error.
     backoff: u64,
-    /// Redirects followed at once so far.
+    /// Retries sent at once, to the next target or the one a reply named, so far.
     redirects: usize,
 }
 
@@ -305,20 +307,28 @@ impl<P: Protocol, W: Workload<P::Input>> Driver for Clients<P, W> {
             Reply::Retry(_) => {
                 let now = cluster.now();
                 let max = self.config.max_backoff();
-                let limit = self.config.targets.len();
+                // The other targets, at once, each time round.
+                let others = self.config.targets.len() - 1;
                 let c = &mut self.clients[client];
                 let pending = c.pending.as_mut().expect("in flight");
                 pending.awaiting = false;
                 match hint {
-                    Some(target) => c.target = target,
+                    Some(target) => {
+                        c.target = target;
+                        // Someone knows a leader: the service is up, no need to wait long.
+                        pending.backoff = self.config.attempt_timeout;
+                    }
                     None => c.target += 1,
                 }
-                if hint.is_some() && pending.redirects < limit {
+                // Round the targets at once (the answer may be another node's to give),
+                // then a pause that grows while no round succeeds (none may be ready).
+                if pending.redirects < others {
                     pending.redirects += 1;
                     let token = self.token(client);
                     cluster.wake(now, token);
                     return;
                 }
+                pending.redirects = 0;
                 let pause = pending.backoff;
                 pending.backoff = (pending.backoff * 2).min(max);
                 let token = self.token(client);

@@ -126,7 +126,14 @@ impl Nemesis for Round {
             self.next_partition = now + ELECTION_TIMEOUT;
         }
         if now >= end {
+            // As 6.5840: the partitions heal while the clients finish what they
+            // have in flight (a request in a minority completes after the heal).
             self.stop.set(true);
+            if self.partitions {
+                if let Err(e) = cluster.fault(Fault::Heal) {
+                    self.errors.push(e.to_string());
+                }
+            }
             return None;
         }
         if now >= self.next_partition {

@@ -8,6 +8,7 @@
 //! the whole history checked for linearizability against `specs::KvFetchAppend`.
 //! The protocol is kvsrv's plus the errors of replication (docs/kvraft.md).
 
+mod beyond;
 mod lab;
 mod run;
 mod self_check;
@@ -24,6 +25,8 @@ pub const BIN: &str = "kvraft";
 /// With a majority partitioned from a minority, what only the minority was asked
 /// does not complete until the partition heals, and then it does.
 pub const MINORITY: &str = "minority-partition";
+/// A request is applied once, whatever is retried, lost or restarted.
+pub const EXACTLY_ONCE: &str = "exactly-once";
 /// Operations complete in under a third of a 100 ms heartbeat each, on average.
 pub const SPEED: &str = "speed";
 /// With snapshots on, the Raft state stays within 8 x `maxraftstate` and a small
@@ -43,12 +46,32 @@ pub static SUITE: Suite = Suite {
     simulated: true,
     tests: TESTS,
     self_checks: self_check::CHECKS,
-    known_bad: &[KnownBad {
-        variant: "stale-read",
-        what: "a leader answers reads without the log",
-        test: "partition::leader_in_minority",
-        property: property::LINEARIZABLE,
-    }],
+    known_bad: &[
+        KnownBad {
+            variant: "stale-read",
+            what: "a leader answers reads without the log",
+            test: "beyond::paused_leader",
+            property: property::LINEARIZABLE,
+        },
+        KnownBad {
+            variant: "dedup-not-in-snapshot",
+            what: "snapshots leave out the duplicate table",
+            test: "snapshot::retry_across_restart",
+            property: EXACTLY_ONCE,
+        },
+        KnownBad {
+            variant: "apply-uncommitted",
+            what: "a leader applies and answers a command before it commits",
+            test: "partition::one_partition",
+            property: MINORITY,
+        },
+        KnownBad {
+            variant: "no-fsync",
+            what: "acknowledges entries it never made durable",
+            test: "power::power_loss_all",
+            property: property::LINEARIZABLE,
+        },
+    ],
     docs: "docs/kvraft.md",
 };
 
@@ -181,5 +204,50 @@ const TESTS: &[TestCase] = &[
         name: "partition::leader_in_minority",
         after: None,
         run: |cx| tests::with_cluster(cx, tests::partition_leader_in_minority),
+    },
+    TestCase {
+        name: "snapshot::retry_across_restart",
+        after: None,
+        run: beyond::retry_across_restart,
+    },
+    TestCase {
+        name: "power::power_loss_all",
+        after: None,
+        run: beyond::power_loss_all,
+    },
+    TestCase {
+        name: "power::power_loss_minority",
+        after: None,
+        run: beyond::power_loss_minority,
+    },
+    TestCase {
+        name: "beyond::amnesia_minority",
+        after: None,
+        run: beyond::amnesia_minority,
+    },
+    TestCase {
+        name: "beyond::one_way_leader",
+        after: None,
+        run: beyond::one_way_leader,
+    },
+    TestCase {
+        name: "beyond::duplication",
+        after: None,
+        run: beyond::duplication,
+    },
+    TestCase {
+        name: "beyond::paused_leader",
+        after: None,
+        run: beyond::paused_leader,
+    },
+    TestCase {
+        name: "beyond::clients_at_every_node",
+        after: None,
+        run: beyond::clients_at_every_node,
+    },
+    TestCase {
+        name: "beyond::random_nemesis",
+        after: None,
+        run: beyond::random_nemesis,
     },
 ];

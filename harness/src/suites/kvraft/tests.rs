@@ -23,7 +23,7 @@ pub(super) fn with_cluster(cx: &mut Context, body: impl FnOnce(&mut Test)) {
 
 /// `ops` random operations per client over `keys` keys: reads, writes, appends of
 /// unique pieces (naming client and position) and cas.
-fn mixed(keys: usize, ops: usize) -> impl Workload<FetchAppendInput> {
+pub(super) fn mixed(keys: usize, ops: usize) -> impl Workload<FetchAppendInput> {
     let mut issued: HashMap<usize, usize> = HashMap::new();
     move |client: usize, rng: &mut StdRng| {
         let n = issued.entry(client).or_insert(0);
