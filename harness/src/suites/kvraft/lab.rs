@@ -29,8 +29,8 @@ pub(super) const ELECTION_TIMEOUT: u64 = 1_000_000_000;
 const ROUND: u64 = 5_000_000_000;
 const MS: u64 = 1_000_000;
 /// The longest pause of a generic test's client between operations (6.5840's have
-/// none): the rounds keep 6.5840's length, and this keeps their operations to a
-/// few hundred a round, so that the suite stays quick on two cores.
+/// none), for each five clients: the rounds keep 6.5840's length, and this keeps
+/// them to a few hundred operations, so that the suite stays quick on two cores.
 const THINK_MAX: u64 = 250 * MS;
 
 /// The parameters of 6.5840's `GenericTest`.
@@ -220,7 +220,7 @@ fn get(key: &str) -> FetchAppendInput {
 /// in its client's order, and every read the latest value.
 pub(super) fn generic(cx: &mut Context, g: Generic) {
     let setup = Setup {
-        think_max: THINK_MAX,
+        think_max: THINK_MAX * g.clients.div_ceil(5) as u64,
         ..Setup::nodes(g.nodes).snapshots(g.max_raft_state)
     };
     let Some(mut t) = run::start_with(cx, setup) else {
