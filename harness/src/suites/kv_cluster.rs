@@ -43,6 +43,21 @@ const OP_TIMEOUT: u64 = 5_000_000_000;
 /// Clients stop issuing operations when none has succeeded for this long.
 const STALL_TIMEOUT: u64 = 2 * OP_TIMEOUT;
 
+/// Copies the files of `from` and below to a new directory `to`.
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_dir(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), target)?;
+        }
+    }
+    Ok(())
+}
+
 /// No nemesis: the clients run alone.
 struct NoNemesis;
 
@@ -176,7 +191,7 @@ impl<'a> KvCluster<'a> {
     /// exactly what it loses on a disk (the page cache survives a process either
     /// way), while each fsync costs nothing instead of a disk flush. Power losses
     /// need [`crate::cluster::Durability::LazyFs`] and do not use this. A failing run
-    /// keeps the files (the links in its scratch directory lead to them).
+    /// keeps a copy of the files in its scratch directory, in place of the links.
     pub fn start_in_memory(cx: &'a mut Context, shape: Shape) -> Option<KvCluster<'a>> {
         let memory = std::path::Path::new("/dev/shm")
             .is_dir()
@@ -358,6 +373,7 @@ impl<'a> KvCluster<'a> {
             cx,
             mut cluster,
             memory,
+            dir,
             ..
         } = self;
         for e in &cluster.errors {
@@ -421,10 +437,20 @@ impl<'a> KvCluster<'a> {
             journal: std::mem::take(&mut cluster.journal).into_text(),
             history: std::mem::take(&mut cluster.history).into_text(),
         };
-        // The nodes go before their files; a failing run keeps the files.
+        // The nodes go before their files; a failing run keeps a copy of them in
+        // its scratch directory, where the links were (and goes when it goes).
+        let nodes = cluster.node_names().to_vec();
         drop(cluster);
         if let Some(memory) = memory.filter(|_| !cx.passing()) {
-            let _ = memory.keep();
+            for n in nodes {
+                let name = format!("{n}.data");
+                let link = dir.join(&name);
+                let copied = std::fs::remove_file(&link)
+                    .and_then(|()| copy_dir(&memory.path().join(&name), &link));
+                if let Err(e) = copied {
+                    cx.note(format!("could not keep {}: {e}", link.display()));
+                }
+            }
         }
         finished
     }
