@@ -83,6 +83,8 @@ pub(crate) struct KvCluster<'a> {
     /// The nodes' data dirs when they are in memory (see [`KvCluster::start_in_memory`]);
     /// declared after `cluster`, so the nodes are gone before their files.
     memory: Option<tempfile::TempDir>,
+    /// How long a client tries an operation before it records it as unknown.
+    pub op_timeout: u64,
 }
 
 /// Acts on the cluster while a phase's clients run (partitions, crashes, checks at
@@ -171,6 +173,7 @@ impl<'a> KvCluster<'a> {
                 shape,
                 dir,
                 memory: None,
+                op_timeout: OP_TIMEOUT,
             }),
             Err(e) => {
                 let what = if shape.nodes == 1 { "server" } else { "nodes" };
@@ -233,7 +236,7 @@ impl<'a> KvCluster<'a> {
     fn clients(&self) -> ClientConfig {
         ClientConfig {
             attempt_timeout: self.shape.attempt_timeout,
-            op_timeout: OP_TIMEOUT,
+            op_timeout: self.op_timeout,
             think: Latency::Uniform {
                 min: 0,
                 max: self.shape.think_max,

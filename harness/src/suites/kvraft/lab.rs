@@ -28,6 +28,9 @@ pub(super) const ELECTION_TIMEOUT: u64 = 1_000_000_000;
 /// How long the clients of one round of the generic test run (6.5840: 5 s).
 const ROUND: u64 = 5_000_000_000;
 const MS: u64 = 1_000_000;
+/// How long a client of the generic test with partitions tries an operation: the
+/// round (5 s) and as long again after the heal.
+const PARTITIONED_OP_TIMEOUT: u64 = 2 * ROUND;
 /// The longest pause of a generic test's client between operations (6.5840's have
 /// none), for each five clients: the rounds keep 6.5840's length, and this keeps
 /// them to a few hundred operations, so that the suite stays quick on two cores.
@@ -229,6 +232,11 @@ pub(super) fn generic(cx: &mut Context, g: Generic) {
     let nodes = t.cluster.node_names().to_vec();
     if g.unreliable {
         t.net(NetConfig::unreliable());
+    }
+    if g.partitions {
+        // 6.5840's clerks retry until the round's partitions heal; a round's
+        // partitions can leave no majority able to elect for its whole length.
+        t.op_timeout = PARTITIONED_OP_TIMEOUT;
     }
     let min_percent = if g.unreliable || g.partitions { 75 } else { 90 };
     for round in 0..3 {
