@@ -1,12 +1,14 @@
-//! The replicated key/value service's suite (6.5840 lab 4), a first part: clients
-//! against three nodes, with an unreliable network, a partitioned leader, and
-//! restarts of every node with and without snapshots.
+//! The replicated key/value service's suite: every 6.5840 lab 4 test (4A and 4B)
+//! with its thresholds (`lab.rs`), and tests beyond them (`beyond.rs`: power
+//! failures, amnesia, a retry across restarts from snapshots, one-way partitions,
+//! duplication, a paused leader, random nemeses swept over seeds).
 //!
-//! Each test starts three nodes (`n1`..`n3`) behind the simulated network, runs
-//! harness clients that send to every node in turn (a node that does not lead
-//! answers error 11), and judges the run: progress, no protocol errors, and, always,
-//! the whole history checked for linearizability against `specs::KvFetchAppend`.
-//! The protocol is kvsrv's plus the errors of replication (docs/kvraft.md).
+//! Each test starts its nodes (`n1`...) behind the simulated network, runs harness
+//! clients that stay with a node that serves them and otherwise ask the next one or
+//! the leader a node names with error 11, and judges the run: progress, no protocol
+//! errors, its own property, and, always, the whole history checked for
+//! linearizability against `specs::KvFetchAppend`. The protocol is kvsrv's plus the
+//! errors of replication (docs/kvraft.md).
 
 mod beyond;
 mod lab;

@@ -1,4 +1,4 @@
-//! One kvraft test's run: three nodes as a [`KvCluster`] (shared with kvsrv), and the
+//! One kvraft test's run: its nodes as a [`KvCluster`] (shared with kvsrv), and the
 //! leader found by asking.
 
 use specs::node_protocol::{Body, ErrorCode, Message};
