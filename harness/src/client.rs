@@ -9,7 +9,13 @@
 //! have taken effect. A retryable error (11, temporarily unavailable) is resent with
 //! exponential backoff until the operation's deadline, so a node that needs a moment
 //! (to elect a leader, say) is served; a reply the protocol does not allow is a
-//! protocol error of the node. Clients that see no operation succeed for
+//! protocol error of the node. A retryable error is retried at once at the next
+//! target, or at the one the reply names as `"leader"` (a replicated service's
+//! redirect), until every target was asked; then after a pause that doubles with each
+//! such round (and starts again when a reply names a leader), so that nodes naming
+//! each other cannot keep a client busy. A client stays with a target that serves it
+//! (it moves on after a timeout or an error), and clients start at different
+//! targets, so that a service is asked through every node. Clients that see no operation succeed for
 //! [`ClientConfig::stall_timeout`] stop issuing new ones, so a node that never serves
 //! fails its test quickly with "no progress" instead of running out the clock.
 
@@ -117,6 +123,8 @@ struct Pending<I> {
     indefinite: bool,
     /// The pause before the next retry of a retryable error.
     backoff: u64,
+    /// Retries sent at once, to the next target or the one a reply named, so far.
+    redirects: usize,
 }
 
 #[derive(Debug)]
@@ -202,6 +210,7 @@ impl<P: Protocol, W: Workload<P::Input>> Clients<P, W> {
             awaiting: false,
             indefinite: false,
             backoff: self.config.attempt_timeout,
+            redirects: 0,
         });
         self.attempt(cluster, client);
     }
@@ -216,7 +225,6 @@ impl<P: Protocol, W: Workload<P::Input>> Clients<P, W> {
         pending.attempts.insert(c.next_msg_id);
         pending.awaiting = true;
         let dest = self.config.targets[c.target % self.config.targets.len()].clone();
-        c.target += 1;
         let message = Message {
             src: c.name.clone(),
             dest,
@@ -233,6 +241,16 @@ impl<P: Protocol, W: Workload<P::Input>> Clients<P, W> {
         };
         let token = self.token(client);
         cluster.wake(now + wait, token);
+    }
+
+    /// The target a reply names as `"leader"`, when it is another one than the
+    /// node that answered.
+    fn redirect(&self, reply: &Message) -> Option<usize> {
+        let leader = reply.body.str("leader")?;
+        if leader == reply.src {
+            return None;
+        }
+        self.config.targets.iter().position(|t| t == leader)
     }
 
     fn finish(&mut self, cluster: &mut Cluster, client: usize, completion: Completion<P::Output>) {
@@ -262,12 +280,13 @@ impl<P: Protocol, W: Workload<P::Input>> Driver for Clients<P, W> {
     fn start(&mut self, cluster: &mut Cluster) {
         let ids = cluster.new_client_ids(self.count as u64);
         self.clients = ids
-            .map(|id| ClientState {
+            .enumerate()
+            .map(|(i, id)| ClientState {
                 id,
                 name: format!("c{id}"),
                 seq: 0,
                 next_msg_id: 0,
-                target: 0,
+                target: i,
                 pending: None,
                 finished: false,
                 wake_generation: 0,
@@ -296,6 +315,7 @@ impl<P: Protocol, W: Workload<P::Input>> Driver for Clients<P, W> {
         {
             return;
         }
+        let hint = self.redirect(&message);
         match self.protocol.reply(&pending.input, &message.body) {
             Reply::Ok(output) => self.finish(cluster, client, Completion::Ok(output)),
             Reply::Fail(_) if !pending.indefinite => self.finish(cluster, client, Completion::Fail),
@@ -304,8 +324,28 @@ impl<P: Protocol, W: Workload<P::Input>> Driver for Clients<P, W> {
             Reply::Retry(_) => {
                 let now = cluster.now();
                 let max = self.config.max_backoff();
-                let pending = self.clients[client].pending.as_mut().expect("in flight");
+                // The other targets, at once, each time round.
+                let others = self.config.targets.len() - 1;
+                let c = &mut self.clients[client];
+                let pending = c.pending.as_mut().expect("in flight");
                 pending.awaiting = false;
+                match hint {
+                    Some(target) => {
+                        c.target = target;
+                        // Someone knows a leader: the service is up, no need to wait long.
+                        pending.backoff = self.config.attempt_timeout;
+                    }
+                    None => c.target += 1,
+                }
+                // Round the targets at once (the answer may be another node's to give),
+                // then a pause that grows while no round succeeds (none may be ready).
+                if pending.redirects < others {
+                    pending.redirects += 1;
+                    let token = self.token(client);
+                    cluster.wake(now, token);
+                    return;
+                }
+                pending.redirects = 0;
                 let pause = pending.backoff;
                 pending.backoff = (pending.backoff * 2).min(max);
                 let token = self.token(client);
@@ -316,8 +356,15 @@ impl<P: Protocol, W: Workload<P::Input>> Driver for Clients<P, W> {
             }
             // Wait for the attempt timeout, then resend: the request id makes it safe.
             Reply::Unknown(_) => {
-                let pending = self.clients[client].pending.as_mut().expect("in flight");
+                let c = &mut self.clients[client];
+                match hint {
+                    Some(target) => c.target = target,
+                    None => c.target += 1,
+                }
+                let pending = c.pending.as_mut().expect("in flight");
                 pending.indefinite = true;
+                // The next attempt, at the attempt timeout, goes to the new target.
+                pending.awaiting = false;
             }
             Reply::Invalid(e) => {
                 cluster.errors.push(format!(
@@ -341,12 +388,15 @@ impl<P: Protocol, W: Workload<P::Input>> Driver for Clients<P, W> {
         }
         let now = cluster.now();
         let op_timeout = self.config.op_timeout;
-        let Some(p) = self.clients[client].pending.as_mut() else {
+        let c = &mut self.clients[client];
+        let Some(p) = c.pending.as_mut() else {
             return self.begin_next(cluster, client);
         };
         if p.awaiting {
-            // The last attempt went unanswered: it may still take effect.
+            // The last attempt went unanswered: it may still take effect; the next
+            // goes to the next target.
             p.indefinite = true;
+            c.target += 1;
         }
         if p.awaiting && !self.protocol.resends() {
             self.finish(cluster, client, Completion::Info)

@@ -10,7 +10,7 @@ use specs::kv_fetch_append::{FetchAppendInput, FetchAppendOutput};
 use specs::KvFetchAppend;
 
 use crate::client::{ClientConfig, Clients, Done, Workload};
-use crate::cluster::{Cluster, ClusterConfig, Driver};
+use crate::cluster::{Cluster, ClusterConfig, Driver, Durability};
 use crate::history::Completion;
 use crate::nemesis::Fault;
 use crate::network::{Latency, NetConfig};
@@ -43,6 +43,30 @@ const OP_TIMEOUT: u64 = 5_000_000_000;
 /// Clients stop issuing operations when none has succeeded for this long.
 const STALL_TIMEOUT: u64 = 2 * OP_TIMEOUT;
 
+/// Copies the files of `from` and below to a new directory `to`.
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_dir(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), target)?;
+        }
+    }
+    Ok(())
+}
+
+/// No nemesis: the clients run alone.
+struct NoNemesis;
+
+impl Nemesis for NoNemesis {
+    fn act(&mut self, _: &mut Cluster, _: &Ops) -> Option<u64> {
+        None
+    }
+}
+
 /// What a finished run recorded.
 pub(crate) struct Finished {
     pub journal: String,
@@ -54,12 +78,83 @@ pub(crate) struct KvCluster<'a> {
     pub cx: &'a mut Context,
     pub cluster: Cluster,
     shape: Shape,
+    /// Where the nodes' logs and data dirs (`<node>.data`) are.
+    pub dir: std::path::PathBuf,
+    /// The nodes' data dirs when they are in memory (see [`KvCluster::start_in_memory`]);
+    /// declared after `cluster`, so the nodes are gone before their files.
+    memory: Option<tempfile::TempDir>,
+    /// How long a client tries an operation before it records it as unknown.
+    pub op_timeout: u64,
+}
+
+/// Acts on the cluster while a phase's clients run (partitions, crashes, checks at
+/// given times), through [`KvCluster::run_with`].
+pub(crate) trait Nemesis {
+    /// Called when the phase starts and then at each time it asked for, with the
+    /// operations finished so far; returns when to be called next (`None`: never).
+    fn act(&mut self, cluster: &mut Cluster, done: &Ops) -> Option<u64>;
+}
+
+/// The clients of a phase and the nemesis acting beside them.
+struct WithNemesis<'n, D> {
+    clients: D,
+    nemesis: &'n mut dyn Nemesis,
+}
+
+/// The nemesis's wake-up token: no client's (a client's token is its index in the
+/// high half).
+const NEMESIS_TOKEN: u64 = u64::MAX;
+
+impl<W: Workload<FetchAppendInput>> Driver for WithNemesis<'_, Clients<KvProtocol, W>> {
+    fn start(&mut self, cluster: &mut Cluster) {
+        self.clients.start(cluster);
+        if let Some(at) = self.nemesis.act(cluster, &self.clients.done) {
+            cluster.wake(at, NEMESIS_TOKEN);
+        }
+    }
+
+    fn on_message(&mut self, cluster: &mut Cluster, message: specs::node_protocol::Message) {
+        self.clients.on_message(cluster, message);
+    }
+
+    fn on_wake(&mut self, cluster: &mut Cluster, token: u64) {
+        if token != NEMESIS_TOKEN {
+            return self.clients.on_wake(cluster, token);
+        }
+        if let Some(at) = self.nemesis.act(cluster, &self.clients.done) {
+            cluster.wake(at, NEMESIS_TOKEN);
+        }
+    }
+
+    fn done(&self) -> bool {
+        self.clients.done()
+    }
 }
 
 impl<'a> KvCluster<'a> {
     /// Starts the nodes under test (`None`, with the failure recorded, if they cannot
     /// be started).
     pub fn start(cx: &'a mut Context, shape: Shape) -> Option<KvCluster<'a>> {
+        KvCluster::start_on(cx, shape, Durability::Disk)
+    }
+
+    /// [`KvCluster::start`] with the nodes' data dirs on `durability`
+    /// ([`Durability::LazyFs`] for power losses).
+    pub fn start_on(
+        cx: &'a mut Context,
+        shape: Shape,
+        durability: Durability,
+    ) -> Option<KvCluster<'a>> {
+        let dir = cx.fresh_dir("cluster");
+        KvCluster::launch(cx, shape, durability, dir)
+    }
+
+    fn launch(
+        cx: &'a mut Context,
+        shape: Shape,
+        durability: Durability,
+        dir: std::path::PathBuf,
+    ) -> Option<KvCluster<'a>> {
         let implementation = cx.implementation();
         let config = ClusterConfig {
             nodes: shape.nodes,
@@ -68,11 +163,18 @@ impl<'a> KvCluster<'a> {
             mode: cx.mode,
             seed: cx.seed,
             net: NetConfig::reliable(),
-            dir: cx.fresh_dir("cluster"),
+            dir: dir.clone(),
             step_timeout: Duration::from_secs(10),
         };
-        match Cluster::start(config) {
-            Ok(cluster) => Some(KvCluster { cx, cluster, shape }),
+        match Cluster::start_with(config, durability) {
+            Ok(cluster) => Some(KvCluster {
+                cx,
+                cluster,
+                shape,
+                dir,
+                memory: None,
+                op_timeout: OP_TIMEOUT,
+            }),
             Err(e) => {
                 let what = if shape.nodes == 1 { "server" } else { "nodes" };
                 cx.fail(
@@ -87,12 +189,54 @@ impl<'a> KvCluster<'a> {
         }
     }
 
+    /// [`KvCluster::start`] with the nodes' data dirs in memory (`/dev/shm`, where
+    /// there is one), linked from the cluster's directory: a crash (SIGKILL) loses
+    /// exactly what it loses on a disk (the page cache survives a process either
+    /// way), while each fsync costs nothing instead of a disk flush. Power losses
+    /// need [`crate::cluster::Durability::LazyFs`] and do not use this. A failing run
+    /// keeps a copy of the files in its scratch directory, in place of the links.
+    pub fn start_in_memory(cx: &'a mut Context, shape: Shape) -> Option<KvCluster<'a>> {
+        let memory = std::path::Path::new("/dev/shm")
+            .is_dir()
+            .then(|| {
+                tempfile::Builder::new()
+                    .prefix("dsconf-data-")
+                    .tempdir_in("/dev/shm")
+                    .ok()
+            })
+            .flatten();
+        let dir = cx.fresh_dir("cluster");
+        if let Some(memory) = &memory {
+            let linked = std::fs::create_dir_all(&dir).is_ok()
+                && (1..=shape.nodes).all(|i| {
+                    let name = format!("n{i}.data");
+                    std::fs::create_dir(memory.path().join(&name)).is_ok()
+                        && std::os::unix::fs::symlink(memory.path().join(&name), dir.join(&name))
+                            .is_ok()
+                });
+            if !linked {
+                cx.fail(
+                    property::HARNESS,
+                    format!(
+                        "cannot link data dirs in {} from {}",
+                        memory.path().display(),
+                        dir.display()
+                    ),
+                );
+                return None;
+            }
+        }
+        let mut kv = KvCluster::launch(cx, shape, Durability::Disk, dir)?;
+        kv.memory = memory;
+        Some(kv)
+    }
+
     /// Clients that send to every node in turn (a node that does not lead
     /// redirects with error 11).
     fn clients(&self) -> ClientConfig {
         ClientConfig {
             attempt_timeout: self.shape.attempt_timeout,
-            op_timeout: OP_TIMEOUT,
+            op_timeout: self.op_timeout,
             think: Latency::Uniform {
                 min: 0,
                 max: self.shape.think_max,
@@ -116,11 +260,24 @@ impl<'a> KvCluster<'a> {
         workload: W,
         min_percent: u64,
     ) -> Ops {
+        self.run_with(count, workload, min_percent, &mut NoNemesis)
+    }
+
+    /// [`KvCluster::run_requiring`] with `nemesis` acting while the clients run.
+    pub fn run_with<W: Workload<FetchAppendInput>>(
+        &mut self,
+        count: usize,
+        workload: W,
+        min_percent: u64,
+        nemesis: &mut dyn Nemesis,
+    ) -> Ops {
         let config = self.clients();
         let seed = self.cluster.seed() ^ self.cluster.new_client_ids(0).start;
-        let mut clients = Clients::new(KvProtocol, workload, config, count, seed);
+        let clients = Clients::new(KvProtocol, workload, config, count, seed);
+        let mut driver = WithNemesis { clients, nemesis };
         let limit = self.cluster.now() + PHASE_LIMIT;
-        self.cluster.run(&mut clients, limit);
+        self.cluster.run(&mut driver, limit);
+        let clients = driver.clients;
         let stalled = clients.stalled_at();
         if stalled.is_none() && !clients.done() {
             self.cx.fail(
@@ -216,7 +373,11 @@ impl<'a> KvCluster<'a> {
     /// whole history, counts for the table, and the evidence of a failing run.
     pub fn finish(self) -> Finished {
         let KvCluster {
-            cx, mut cluster, ..
+            cx,
+            mut cluster,
+            memory,
+            dir,
+            ..
         } = self;
         for e in &cluster.errors {
             cx.fail(property::PROTOCOL, format!("protocol error: {e}"));
@@ -275,9 +436,25 @@ impl<'a> KvCluster<'a> {
             }
         }
         // Moved out, not copied: with large values the history runs to megabytes.
-        Finished {
+        let finished = Finished {
             journal: std::mem::take(&mut cluster.journal).into_text(),
             history: std::mem::take(&mut cluster.history).into_text(),
+        };
+        // The nodes go before their files; a failing run keeps a copy of them in
+        // its scratch directory, where the links were (and goes when it goes).
+        let nodes = cluster.node_names().to_vec();
+        drop(cluster);
+        if let Some(memory) = memory.filter(|_| !cx.passing()) {
+            for n in nodes {
+                let name = format!("{n}.data");
+                let link = dir.join(&name);
+                let copied = std::fs::remove_file(&link)
+                    .and_then(|()| copy_dir(&memory.path().join(&name), &link));
+                if let Err(e) = copied {
+                    cx.note(format!("could not keep {}: {e}", link.display()));
+                }
+            }
         }
+        finished
     }
 }

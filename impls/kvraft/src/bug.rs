@@ -9,15 +9,30 @@ pub enum Bug {
     /// `stale-read`: a node that believes it leads answers reads from its own state
     /// without going through the log, so a deposed leader serves stale values.
     StaleRead,
+    /// `apply-uncommitted`: a leader applies a command and answers its client as soon
+    /// as it appends it, before a majority stores it, so a leader cut off in a
+    /// minority acknowledges operations that never commit.
+    ApplyUncommitted,
+    /// `no-fsync`: state files are written without fsync, so an entry is
+    /// acknowledged (to the leader, and so to the client) before it is durable and a
+    /// power failure loses it.
+    NoFsync,
 }
 
 impl Bug {
-    pub const NAMES: [&'static str; 2] = ["dedup-not-in-snapshot", "stale-read"];
+    pub const NAMES: [&'static str; 4] = [
+        "dedup-not-in-snapshot",
+        "stale-read",
+        "apply-uncommitted",
+        "no-fsync",
+    ];
 
     pub fn from_name(name: &str) -> Option<Bug> {
         match name {
             "dedup-not-in-snapshot" => Some(Bug::DedupNotInSnapshot),
             "stale-read" => Some(Bug::StaleRead),
+            "apply-uncommitted" => Some(Bug::ApplyUncommitted),
+            "no-fsync" => Some(Bug::NoFsync),
             _ => None,
         }
     }

@@ -42,7 +42,10 @@ fn main() {
         eprintln!("kvraft: {e}");
         std::process::exit(2)
     });
-    let result = node::run(|ctx, storage| {
+    let options = node::Options {
+        fsync: settings.bug != Some(Bug::NoFsync),
+    };
+    let result = node::run_with(options, |ctx, storage| {
         KvRaftNode::new(ctx, storage, settings).unwrap_or_else(|e| {
             // Refusing to start beats starting empty and forgetting a vote.
             eprintln!("kvraft: {e}");

@@ -238,6 +238,12 @@ impl KvRaftNode {
             op: input,
         };
         match self.raft.propose(command.to_value()) {
+            Ok(_) if self.settings.bug == Some(Bug::ApplyUncommitted) => {
+                // The entry's own application later meets the duplicate table.
+                if let Outcome::Reply(body) = self.state.apply(&command) {
+                    out.reply(&message, body);
+                }
+            }
             Ok((index, term)) => self.waiting.add(index, term, message, now),
             Err(_) => out.reply(&message, core::not_leader(self.raft.leader())),
         }

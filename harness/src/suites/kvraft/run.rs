@@ -1,9 +1,9 @@
-//! One kvraft test's run: three nodes as a [`KvCluster`] (shared with kvsrv), and the
+//! One kvraft test's run: its nodes as a [`KvCluster`] (shared with kvsrv), and the
 //! leader found by asking.
 
 use specs::node_protocol::{Body, ErrorCode, Message};
 
-use crate::cluster::{Cluster, Driver};
+use crate::cluster::{Cluster, Driver, Durability};
 use crate::suite::{property, Context};
 use crate::suites::kv_cluster::{KvCluster, Shape};
 
@@ -15,24 +15,63 @@ const LEADER_LIMIT: u64 = 10_000_000_000;
 /// A test's cluster.
 pub(super) type Test<'a> = KvCluster<'a>;
 
-/// Starts the nodes (`None`, with the failure recorded, if they cannot start).
-/// Snapshots are off (`KVRAFT_MAXRAFTSTATE=-1`), as in 6.5840's part A.
-pub(super) fn start(cx: &mut Context) -> Option<Test<'_>> {
-    start_with(cx, "-1")
+/// How a test's cluster is set up.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Setup {
+    pub nodes: usize,
+    /// `KVRAFT_MAXRAFTSTATE`: bytes of Raft state at which a node snapshots; `-1`
+    /// for never (6.5840's part A).
+    pub max_raft_state: i64,
+    /// A client pauses up to this long between operations.
+    pub think_max: u64,
+    /// Power losses need [`Durability::LazyFs`]; otherwise the data dirs are in
+    /// memory (see [`KvCluster::start_in_memory`]).
+    pub durability: Durability,
 }
 
-/// [`start`] with `KVRAFT_MAXRAFTSTATE=max_raft_state` (bytes of Raft state at which
-/// a node snapshots; `-1` for never). Clients send to every node in turn (a node
-/// that does not lead redirects with error 11) and resend after 50 ms.
-pub(super) fn start_with<'a>(cx: &'a mut Context, max_raft_state: &str) -> Option<Test<'a>> {
+impl Setup {
+    /// `nodes` nodes, no snapshots.
+    pub const fn nodes(nodes: usize) -> Setup {
+        Setup {
+            nodes,
+            max_raft_state: -1,
+            think_max: 60_000_000,
+            durability: Durability::Disk,
+        }
+    }
+
+    pub const fn snapshots(self, max_raft_state: i64) -> Setup {
+        Setup {
+            max_raft_state,
+            ..self
+        }
+    }
+}
+
+/// Three nodes without snapshots (`None`, with the failure recorded, if they cannot
+/// start).
+pub(super) fn start(cx: &mut Context) -> Option<Test<'_>> {
+    start_with(cx, Setup::nodes(NODES))
+}
+
+/// Starts the nodes of `setup`. Clients send to every node in turn (a node that
+/// does not lead redirects with error 11 and, if it knows, the leader) and resend
+/// after 50 ms.
+pub(super) fn start_with(cx: &mut Context, setup: Setup) -> Option<Test<'_>> {
     let shape = Shape {
-        nodes: NODES,
-        env: vec![("KVRAFT_MAXRAFTSTATE".into(), max_raft_state.into())],
+        nodes: setup.nodes,
+        env: vec![(
+            "KVRAFT_MAXRAFTSTATE".into(),
+            setup.max_raft_state.to_string(),
+        )],
         attempt_timeout: 50_000_000,
-        think_max: 60_000_000,
+        think_max: setup.think_max,
         min_percent: 90,
     };
-    KvCluster::start(cx, shape)
+    match setup.durability {
+        Durability::Disk => KvCluster::start_in_memory(cx, shape),
+        Durability::LazyFs => KvCluster::start_on(cx, shape, Durability::LazyFs),
+    }
 }
 
 impl KvCluster<'_> {

@@ -21,18 +21,9 @@ pub(super) fn with_cluster(cx: &mut Context, body: impl FnOnce(&mut Test)) {
     }
 }
 
-/// [`with_cluster`] with nodes that snapshot at 1000 bytes of Raft state (6.5840's
-/// `maxraftstate` in part B).
-pub(super) fn with_snapshots(cx: &mut Context, body: impl FnOnce(&mut Test)) {
-    if let Some(mut t) = run::start_with(cx, "1000") {
-        body(&mut t);
-        t.finish();
-    }
-}
-
 /// `ops` random operations per client over `keys` keys: reads, writes, appends of
 /// unique pieces (naming client and position) and cas.
-fn mixed(keys: usize, ops: usize) -> impl Workload<FetchAppendInput> {
+pub(super) fn mixed(keys: usize, ops: usize) -> impl Workload<FetchAppendInput> {
     let mut issued: HashMap<usize, usize> = HashMap::new();
     move |client: usize, rng: &mut StdRng| {
         let n = issued.entry(client).or_insert(0);
@@ -59,19 +50,6 @@ fn mixed(keys: usize, ops: usize) -> impl Workload<FetchAppendInput> {
             },
         })
     }
-}
-
-pub(super) fn basic_one_client(t: &mut Test) {
-    t.run_requiring(1, mixed(3, 100), 90);
-}
-
-pub(super) fn concurrent_many_clients(t: &mut Test) {
-    t.run_requiring(5, mixed(3, 40), 90);
-}
-
-pub(super) fn unreliable_lossy_duplicating(t: &mut Test) {
-    t.fault(Fault::Net(NetConfig::unreliable()));
-    t.run_requiring(5, mixed(3, 30), 75);
 }
 
 /// Every client appends to one key and reads it: each append is an observation
@@ -115,22 +93,8 @@ pub(super) fn partition_leader_in_minority(t: &mut Test) {
     }
 }
 
-/// Clients run, then every node crashes and restarts from its data dir, three
-/// times: what was acknowledged before a crash must be there after it, and the
-/// cluster must serve again.
-pub(super) fn restart_all(t: &mut Test) {
-    let nodes = t.cluster.node_names().to_vec();
-    for _ in 0..3 {
-        t.run_requiring(5, mixed(3, 20), 90);
-        for n in &nodes {
-            t.fault(Fault::Crash(n.clone()));
-        }
-        for n in &nodes {
-            t.fault(Fault::Restart(n.clone()));
-        }
-        if !t.cx.passing() {
-            return;
-        }
-    }
-    t.run_requiring(5, mixed(3, 10), 90);
+/// Five clients of mixed operations on a lossy, duplicating, reordering network.
+pub(super) fn unreliable_mixed(t: &mut Test) {
+    t.fault(Fault::Net(NetConfig::unreliable()));
+    t.run_requiring(5, mixed(3, 30), 75);
 }
