@@ -16,7 +16,39 @@ use crate::NSHARDS;
 pub struct Config {
     pub num: u64,
     pub shards: Vec<u64>,
+    #[serde(with = "string_keys")]
     pub groups: BTreeMap<u64, Vec<String>>,
+}
+
+/// Group ids as the object keys they are on the wire, read back as numbers even
+/// inside a tagged enum (whose buffering loses serde_json's own key conversion).
+mod string_keys {
+    use std::collections::BTreeMap;
+
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer>(
+        map: &BTreeMap<u64, Vec<String>>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        let strings: BTreeMap<String, &Vec<String>> =
+            map.iter().map(|(k, v)| (k.to_string(), v)).collect();
+        strings.serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<BTreeMap<u64, Vec<String>>, D::Error> {
+        let strings = BTreeMap::<String, Vec<String>>::deserialize(d)?;
+        strings
+            .into_iter()
+            .map(|(k, v)| {
+                k.parse()
+                    .map(|k| (k, v))
+                    .map_err(|_| serde::de::Error::custom(format!("group id {k:?}")))
+            })
+            .collect()
+    }
 }
 
 impl Default for Config {
@@ -108,6 +140,7 @@ impl Config {
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum CtrlOp {
     Join {
+        #[serde(with = "string_keys")]
         servers: BTreeMap<u64, Vec<String>>,
     },
     Leave {
@@ -362,6 +395,15 @@ mod tests {
                 .num,
             2
         );
+    }
+
+    #[test]
+    fn operations_round_trip_through_the_log() {
+        let op = CtrlOp::Join {
+            servers: [(3, vec!["n4".into()])].into(),
+        };
+        let value = serde_json::to_value(&op).unwrap();
+        assert_eq!(serde_json::from_value::<CtrlOp>(value).unwrap(), op);
     }
 
     #[test]

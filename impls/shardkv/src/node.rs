@@ -156,9 +156,12 @@ impl GroupNode {
         &self.replica.machine.0
     }
 
-    fn next(&mut self, servers: &[String]) -> Option<String> {
-        self.turn = self.turn.wrapping_add(1);
-        (!servers.is_empty()).then(|| servers[self.turn % servers.len()].clone())
+    /// The server of `servers` to ask in this round about item `item`: every item
+    /// moves to the next server each round, whatever the number of items (a shared
+    /// counter advanced once per item would keep asking one item's group the same
+    /// follower forever when the number of items is a multiple of the group size).
+    fn pick(&self, servers: &[String], item: usize) -> Option<String> {
+        (!servers.is_empty()).then(|| servers[(self.turn + item) % servers.len()].clone())
     }
 
     /// The leader's periodic work: ask for the next configuration when settled,
@@ -167,6 +170,7 @@ impl GroupNode {
         if !self.replica.is_leader() {
             return;
         }
+        self.turn = self.turn.wrapping_add(1);
         let state = self.state().clone();
         if state.settled() {
             let num = if self.bug == Some(Bug::SkipConfig) {
@@ -174,8 +178,7 @@ impl GroupNode {
             } else {
                 state.config.num as i64 + 1
             };
-            let ctrl = self.ctrl.clone();
-            if let Some(to) = self.next(&ctrl) {
+            if let Some(to) = self.pick(&self.ctrl, 0) {
                 out.send(to, Body::new("query").with("num", num));
             }
         }
@@ -187,7 +190,7 @@ impl GroupNode {
             };
             let from = state.prev.shards[s];
             let servers = state.prev.groups.get(&from).cloned().unwrap_or_default();
-            if let Some(to) = self.next(&servers) {
+            if let Some(to) = self.pick(&servers, s) {
                 let body = Body::new(kind)
                     .with("num", state.config.num)
                     .with("shard", s)
