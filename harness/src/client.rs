@@ -45,6 +45,12 @@ pub trait Protocol {
     /// The request body for `input` from `client`, with its sequence number.
     fn request(&self, input: &Self::Input, client: u64, seq: u64) -> Body;
     fn reply(&self, input: &Self::Input, reply: &Body) -> Reply<Self::Output>;
+    /// Where attempt number `attempt` (counting every attempt of this client) of
+    /// `input` goes, for systems whose operations have an owner (a shard's group);
+    /// `None`: the configured targets in turn.
+    fn target(&self, _input: &Self::Input, _attempt: usize) -> Option<String> {
+        None
+    }
 }
 
 /// Which operation client `client` (0-based within its set) runs next; `None` when it
@@ -205,7 +211,10 @@ impl<P: Protocol, W: Workload<P::Input>> Clients<P, W> {
         body.msg_id = Some(c.next_msg_id);
         pending.attempts.insert(c.next_msg_id);
         pending.awaiting = true;
-        let dest = self.config.targets[c.target % self.config.targets.len()].clone();
+        let dest = match self.protocol.target(&pending.input, c.target) {
+            Some(dest) => dest,
+            None => self.config.targets[c.target % self.config.targets.len()].clone(),
+        };
         c.target += 1;
         let message = Message {
             src: c.name.clone(),

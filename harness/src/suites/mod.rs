@@ -9,6 +9,7 @@ pub mod kvraft;
 pub mod kvsrv;
 pub mod mapreduce;
 pub mod raft;
+pub mod shardkv;
 pub mod webserver;
 
 use crate::suite::Suite;
@@ -23,6 +24,7 @@ pub fn all() -> &'static [&'static Suite] {
         &kvsrv::SUITE,
         &raft::SUITE,
         &kvraft::SUITE,
+        &shardkv::SUITE,
     ];
     ALL
 }
