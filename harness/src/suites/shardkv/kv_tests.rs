@@ -9,10 +9,10 @@ use rand::Rng;
 use specs::kv_fetch_append::FetchAppendInput;
 
 use super::run::{self, key2shard, key_in, Test, FIRST_GID, NSHARDS};
-use super::{DELETION, SINGLE_OWNER};
+use super::{CONFIG_VALID, DELETION, SINGLE_OWNER};
 use crate::client::Workload;
 use crate::nemesis::{Fault, Schedule};
-use crate::network::NetConfig;
+use crate::network::{NetConfig, Partition};
 use crate::suite::{property, Context};
 
 const G0: u64 = FIRST_GID;
@@ -375,12 +375,11 @@ pub(super) fn challenge1_delete(t: &mut Test) -> Option<()> {
         t.leave(&[G1])?;
         t.join(&[G1])?;
     }
-    read_all(t, &keys);
+    settle(t, &keys)?;
     let deadline = t.kv.cluster.now() + DELETION_WAIT;
     let mut bytes = t.group_bytes()?;
     while bytes > DELETION_LIMIT && t.kv.cluster.now() < deadline {
-        // Let the groups run a while (a read of every key), then measure again.
-        read_all(t, &keys);
+        t.idle(DELETION_WAIT / 10);
         bytes = t.group_bytes()?;
     }
     t.kv.cx.check(bytes <= DELETION_LIMIT, DELETION, || {
@@ -435,5 +434,84 @@ pub(super) fn challenge2_partial(t: &mut Test) -> Option<()> {
             format!("a read of {key:?}, whose data only the dead group {G2} holds, completed")
         });
     }
+    Some(())
+}
+
+/// Beyond: an append's replies from the group that applied it are lost (a one-way
+/// partition from that group to the client), the shard moves to another group,
+/// and the client's retry reaches the new owner, which must recognise it from the
+/// duplicate table that moved with the shard instead of appending again.
+pub(super) fn dedup_moves_with_shard(t: &mut Test) -> Option<()> {
+    let key = key_in(4, 0);
+    t.join(&[G0])?;
+    t.run(1, writes(vec![key.clone()], vec!["a".into()]), 100);
+    t.join(&[G1])?;
+    settle(t, &shard_keys())?;
+    let config = t.query(-1)?;
+    let (from, to) = if config.shards[key2shard(&key)] == G0 {
+        (G0, G1)
+    } else {
+        (G1, G0)
+    };
+    let client = t.next_client_names(1).remove(0);
+    let mut cut: Option<Partition> = None;
+    for n in &t.groups[&from] {
+        let p = Partition::one_way(n, &client);
+        cut = Some(match cut {
+            Some(c) => c.and(p),
+            None => p,
+        });
+    }
+    t.kv.fault(Fault::Partition(cut.expect("a group has nodes")));
+    let mut step = 0;
+    let workload = move |_: usize, _: &mut StdRng| {
+        step += 1;
+        match step {
+            1 => Some(FetchAppendInput::Append {
+                key: key.clone(),
+                value: "x".into(),
+            }),
+            2 => Some(FetchAppendInput::Get { key: key.clone() }),
+            _ => None,
+        }
+    };
+    // A query first, so the leave comes after the append was applied.
+    let changes = vec![run::query(-1), run::leave(&[from])];
+    t.run_during(1, workload, 100, changes, CHANGE_PAUSE);
+    t.kv.fault(Fault::Heal);
+    let now = t.query(-1)?;
+    t.kv.cx
+        .check(now.shards.iter().all(|&g| g == to), CONFIG_VALID, || {
+            format!(
+                "after group {from} left, configuration {} still gives it shards",
+                now.num
+            )
+        });
+    Some(())
+}
+
+/// Beyond: one group cannot reach the controller while it takes configurations
+/// that move the group's shards away and back, then the link heals and a further
+/// change needs every group: each group must still take every configuration, in
+/// order, and serve every key afterwards.
+pub(super) fn ctrl_partitioned_during_join(t: &mut Test) -> Option<()> {
+    let keys = shard_keys();
+    t.join(&[G0, G1])?;
+    t.run(5, appends(keys.clone(), 10), 90);
+    settle(t, &keys)?;
+    let cut_off: Vec<String> = t.groups[&G1].clone();
+    let mut sides = vec![t.ctrl.clone(), cut_off];
+    sides.sort();
+    t.kv.fault(Fault::Partition(Partition::groups(
+        format!("group {G1} | controller"),
+        &sides,
+    )));
+    t.leave(&[G1])?;
+    t.join(&[G1])?;
+    t.idle(1_000_000_000);
+    t.kv.fault(Fault::Heal);
+    t.leave(&[G0])?;
+    t.run(5, appends(keys.clone(), 20), 90);
+    settle(t, &keys)?;
     Some(())
 }

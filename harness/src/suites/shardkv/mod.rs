@@ -12,7 +12,7 @@ mod ctrl_tests;
 mod kv_tests;
 mod run;
 
-use crate::suite::{KnownBad, Program, Suite, TestCase};
+use crate::suite::{property, KnownBad, Program, Suite, TestCase};
 
 /// Our binary.
 pub const BIN: &str = "shardkv";
@@ -49,7 +49,32 @@ pub static SUITE: Suite = Suite {
     docs: "docs/shardkv.md",
 };
 
-const KNOWN_BAD: &[KnownBad] = &[];
+const KNOWN_BAD: &[KnownBad] = &[
+    KnownBad {
+        variant: "serve-before-data",
+        what: "a group serves a shard it gains before the data arrived",
+        test: "kv::join_leave",
+        property: property::LINEARIZABLE,
+    },
+    KnownBad {
+        variant: "no-dedup-move",
+        what: "a shard moves without its duplicate table",
+        test: "beyond::dedup_moves_with_shard",
+        property: property::LINEARIZABLE,
+    },
+    KnownBad {
+        variant: "never-delete",
+        what: "a group keeps the shards it gave away",
+        test: "challenge::deletion",
+        property: DELETION,
+    },
+    KnownBad {
+        variant: "skip-config",
+        what: "a group jumps to the latest configuration",
+        test: "beyond::ctrl_partitioned_during_join",
+        property: property::PROGRESS,
+    },
+];
 
 const TESTS: &[TestCase] = &[
     TestCase {
@@ -156,5 +181,15 @@ const TESTS: &[TestCase] = &[
         name: "challenge::partial",
         after: Some("6.5840 shardkv TestChallenge2Partial"),
         run: |cx| kv_tests::with_groups(cx, 3, "-1", kv_tests::challenge2_partial),
+    },
+    TestCase {
+        name: "beyond::dedup_moves_with_shard",
+        after: None,
+        run: |cx| kv_tests::with_groups(cx, 2, "-1", kv_tests::dedup_moves_with_shard),
+    },
+    TestCase {
+        name: "beyond::ctrl_partitioned_during_join",
+        after: None,
+        run: |cx| kv_tests::with_groups(cx, 2, "-1", kv_tests::ctrl_partitioned_during_join),
     },
 ];

@@ -664,6 +664,22 @@ impl Test<'_> {
         ask.answers
     }
 
+    /// Lets the nodes run for `wait` (on the run's clock) with no client.
+    pub fn idle(&mut self, wait: u64) {
+        let mut idle = Idle { woke: false, wait };
+        let limit = self.kv.cluster.now() + wait;
+        self.kv.cluster.run(&mut idle, limit);
+    }
+
+    /// The names the next [`Test::run_during`] gives its clients, in order (the
+    /// router's clerk and the controller clerk take the two names before them).
+    pub fn next_client_names(&mut self, count: usize) -> Vec<String> {
+        let first = self.kv.cluster.new_client_ids(0).start + 2;
+        (first..first + count as u64)
+            .map(|id| format!("c{id}"))
+            .collect()
+    }
+
     /// Bytes of Raft state and snapshot the nodes of every group hold on disk, as
     /// they report them (`persisted_size`); `None` (a failure recorded) if one does
     /// not answer.
@@ -692,6 +708,29 @@ impl Test<'_> {
             }
         }
         Some(total)
+    }
+}
+
+/// Lets the cluster run for a while with no client.
+struct Idle {
+    woke: bool,
+    wait: u64,
+}
+
+impl Driver for Idle {
+    fn start(&mut self, cluster: &mut Cluster) {
+        let now = cluster.now();
+        cluster.wake(now + self.wait, 0);
+    }
+
+    fn on_message(&mut self, _: &mut Cluster, _: Message) {}
+
+    fn on_wake(&mut self, _: &mut Cluster, _: u64) {
+        self.woke = true;
+    }
+
+    fn done(&self) -> bool {
+        self.woke
     }
 }
 
