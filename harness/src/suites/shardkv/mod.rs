@@ -11,6 +11,7 @@
 mod ctrl_tests;
 mod kv_tests;
 mod run;
+mod self_check;
 
 use crate::suite::{property, KnownBad, Program, Suite, TestCase};
 
@@ -44,7 +45,7 @@ pub static SUITE: Suite = Suite {
     bug_var: "SHARDKV_BUG",
     simulated: true,
     tests: TESTS,
-    self_checks: &[],
+    self_checks: self_check::CHECKS,
     known_bad: KNOWN_BAD,
     docs: "docs/shardkv.md",
 };
