@@ -515,3 +515,105 @@ pub(super) fn ctrl_partitioned_during_join(t: &mut Test) -> Option<()> {
     settle(t, &keys)?;
     Some(())
 }
+
+/// Beyond: the group giving shards away is paused (SIGSTOP) just as the receiver
+/// starts pulling, and resumed two seconds later; clients keep going throughout.
+pub(super) fn group_paused_during_handoff(t: &mut Test) -> Option<()> {
+    let keys = shard_keys();
+    t.join(&[G0])?;
+    t.run(5, appends(keys.clone(), 10), 90);
+    let now = t.kv.cluster.now();
+    let mut schedule = Schedule::new();
+    for n in &t.groups[&G0] {
+        // The join goes in at about CHANGE_PAUSE; the receiver polls every 100 ms.
+        schedule = schedule
+            .at(now + CHANGE_PAUSE + 150_000_000, Fault::Pause(n.clone()))
+            .at(now + CHANGE_PAUSE + 2_150_000_000, Fault::Resume(n.clone()));
+    }
+    t.kv.cluster.schedule(&schedule);
+    let changes = vec![
+        run::query(-1),
+        run::join(&[G1], &t.groups),
+        run::leave(&[G0]),
+    ];
+    t.run_during(5, appends(keys.clone(), 40), 75, changes, CHANGE_PAUSE);
+    settle(t, &keys)?;
+    Some(())
+}
+
+/// Beyond: replies from one group to another are lost (a one-way partition) while
+/// the first must hand its shards to the second, for two seconds; then the link
+/// heals and the handoff completes.
+pub(super) fn one_way_between_groups(t: &mut Test) -> Option<()> {
+    let keys = shard_keys();
+    t.join(&[G0, G1])?;
+    t.run(5, appends(keys.clone(), 10), 90);
+    settle(t, &keys)?;
+    let mut cut: Option<Partition> = None;
+    for a in &t.groups[&G1] {
+        for b in &t.groups[&G0] {
+            let p = Partition::one_way(a, b);
+            cut = Some(match cut {
+                Some(c) => c.and(p),
+                None => p,
+            });
+        }
+    }
+    t.kv.fault(Fault::Partition(cut.expect("groups have nodes")));
+    let heal = Schedule::new().at(t.kv.cluster.now() + 2_000_000_000, Fault::Heal);
+    t.kv.cluster.schedule(&heal);
+    let changes = vec![run::leave(&[G1])];
+    t.run_during(5, appends(keys.clone(), 40), 75, changes, CHANGE_PAUSE);
+    settle(t, &keys)?;
+    Some(())
+}
+
+/// Beyond: a random nemesis (by seed) while every group joins and leaves: members
+/// crashed and restarted, isolated, paused, a group cut from the controller, the
+/// network made lossy; then everything heals and every key must be served.
+pub(super) fn random_nemesis(t: &mut Test) -> Option<()> {
+    let keys = shard_keys();
+    t.join(&[G0])?;
+    let mut rng = t.kv.cx.rng(0x0053_6861_7264_4b56);
+    let start = t.kv.cluster.now();
+    let members: Vec<String> = t.groups.values().flatten().cloned().collect();
+    let all: Vec<String> = t.ctrl.iter().chain(&members).cloned().collect();
+    let mut schedule = Schedule::new();
+    let mut at = start;
+    for _ in 0..6 {
+        at += rng.gen_range(300_000_000..900_000_000);
+        let end = at + rng.gen_range(300_000_000..1_200_000_000);
+        let node = members[rng.gen_range(0..members.len())].clone();
+        schedule = match rng.gen_range(0..5) {
+            0 => schedule
+                .at(at, Fault::Crash(node.clone()))
+                .at(end, Fault::Restart(node)),
+            1 => schedule
+                .at(at, Fault::Partition(Partition::isolate(&node, &all)))
+                .at(end, Fault::Heal),
+            2 => schedule
+                .at(at, Fault::Pause(node.clone()))
+                .at(end, Fault::Resume(node)),
+            3 => {
+                let gids: Vec<&Vec<String>> = t.groups.values().collect();
+                let group = gids[rng.gen_range(0..gids.len())].clone();
+                let p = Partition::groups("a group | the controller", &[group, t.ctrl.clone()]);
+                schedule.at(at, Fault::Partition(p)).at(end, Fault::Heal)
+            }
+            _ => schedule
+                .at(at, Fault::Net(NetConfig::unreliable()))
+                .at(end, Fault::Net(NetConfig::reliable())),
+        };
+        at = end;
+    }
+    t.kv.cluster.schedule(&schedule);
+    let changes = changes(t);
+    t.run_during(5, appends(keys.clone(), 60), 50, changes, CHANGE_PAUSE);
+    // Whatever is left of the schedule happens before the closing reads.
+    let rest = at.saturating_sub(t.kv.cluster.now());
+    t.idle(rest + 1);
+    t.kv.fault(Fault::Heal);
+    t.kv.fault(Fault::Net(NetConfig::reliable()));
+    settle(t, &keys)?;
+    Some(())
+}

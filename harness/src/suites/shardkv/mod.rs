@@ -193,4 +193,19 @@ const TESTS: &[TestCase] = &[
         after: None,
         run: |cx| kv_tests::with_groups(cx, 2, "-1", kv_tests::ctrl_partitioned_during_join),
     },
+    TestCase {
+        name: "beyond::group_paused_during_handoff",
+        after: None,
+        run: |cx| kv_tests::with_groups(cx, 2, "-1", kv_tests::group_paused_during_handoff),
+    },
+    TestCase {
+        name: "beyond::one_way_between_groups",
+        after: None,
+        run: |cx| kv_tests::with_groups(cx, 2, "-1", kv_tests::one_way_between_groups),
+    },
+    TestCase {
+        name: "beyond::random_nemesis",
+        after: None,
+        run: |cx| kv_tests::with_groups(cx, 3, "1000", kv_tests::random_nemesis),
+    },
 ];
