@@ -18,6 +18,8 @@ use crate::suite::{property, Context};
 use crate::suites::kv_cluster::{KvCluster, Ops, Shape, PHASE_LIMIT};
 use crate::suites::kvsrv::KvProtocol;
 
+use super::SINGLE_OWNER;
+
 /// Shards in every configuration.
 pub(super) const NSHARDS: usize = 10;
 /// Nodes of the controller, and of each replica group.
@@ -664,6 +666,58 @@ impl Test<'_> {
         ask.answers
     }
 
+    /// The invariant checked from the message journal: each shard is served by one
+    /// group at a time, in the order the configurations (fetched from the
+    /// controller) give it to groups. When one group's successful answer for a shard
+    /// left before another group was even asked, the first served first, so the
+    /// first must own the shard in an earlier configuration than the second does;
+    /// an old owner serving again after the new one did, or a group serving a shard
+    /// it never owned, means two groups served it in one configuration. (An answer
+    /// that overlaps another is not ordered: an entry committed by a deposed leader
+    /// may be answered late, after the shard moved.)
+    pub fn check_single_owner(&mut self) -> Option<()> {
+        let latest = self.query(-1)?;
+        let mut configs = Vec::new();
+        for num in 1..=latest.num {
+            configs.push(self.query(num as i64)?);
+        }
+        let served = served_per_shard(self.kv.cluster.journal.text(), &self.groups);
+        for (shard, answers) in served.iter().enumerate() {
+            let mut owners: Vec<u64> = Vec::new();
+            for c in &configs {
+                if owners.last() != Some(&c.shards[shard]) {
+                    owners.push(c.shards[shard]);
+                }
+            }
+            if let Some((a, b)) = out_of_order(answers, &owners) {
+                let message = match a {
+                    None => format!(
+                        "shard {shard} was served by {} of group {} at {:.3} s, a group that owns it in no \
+                         configuration (owners in configurations 1..{}: {owners:?})",
+                        b.node,
+                        b.group,
+                        b.answered as f64 / 1e9,
+                        latest.num
+                    ),
+                    Some(a) => format!(
+                        "shard {shard} was served by {} of group {} at {:.3} s, then by {} of group {} \
+                         for a request sent at {:.3} s, but its owners in configurations 1..{} were \
+                         {owners:?}: two groups served it in one configuration",
+                        a.node,
+                        a.group,
+                        a.answered as f64 / 1e9,
+                        b.node,
+                        b.group,
+                        b.asked as f64 / 1e9,
+                        latest.num
+                    ),
+                };
+                self.kv.cx.fail(SINGLE_OWNER, message);
+            }
+        }
+        Some(())
+    }
+
     /// Lets the nodes run for `wait` (on the run's clock) with no client.
     pub fn idle(&mut self, wait: u64) {
         let mut idle = Idle { woke: false, wait };
@@ -709,6 +763,91 @@ impl Test<'_> {
         }
         Some(total)
     }
+}
+
+/// A successful answer to a key/value request: when the answered attempt was sent,
+/// when the answer was, by which node of which group.
+#[derive(Debug, Clone, PartialEq)]
+struct Served {
+    asked: u64,
+    answered: u64,
+    node: String,
+    group: u64,
+}
+
+/// Every successful answer to a key/value request, per shard, from the message
+/// journal.
+fn served_per_shard(journal: &str, groups: &BTreeMap<u64, Vec<String>>) -> Vec<Vec<Served>> {
+    let group_of: BTreeMap<&str, u64> = groups
+        .iter()
+        .flat_map(|(g, nodes)| nodes.iter().map(move |n| (n.as_str(), *g)))
+        .collect();
+    let mut asked: BTreeMap<(String, u64), (String, u64)> = BTreeMap::new();
+    let mut served = vec![Vec::new(); NSHARDS];
+    for line in journal.lines() {
+        let Ok(event) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        if event["ev"] != "send" {
+            continue;
+        }
+        let (src, dest, body) = (&event["src"], &event["dest"], &event["body"]);
+        let (Some(src), Some(dest), Some(t)) = (src.as_str(), dest.as_str(), event["t"].as_u64())
+        else {
+            continue;
+        };
+        if let (Some(key), Some(id)) = (body["key"].as_str(), body["msg_id"].as_u64()) {
+            asked.insert((src.to_string(), id), (key.to_string(), t));
+            continue;
+        }
+        let Some(&group) = group_of.get(src) else {
+            continue;
+        };
+        let Some(reply_to) = body["in_reply_to"].as_u64() else {
+            continue;
+        };
+        let Some((key, at)) = asked.get(&(dest.to_string(), reply_to)) else {
+            continue;
+        };
+        // Served: an answer of the operation, not a refusal or an unknown outcome.
+        let served_it = match body["type"].as_str() {
+            Some("error") => matches!(body["code"].as_u64(), Some(20 | 22)),
+            Some(t) => t.ends_with("_ok"),
+            None => false,
+        };
+        if served_it {
+            served[key2shard(key)].push(Served {
+                asked: *at,
+                answered: t,
+                node: src.to_string(),
+                group,
+            });
+        }
+    }
+    served
+}
+
+/// The first pair of answers of one shard in an order the configurations do not
+/// allow: `a` answered before `b` was even asked (so `a` was served first), by
+/// groups that do not own the shard in that order in `owners` (its owner in each
+/// configuration, in order); or an answer by a group that never owned it.
+fn out_of_order<'s>(
+    served: &'s [Served],
+    owners: &[u64],
+) -> Option<(Option<&'s Served>, &'s Served)> {
+    let first = |g: u64| owners.iter().position(|&o| o == g);
+    let last = |g: u64| owners.iter().rposition(|&o| o == g);
+    if let Some(b) = served.iter().find(|b| first(b.group).is_none()) {
+        return Some((None, b));
+    }
+    for a in served {
+        for b in served {
+            if a.group != b.group && a.answered < b.asked && first(a.group) > last(b.group) {
+                return Some((Some(a), b));
+            }
+        }
+    }
+    None
 }
 
 /// Lets the cluster run for a while with no client.
@@ -794,6 +933,53 @@ impl Driver for Ask {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn serving_must_follow_the_owners_in_order() {
+        let at = |asked: u64, answered: u64, group: u64| Served {
+            asked,
+            answered,
+            node: format!("n{group}"),
+            group,
+        };
+        // 1 then 2, ordered; 1 again after 2 is allowed only if it owns it again.
+        let served = [at(0, 1, 1), at(2, 3, 2), at(4, 5, 1)];
+        assert!(out_of_order(&served, &[1, 2, 1]).is_none());
+        assert!(out_of_order(&served, &[1, 2]).is_some());
+        // Overlapping answers are not ordered: a late answer of the old owner.
+        let late = [at(0, 5, 1), at(2, 3, 2)];
+        assert!(out_of_order(&late, &[1, 2]).is_none());
+        assert!(matches!(
+            out_of_order(&[at(0, 1, 3)], &[1, 2]),
+            Some((None, _))
+        ));
+        let journal = [
+            r#"{"ev":"send","t":1,"src":"c5","dest":"n4","body":{"type":"read","msg_id":3,"key":"2"}}"#,
+            r#"{"ev":"send","t":2,"src":"n4","dest":"c5","body":{"type":"read_ok","in_reply_to":3,"value":"x"}}"#,
+            r#"{"ev":"send","t":3,"src":"c5","dest":"n7","body":{"type":"read","msg_id":4,"key":"2"}}"#,
+            r#"{"ev":"send","t":4,"src":"n7","dest":"c5","body":{"type":"error","in_reply_to":4,"code":11}}"#,
+            r#"{"ev":"send","t":5,"src":"c5","dest":"n7","body":{"type":"read","msg_id":5,"key":"2"}}"#,
+            r#"{"ev":"send","t":6,"src":"n7","dest":"c5","body":{"type":"error","in_reply_to":5,"code":20}}"#,
+        ]
+        .join("\n");
+        let groups: BTreeMap<u64, Vec<String>> =
+            [(100, vec!["n4".to_string()]), (101, vec!["n7".to_string()])].into();
+        let served = served_per_shard(&journal, &groups);
+        assert_eq!(
+            served[0],
+            vec![at(1, 2, 100), at(5, 6, 101)]
+                .into_iter()
+                .map(|mut s| {
+                    s.node = if s.group == 100 {
+                        "n4".into()
+                    } else {
+                        "n7".into()
+                    };
+                    s
+                })
+                .collect::<Vec<_>>()
+        );
+    }
 
     #[test]
     fn keys_land_in_the_shard_asked_for() {
