@@ -8,6 +8,8 @@
 //! (error 11 with `"wrong_group": true`); every key/value history is judged
 //! linearizable against `specs::KvFetchAppend`. See docs/shardkv.md.
 
+/// Measurements run by `benches/shardkv.rs`, outside the conformance table.
+pub mod bench;
 mod ctrl_tests;
 mod kv_tests;
 mod run;

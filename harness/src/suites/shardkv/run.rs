@@ -133,6 +133,8 @@ pub(super) struct Test<'a> {
     pub groups: BTreeMap<u64, Vec<String>>,
     /// The latest configuration the clients know (shared with their router).
     known: Rc<RefCell<ShardConfig>>,
+    /// The leaders the clients learned, kept from one phase to the next.
+    leaders: Rc<RefCell<BTreeMap<u64, String>>>,
 }
 
 /// `groups` replica groups of three and a controller of three; group members
@@ -170,6 +172,7 @@ pub(super) fn start<'a>(
         ctrl,
         groups: by_gid,
         known: Rc::new(RefCell::new(ShardConfig::empty())),
+        leaders: Rc::default(),
     })
 }
 
@@ -330,6 +333,7 @@ impl Test<'_> {
         let seed = self.kv.cluster.seed() ^ self.kv.cluster.new_client_ids(0).start;
         let protocol = Routed {
             known: self.known.clone(),
+            leaders: self.leaders.clone(),
         };
         let clients = Clients::new(protocol, workload, config, count, seed);
         let mut driver = Router {
@@ -398,6 +402,8 @@ impl Test<'_> {
 /// gives the key's shard.
 struct Routed {
     known: Rc<RefCell<ShardConfig>>,
+    /// The leader a group's members last named (error 11's `leader`), by group.
+    leaders: Rc<RefCell<BTreeMap<u64, String>>>,
 }
 
 impl Protocol for Routed {
@@ -409,13 +415,30 @@ impl Protocol for Routed {
     }
 
     fn reply(&self, input: &FetchAppendInput, reply: &Body) -> Reply<FetchAppendOutput> {
+        if let Some(leader) = reply.str("leader") {
+            let known = self.known.borrow();
+            if let Some((&gid, _)) = known
+                .groups
+                .iter()
+                .find(|(_, nodes)| nodes.iter().any(|n| n == leader))
+            {
+                self.leaders.borrow_mut().insert(gid, leader.to_string());
+            }
+        }
         KvProtocol.reply(input, reply)
     }
 
+    /// Every other attempt goes to the leader the group last named, the others to
+    /// its members in turn (so a crashed leader does not take every attempt).
     fn target(&self, input: &FetchAppendInput, attempt: usize) -> Option<String> {
         let known = self.known.borrow();
         let gid = known.shards.get(key2shard(input.key()))?;
         let servers = known.groups.get(gid).filter(|s| !s.is_empty())?;
+        if attempt % 2 == 0 {
+            if let Some(leader) = self.leaders.borrow().get(gid) {
+                return Some(leader.clone());
+            }
+        }
         Some(servers[attempt % servers.len()].clone())
     }
 }
