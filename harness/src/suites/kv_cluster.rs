@@ -10,7 +10,7 @@ use specs::kv_fetch_append::{FetchAppendInput, FetchAppendOutput};
 use specs::KvFetchAppend;
 
 use crate::client::{ClientConfig, Clients, Done, Workload};
-use crate::cluster::{Cluster, ClusterConfig, Driver};
+use crate::cluster::{Cluster, ClusterConfig, Driver, Durability};
 use crate::history::Completion;
 use crate::nemesis::Fault;
 use crate::network::{Latency, NetConfig};
@@ -60,6 +60,16 @@ impl<'a> KvCluster<'a> {
     /// Starts the nodes under test (`None`, with the failure recorded, if they cannot
     /// be started).
     pub fn start(cx: &'a mut Context, shape: Shape) -> Option<KvCluster<'a>> {
+        KvCluster::start_with(cx, shape, Durability::Disk)
+    }
+
+    /// [`KvCluster::start`] with the nodes' data dirs on `durability` (the power-loss
+    /// filesystem, for [`Fault::PowerLoss`]).
+    pub fn start_with(
+        cx: &'a mut Context,
+        shape: Shape,
+        durability: Durability,
+    ) -> Option<KvCluster<'a>> {
         let implementation = cx.implementation();
         let config = ClusterConfig {
             nodes: shape.nodes,
@@ -71,7 +81,7 @@ impl<'a> KvCluster<'a> {
             dir: cx.fresh_dir("cluster"),
             step_timeout: Duration::from_secs(10),
         };
-        match Cluster::start(config) {
+        match Cluster::start_with(config, durability) {
             Ok(cluster) => Some(KvCluster { cx, cluster, shape }),
             Err(e) => {
                 let what = if shape.nodes == 1 { "server" } else { "nodes" };

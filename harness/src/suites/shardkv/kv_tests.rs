@@ -11,6 +11,7 @@ use specs::kv_fetch_append::FetchAppendInput;
 use super::run::{self, key2shard, key_in, Test, FIRST_GID, NSHARDS};
 use super::{CONFIG_VALID, DELETION, SINGLE_OWNER};
 use crate::client::Workload;
+use crate::cluster::Durability;
 use crate::nemesis::{Fault, Schedule};
 use crate::network::{NetConfig, Partition};
 use crate::suite::{property, Context};
@@ -619,4 +620,45 @@ pub(super) fn random_nemesis(t: &mut Test) -> Option<()> {
     t.kv.fault(Fault::Net(NetConfig::reliable()));
     settle(t, &keys)?;
     Some(())
+}
+
+/// Beyond: power fails on one member of the giving group (a minority: it loses
+/// every write it did not fsync) while its shards move, and it restarts from what
+/// its disk kept; nothing acknowledged may be lost. Data dirs are on the harness's
+/// power-loss filesystem (FUSE: needs /dev/fuse and root, as on CI).
+pub(super) fn power_loss_of_a_minority(cx: &mut Context) {
+    let Some(mut t) = run::start_with(cx, 2, "1000", Durability::LazyFs) else {
+        return;
+    };
+    let body = |t: &mut Test| -> Option<()> {
+        let keys = shard_keys();
+        t.join(&[G0])?;
+        t.run(5, appends(keys.clone(), 20), 90);
+        let victim = t.groups[&G0][0].clone();
+        let now = t.kv.cluster.now();
+        let schedule = Schedule::new()
+            .at(
+                now + CHANGE_PAUSE + 200_000_000,
+                Fault::PowerLoss(victim.clone()),
+            )
+            .at(
+                now + CHANGE_PAUSE + 1_500_000_000,
+                Fault::Restart(victim.clone()),
+            );
+        t.kv.cluster.schedule(&schedule);
+        let changes = vec![run::query(-1), run::join(&[G1], &t.groups)];
+        t.run_during(5, appends(keys.clone(), 40), 75, changes, CHANGE_PAUSE);
+        // The restarted member must catch up: the others of its group go down.
+        let others: Vec<String> = t.groups[&G0][1..].to_vec();
+        t.kv.fault(Fault::Crash(others[0].clone()));
+        t.leave(&[G1])?;
+        t.run(5, appends(keys.clone(), 20), 75);
+        t.kv.fault(Fault::Restart(others[0].clone()));
+        settle(t, &keys)?;
+        Some(())
+    };
+    if body(&mut t).is_some() && t.kv.cx.passing() {
+        t.check_single_owner();
+    }
+    t.kv.finish();
 }

@@ -210,4 +210,9 @@ const TESTS: &[TestCase] = &[
         after: None,
         run: |cx| kv_tests::with_groups(cx, 3, "1000", kv_tests::random_nemesis),
     },
+    TestCase {
+        name: "beyond::power_loss_of_a_minority",
+        after: None,
+        run: kv_tests::power_loss_of_a_minority,
+    },
 ];

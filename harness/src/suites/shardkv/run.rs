@@ -12,7 +12,7 @@ use specs::kv_fetch_append::{FetchAppendInput, FetchAppendOutput};
 use specs::node_protocol::{Body, ErrorCode, Message};
 
 use crate::client::{ClientConfig, Clients, Protocol, Reply, Workload};
-use crate::cluster::{Cluster, Driver};
+use crate::cluster::{Cluster, Driver, Durability};
 use crate::nemesis::Fault;
 use crate::suite::{property, Context};
 use crate::suites::kv_cluster::{KvCluster, Ops, Shape, PHASE_LIMIT};
@@ -144,6 +144,16 @@ pub(super) fn start<'a>(
     groups: usize,
     max_raft_state: &str,
 ) -> Option<Test<'a>> {
+    start_with(cx, groups, max_raft_state, Durability::Disk)
+}
+
+/// [`start`] with the nodes' data dirs on `durability`.
+pub(super) fn start_with<'a>(
+    cx: &'a mut Context,
+    groups: usize,
+    max_raft_state: &str,
+    durability: Durability,
+) -> Option<Test<'a>> {
     let ctrl: Vec<String> = (1..=CTRL_NODES).map(|i| format!("n{i}")).collect();
     let mut layout = format!("ctrl={}", ctrl.join(","));
     let mut by_gid = BTreeMap::new();
@@ -166,7 +176,7 @@ pub(super) fn start<'a>(
         think_max: 20_000_000,
         min_percent: 90,
     };
-    let kv = KvCluster::start(cx, shape)?;
+    let kv = KvCluster::start_with(cx, shape, durability)?;
     Some(Test {
         kv,
         ctrl,
