@@ -61,6 +61,14 @@ pub trait Protocol {
     fn resends(&self) -> bool {
         true
     }
+
+    /// Where the next attempt of `input` goes, for systems whose operations have an
+    /// owner (a shard's group); `None`: the configured targets in turn. `turn` is the
+    /// client's place in its rotation: it stays while a node serves the client and
+    /// moves on when one refuses (error 11) or does not answer.
+    fn target(&self, _input: &Self::Input, _turn: usize) -> Option<String> {
+        None
+    }
 }
 
 /// Which operation client `client` (0-based within its set) runs next; `None` when it
@@ -224,7 +232,12 @@ impl<P: Protocol, W: Workload<P::Input>> Clients<P, W> {
         body.msg_id = Some(c.next_msg_id);
         pending.attempts.insert(c.next_msg_id);
         pending.awaiting = true;
-        let dest = self.config.targets[c.target % self.config.targets.len()].clone();
+        // A system whose operations have an owner picks the node; `c.target` stays
+        // with a node that serves and moves on when it does not.
+        let dest = match self.protocol.target(&pending.input, c.target) {
+            Some(dest) => dest,
+            None => self.config.targets[c.target % self.config.targets.len()].clone(),
+        };
         let message = Message {
             src: c.name.clone(),
             dest,

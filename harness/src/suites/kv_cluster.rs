@@ -35,7 +35,7 @@ pub(crate) struct Shape {
 pub(crate) type Ops = Vec<Done<FetchAppendInput, FetchAppendOutput>>;
 
 /// Virtual (or real) time one phase of clients may take before it is cut off.
-const PHASE_LIMIT: u64 = 120_000_000_000;
+pub(crate) const PHASE_LIMIT: u64 = 120_000_000_000;
 /// An operation is abandoned (recorded as unknown) after this long: longer than a
 /// node may take to become available (a node that answers 11 for its first 2 s is
 /// served).
@@ -233,7 +233,7 @@ impl<'a> KvCluster<'a> {
 
     /// Clients that send to every node in turn (a node that does not lead
     /// redirects with error 11).
-    fn clients(&self) -> ClientConfig {
+    pub fn clients(&self) -> ClientConfig {
         ClientConfig {
             attempt_timeout: self.shape.attempt_timeout,
             op_timeout: self.op_timeout,
@@ -278,14 +278,28 @@ impl<'a> KvCluster<'a> {
         let limit = self.cluster.now() + PHASE_LIMIT;
         self.cluster.run(&mut driver, limit);
         let clients = driver.clients;
-        let stalled = clients.stalled_at();
-        if stalled.is_none() && !clients.done() {
+        let (stalled, finished) = (clients.stalled_at(), clients.done());
+        self.judge_phase(clients.done, stalled, finished, count, min_percent)
+    }
+
+    /// The progress a phase of `count` clients must show: they finished (or stopped
+    /// at `stalled` for lack of progress, a failure), `min_percent` of their
+    /// operations succeeded, and each client had one succeed. For suites that drive
+    /// their own clients (a sharded service's, routed through its controller).
+    pub fn judge_phase(
+        &mut self,
+        done: Ops,
+        stalled: Option<u64>,
+        finished: bool,
+        count: usize,
+        min_percent: u64,
+    ) -> Ops {
+        if stalled.is_none() && !finished {
             self.cx.fail(
                 property::PROGRESS,
                 "no progress: clients did not finish their operations in time",
             );
         }
-        let done = clients.done;
         let count_of = |f: fn(&Completion<FetchAppendOutput>) -> bool| {
             done.iter().filter(|d| f(&d.completion)).count() as u64
         };

@@ -10,6 +10,7 @@ pub mod kvraft;
 pub mod kvsrv;
 pub mod mapreduce;
 pub mod raft;
+pub mod shardkv;
 pub mod webserver;
 
 use crate::suite::Suite;
@@ -25,6 +26,7 @@ pub fn all() -> &'static [&'static Suite] {
         &kvsrv::SUITE,
         &raft::SUITE,
         &kvraft::SUITE,
+        &shardkv::SUITE,
     ];
     ALL
 }

@@ -1,0 +1,67 @@
+//! Checks of the shardkv suite itself: it fails nodes that do not do the work, and a
+//! seed replays.
+
+use super::{kv_tests, run, SUITE};
+use crate::cluster::TimeMode;
+use crate::suite::{fail, property, self_check, Context, TestCase};
+
+pub(super) const CHECKS: &[TestCase] = &[
+    TestCase {
+        name: "refuse_all_fails_every_test",
+        after: None,
+        run: refuse_all_fails_every_test,
+    },
+    TestCase {
+        name: "never_answer_fails_every_test",
+        after: None,
+        run: never_answer_fails_every_test,
+    },
+    TestCase {
+        name: "same_seed_same_journal",
+        after: None,
+        run: same_seed_same_journal,
+    },
+];
+
+/// Every conformance test must fail the fixture node in `mode`, for lack of progress.
+fn fails_every_test_for_progress(cx: &mut Context, mode: &str) {
+    let Some(node) = self_check::unhelpful_node(cx, mode) else {
+        return;
+    };
+    let what = format!("nodes that do nothing ({mode})");
+    self_check::fails_for_progress(cx, &SUITE, SUITE.tests, &node, TimeMode::Sim, &what);
+}
+
+/// Nodes that answer every request with 11 (temporarily unavailable): a controller
+/// that never elects a leader, groups that never serve.
+fn refuse_all_fails_every_test(cx: &mut Context) {
+    fails_every_test_for_progress(cx, "refuse-all");
+}
+
+/// Nodes that answer `init` and nothing after it.
+fn never_answer_fails_every_test(cx: &mut Context) {
+    fails_every_test_for_progress(cx, "never-answer");
+}
+
+/// Simulated time is a function of the seed: one seed, run twice, gives the same
+/// journal (every message, fate and delivery) and the same history, shards moving
+/// on an unreliable network included.
+fn same_seed_same_journal(cx: &mut Context) {
+    let run = |cx: &mut Context| {
+        let Some(mut t) = run::start(cx, 3, "-1") else {
+            fail(property::SETUP, "cannot start the nodes");
+        };
+        let _ = kv_tests::unreliable1(&mut t);
+        t.kv.finish()
+    };
+    cx.mode = TimeMode::Sim;
+    let a = run(cx);
+    let b = run(cx);
+    assert!(cx.passing(), "the runs failed");
+    assert!(
+        a.journal.lines().count() > 1000,
+        "the journal recorded the run"
+    );
+    self_check::require_same_record(cx.seed, "journal", &a.journal, &b.journal);
+    self_check::require_same_record(cx.seed, "history", &a.history, &b.history);
+}

@@ -1,0 +1,36 @@
+//! Known-bad variants, switched on with `SHARDKV_BUG=<name>`, so the suite can show it
+//! rejects them. They are not features: each breaks the contract on purpose.
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Bug {
+    /// `serve-before-data`: a group serves a shard it gains as soon as it takes the
+    /// configuration, from an empty store, instead of waiting for the data.
+    ServeBeforeData,
+    /// `skip-config`: a group asks the controller for the latest configuration and
+    /// jumps to it, skipping the ones between.
+    SkipConfig,
+    /// `no-dedup-move`: a shard moves without its duplicate table, so a retry that
+    /// reaches the new owner is applied a second time.
+    NoDedupMove,
+    /// `never-delete`: a group keeps the data of shards it gave away forever.
+    NeverDelete,
+}
+
+impl Bug {
+    pub const NAMES: [&'static str; 4] = [
+        "serve-before-data",
+        "skip-config",
+        "no-dedup-move",
+        "never-delete",
+    ];
+
+    pub fn from_name(name: &str) -> Option<Bug> {
+        match name {
+            "serve-before-data" => Some(Bug::ServeBeforeData),
+            "skip-config" => Some(Bug::SkipConfig),
+            "no-dedup-move" => Some(Bug::NoDedupMove),
+            "never-delete" => Some(Bug::NeverDelete),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,240 @@
+//! One member of a Raft group running a state machine: the Raft core of the `raft`
+//! crate, its files in the node's data dir, snapshots at `maxraftstate`, and the
+//! requests waiting for their entries (`kvraft::core::Waiting`). The controller and
+//! the replica groups are both this, with different machines.
+
+use node::{Context, Outbox, Storage};
+use raft::disk::{self, LOG_FILE, META_FILE, SNAPSHOT_FILE};
+use raft::{Config, PeerMessage, Raft, Ready};
+use serde_json::Value;
+use specs::node_protocol::{Body, ErrorCode, Message};
+
+use kvraft::core::{self as kvcore, LeaderView, Waiting};
+
+/// What a replicated state machine does with committed entries.
+pub trait Machine: Sized {
+    /// Applies the entry at `index`; the reply to whoever proposed it, if anyone.
+    fn apply(&mut self, index: u64, command: &Value) -> Option<Body>;
+    fn snapshot(&self) -> Value;
+    fn restore(data: &Value) -> Result<Self, String>;
+    /// The command a new leader proposes so entries of earlier terms commit.
+    fn noop() -> Value;
+}
+
+pub struct Replica<M: Machine> {
+    raft: Raft,
+    pub machine: M,
+    applied: u64,
+    waiting: Waiting<Message>,
+    max_raft_state: Option<usize>,
+    meta_bytes: usize,
+    log_bytes: usize,
+    snapshot_bytes: usize,
+    repair_log: bool,
+}
+
+impl<M: Machine> Replica<M> {
+    /// Recovers what a previous run left in `storage`; `members` are the group's
+    /// nodes. Unreadable files are fatal: starting empty would forget votes.
+    pub fn new(
+        ctx: &Context,
+        storage: &Storage,
+        members: Vec<String>,
+        fresh: M,
+        max_raft_state: Option<usize>,
+    ) -> Result<Replica<M>, String> {
+        let loaded = disk::load(storage)?;
+        let (hard_state, snapshot) = loaded.restored.reconcile()?;
+        let (machine, applied) = match &snapshot {
+            Some(s) => (M::restore(&s.data)?, s.index),
+            None => (fresh, 0),
+        };
+        let config = Config::new(ctx.node_id.clone(), members);
+        Ok(Replica {
+            raft: Raft::new(config, hard_state, snapshot, ctx.seed, 0),
+            machine,
+            applied,
+            waiting: Waiting::default(),
+            max_raft_state,
+            meta_bytes: storage.get(META_FILE).map_or(0, <[u8]>::len),
+            log_bytes: storage.get(LOG_FILE).map_or(0, <[u8]>::len),
+            snapshot_bytes: storage.get(SNAPSHOT_FILE).map_or(0, <[u8]>::len),
+            repair_log: loaded.log_torn,
+        })
+    }
+
+    pub fn is_leader(&self) -> bool {
+        self.raft.is_leader()
+    }
+
+    pub fn id(&self) -> &str {
+        self.raft.id()
+    }
+
+    pub fn raft_state_bytes(&self) -> usize {
+        self.meta_bytes + self.log_bytes
+    }
+
+    pub fn snapshot_bytes(&self) -> usize {
+        self.snapshot_bytes
+    }
+
+    /// `persisted_size_ok`: what the deletion challenge measures.
+    pub fn persisted_size(&self) -> Body {
+        Body::new("persisted_size_ok")
+            .with("raft_state", self.raft_state_bytes())
+            .with("snapshot", self.snapshot_bytes)
+    }
+
+    /// The answer to a client of a node that does not lead.
+    pub fn not_leader(&self) -> Body {
+        kvcore::not_leader(self.raft.leader())
+    }
+
+    pub fn is_peer_message(message: &Message) -> bool {
+        raft::wire::TYPES.contains(&message.body.kind.as_str())
+    }
+
+    pub fn step(&mut self, now: u64, message: &Message) {
+        match PeerMessage::from_body(&message.body) {
+            Ok(m) => self.raft.step(now, &message.src, m),
+            Err(e) => eprintln!("ignoring message from {}: {e}", message.src),
+        }
+    }
+
+    /// Proposes `command`; `request` is answered when its entry applies (or with an
+    /// error when it cannot be). Returns false (request answered) if not leading.
+    pub fn propose(
+        &mut self,
+        now: u64,
+        command: Value,
+        request: Option<Message>,
+        out: &mut Outbox,
+    ) -> bool {
+        match self.raft.propose(command) {
+            Ok((index, term)) => {
+                if let Some(r) = request {
+                    self.waiting.add(index, term, r, now);
+                }
+                true
+            }
+            Err(_) => {
+                if let Some(r) = request {
+                    out.reply(&r, self.not_leader());
+                }
+                false
+            }
+        }
+    }
+
+    pub fn on_start(&mut self, now: u64, out: &mut Outbox) {
+        if std::mem::take(&mut self.repair_log) {
+            let start = self.raft.log_start();
+            let start_term = self.raft.term_at(start).expect("the log's start");
+            let bytes = disk::log_file(start, start_term, self.raft.entries());
+            self.log_bytes = bytes.len();
+            out.persist(LOG_FILE, bytes);
+        }
+        self.raft.restart_timers(now);
+    }
+
+    pub fn tick(&mut self, now: u64) {
+        self.raft.tick(now);
+    }
+
+    /// Drains the core: persist, send, apply, answer, snapshot; then answers what can
+    /// no longer be answered by its entry, and asks for the next wake-up (`also`:
+    /// the machine's own next deadline).
+    pub fn flush(&mut self, now: u64, also: Option<u64>, out: &mut Outbox) {
+        loop {
+            let ready = self.raft.ready();
+            if ready == Ready::default() {
+                break;
+            }
+            self.persist(&ready, out);
+            for (to, message) in &ready.messages {
+                out.send(to.clone(), message.to_body());
+            }
+            if ready.became_leader.is_some() {
+                let _ = self.raft.propose(M::noop());
+            }
+            if let Some(snapshot) = ready.apply_snapshot {
+                match M::restore(&snapshot.data) {
+                    Ok(m) => self.machine = m,
+                    Err(e) => eprintln!("{}: leader's snapshot: {e}", self.raft.id()),
+                }
+                self.applied = snapshot.index;
+                for (request, body) in self.waiting.covered(snapshot.index) {
+                    out.reply(&request, body);
+                }
+            }
+            for (index, entry) in ready.applied {
+                if index <= self.applied {
+                    continue;
+                }
+                self.applied = index;
+                let reply = self
+                    .machine
+                    .apply(index, &entry.command)
+                    .unwrap_or_else(|| {
+                        Body::error(
+                            ErrorCode::TemporarilyUnavailable,
+                            format!("entry {index} holds no request"),
+                        )
+                    });
+                for (request, body) in self.waiting.applied(index, entry.term, &reply) {
+                    out.reply(&request, body);
+                }
+            }
+            if kvcore::should_snapshot(self.raft_state_bytes(), self.max_raft_state)
+                && self.applied > self.raft.log_start()
+            {
+                let data = self.machine.snapshot();
+                if let Err(e) = self.raft.snapshot(self.applied, data) {
+                    eprintln!("{}: {e}", self.raft.id());
+                }
+            }
+        }
+        let view = LeaderView {
+            is_leader: self.raft.is_leader(),
+            term: self.raft.term(),
+            leader: self.raft.leader().map(str::to_string),
+        };
+        for (request, body) in self.waiting.check(now, &view) {
+            out.reply(&request, body);
+        }
+        let mut wake = self.raft.next_deadline();
+        if let Some(w) = self.waiting.next_deadline() {
+            wake = wake.min(w);
+        }
+        if let Some(w) = also {
+            wake = wake.min(w);
+        }
+        out.wake_at(wake);
+    }
+
+    fn persist(&mut self, ready: &Ready, out: &mut Outbox) {
+        if let Some(snapshot) = &ready.snapshot {
+            let bytes = serde_json::to_vec(snapshot).expect("snapshots serialise");
+            self.snapshot_bytes = bytes.len();
+            out.persist(SNAPSHOT_FILE, bytes);
+        }
+        if let Some(term_vote) = &ready.term_vote {
+            let bytes = serde_json::to_vec(term_vote).expect("serialises");
+            self.meta_bytes = bytes.len();
+            out.persist(META_FILE, bytes);
+        }
+        if let Some(write) = &ready.log {
+            let start = self.raft.log_start();
+            let start_term = self.raft.term_at(start).expect("the log's start");
+            let (bytes, append) = disk::log_bytes(write, self.log_bytes > 0, start, start_term);
+            if append {
+                self.log_bytes += bytes.len();
+                out.append(LOG_FILE, bytes);
+            } else {
+                self.log_bytes = bytes.len();
+                out.persist(LOG_FILE, bytes);
+            }
+        }
+    }
+}
