@@ -946,7 +946,13 @@ impl Driver for Ask {
     }
 
     fn on_message(&mut self, _: &mut Cluster, message: Message) {
-        let Some(id) = message.body.in_reply_to else {
+        // Late answers to earlier phases' clients arrive here too, with msg ids of
+        // their own that may equal ours.
+        let Some(id) = message
+            .body
+            .in_reply_to
+            .filter(|_| message.dest == self.name)
+        else {
             return;
         };
         if let Some(&(_, i)) = self.sent.iter().find(|(m, _)| *m == id) {
