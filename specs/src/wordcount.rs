@@ -34,6 +34,7 @@
 //! [`render_ranked`].
 
 use std::collections::BTreeMap;
+use std::sync::LazyLock;
 
 /// True for the characters that make up words (see the module doc).
 pub fn is_word_char(c: char) -> bool {
@@ -50,9 +51,20 @@ pub fn lower(c: char) -> char {
         // Latin-1 capitals are their small letters less 0x20 (× is not a letter).
         '\u{C0}'..='\u{DE}' if c != '\u{D7}' => char::from_u32(c as u32 + 0x20).unwrap_or(c),
         '\u{DF}'..='\u{FF}' => c,
+        '\u{100}'..='\u{24F}' => EXTENDED_LOWER[c as usize - 0x100],
         _ => c.to_lowercase().next().unwrap_or(c),
     }
 }
+
+/// The simple lowercase mapping of U+0100..=U+024F (Latin Extended-A and -B), where
+/// capitals and small letters alternate irregularly: looked up in a small table
+/// instead of searched for in Unicode's tables at every character.
+static EXTENDED_LOWER: LazyLock<[char; 0x150]> = LazyLock::new(|| {
+    std::array::from_fn(|k| {
+        let c = char::from_u32(0x100 + k as u32).expect("no surrogate below U+0250");
+        c.to_lowercase().next().unwrap_or(c)
+    })
+});
 
 /// Decodes the UTF-8 sequence at the start of `b` (whose first byte is >= 0x80):
 /// the character and its length, or `None` if the first byte does not start a valid
@@ -259,6 +271,18 @@ fn rest_of_word(b: &[u8], mut i: usize, word: &mut Vec<u8>) -> usize {
             word.push(c.to_ascii_lowercase());
             i += 1;
             continue;
+        }
+        if c == 0xc3 {
+            if let Some(&c1) = b.get(i + 1) {
+                if (0x80..=0xbf).contains(&c1) && c1 != 0x97 && c1 != 0xb7 {
+                    // U+00C0..=U+00FF but × and ÷: a Latin-1 letter, the commonest
+                    // non-ASCII ones in Latin-script text. Capitals (up to U+00DE)
+                    // are their small letters less 0x20.
+                    word.extend_from_slice(&[0xc3, if c1 <= 0x9e { c1 | 0x20 } else { c1 }]);
+                    i += 2;
+                    continue;
+                }
+            }
         }
         match decode(&b[i..]) {
             Some((ch, len)) if is_word_char(ch) => {
@@ -704,7 +728,10 @@ mod tests {
 
     #[test]
     fn the_fast_tokenizer_agrees_with_the_definition_on_random_bytes() {
-        let pieces: [&[u8]; 16] = [
+        let pieces: [&[u8]; 19] = [
+            "×".as_bytes(),
+            "÷".as_bytes(),
+            "ÿ".as_bytes(),
             b"a",
             b"Z",
             b"q",
@@ -795,8 +822,8 @@ mod tests {
     }
 
     #[test]
-    fn the_latin1_shortcut_is_the_unicode_mapping() {
-        for c in '\u{C0}'..='\u{FF}' {
+    fn the_latin_shortcuts_are_the_unicode_mapping() {
+        for c in '\u{C0}'..='\u{24F}' {
             assert_eq!(lower(c), c.to_lowercase().next().unwrap(), "{c:?}");
         }
     }
