@@ -4,6 +4,7 @@
 //! of executables speaking Hadoop Streaming's line protocol (see [`crate::apps::external`]).
 
 use std::borrow::Cow;
+use std::path::Path;
 
 use anyhow::bail;
 
@@ -24,6 +25,19 @@ pub trait App: Send + Sync {
 
     /// One output value for a key and all its values (in map-task order).
     fn reduce(&self, key: &str, values: &[&str]) -> anyhow::Result<String>;
+
+    /// Reduces a whole partition straight from its intermediate files (each one's path
+    /// and text, in map-task order), emitting output pairs in ascending key order, for
+    /// an application that can do better than having every pair grouped first.
+    /// `None`, the default, has the framework group the pairs and call
+    /// [`App::reduce_all`].
+    fn reduce_texts(
+        &self,
+        _texts: &[(&Path, &str)],
+        _emit: &mut dyn FnMut(&str, &str) -> anyhow::Result<()>,
+    ) -> Option<anyhow::Result<()>> {
+        None
+    }
 
     /// Reduces a whole partition, given as its keys in ascending order each with its
     /// values, emitting output pairs. The default calls [`App::reduce`] once per key.

@@ -63,19 +63,28 @@ pub fn for_each_pair<'a>(
     text: &'a str,
     mut f: impl FnMut(Cow<'a, str>, Cow<'a, str>),
 ) -> anyhow::Result<()> {
+    try_for_each_pair(text, |k, v| {
+        f(k, v);
+        Ok(())
+    })
+}
+
+/// [`for_each_pair`] with a callback that can fail, which stops the reading.
+pub fn try_for_each_pair<'a>(
+    text: &'a str,
+    mut f: impl FnMut(Cow<'a, str>, Cow<'a, str>) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
     let mut rest = text;
     let mut n = 0;
     while !rest.is_empty() {
         n += 1;
         // Byte searches: '\n' and '\t' never occur inside a multi-byte character.
-        let end = rest.bytes().position(|b| b == b'\n').unwrap_or(rest.len());
+        let end = memchr::memchr(b'\n', rest.as_bytes()).unwrap_or(rest.len());
         let line = &rest[..end];
         rest = rest.get(end + 1..).unwrap_or("");
-        let tab = line
-            .bytes()
-            .position(|b| b == b'\t')
+        let tab = memchr::memchr(b'\t', line.as_bytes())
             .with_context(|| format!("line {n}: no tab in {line:?}"))?;
-        f(unescape(&line[..tab])?, unescape(&line[tab + 1..])?);
+        f(unescape(&line[..tab])?, unescape(&line[tab + 1..])?)?;
     }
     Ok(())
 }

@@ -5,6 +5,7 @@ use std::path::Path;
 
 use anyhow::Context;
 
+use crate::apps::wordcount::Decimal;
 use crate::bug::Bug;
 use crate::output::{write_file, Durability};
 
@@ -15,10 +16,15 @@ pub fn merge_counts(
     output: &Path,
     bug: Option<Bug>,
 ) -> anyhow::Result<()> {
-    let mut counts: Vec<(String, u64)> = Vec::new();
+    let mut texts = Vec::with_capacity(parts.len());
     for part in parts {
         let part = part.as_ref();
         let text = fs::read_to_string(part).with_context(|| format!("read {}", part.display()))?;
+        texts.push((part, text));
+    }
+    // Words borrowed from the parts' text: an allocation per part, not per word.
+    let mut counts: Vec<(&str, u64)> = Vec::new();
+    for (part, text) in &texts {
         for line in text.lines() {
             let (word, n) = line
                 .rsplit_once(' ')
@@ -26,15 +32,16 @@ pub fn merge_counts(
             let n: u64 = n
                 .parse()
                 .with_context(|| format!("{}: bad count in {line:?}", part.display()))?;
-            counts.push((word.to_string(), n));
+            counts.push((word, n));
         }
     }
-    counts.sort_unstable_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-    let mut text = Vec::with_capacity(counts.len() * 12);
+    counts.sort_unstable_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
+    let mut text = Vec::with_capacity(texts.iter().map(|(_, t)| t.len()).sum());
+    let mut digits = Decimal::default();
     for (word, n) in &counts {
         text.extend_from_slice(word.as_bytes());
         text.push(b' ');
-        text.extend_from_slice(n.to_string().as_bytes());
+        text.extend_from_slice(digits.format(*n).as_bytes());
         text.push(b'\n');
     }
     write_file(output, &text, Durability::Synced, bug)

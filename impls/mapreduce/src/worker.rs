@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::fs;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::io::ErrorKind;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
@@ -25,7 +25,10 @@ const STARTUP_GRACE: Duration = Duration::from_secs(5);
 pub fn run(socket: &Path, app: &dyn App, bug: Option<Bug>) -> anyhow::Result<()> {
     let started = Instant::now();
     let mut contacted = false;
+    // Kept from task to task: a fresh buffer costs a page fault per 4 KiB and
+    // reallocations as it grows.
     let mut buffer = Vec::new();
+    let mut parts: Vec<Vec<u8>> = Vec::new();
     loop {
         let reply = match call(socket, &Request::GetTask) {
             Ok(reply) => reply,
@@ -38,7 +41,11 @@ pub fn run(socket: &Path, app: &dyn App, bug: Option<Bug>) -> anyhow::Result<()>
         };
         contacted = true;
         let (kind, id, result) = match reply {
-            Reply::Map(task) => (Kind::Map, task.id, run_map(&task, app, &mut buffer, bug)),
+            Reply::Map(task) => (
+                Kind::Map,
+                task.id,
+                run_map(&task, app, &mut buffer, &mut parts, bug),
+            ),
             Reply::Reduce(task) => (Kind::Reduce, task.id, run_reduce(&task, app, bug)),
             Reply::Wait { ms } => {
                 sleep(Duration::from_millis(ms));
@@ -71,12 +78,16 @@ fn run_map(
     task: &MapTask,
     app: &dyn App,
     data: &mut Vec<u8>,
+    buckets: &mut Vec<Vec<u8>>,
     bug: Option<Bug>,
 ) -> anyhow::Result<()> {
     let split = &task.split;
     read_range_into(&split.path, split.start, split.end, data)?;
     let nreduce = task.outputs.len();
-    let mut buckets: Vec<Vec<u8>> = vec![Vec::new(); nreduce];
+    buckets.resize_with(nreduce, Vec::new);
+    for bucket in buckets.iter_mut() {
+        bucket.clear();
+    }
     app.map(&split.name, data, &mut |key, value| {
         kvfile::push(&mut buckets[partition(key, nreduce)], key, value);
     })?;
@@ -98,12 +109,46 @@ fn run_reduce(task: &ReduceTask, app: &dyn App, bug: Option<Bug>) -> anyhow::Res
             Err(e) => return Err(e).with_context(|| format!("read {}", path.display())),
         }
     }
-    // Grouping by hash and then sorting the distinct keys is the sort-and-group of
-    // the MapReduce paper, with the sort done on keys instead of on every pair:
-    // word count's reducers see each word once per map task.
+    // The output file is created at the first line (or at the end), so a partition
+    // whose input turns out malformed leaves no temp file behind.
+    let mut out: Option<OutputFile> = None;
+    let mut line = Vec::new();
+    let mut write = |key: &str, value: &str| -> anyhow::Result<()> {
+        line.clear();
+        line.extend_from_slice(key.as_bytes());
+        line.push(b' ');
+        line.extend_from_slice(value.as_bytes());
+        line.push(b'\n');
+        let file = match &mut out {
+            Some(file) => file,
+            None => out.insert(OutputFile::create(&task.output, Durability::Synced, bug)?),
+        };
+        file.write(&line)
+    };
+    let whole: Vec<(&Path, &str)> = texts
+        .iter()
+        .map(|(p, t)| (p.as_path(), t.as_str()))
+        .collect();
+    match app.reduce_texts(&whole, &mut write) {
+        Some(result) => result?,
+        None => {
+            let groups = group(&texts)?;
+            app.reduce_all(&groups, &mut write)?;
+        }
+    }
+    match out {
+        Some(file) => file.commit(),
+        None => OutputFile::create(&task.output, Durability::Synced, bug)?.commit(),
+    }
+}
+
+/// Every key of a partition with its values, keys in ascending order. Grouping by
+/// hash and then sorting the distinct keys is the sort-and-group of the MapReduce
+/// paper, with the sort done on keys instead of on every pair.
+fn group<'a>(texts: &'a [(&PathBuf, String)]) -> anyhow::Result<Vec<Group<'a>>> {
     let mut groups: Vec<Group> = Vec::new();
     let mut index: HashMap<Cow<str>, usize, BuildHasherDefault<Fnv>> = HashMap::default();
-    for (path, text) in &texts {
+    for (path, text) in texts {
         kvfile::for_each_pair(text, |key, value| match index.get(key.as_ref()) {
             Some(&i) => groups[i].values.push(value),
             None => {
@@ -118,17 +163,7 @@ fn run_reduce(task: &ReduceTask, app: &dyn App, bug: Option<Bug>) -> anyhow::Res
     }
     drop(index);
     groups.sort_unstable_by(|a, b| a.key.cmp(&b.key));
-    let mut out = OutputFile::create(&task.output, Durability::Synced, bug)?;
-    let mut line = Vec::new();
-    app.reduce_all(&groups, &mut |key, value| {
-        line.clear();
-        line.extend_from_slice(key.as_bytes());
-        line.push(b' ');
-        line.extend_from_slice(value.as_bytes());
-        line.push(b'\n');
-        out.write(&line)
-    })?;
-    out.commit()
+    Ok(groups)
 }
 
 /// FNV-1a for the reducer's grouping table: keys are short and come from our own

@@ -38,7 +38,7 @@ struct Args {
     /// Number of reduce tasks (and reduce.part files).
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
     nreduce: u16,
-    /// Target map split size in bytes [default: input size / (8 * nworkers), within
+    /// Target map split size in bytes [default: input size / (4 * nworkers), within
     /// 1 MiB..=64 MiB].
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     split_size: Option<u64>,
@@ -99,10 +99,12 @@ fn master(args: Args) -> anyhow::Result<()> {
             for entry in fs::read_dir(&args.input)? {
                 total += fs::metadata(entry?.path()).map(|m| m.len()).unwrap_or(0);
             }
-            // About eight tasks a worker: few enough that the reducers' input (every
-            // map task's distinct words) stays small, enough that the last task to
-            // finish leaves the other workers idle only briefly.
-            (total / (8 * nworkers as u64)).clamp(1 << 20, 64 << 20)
+            // About four tasks a worker: every map task emits its split's whole
+            // vocabulary, which the reducers read and add up again, and on 128 MiB
+            // of text eight tasks a worker made that cost a quarter more CPU than
+            // four (docs/mapreduce.md, Performance); four still leave the other
+            // workers idle only briefly while the last task finishes.
+            (total / (4 * nworkers as u64)).clamp(1 << 20, 64 << 20)
         }
     };
     let splits = directory_splits(&args.input, split_size)?;
