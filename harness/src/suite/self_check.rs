@@ -123,11 +123,52 @@ pub fn fails_for_progress(
     mode: TimeMode,
     what: &str,
 ) {
-    for test in tests {
-        let outcome = run_against(cx, suite, test, implementation, mode);
-        require_failed_for(cx, &outcome, property::PROGRESS, what);
+    let tests: Vec<&'static TestCase> = tests.into_iter().collect();
+    // In simulated time several at once: each run mostly waits for its stand-in
+    // nodes (interpreters that start, nodes that answer nothing) and its clock. On
+    // the wall clock one at a time, so the runs' timeouts are their own.
+    let parallel = if mode == TimeMode::Sim {
+        PARALLEL_RUNS
+    } else {
+        1
+    };
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let outcomes = std::sync::Mutex::new(Vec::new());
+    let shared: &Context = cx;
+    std::thread::scope(|scope| {
+        for _ in 0..parallel {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some(test) = tests.get(i) else {
+                    break;
+                };
+                let outcome = run_against(shared, suite, test, implementation, mode);
+                outcomes
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push((i, outcome));
+            });
+        }
+    });
+    let mut outcomes = outcomes.into_inner().unwrap_or_else(|e| e.into_inner());
+    outcomes.sort_by_key(|(i, _)| *i);
+    for (_, outcome) in &outcomes {
+        require_failed_for(cx, outcome, property::PROGRESS, what);
     }
 }
+
+/// Every conformance test of `suite` must fail the [`unhelpful_node`] fixture in
+/// `mode` (`refuse-all`, `never-answer`) for lack of progress, in simulated time.
+pub fn unhelpful_node_fails_every_test(cx: &mut Context, suite: &'static Suite, mode: &str) {
+    let Some(node) = unhelpful_node(cx, mode) else {
+        return;
+    };
+    let what = format!("nodes that do nothing ({mode})");
+    fails_for_progress(cx, suite, suite.tests, &node, TimeMode::Sim, &what);
+}
+
+/// Conformance tests [`fails_for_progress`] runs at once in simulated time.
+const PARALLEL_RUNS: usize = 4;
 
 /// Fails (naming the first line that differs) unless two runs of one seed recorded
 /// the same `what` (journal, history): simulated time is a function of the seed.

@@ -24,51 +24,15 @@ pub(super) const CHECKS: &[TestCase] = &[
     },
 ];
 
-/// Every conformance test must fail the fixture node in `mode`, for lack of progress.
-fn fails_every_test_for_progress(cx: &mut Context, mode: &str) {
-    let Some(node) = self_check::unhelpful_node(cx, mode) else {
-        return;
-    };
-    let what = format!("nodes that do nothing ({mode})");
-    // Several at a time: each run mostly waits for its nodes (interpreters that
-    // start, and stand-ins that answer nothing) and for its simulated clock.
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let outcomes = std::sync::Mutex::new(Vec::new());
-    let shared: &Context = cx;
-    std::thread::scope(|scope| {
-        for _ in 0..PARALLEL_RUNS {
-            scope.spawn(|| loop {
-                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let Some(test) = SUITE.tests.get(i) else {
-                    break;
-                };
-                let outcome = self_check::run_against(shared, &SUITE, test, &node, TimeMode::Sim);
-                outcomes
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .push((i, outcome));
-            });
-        }
-    });
-    let mut outcomes = outcomes.into_inner().unwrap_or_else(|e| e.into_inner());
-    outcomes.sort_by_key(|(i, _)| *i);
-    for (_, outcome) in &outcomes {
-        self_check::require_failed_for(cx, outcome, property::PROGRESS, &what);
-    }
-}
-
-/// Conformance tests run at once against the stand-in nodes.
-const PARALLEL_RUNS: usize = 4;
-
 /// Nodes that answer every request with 11 (temporarily unavailable), as if no
 /// leader were ever elected.
 fn refuse_all_fails_every_test(cx: &mut Context) {
-    fails_every_test_for_progress(cx, "refuse-all");
+    self_check::unhelpful_node_fails_every_test(cx, &SUITE, "refuse-all");
 }
 
 /// Nodes that answer `init` and nothing after it.
 fn never_answer_fails_every_test(cx: &mut Context) {
-    fails_every_test_for_progress(cx, "never-answer");
+    self_check::unhelpful_node_fails_every_test(cx, &SUITE, "never-answer");
 }
 
 /// Simulated time is a function of the seed: one seed, run twice, gives the same

@@ -52,23 +52,14 @@ fn run_against(cx: &Context, implementation: &Implementation, name: &str) -> Out
     self_check::run_against(cx, &SUITE, test, implementation, TimeMode::Sim)
 }
 
-/// Every conformance test must fail the fixture node in `mode`, for lack of progress.
-fn fails_every_test_for_progress(cx: &mut Context, mode: &str) {
-    let Some(node) = self_check::unhelpful_node(cx, mode) else {
-        return;
-    };
-    let what = format!("a node that does nothing ({mode})");
-    self_check::fails_for_progress(cx, &SUITE, SUITE.tests, &node, TimeMode::Sim, &what);
-}
-
 /// A node that answers every request with 11 (temporarily unavailable).
 fn refuse_all_fails_every_test(cx: &mut Context) {
-    fails_every_test_for_progress(cx, "refuse-all");
+    self_check::unhelpful_node_fails_every_test(cx, &SUITE, "refuse-all");
 }
 
 /// A node that answers `init` and nothing after it.
 fn never_answer_fails_every_test(cx: &mut Context) {
-    fails_every_test_for_progress(cx, "never-answer");
+    self_check::unhelpful_node_fails_every_test(cx, &SUITE, "never-answer");
 }
 
 /// Our server behind a proxy that answers 11 for its first 2 s: clients retry with

@@ -23,24 +23,15 @@ pub(super) const CHECKS: &[TestCase] = &[
     },
 ];
 
-/// Every conformance test must fail the fixture node in `mode`, for lack of progress.
-fn fails_every_test_for_progress(cx: &mut Context, mode: &str) {
-    let Some(node) = self_check::unhelpful_node(cx, mode) else {
-        return;
-    };
-    let what = format!("nodes that do nothing ({mode})");
-    self_check::fails_for_progress(cx, &SUITE, SUITE.tests, &node, TimeMode::Sim, &what);
-}
-
 /// Nodes that answer every request with 11 (temporarily unavailable): a controller
 /// that never elects a leader, groups that never serve.
 fn refuse_all_fails_every_test(cx: &mut Context) {
-    fails_every_test_for_progress(cx, "refuse-all");
+    self_check::unhelpful_node_fails_every_test(cx, &SUITE, "refuse-all");
 }
 
 /// Nodes that answer `init` and nothing after it.
 fn never_answer_fails_every_test(cx: &mut Context) {
-    fails_every_test_for_progress(cx, "never-answer");
+    self_check::unhelpful_node_fails_every_test(cx, &SUITE, "never-answer");
 }
 
 /// Simulated time is a function of the seed: one seed, run twice, gives the same
