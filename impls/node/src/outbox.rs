@@ -19,7 +19,8 @@ pub enum Effect {
 }
 
 /// Collects a step's effects. The runtime persists before it sends, so a message that
-/// depends on durable state never leaves before the state is on disk.
+/// depends on durable state never leaves before the state is on disk; only messages
+/// sent with [`Outbox::send_before_durable`] may leave earlier.
 #[derive(Debug)]
 pub struct Outbox {
     node_id: String,
