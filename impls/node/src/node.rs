@@ -37,4 +37,10 @@ pub trait Node {
     /// per file for all of them). A node that coalesces work across steps (one
     /// message per peer instead of one per request) does it here.
     fn on_batch_end(&mut self, _out: &mut Outbox) {}
+
+    /// Every write of the batch just applied is durable (and its messages sent).
+    /// Called after each batch that wrote anything or sent early
+    /// ([`Outbox::send_before_durable`]); what the node asks for here is applied
+    /// at once, before the next message is stepped.
+    fn on_durable(&mut self, _out: &mut Outbox) {}
 }

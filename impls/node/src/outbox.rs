@@ -19,12 +19,15 @@ pub enum Effect {
 }
 
 /// Collects a step's effects. The runtime persists before it sends, so a message that
-/// depends on durable state never leaves before the state is on disk.
+/// depends on durable state never leaves before the state is on disk; only messages
+/// sent with [`Outbox::send_before_durable`] may leave earlier.
 #[derive(Debug)]
 pub struct Outbox {
     node_id: String,
     next_msg_id: u64,
     effects: Vec<Effect>,
+    /// Messages that may leave before this batch's writes are durable.
+    early: Vec<Message>,
     wake_at: Option<u64>,
 }
 
@@ -34,6 +37,7 @@ impl Outbox {
             node_id: node_id.into(),
             next_msg_id: 1,
             effects: Vec::new(),
+            early: Vec::new(),
             wake_at: None,
         }
     }
@@ -51,6 +55,20 @@ impl Outbox {
             now: None,
             body,
         }));
+        id
+    }
+
+    /// Sends `body` to `dest` ahead of the batch's writes: it may leave before they
+    /// are durable, and the runtime calls [`crate::Node::on_durable`] once they
+    /// are. Only for a message that promises nothing about this node's disk (a Raft
+    /// leader's AppendEntries, which it counts toward a commit only once durable);
+    /// everything else waits for the writes.
+    pub fn send_before_durable(&mut self, dest: impl Into<String>, body: Body) -> u64 {
+        let id = self.send(dest, body);
+        match self.effects.pop() {
+            Some(Effect::Send(msg)) => self.early.push(msg),
+            other => unreachable!("send pushed {other:?}"),
+        }
         id
     }
 
@@ -97,9 +115,20 @@ impl Outbox {
         self.wake_at = None;
     }
 
-    /// Takes the effects collected so far.
+    /// Takes the effects collected so far (not the early messages: see
+    /// [`Outbox::drain_early`]).
     pub fn drain(&mut self) -> Vec<Effect> {
         std::mem::take(&mut self.effects)
+    }
+
+    /// Takes the messages sent with [`Outbox::send_before_durable`].
+    pub fn drain_early(&mut self) -> Vec<Message> {
+        std::mem::take(&mut self.early)
+    }
+
+    /// Nothing to write or send.
+    pub fn is_empty(&self) -> bool {
+        self.effects.is_empty() && self.early.is_empty()
     }
 }
 

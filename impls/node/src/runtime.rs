@@ -104,7 +104,7 @@ where
     };
     node.on_start(start_time, &mut out);
     node.on_batch_end(&mut out);
-    apply(&mut out, &mut storage, &mut writer)?;
+    settle(&mut node, &mut out, &mut storage, &mut writer, false)?;
 
     if init.lockstep {
         step_done(&ctx, &out, &mut writer)?;
@@ -112,7 +112,7 @@ where
         while let Some(line) = next_line(&mut reader, MAX_LINE_BYTES) {
             let Some(msg) = take_message(parse(&line?), &mut out) else {
                 node.on_batch_end(&mut out);
-                apply(&mut out, &mut storage, &mut writer)?;
+                settle(&mut node, &mut out, &mut storage, &mut writer, false)?;
                 step_done(&ctx, &out, &mut writer)?;
                 end_steps(&reader, &mut writer)?;
                 continue;
@@ -128,7 +128,7 @@ where
                 node.on_message(now, msg, &mut out);
             }
             node.on_batch_end(&mut out);
-            apply(&mut out, &mut storage, &mut writer)?;
+            settle(&mut node, &mut out, &mut storage, &mut writer, false)?;
             step_done(&ctx, &out, &mut writer)?;
             end_steps(&reader, &mut writer)?;
         }
@@ -179,7 +179,7 @@ where
             Err(mpsc::RecvTimeoutError::Disconnected) => return Ok(()),
         }
         node.on_batch_end(&mut out);
-        apply(&mut out, &mut storage, &mut writer)?;
+        settle(&mut node, &mut out, &mut storage, &mut writer, true)?;
         writer.flush()?;
     }
 }
@@ -281,9 +281,44 @@ fn take_message(input: Input, out: &mut Outbox) -> Option<Message> {
     }
 }
 
-/// Applies a batch's effects: every persist before any send. The sends are left in
-/// the writer's buffer: in lockstep they go out in one write with `step_done`.
-fn apply(out: &mut Outbox, storage: &mut Storage, writer: &mut impl Write) -> io::Result<()> {
+/// Applies a batch's effects, then tells the node when its writes are durable
+/// ([`Node::on_durable`]) and applies what that asks for, until a round writes
+/// nothing.
+fn settle<N: Node>(
+    node: &mut N,
+    out: &mut Outbox,
+    storage: &mut Storage,
+    writer: &mut impl Write,
+    real_time: bool,
+) -> io::Result<()> {
+    while apply(out, storage, writer, real_time)? {
+        node.on_durable(out);
+        if out.is_empty() {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// Applies a batch's effects: the early messages ([`Outbox::send_before_durable`])
+/// first, then every persist, then the other sends. In real time the early ones are
+/// flushed before the writes start, so their receivers work while this node
+/// fsyncs; the others are left in the writer's buffer (in lockstep everything goes
+/// out in one write with `step_done`). True if anything was written or sent early.
+fn apply(
+    out: &mut Outbox,
+    storage: &mut Storage,
+    writer: &mut impl Write,
+    real_time: bool,
+) -> io::Result<bool> {
+    let early = out.drain_early();
+    for msg in &early {
+        writer.write_all(msg.to_json().as_bytes())?;
+        writer.write_all(b"\n")?;
+    }
+    if real_time && !early.is_empty() {
+        writer.flush()?;
+    }
     let mut sends = Vec::new();
     let mut writes = Vec::new();
     for effect in out.drain() {
@@ -292,6 +327,7 @@ fn apply(out: &mut Outbox, storage: &mut Storage, writer: &mut impl Write) -> io
             write => writes.push(write),
         }
     }
+    let wrote = !writes.is_empty();
     for write in coalesce(writes) {
         match write {
             Effect::Persist { name, bytes } => storage.write(&name, bytes)?,
@@ -303,7 +339,7 @@ fn apply(out: &mut Outbox, storage: &mut Storage, writer: &mut impl Write) -> io
         writer.write_all(msg.to_json().as_bytes())?;
         writer.write_all(b"\n")?;
     }
-    Ok(())
+    Ok(wrote || !early.is_empty())
 }
 
 /// Joins writes in a row to the same file into one (appends into one append, a

@@ -173,6 +173,13 @@ pub struct Config {
     pub max_batch: usize,
     /// A known-bad variant, for proving the suite rejects it.
     pub bug: Option<Bug>,
+    /// The caller may send a leader's AppendEntries before the leader's own log
+    /// write of the same `ready` is durable, and fsync in parallel with the
+    /// followers (Raft thesis 10.2.1); it then calls [`Raft::log_durable`] once the
+    /// write is on disk, and the leader counts itself toward a commit only up to
+    /// there. Off, every `ready`'s writes count as durable when `ready` returns (the
+    /// caller makes them durable before anything else happens).
+    pub leader_sends_before_durable: bool,
 }
 
 impl Config {
@@ -187,6 +194,7 @@ impl Config {
             heartbeat: 100_000_000,
             max_batch: 128,
             bug: None,
+            leader_sends_before_durable: false,
         }
     }
 }
@@ -243,6 +251,9 @@ pub struct Raft {
     log_rewrite: bool,
     /// The last index the caller has been told to store.
     persisted_last: u64,
+    /// The last index the caller has stored durably, as far as the core knows: a
+    /// leader counts itself toward a commit only up to here.
+    durable_last: u64,
     ready: Ready,
 }
 
@@ -307,6 +318,7 @@ impl Raft {
             term_vote_dirty: false,
             log_rewrite: false,
             persisted_last,
+            durable_last: persisted_last,
             ready: Ready::default(),
             config,
         };
@@ -462,6 +474,9 @@ impl Raft {
             });
         }
         self.persisted_last = self.last_index();
+        if !self.config.leader_sends_before_durable {
+            self.advance_durable(self.persisted_last);
+        }
         if self.commit > self.applied {
             ready.applied = (self.applied + 1..=self.commit)
                 .map(|i| (i, self.log[(i - self.offset) as usize].clone()))
@@ -498,8 +513,8 @@ impl Raft {
             command,
         });
         let index = self.last_index();
-        self.match_index.insert(self.config.id.clone(), index);
-        self.maybe_commit();
+        // The leader's own copy counts toward a commit only once it is durable
+        // (`advance_durable`), not here.
         for peer in self.peers.clone() {
             // Only peers that are caught up get the new entry now; the others are
             // being repaired and get it with their next batch.
@@ -508,6 +523,14 @@ impl Raft {
             }
         }
         Ok((index, self.term))
+    }
+
+    /// The caller's log writes through entry `index` (as handed out by `ready`) are
+    /// durable. Only needed with [`Config::leader_sends_before_durable`]; a leader
+    /// may now count its own copy toward a commit, so a `ready` may follow with
+    /// entries to apply.
+    pub fn log_durable(&mut self, index: u64) {
+        self.advance_durable(index);
     }
 
     /// The service's state through entry `index` is `data`: compact the log up to
@@ -800,8 +823,10 @@ impl Raft {
         let next = self.last_index() + 1;
         self.next_index = self.peers.iter().map(|p| (p.clone(), next)).collect();
         self.match_index = self.peers.iter().map(|p| (p.clone(), 0)).collect();
-        self.match_index
-            .insert(self.config.id.clone(), self.last_index());
+        self.match_index.insert(
+            self.config.id.clone(),
+            self.durable_last.min(self.last_index()),
+        );
         self.ready.became_leader = Some(self.term);
         self.broadcast_append(now);
         // A single-node cluster commits on its own.
@@ -916,6 +941,7 @@ impl Raft {
                     );
                 }
                 self.log.truncate(pos);
+                self.durable_last = self.durable_last.min(index - 1);
                 if index <= self.persisted_last {
                     self.log_rewrite = true;
                 }
@@ -963,6 +989,7 @@ impl Raft {
                 self.compact(last_index, last_term);
             } else {
                 self.log.truncate(1);
+                self.durable_last = self.durable_last.min(self.offset);
                 self.log[0] = Entry {
                     term: last_term,
                     command: Value::Null,
@@ -1081,6 +1108,16 @@ impl Raft {
 
     /// Figure 8: an index commits when a majority stores it *and* it is of the
     /// current term; earlier entries commit with it, never by counting alone.
+    fn advance_durable(&mut self, index: u64) {
+        self.durable_last = self.durable_last.max(index.min(self.persisted_last));
+        if self.role == Role::Leader {
+            let own = self.durable_last.min(self.last_index());
+            let m = self.match_index.entry(self.config.id.clone()).or_insert(0);
+            *m = (*m).max(own);
+            self.maybe_commit();
+        }
+    }
+
     fn maybe_commit(&mut self) {
         let mut matched: Vec<u64> = self
             .config

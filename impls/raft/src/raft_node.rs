@@ -6,7 +6,7 @@ use specs::node_protocol::{Body, Message};
 use specs::raft_protocol::{self, Applied, SnapshotReport, TESTER};
 
 use crate::bug::Bug;
-use crate::core::{Config, Raft, Snapshot};
+use crate::core::{Config, LogWrite, Raft, Snapshot};
 use crate::disk::{self, LOG_FILE, META_FILE, SNAPSHOT_FILE};
 use crate::wire::{self, PeerMessage};
 
@@ -21,6 +21,8 @@ pub struct RaftNode {
     repair_log: bool,
     /// Most entries in one AppendEntries, as the core sends them.
     max_batch: usize,
+    /// The last log index handed to the runtime and not yet reported durable.
+    writing: Option<u64>,
 }
 
 impl RaftNode {
@@ -32,6 +34,7 @@ impl RaftNode {
         let (hard_state, snapshot) = loaded.restored.reconcile()?;
         let mut config = Config::new(ctx.node_id.clone(), ctx.node_ids.clone());
         config.bug = bug;
+        config.leader_sends_before_durable = true;
         let max_batch = config.max_batch;
         Ok(RaftNode {
             max_batch,
@@ -40,6 +43,7 @@ impl RaftNode {
             log_bytes: storage.get(LOG_FILE).map_or(0, <[u8]>::len),
             snapshot_bytes: storage.get(SNAPSHOT_FILE).map_or(0, <[u8]>::len),
             repair_log: loaded.log_torn,
+            writing: None,
         })
     }
 
@@ -64,7 +68,17 @@ impl RaftNode {
             self.meta_bytes = bytes.len();
             out.persist(META_FILE, bytes);
         }
+        // A leader's AppendEntries leave before its own log write is durable, so
+        // the followers write theirs meanwhile (Raft thesis 10.2.1): the core counts
+        // the leader's copy toward a commit only after `on_durable`. Not when the
+        // batch changes the term, the vote or the snapshot, or rewrites the log:
+        // then everything waits for the disk, as every other message does.
+        let early = self.raft.is_leader()
+            && ready.snapshot.is_none()
+            && ready.term_vote.is_none()
+            && !matches!(ready.log, Some(LogWrite::Rewrite { .. }));
         if let Some(write) = &ready.log {
+            self.writing = Some(self.raft.last_index());
             let start = self.raft.log_start();
             let start_term = self.raft.term_at(start).expect("the log's start");
             let (bytes, append) = disk::log_bytes(write, self.log_bytes > 0, start, start_term);
@@ -77,7 +91,11 @@ impl RaftNode {
             }
         }
         for (to, message) in &ready.messages {
-            out.send(to.clone(), message.to_body());
+            if early && matches!(message, PeerMessage::AppendEntries { .. }) {
+                out.send_before_durable(to.clone(), message.to_body());
+            } else {
+                out.send(to.clone(), message.to_body());
+            }
         }
         if let Some(term) = ready.became_leader {
             out.send(TESTER, raft_protocol::leader(term));
@@ -245,6 +263,14 @@ impl Node for RaftNode {
     fn on_batch_end(&mut self, out: &mut Outbox) {
         self.flush(out);
     }
+
+    fn on_durable(&mut self, out: &mut Outbox) {
+        if let Some(index) = self.writing.take() {
+            self.raft.log_durable(index);
+            // A leader's own copy may complete a quorum (always so alone).
+            self.flush(out);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -321,6 +347,7 @@ mod tests {
         node.on_message(10_000_000_001, from_n2(vote.to_body()), &mut out);
         node.on_batch_end(&mut out);
         out.drain();
+        out.drain_early();
         assert!(node.raft().is_leader());
 
         for k in 0..5u64 {
@@ -334,6 +361,8 @@ mod tests {
         }
         node.on_batch_end(&mut out);
         let effects = out.drain();
+        // The AppendEntries leave ahead of the leader's own fsync.
+        let early = out.drain_early();
         let appends: Vec<&Vec<u8>> = effects
             .iter()
             .filter_map(|e| match e {
@@ -348,14 +377,16 @@ mod tests {
             "header and 5 entries"
         );
         for peer in ["n2", "n3"] {
-            let to_peer: Vec<PeerMessage> = effects
+            assert!(
+                !effects
+                    .iter()
+                    .any(|e| matches!(e, Effect::Send(m) if m.dest == peer)),
+                "{effects:?}"
+            );
+            let to_peer: Vec<PeerMessage> = early
                 .iter()
-                .filter_map(|e| match e {
-                    Effect::Send(m) if m.dest == peer => {
-                        Some(PeerMessage::from_body(&m.body).unwrap())
-                    }
-                    _ => None,
-                })
+                .filter(|m| m.dest == peer)
+                .map(|m| PeerMessage::from_body(&m.body).unwrap())
                 .collect();
             match to_peer.as_slice() {
                 [PeerMessage::AppendEntries {

@@ -548,6 +548,91 @@ fn next_index_backs_up_a_term_at_a_time() {
     assert!(sim.rejections <= 4, "{} rejections", sim.rejections);
 }
 
+/// With `leader_sends_before_durable`, a leader's AppendEntries leave before its own
+/// log write is durable: one follower's acknowledgement must not make a quorum of
+/// three with the leader's undurable copy. Only `log_durable` lets the leader count
+/// itself.
+#[test]
+fn a_leader_counts_its_own_entry_toward_commit_only_once_durable() {
+    let names: Vec<String> = ["n1", "n2", "n3"].map(String::from).to_vec();
+    let elected = |parallel: bool| {
+        let mut config = Config::new("n1", names.clone());
+        config.leader_sends_before_durable = parallel;
+        let mut n1 = Raft::fresh(config, 1, 0);
+        n1.tick(n1.next_deadline());
+        n1.ready();
+        // The vote for itself is on disk before its RequestVotes leave.
+        n1.log_durable(n1.last_index());
+        n1.step(
+            n1.next_deadline(),
+            "n2",
+            PeerMessage::RequestVoteReply {
+                term: n1.term(),
+                granted: true,
+            },
+        );
+        assert!(n1.is_leader());
+        n1.ready();
+        n1
+    };
+    let ack = |n1: &mut Raft, index: u64| {
+        let term = n1.term();
+        n1.step(
+            n1.next_deadline(),
+            "n2",
+            PeerMessage::AppendEntriesReply {
+                term,
+                success: true,
+                match_index: index,
+                rejected: 0,
+                conflict_index: 0,
+                conflict_term: None,
+            },
+        );
+    };
+
+    let mut n1 = elected(true);
+    let (index, _) = n1.propose(json!("x")).unwrap();
+    let ready = n1.ready();
+    assert!(ready.log.is_some(), "{ready:?}");
+    let sent_to: Vec<&str> = ready
+        .messages
+        .iter()
+        .filter(
+            |(_, m)| matches!(m, PeerMessage::AppendEntries { entries, .. } if entries.len() == 1),
+        )
+        .map(|(to, _)| to.as_str())
+        .collect();
+    assert_eq!(sent_to, ["n2", "n3"]);
+    ack(&mut n1, index);
+    assert_eq!(
+        n1.commit_index(),
+        0,
+        "n2 and an undurable leader are no quorum"
+    );
+    assert!(n1.ready().applied.is_empty());
+    n1.log_durable(index);
+    assert_eq!(n1.commit_index(), index);
+    assert_eq!(
+        n1.ready().applied,
+        [(
+            index,
+            Entry {
+                term: n1.term(),
+                command: json!("x")
+            }
+        )]
+    );
+
+    // Without the option, `ready` hands out writes the caller makes durable before
+    // anything else: the leader counts itself at once.
+    let mut n1 = elected(false);
+    let (index, _) = n1.propose(json!("x")).unwrap();
+    n1.ready();
+    ack(&mut n1, index);
+    assert_eq!(n1.commit_index(), index);
+}
+
 #[test]
 fn a_restarted_node_keeps_its_vote_and_log() {
     let mut sim = Sim::new(3, 11);
