@@ -101,6 +101,11 @@ const TESTS: &[TestCase] = &[
         run: |cx| tests::with_server(cx, tests::memory_append_answers_not_copied),
     },
     TestCase {
+        name: "memory::replaced_values_freed",
+        after: None,
+        run: |cx| tests::with_server(cx, tests::memory_replaced_values_freed),
+    },
+    TestCase {
         name: "memory::many_clients_cost_bytes",
         after: Some("6.5840 kvsrv TestMemPutManyClients"),
         run: |cx| tests::with_server(cx, tests::memory_many_clients_cost_bytes),

@@ -298,6 +298,63 @@ pub(super) fn memory_append_answers_not_copied(t: &mut Test) {
 }
 
 /// Duplicate detection costs a few hundred bytes per client at most.
+/// An append's remembered answer points into the value it was appended to; when a put
+/// replaces that value, the old one is kept aside until the client moves on. A server
+/// that never lets go of those old values (a reference count that is never dropped)
+/// grows by one replaced value per round, which this test measures.
+pub(super) fn memory_replaced_values_freed(t: &mut Test) {
+    const KIB: usize = 1 << 10;
+    const MIB: u64 = 1 << 20;
+    let rounds = 60;
+    let script = |client: usize, rounds: usize| {
+        let big = format!("{client}").repeat(64 * KIB);
+        (0..rounds)
+            .flat_map(|r| {
+                [
+                    FetchAppendInput::Append {
+                        key: "k".into(),
+                        value: format!("{client}.{r};"),
+                    },
+                    FetchAppendInput::Put {
+                        key: "k".into(),
+                        value: big.clone(),
+                    },
+                ]
+            })
+            .collect::<Vec<_>>()
+    };
+    let warmed = t.run(2, scripted(vec![script(0, 4), script(1, 4)]));
+    if !t.all_ok(&warmed, "the warm-up") {
+        return;
+    }
+    let Some(before) = t.rss() else { return };
+    // Two clients, so a put of one often replaces a value the other's last answer
+    // still points into, and that answer is released only later.
+    let measured = t.run(2, scripted(vec![script(0, rounds), script(1, rounds)]));
+    if !t.all_ok(&measured, "the measured rounds") {
+        return;
+    }
+    let Some(after) = t.rss() else { return };
+    let grew = after.saturating_sub(before);
+    t.cx.note(format!(
+        "server RSS grew by {:.2} MiB over {} puts of 64 KiB values",
+        grew as f64 / MIB as f64,
+        2 * rounds
+    ));
+    if grew > 2 * MIB {
+        t.cx.fail(
+            BOUNDED_MEMORY,
+            format!(
+                "the server's memory grew by {:.1} MiB over {} puts of 64 KiB values to one \
+                 key (at most 2 MiB allowed, about two values are live at once): values \
+                 replaced while an append's answer pointed into them are never freed",
+                grew as f64 / MIB as f64,
+                2 * rounds
+            ),
+        );
+    }
+}
+
 pub(super) fn memory_many_clients_cost_bytes(t: &mut Test) {
     let one_put = |n: usize| {
         (0..n)
