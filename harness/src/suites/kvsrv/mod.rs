@@ -20,6 +20,9 @@ pub const BIN: &str = "kvsrv";
 
 /// An acknowledged append is present exactly once, a failed one not at all.
 pub const EXACTLY_ONCE: &str = "exactly-once";
+/// A request sent again (same client and seq) after its answer was lost is answered
+/// again, so a server that is up answers every operation in the end.
+pub const RETRIES_ANSWERED: &str = "retries-answered";
 /// Remembered answers and per-client state stay within their memory bounds.
 pub const BOUNDED_MEMORY: &str = "bounded-memory";
 

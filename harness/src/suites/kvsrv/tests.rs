@@ -8,7 +8,7 @@ use rand::Rng;
 use specs::kv_fetch_append::FetchAppendInput;
 
 use super::run::{self, Test};
-use super::{BOUNDED_MEMORY, EXACTLY_ONCE};
+use super::{BOUNDED_MEMORY, EXACTLY_ONCE, RETRIES_ANSWERED};
 use crate::client::Workload;
 use crate::history::Completion;
 use crate::nemesis::{Fault, Schedule};
@@ -100,6 +100,24 @@ pub(super) fn unreliable_lossy_duplicating(t: &mut Test) {
         t.cx.fail(
             property::HARNESS,
             "no operation needed a retry: the network was not unreliable",
+        );
+    }
+    // The server is up and every link delivers most messages, and clients resend
+    // for seconds: an operation left without an answer was resent and ignored.
+    let unanswered = done
+        .iter()
+        .filter(|d| matches!(d.completion, Completion::Info))
+        .count();
+    if unanswered > 0 {
+        t.cx.fail(
+            RETRIES_ANSWERED,
+            format!(
+                "{unanswered} of {} operations never got an answer although the server was up \
+                 and the network only lost and duplicated some messages: a request sent again \
+                 after its answer was lost (same client and seq) must be answered again, \
+                 with the first answer",
+                done.len()
+            ),
         );
     }
 }
