@@ -3,7 +3,7 @@
 //! node's data dir.
 
 use node::{Context, ErrorCode, Node, Outbox, Storage};
-use raft::disk::{self, LOG_FILE, META_FILE, SNAPSHOT_FILE};
+use raft::disk::{self, Files};
 use raft::{Config, PeerMessage, Raft, Ready};
 use specs::kv_fetch_append::FetchAppendInput;
 use specs::kvsrv_protocol::parse_request;
@@ -37,10 +37,8 @@ pub struct KvRaftNode {
     applied: u64,
     waiting: Waiting<Message>,
     settings: Settings,
-    /// Bytes of the durable files as last written (a log of 0 bytes is not on disk).
-    meta_bytes: usize,
-    log_bytes: usize,
-    snapshot_bytes: usize,
+    /// The durable Raft files, with their sizes.
+    files: Files,
     /// The log file ended in a torn line: rewritten whole at start.
     repair_log: bool,
 }
@@ -64,9 +62,7 @@ impl KvRaftNode {
             applied,
             waiting: Waiting::default(),
             settings,
-            meta_bytes: storage.get(META_FILE).map_or(0, <[u8]>::len),
-            log_bytes: storage.get(LOG_FILE).map_or(0, <[u8]>::len),
-            snapshot_bytes: storage.get(SNAPSHOT_FILE).map_or(0, <[u8]>::len),
+            files: Files::measure(storage),
             repair_log: loaded.log_torn,
         })
     }
@@ -81,11 +77,11 @@ impl KvRaftNode {
 
     /// Bytes of term, vote and log on disk: what `maxraftstate` bounds.
     pub fn raft_state_bytes(&self) -> usize {
-        self.meta_bytes + self.log_bytes
+        self.files.raft_state()
     }
 
     pub fn snapshot_bytes(&self) -> usize {
-        self.snapshot_bytes
+        self.files.snapshot()
     }
 
     /// Requests waiting for their entries.
@@ -102,7 +98,7 @@ impl KvRaftNode {
             if ready == Ready::default() {
                 break;
             }
-            self.persist(&ready, out);
+            self.files.write(&ready, &self.raft, out);
             for (to, message) in &ready.messages {
                 out.send(to.clone(), message.to_body());
             }
@@ -172,31 +168,6 @@ impl KvRaftNode {
         out.wake_at(self.waiting.next_deadline().map_or(wake, |w| w.min(wake)));
     }
 
-    fn persist(&mut self, ready: &Ready, out: &mut Outbox) {
-        if let Some(snapshot) = &ready.snapshot {
-            let bytes = serde_json::to_vec(snapshot).expect("snapshots serialise");
-            self.snapshot_bytes = bytes.len();
-            out.persist(SNAPSHOT_FILE, bytes);
-        }
-        if let Some(term_vote) = &ready.term_vote {
-            let bytes = serde_json::to_vec(term_vote).expect("serialises");
-            self.meta_bytes = bytes.len();
-            out.persist(META_FILE, bytes);
-        }
-        if let Some(write) = &ready.log {
-            let start = self.raft.log_start();
-            let start_term = self.raft.term_at(start).expect("the log's start");
-            let (bytes, append) = disk::log_bytes(write, self.log_bytes > 0, start, start_term);
-            if append {
-                self.log_bytes += bytes.len();
-                out.append(LOG_FILE, bytes);
-            } else {
-                self.log_bytes = bytes.len();
-                out.persist(LOG_FILE, bytes);
-            }
-        }
-    }
-
     fn on_request(&mut self, now: u64, message: Message, out: &mut Outbox) {
         if message.body.in_reply_to.is_some() {
             // We send no requests answered this way; answering a stray reply is how
@@ -211,7 +182,7 @@ impl KvRaftNode {
         if message.body.kind == "persisted_size" {
             let body = Body::new("persisted_size_ok")
                 .with("raft_state", self.raft_state_bytes())
-                .with("snapshot", self.snapshot_bytes);
+                .with("snapshot", self.snapshot_bytes());
             out.reply(&message, body);
             return;
         }
@@ -253,11 +224,7 @@ impl KvRaftNode {
 impl Node for KvRaftNode {
     fn on_start(&mut self, now: u64, out: &mut Outbox) {
         if std::mem::take(&mut self.repair_log) {
-            let start = self.raft.log_start();
-            let start_term = self.raft.term_at(start).expect("the log's start");
-            let bytes = disk::log_file(start, start_term, self.raft.entries());
-            self.log_bytes = bytes.len();
-            out.persist(LOG_FILE, bytes);
+            self.files.rewrite_log(&self.raft, out);
         }
         self.raft.restart_timers(now);
         self.flush(now, out);

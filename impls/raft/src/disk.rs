@@ -14,14 +14,91 @@
 //! acknowledged (the step did not finish), so it is dropped. Anything else that does
 //! not parse is corruption and stops the node.
 
-use node::Storage;
+use node::{Outbox, Storage};
 use serde::{Deserialize, Serialize};
 
-use crate::core::{Entry, HardState, LogWrite, Restored, Snapshot, TermVote};
+use crate::core::{Entry, HardState, LogWrite, Raft, Ready, Restored, Snapshot, TermVote};
 
 pub const META_FILE: &str = "raft_meta";
 pub const LOG_FILE: &str = "raft_log";
 pub const SNAPSHOT_FILE: &str = "snapshot";
+
+/// The files a node writes, with their sizes as last written: what `persisted_size`
+/// reports and what a service compares with its `maxraftstate`.
+#[derive(Debug, Default)]
+pub struct Files {
+    meta: usize,
+    log: usize,
+    snapshot: usize,
+}
+
+impl Files {
+    /// The files as a previous run left them in `storage`.
+    pub fn measure(storage: &Storage) -> Files {
+        let size = |name| storage.get(name).map_or(0, <[u8]>::len);
+        Files {
+            meta: size(META_FILE),
+            log: size(LOG_FILE),
+            snapshot: size(SNAPSHOT_FILE),
+        }
+    }
+
+    /// Bytes of Raft state: term, vote and log.
+    pub fn raft_state(&self) -> usize {
+        self.meta + self.log
+    }
+
+    pub fn snapshot(&self) -> usize {
+        self.snapshot
+    }
+
+    /// Everything `ready` asks to persist, snapshot first, in the order a restart
+    /// relies on.
+    pub fn write(&mut self, ready: &Ready, raft: &Raft, out: &mut Outbox) {
+        self.write_snapshot_and_vote(ready, out);
+        self.write_log(ready, raft, out);
+    }
+
+    /// `ready`'s snapshot and term/vote, each replacing its file.
+    pub fn write_snapshot_and_vote(&mut self, ready: &Ready, out: &mut Outbox) {
+        if let Some(snapshot) = &ready.snapshot {
+            let bytes = serde_json::to_vec(snapshot).expect("snapshots serialise");
+            self.snapshot = bytes.len();
+            out.persist(SNAPSHOT_FILE, bytes);
+        }
+        if let Some(term_vote) = &ready.term_vote {
+            let bytes = serde_json::to_vec(term_vote).expect("serialises");
+            self.meta = bytes.len();
+            out.persist(META_FILE, bytes);
+        }
+    }
+
+    /// `ready`'s change to the log: appended, or the file replaced (see [`log_bytes`]).
+    pub fn write_log(&mut self, ready: &Ready, raft: &Raft, out: &mut Outbox) {
+        let Some(write) = &ready.log else {
+            return;
+        };
+        let start = raft.log_start();
+        let start_term = raft.term_at(start).expect("the log's start");
+        let (bytes, append) = log_bytes(write, self.log > 0, start, start_term);
+        if append {
+            self.log += bytes.len();
+            out.append(LOG_FILE, bytes);
+        } else {
+            self.log = bytes.len();
+            out.persist(LOG_FILE, bytes);
+        }
+    }
+
+    /// Replaces the log file with `raft`'s log (a torn tail was found on start).
+    pub fn rewrite_log(&mut self, raft: &Raft, out: &mut Outbox) {
+        let start = raft.log_start();
+        let start_term = raft.term_at(start).expect("the log's start");
+        let bytes = log_file(start, start_term, raft.entries());
+        self.log = bytes.len();
+        out.persist(LOG_FILE, bytes);
+    }
+}
 
 #[derive(Debug, Serialize, Deserialize)]
 struct LogHeader {

@@ -7,16 +7,13 @@ use specs::raft_protocol::{self, Applied, SnapshotReport, TESTER};
 
 use crate::bug::Bug;
 use crate::core::{Config, LogWrite, Raft, Snapshot};
-use crate::disk::{self, LOG_FILE, META_FILE, SNAPSHOT_FILE};
+use crate::disk::{self, Files};
 use crate::wire::{self, PeerMessage};
 
 pub struct RaftNode {
     raft: Raft,
-    /// Bytes of the durable files as last written, for `persisted_size`; a log of 0
-    /// bytes is not on disk yet.
-    meta_bytes: usize,
-    log_bytes: usize,
-    snapshot_bytes: usize,
+    /// The durable files, with their sizes for `persisted_size`.
+    files: Files,
     /// The log file ended in a torn line: rewritten whole at start.
     repair_log: bool,
     /// Most entries in one AppendEntries, as the core sends them.
@@ -39,9 +36,7 @@ impl RaftNode {
         Ok(RaftNode {
             max_batch,
             raft: Raft::new(config, hard_state, snapshot, ctx.seed, 0),
-            meta_bytes: storage.get(META_FILE).map_or(0, <[u8]>::len),
-            log_bytes: storage.get(LOG_FILE).map_or(0, <[u8]>::len),
-            snapshot_bytes: storage.get(SNAPSHOT_FILE).map_or(0, <[u8]>::len),
+            files: Files::measure(storage),
             repair_log: loaded.log_torn,
             writing: None,
         })
@@ -58,16 +53,7 @@ impl RaftNode {
     fn flush(&mut self, out: &mut Outbox) {
         let mut ready = self.raft.ready();
         ready.messages = join_appends(std::mem::take(&mut ready.messages), self.max_batch);
-        if let Some(snapshot) = &ready.snapshot {
-            let bytes = serde_json::to_vec(snapshot).expect("snapshots serialise");
-            self.snapshot_bytes = bytes.len();
-            out.persist(SNAPSHOT_FILE, bytes);
-        }
-        if let Some(term_vote) = &ready.term_vote {
-            let bytes = serde_json::to_vec(term_vote).expect("serialises");
-            self.meta_bytes = bytes.len();
-            out.persist(META_FILE, bytes);
-        }
+        self.files.write_snapshot_and_vote(&ready, out);
         // A leader's AppendEntries leave before its own log write is durable, so
         // the followers write theirs meanwhile (Raft thesis 10.2.1): the core counts
         // the leader's copy toward a commit only after `on_durable`. Not when the
@@ -77,19 +63,10 @@ impl RaftNode {
             && ready.snapshot.is_none()
             && ready.term_vote.is_none()
             && !matches!(ready.log, Some(LogWrite::Rewrite { .. }));
-        if let Some(write) = &ready.log {
+        if ready.log.is_some() {
             self.writing = Some(self.raft.last_index());
-            let start = self.raft.log_start();
-            let start_term = self.raft.term_at(start).expect("the log's start");
-            let (bytes, append) = disk::log_bytes(write, self.log_bytes > 0, start, start_term);
-            if append {
-                self.log_bytes += bytes.len();
-                out.append(LOG_FILE, bytes);
-            } else {
-                self.log_bytes = bytes.len();
-                out.persist(LOG_FILE, bytes);
-            }
         }
+        self.files.write_log(&ready, &self.raft, out);
         for (to, message) in &ready.messages {
             if early && matches!(message, PeerMessage::AppendEntries { .. }) {
                 out.send_before_durable(to.clone(), message.to_body());
@@ -157,8 +134,8 @@ impl RaftNode {
                 Err(e) => Body::error(ErrorCode::MalformedRequest, e),
             },
             "persisted_size" => Body::new("persisted_size_ok")
-                .with("raft_state", self.meta_bytes + self.log_bytes)
-                .with("snapshot", self.snapshot_bytes),
+                .with("raft_state", self.files.raft_state())
+                .with("snapshot", self.files.snapshot()),
             other => Body::error(
                 ErrorCode::NotSupported,
                 format!("a Raft node does not handle {other:?} messages"),
@@ -232,11 +209,7 @@ fn report(snapshot: Snapshot) -> Body {
 impl Node for RaftNode {
     fn on_start(&mut self, now: u64, out: &mut Outbox) {
         if std::mem::take(&mut self.repair_log) {
-            let start = self.raft.log_start();
-            let start_term = self.raft.term_at(start).expect("the log's start");
-            let bytes = disk::log_file(start, start_term, self.raft.entries());
-            self.log_bytes = bytes.len();
-            out.persist(LOG_FILE, bytes);
+            self.files.rewrite_log(&self.raft, out);
         }
         // The service restarts from the snapshot; say so before applying anything.
         if let Some(snapshot) = self.raft.current_snapshot() {
@@ -277,6 +250,7 @@ impl Node for RaftNode {
 mod tests {
     use super::*;
     use crate::core::Entry;
+    use crate::disk::{LOG_FILE, META_FILE};
     use node::Effect;
     use serde_json::json;
 

@@ -4,7 +4,7 @@
 //! the replica groups are both this, with different machines.
 
 use node::{Context, Outbox, Storage};
-use raft::disk::{self, LOG_FILE, META_FILE, SNAPSHOT_FILE};
+use raft::disk::{self, Files};
 use raft::{Config, PeerMessage, Raft, Ready};
 use serde_json::Value;
 use specs::node_protocol::{Body, ErrorCode, Message};
@@ -27,9 +27,8 @@ pub struct Replica<M: Machine> {
     applied: u64,
     waiting: Waiting<Message>,
     max_raft_state: Option<usize>,
-    meta_bytes: usize,
-    log_bytes: usize,
-    snapshot_bytes: usize,
+    /// The durable Raft files, with their sizes.
+    files: Files,
     repair_log: bool,
 }
 
@@ -56,9 +55,7 @@ impl<M: Machine> Replica<M> {
             applied,
             waiting: Waiting::default(),
             max_raft_state,
-            meta_bytes: storage.get(META_FILE).map_or(0, <[u8]>::len),
-            log_bytes: storage.get(LOG_FILE).map_or(0, <[u8]>::len),
-            snapshot_bytes: storage.get(SNAPSHOT_FILE).map_or(0, <[u8]>::len),
+            files: Files::measure(storage),
             repair_log: loaded.log_torn,
         })
     }
@@ -72,18 +69,18 @@ impl<M: Machine> Replica<M> {
     }
 
     pub fn raft_state_bytes(&self) -> usize {
-        self.meta_bytes + self.log_bytes
+        self.files.raft_state()
     }
 
     pub fn snapshot_bytes(&self) -> usize {
-        self.snapshot_bytes
+        self.files.snapshot()
     }
 
     /// `persisted_size_ok`: what the deletion challenge measures.
     pub fn persisted_size(&self) -> Body {
         Body::new("persisted_size_ok")
             .with("raft_state", self.raft_state_bytes())
-            .with("snapshot", self.snapshot_bytes)
+            .with("snapshot", self.snapshot_bytes())
     }
 
     /// The answer to a client of a node that does not lead.
@@ -129,11 +126,7 @@ impl<M: Machine> Replica<M> {
 
     pub fn on_start(&mut self, now: u64, out: &mut Outbox) {
         if std::mem::take(&mut self.repair_log) {
-            let start = self.raft.log_start();
-            let start_term = self.raft.term_at(start).expect("the log's start");
-            let bytes = disk::log_file(start, start_term, self.raft.entries());
-            self.log_bytes = bytes.len();
-            out.persist(LOG_FILE, bytes);
+            self.files.rewrite_log(&self.raft, out);
         }
         self.raft.restart_timers(now);
     }
@@ -151,7 +144,7 @@ impl<M: Machine> Replica<M> {
             if ready == Ready::default() {
                 break;
             }
-            self.persist(&ready, out);
+            self.files.write(&ready, &self.raft, out);
             for (to, message) in &ready.messages {
                 out.send(to.clone(), message.to_body());
             }
@@ -211,30 +204,5 @@ impl<M: Machine> Replica<M> {
             wake = wake.min(w);
         }
         out.wake_at(wake);
-    }
-
-    fn persist(&mut self, ready: &Ready, out: &mut Outbox) {
-        if let Some(snapshot) = &ready.snapshot {
-            let bytes = serde_json::to_vec(snapshot).expect("snapshots serialise");
-            self.snapshot_bytes = bytes.len();
-            out.persist(SNAPSHOT_FILE, bytes);
-        }
-        if let Some(term_vote) = &ready.term_vote {
-            let bytes = serde_json::to_vec(term_vote).expect("serialises");
-            self.meta_bytes = bytes.len();
-            out.persist(META_FILE, bytes);
-        }
-        if let Some(write) = &ready.log {
-            let start = self.raft.log_start();
-            let start_term = self.raft.term_at(start).expect("the log's start");
-            let (bytes, append) = disk::log_bytes(write, self.log_bytes > 0, start, start_term);
-            if append {
-                self.log_bytes += bytes.len();
-                out.append(LOG_FILE, bytes);
-            } else {
-                self.log_bytes = bytes.len();
-                out.persist(LOG_FILE, bytes);
-            }
-        }
     }
 }
