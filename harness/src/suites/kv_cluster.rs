@@ -73,6 +73,29 @@ pub(crate) struct Finished {
     pub history: String,
 }
 
+impl Finished {
+    /// The self-check that simulated time is a function of the seed: `run` twice with
+    /// `cx`'s seed must record the same journal (every message, fate and delivery,
+    /// at least `min_lines` of them) and the same history.
+    pub fn require_replay(
+        cx: &mut Context,
+        min_lines: usize,
+        run: impl Fn(&mut Context) -> Finished,
+    ) {
+        cx.mode = crate::cluster::TimeMode::Sim;
+        let a = run(cx);
+        let b = run(cx);
+        assert!(cx.passing(), "the runs failed");
+        assert!(
+            a.journal.lines().count() > min_lines,
+            "the journal recorded the run"
+        );
+        let same = crate::suite::self_check::require_same_record;
+        same(cx.seed, "journal", &a.journal, &b.journal);
+        same(cx.seed, "history", &a.history, &b.history);
+    }
+}
+
 /// A test's nodes and clients.
 pub(crate) struct KvCluster<'a> {
     pub cx: &'a mut Context,

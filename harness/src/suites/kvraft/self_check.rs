@@ -3,8 +3,8 @@
 
 use super::run;
 use super::{tests, SUITE};
-use crate::cluster::TimeMode;
 use crate::suite::{fail, property, self_check, Context, TestCase};
+use crate::suites::kv_cluster::Finished;
 
 pub(super) const CHECKS: &[TestCase] = &[
     TestCase {
@@ -45,14 +45,5 @@ fn same_seed_same_journal(cx: &mut Context) {
         tests::unreliable_mixed(&mut t);
         t.finish()
     };
-    cx.mode = TimeMode::Sim;
-    let a = run(cx);
-    let b = run(cx);
-    assert!(cx.passing(), "the runs failed");
-    assert!(
-        a.journal.lines().count() > 100,
-        "the journal recorded the run"
-    );
-    self_check::require_same_record(cx.seed, "journal", &a.journal, &b.journal);
-    self_check::require_same_record(cx.seed, "history", &a.history, &b.history);
+    Finished::require_replay(cx, 100, run);
 }

@@ -12,6 +12,7 @@ use crate::implementation::Implementation;
 use crate::suite::context::Target;
 use crate::suite::runner::{self, RunOptions};
 use crate::suite::{fail, property, self_check, Context, Outcome, TestCase};
+use crate::suites::kv_cluster::Finished;
 
 pub(super) const CHECKS: &[TestCase] = &[
     TestCase {
@@ -109,16 +110,7 @@ fn same_seed_same_journal(cx: &mut Context) {
         tests::unreliable_lossy_duplicating(&mut t);
         t.finish()
     };
-    cx.mode = TimeMode::Sim;
-    let a = run(cx);
-    let b = run(cx);
-    assert!(cx.passing(), "the runs failed");
-    assert!(
-        a.journal.lines().count() > 100,
-        "the journal recorded the run"
-    );
-    self_check::require_same_record(cx.seed, "journal", &a.journal, &b.journal);
-    self_check::require_same_record(cx.seed, "history", &a.history, &b.history);
+    Finished::require_replay(cx, 100, run);
 }
 
 /// A run on the wall clock takes at least as long, in wall time, as its own clock

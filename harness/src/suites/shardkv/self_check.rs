@@ -2,8 +2,8 @@
 //! seed replays.
 
 use super::{kv_tests, run, SUITE};
-use crate::cluster::TimeMode;
 use crate::suite::{fail, property, self_check, Context, TestCase};
+use crate::suites::kv_cluster::Finished;
 
 pub(super) const CHECKS: &[TestCase] = &[
     TestCase {
@@ -45,14 +45,5 @@ fn same_seed_same_journal(cx: &mut Context) {
         let _ = kv_tests::unreliable1(&mut t);
         t.kv.finish()
     };
-    cx.mode = TimeMode::Sim;
-    let a = run(cx);
-    let b = run(cx);
-    assert!(cx.passing(), "the runs failed");
-    assert!(
-        a.journal.lines().count() > 1000,
-        "the journal recorded the run"
-    );
-    self_check::require_same_record(cx.seed, "journal", &a.journal, &b.journal);
-    self_check::require_same_record(cx.seed, "history", &a.history, &b.history);
+    Finished::require_replay(cx, 1000, run);
 }
