@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Mutation score of one system's suite against our own implementation of it.
 #
-#   scripts/mutants.sh SYSTEM [--budget MINUTES] [--sample K/N] [--jobs J] [-- CARGO-MUTANTS-ARGS]
+#   scripts/mutants.sh SYSTEM [--budget MINUTES] [--sample K/N] [--jobs J | --in-place] [-- CARGO-MUTANTS-ARGS]
 #   scripts/mutants.sh --table          # the table row of every system already run
 #
 # Every mutant cargo-mutants makes in the system's logic (an operator flipped, a
@@ -15,7 +15,10 @@
 # --budget stops the run after MINUTES (the mutants tested so far are scored and the
 # row says how many of all were examined); --sample K/N tests every N-th mutant
 # (cargo-mutants' round-robin shard K of N), a uniform sample for systems whose full
-# run takes hours. Results go to target/mutants/SYSTEM/: cargo-mutants' own output
+# run takes hours. --in-place mutates this tree itself instead of a scratch copy, so
+# the warm target/ is reused and no first build of the harness is needed: use it in a
+# worktree of its own (`git worktree add`), never in one being edited; cargo-mutants
+# restores each file after its mutant. Results go to target/mutants/SYSTEM/: cargo-mutants' own output
 # (mutants.out/: caught.txt, missed.txt, timeout.txt, unviable.txt, logs) and row.md.
 set -euo pipefail
 
@@ -39,8 +42,9 @@ system_config() {
         mapreduce) package=mapreduce files=(impls/mapreduce/src/core.rs) suite=mapreduce timeout=600 ;;
         webserver) package=webserver files=(impls/webserver/src/buffer.rs impls/webserver/src/master.rs) suite=webserver timeout=600 ;;
         kvraft) package=kvraft files=(impls/kvraft/src/core.rs) suite=kvraft timeout=600 ;;
+        shardkv) package=shardkv files=(impls/shardkv/src/ctrl.rs impls/shardkv/src/group.rs impls/shardkv/src/replica.rs) suite=shardkv timeout=600 ;;
         *)
-            echo "mutants.sh: unknown system '$1' (kvsrv, raft, dfs, mapreduce, webserver, kvraft)" >&2
+            echo "mutants.sh: unknown system '$1' (kvsrv, raft, dfs, mapreduce, webserver, kvraft, shardkv)" >&2
             exit 2
             ;;
     esac
@@ -81,13 +85,14 @@ if [ "$1" = "--table" ]; then
 fi
 system=$1
 shift
-budget="" sample="" jobs=1
+budget="" sample="" jobs=(--jobs 1)
 extra=()
 while [ $# -gt 0 ]; do
     case "$1" in
         --budget) budget=$2; shift 2 ;;
         --sample) sample=$2; shift 2 ;;
-        --jobs) jobs=$2; shift 2 ;;
+        --jobs) jobs=(--jobs "$2"); shift 2 ;;
+        --in-place) jobs=(--in-place); shift ;;
         --) shift; extra=("$@"); break ;;
         *) usage ;;
     esac
@@ -104,7 +109,7 @@ rm -rf "$out"
 mkdir -p "$out"
 
 # .cargo/mutants.toml leaves out the bug switches' code.
-args=(-p "$package" --test-tool nextest --jobs "$jobs" --output "$out" --timeout "$timeout")
+args=(-p "$package" --test-tool nextest "${jobs[@]}" --output "$out" --timeout "$timeout")
 for f in "${files[@]}"; do
     args+=(--file "$f")
 done

@@ -47,6 +47,9 @@ pub const PARALLELISM: &str = "parallelism";
 pub const TASKS_RUN_ONCE: &str = "tasks-run-once";
 /// Processes exit when, and only when, the job is over (or its coordinator is gone).
 pub const EXIT: &str = "exit";
+/// A task whose application failed is handed out again: one failure that does not
+/// repeat does not fail the job.
+pub const TASK_RETRY: &str = "task-retry";
 /// Bad arguments and failing applications get a clear error and a non-zero exit.
 pub const ERRORS: &str = "errors";
 
@@ -175,6 +178,11 @@ const TESTS: &[TestCase] = &[
         name: "streaming::an_application_that_always_fails_fails_the_job",
         after: None,
         run: streaming::an_application_that_always_fails_fails_the_job,
+    },
+    TestCase {
+        name: "streaming::a_failed_task_is_retried",
+        after: None,
+        run: streaming::a_failed_task_is_retried,
     },
     TestCase {
         name: "wordcount::layout_and_order",
