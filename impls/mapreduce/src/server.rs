@@ -132,10 +132,6 @@ impl Server {
         let _ = fs::remove_file(&self.socket);
     }
 
-    pub fn assignments(&self) -> usize {
-        self.lock().coordinator.assignments
-    }
-
     /// Waits until a request for a task is being held in a long poll.
     #[cfg(test)]
     fn await_held(&self) {
