@@ -66,7 +66,16 @@ row() {
         score="n/a"
     fi
     local mutants=$total
-    [ "$examined" -lt "$total" ] && mutants="$examined of $total"
+    if [ "$examined" -lt "$total" ]; then
+        mutants="$examined of $total"
+        # A part of the mutants (cargo-mutants tests them in random order) estimates
+        # the whole list's score: with its 95% Wilson interval.
+        [ "$viable" -gt 0 ] && score="$score ($(awk -v c=$((caught + timeouts)) -v n="$viable" 'BEGIN {
+            z = 1.96; p = c / n; d = 1 + z * z / n
+            mid = (p + z * z / (2 * n)) / d
+            half = z * sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / d
+            printf "95%% CI %.0f-%.0f%%", 100 * (mid - half), 100 * (mid + half) }'))"
+    fi
     echo "| $system | $mutants | $caught | $missed | $timeouts | $unviable | $score |$note"
 }
 
@@ -125,7 +134,8 @@ total=$(cargo mutants "${args[@]}" --list "${extra[@]}" | wc -l)
 # phase, so the test timeout counts tests only), and the filter keeps the suite alone
 # (the package's own unit tests are not what is measured).
 args+=(--cargo-arg=--package=harness)
-test_args=(-E "package(harness) & binary($suite) & not test(/::(known_bad|self_check)::/)")
+# --fail-fast: one failing test decides a mutant (the profiles run every test).
+test_args=(--fail-fast -E "package(harness) & binary($suite) & not test(/::(known_bad|self_check)::/)")
 
 echo "mutants.sh: $system: $total mutants in ${files[*]}, each tested by harness --test $suite" >&2
 status=0
