@@ -118,7 +118,9 @@ rm -rf "$out"
 mkdir -p "$out"
 
 # .cargo/mutants.toml leaves out the bug switches' code.
-args=(-p "$package" --test-tool nextest "${jobs[@]}" --output "$out" --timeout "$timeout")
+# --shuffle: a run that the budget ends has tested a random part of the mutants, not
+# the first functions of the first file.
+args=(-p "$package" --test-tool nextest "${jobs[@]}" --shuffle --output "$out" --timeout "$timeout")
 for f in "${files[@]}"; do
     args+=(--file "$f")
 done
