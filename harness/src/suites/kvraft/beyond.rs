@@ -19,7 +19,7 @@ use crate::client::Workload;
 use crate::cluster::{Cluster, Durability, TimeMode};
 use crate::history::Completion;
 use crate::nemesis::Fault;
-use crate::network::{NetConfig, Partition};
+use crate::network::{Latency, NetConfig, Partition};
 use crate::suite::{fail, property, Context};
 use crate::suites::kv_cluster::{Nemesis, Ops};
 
@@ -268,6 +268,10 @@ pub(super) fn one_way_leader(cx: &mut Context) {
 
 /// Half the messages arrive twice, many out of order, while leaders and followers
 /// crash and return: duplicated requests, replies and peer messages are harmless.
+/// One message in five is held back for tens to hundreds of milliseconds, so a
+/// copy of a client's request can reach a leader after the client's next request
+/// has committed: it must be recognised as older than the last one seen, not
+/// executed again.
 pub(super) fn duplication(cx: &mut Context) {
     let Some(mut t) = run::start_with(cx, Setup::nodes(3).snapshots(1000)) else {
         return;
@@ -275,6 +279,10 @@ pub(super) fn duplication(cx: &mut Context) {
     t.net(NetConfig {
         duplicate: 0.5,
         reorder: 0.2,
+        reorder_delay: Latency::Exponential {
+            min: 20_000_000,
+            mean: 200_000_000,
+        },
         ..NetConfig::reliable()
     });
     let nodes = t.cluster.node_names().to_vec();
