@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::run::{self, ShardConfig, Test, NSHARDS};
 use super::{BALANCED, CONFIG_VALID, HISTORY_KEPT, MINIMAL_MOVES};
 use crate::nemesis::Fault;
-use crate::suite::Context;
+use crate::suite::{property, Context};
 
 /// Runs `body` against a controller of three nodes and no groups.
 pub(super) fn with_ctrl(cx: &mut Context, body: impl FnOnce(&mut Test) -> Option<()>) {
@@ -185,6 +185,28 @@ pub(super) fn move_shards(t: &mut Test) -> Option<()> {
             )
         });
     }
+    // A shard one past the last is no shard: refused with an error, and the
+    // configurations stay as they were (a controller that took it would index past
+    // its table, or record an impossible move).
+    let reply = t
+        .calls(vec![vec![run::move_shard(NSHARDS, 503)]])?
+        .remove(0)
+        .remove(0);
+    t.kv.cx
+        .check(reply.kind == "error", property::PROTOCOL, || {
+            format!(
+            "move of shard {NSHARDS} (there are {NSHARDS}, 0 to {}) was answered {}, not an error",
+            NSHARDS - 1,
+            reply.to_json()
+        )
+        });
+    let still = t.query(-1)?;
+    t.kv.cx.check(still == c, CONFIG_VALID, || {
+        format!(
+            "a refused move of shard {NSHARDS} changed the latest configuration from {} to {}",
+            c.num, still.num
+        )
+    });
     // Everything to one group, then a leave of the other: nothing to move.
     for s in 0..NSHARDS {
         t.call(run::move_shard(s, 503))?;
