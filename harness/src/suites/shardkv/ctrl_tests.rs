@@ -3,6 +3,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use specs::node_protocol::Body;
+
 use super::run::{self, ShardConfig, Test, NSHARDS};
 use super::{BALANCED, CONFIG_VALID, HISTORY_KEPT, MINIMAL_MOVES};
 use crate::nemesis::Fault;
@@ -113,6 +115,29 @@ fn check_minimal(t: &mut Test, before: &ShardConfig, after: &ShardConfig, what: 
     }
 }
 
+/// A request the controller must refuse: it is answered with an error, and the
+/// latest configuration is the same after it as before.
+fn refused(t: &mut Test, request: Body, what: &str) -> Option<()> {
+    let before = t.query(-1)?;
+    let reply = t.calls(vec![vec![request.clone()]])?.remove(0).remove(0);
+    t.kv.cx
+        .check(reply.kind == "error", property::PROTOCOL, || {
+            format!(
+                "{what} ({}) was answered {}, not with an error",
+                request.to_json(),
+                reply.to_json()
+            )
+        });
+    let after = t.query(-1)?;
+    t.kv.cx.check(after == before, CONFIG_VALID, || {
+        format!(
+            "{what}, which must be refused, changed the latest configuration from {} to {}",
+            before.num, after.num
+        )
+    });
+    Some(())
+}
+
 /// TestBasic5A, "basic leave/join": the configuration follows joins and leaves, and
 /// a group's servers are the ones it joined with.
 pub(super) fn basic_join_leave(t: &mut Test) -> Option<()> {
@@ -130,6 +155,9 @@ pub(super) fn basic_join_leave(t: &mut Test) -> Option<()> {
             )
         },
     );
+    // Group 0 is what an unassigned shard points to, so no group can be 0.
+    let zero = run::join(&[0], &t.groups);
+    refused(t, zero, "a join of group 0")?;
     t.join(&[2])?;
     check(t, &[1, 2])?;
     t.leave(&[1])?;
@@ -185,28 +213,13 @@ pub(super) fn move_shards(t: &mut Test) -> Option<()> {
             )
         });
     }
-    // A shard one past the last is no shard: refused with an error, and the
-    // configurations stay as they were (a controller that took it would index past
-    // its table, or record an impossible move).
-    let reply = t
-        .calls(vec![vec![run::move_shard(NSHARDS, 503)]])?
-        .remove(0)
-        .remove(0);
-    t.kv.cx
-        .check(reply.kind == "error", property::PROTOCOL, || {
-            format!(
-            "move of shard {NSHARDS} (there are {NSHARDS}, 0 to {}) was answered {}, not an error",
-            NSHARDS - 1,
-            reply.to_json()
-        )
-        });
-    let still = t.query(-1)?;
-    t.kv.cx.check(still == c, CONFIG_VALID, || {
-        format!(
-            "a refused move of shard {NSHARDS} changed the latest configuration from {} to {}",
-            c.num, still.num
-        )
-    });
+    // A shard one past the last is no shard (a controller that took it would index
+    // past its table, or record an impossible move).
+    refused(
+        t,
+        run::move_shard(NSHARDS, 503),
+        &format!("a move of shard {NSHARDS}, one past the last"),
+    )?;
     // Everything to one group, then a leave of the other: nothing to move.
     for s in 0..NSHARDS {
         t.call(run::move_shard(s, 503))?;
