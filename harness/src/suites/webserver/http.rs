@@ -270,6 +270,41 @@ pub(super) fn keep_alive(cx: &mut Context) {
     .unwrap();
     assert_eq!(read_one(&mut s).text(), "text");
     assert_eq!(read_one(&mut s).text(), "p{}");
+
+    // The next request arrives while the previous one is still being answered: a
+    // 16 MiB response into a client that does not read (and receives into 4 KiB)
+    // keeps the server writing, and only then does the client ask again and read
+    // both. A server that notices only requests arriving between responses leaves
+    // the second one unread.
+    let big = 16 << 20;
+    fs::write(root.join("big.bin"), vec![b'x'; big]).unwrap();
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let addr: std::net::SocketAddr = server.addr().parse().unwrap();
+    socket.connect(&addr.into()).unwrap();
+    let mut s: std::net::TcpStream = socket.into();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    s.write_all(b"GET /big.bin HTTP/1.1\r\nConnection: keep-alive\r\n\r\n")
+        .unwrap();
+    let limit = std::time::Duration::from_secs(10);
+    assert!(
+        server.wait_read(&s, limit),
+        "GET /big.bin was not read within {limit:?} on an idle server"
+    );
+    s.write_all(b"GET /plain.txt HTTP/1.1\r\nConnection: keep-alive\r\n\r\n")
+        .unwrap();
+    let first = read_one(&mut s);
+    assert_eq!(
+        (first.status, first.body.len()),
+        (200, big),
+        "GET /big.bin on a kept-alive connection"
+    );
+    assert_eq!(
+        read_one(&mut s).text(),
+        "text",
+        "the request sent while the previous response was being written"
+    );
 }
 
 /// An idle persistent connection does not hold the only worker: another client
