@@ -71,6 +71,20 @@ pub(super) fn responses_are_well_formed(cx: &mut Context) {
             "{req:?}: no Content-Type"
         );
     }
+    // Heads longer than one 4 KiB read but under 8 KiB, each arriving in one piece
+    // (exactly 4,096 bytes, and 6,000): the whole head is read and answered.
+    for total in [4096, 6000] {
+        let end = b"\r\n\r\n";
+        let mut raw = b"GET /index.html HTTP/1.0\r\nX-Filler: ".to_vec();
+        raw.resize(total - end.len(), b'f');
+        raw.extend_from_slice(end);
+        let response = server.exchange(&raw);
+        assert_eq!(
+            response.status, 200,
+            "a {total}-byte request head -> {}",
+            response.status_line
+        );
+    }
     let ok = server.get("/index.html");
     assert_eq!(
         ok.body,
