@@ -280,10 +280,6 @@ impl Fs {
         Some((start, std::mem::take(&mut self.pending)))
     }
 
-    pub fn log_end(&self) -> u64 {
-        self.end
-    }
-
     fn inode(&self, inum: i32) -> Option<Inode> {
         if (0..MAX_INODES).contains(&inum) {
             self.inodes[inum as usize]
