@@ -19,7 +19,7 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::fs;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant};
 
@@ -336,6 +336,16 @@ impl Cluster {
                 what: format!("the memory of {node}"),
                 source,
             })
+    }
+
+    /// Bytes of the files in a node's data dir, as the harness sees them: what a
+    /// compaction bound is checked against without trusting the node's own report.
+    pub fn data_bytes(&self, node: &str) -> Result<u64, HarnessError> {
+        let dir = &self.slots[self.index(node)?].data_dir;
+        dir_bytes(dir).map_err(|source| HarnessError::Io {
+            what: format!("measuring {}", dir.display()),
+            source,
+        })
     }
 
     pub fn log_path(&self, node: &str) -> Option<PathBuf> {
@@ -982,6 +992,30 @@ impl Cluster {
             }
         }
     }
+}
+
+/// Bytes of the files in `dir` and below (none if it does not exist yet).
+fn dir_bytes(dir: &Path) -> std::io::Result<u64> {
+    if !dir.exists() {
+        return Ok(0);
+    }
+    let mut total = 0;
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        let meta = match fs::metadata(entry.path()) {
+            Ok(meta) => meta,
+            // A running node may replace a file (write a new one, rename it over)
+            // while it is measured.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        };
+        total += if meta.is_dir() {
+            dir_bytes(&entry.path())?
+        } else {
+            meta.len()
+        };
+    }
+    Ok(total)
 }
 
 #[cfg(test)]

@@ -5,7 +5,6 @@
 
 use std::cell::Cell;
 use std::collections::HashMap;
-use std::path::Path;
 use std::rc::Rc;
 
 use rand::rngs::StdRng;
@@ -456,21 +455,6 @@ pub(super) fn sleep(t: &mut Test, ns: u64) {
     t.cluster.run(&mut Sleep { until, done: false }, until);
 }
 
-/// Bytes of the files in `dir` and below.
-fn dir_bytes(dir: &Path) -> std::io::Result<u64> {
-    let mut total = 0;
-    for entry in std::fs::read_dir(dir)? {
-        let entry = entry?;
-        let meta = std::fs::metadata(entry.path())?;
-        total += if meta.is_dir() {
-            dir_bytes(&entry.path())?
-        } else {
-            meta.len()
-        };
-    }
-    Ok(total)
-}
-
 /// What a node answered to `persisted_size` (an optional extension: our node's
 /// Raft state and snapshot in bytes).
 struct SizeProbe {
@@ -537,8 +521,7 @@ pub(super) fn require_compacted(
     t.cluster.run(&mut probe, limit);
     let state_limit = 8 * max_raft_state;
     for n in nodes {
-        let dir = t.dir.join(format!("{n}.data"));
-        match dir_bytes(&dir) {
+        match t.cluster.data_bytes(n) {
             Ok(bytes) => t.cx.check(
                 bytes <= state_limit + snapshot_limit,
                 LOG_COMPACTION,
@@ -551,7 +534,7 @@ pub(super) fn require_compacted(
             ),
             Err(e) => t.cx.fail(
                 property::HARNESS,
-                format!("cannot measure {}: {e}", dir.display()),
+                format!("cannot measure {n}'s data dir: {e}"),
             ),
         }
         if let Some(&(state, snapshot)) = probe.answers.get(n) {

@@ -767,9 +767,11 @@ impl Test<'_> {
             .collect()
     }
 
-    /// Bytes of Raft state and snapshot the nodes of every group hold on disk, as
-    /// they report them (`persisted_size`); `None` (a failure recorded) if one does
-    /// not answer.
+    /// Bytes of Raft state and snapshot the nodes of every group hold on disk: per
+    /// node, the larger of what it reports (`persisted_size`) and what its data dir,
+    /// which the harness owns, holds, so a node that under-reports (or never
+    /// compacts but says it did) is measured anyway; `None` (a failure recorded) if
+    /// one does not answer.
     pub fn group_bytes(&mut self) -> Option<u64> {
         let nodes: Vec<String> = self.groups.values().flatten().cloned().collect();
         let answers = self.ask_each(&nodes, Body::new("persisted_size"));
@@ -780,8 +782,18 @@ impl Test<'_> {
                     .then(|| Some(a.u64("raft_state")? + a.u64("snapshot")?))
                     .flatten()
             });
+            let on_disk = match self.kv.cluster.data_bytes(node) {
+                Ok(bytes) => bytes,
+                Err(e) => {
+                    self.kv.cx.fail(
+                        property::HARNESS,
+                        format!("cannot measure {node}'s data dir: {e}"),
+                    );
+                    return None;
+                }
+            };
             match sizes {
-                Some(bytes) => total += bytes,
+                Some(bytes) => total += bytes.max(on_disk),
                 None => {
                     self.kv.cx.fail(
                         property::PROTOCOL,
