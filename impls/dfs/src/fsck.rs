@@ -415,22 +415,31 @@ mod tests {
         );
     }
 
-    #[test]
-    fn a_dangling_directory_entry_is_an_error() {
-        let mut image = image_with_tree();
-        // Append a well-formed record whose new root block names an unallocated inode.
-        let cr = Checkpoint::decode(&image).unwrap();
+    /// The first inode-map piece of `image`'s checkpoint, decoded.
+    fn first_piece(image: &[u8]) -> [u32; PIECE_ENTRIES] {
+        let cr = Checkpoint::decode(image).unwrap();
         let piece_addr = cr.pieces[0] as usize;
         let mut entries = [0u32; PIECE_ENTRIES];
         for (i, e) in entries.iter_mut().enumerate() {
             *e = le32(&image[piece_addr + 4 * i..]);
         }
-        let mut root = Inode::decode(&image[entries[0] as usize..]);
-        let mut block = image[root.blocks[0] as usize..][..BLOCK_SIZE].to_vec();
-        block[2 * DIRENT_SIZE + NAME_FIELD..3 * DIRENT_SIZE].copy_from_slice(&77i32.to_le_bytes());
-        let mut w = crate::format::RecordWriter::new(image.len() as u64, 1);
-        root.blocks[0] = w.add_block(&block) as u32;
-        entries[0] = w.add_inode(0, &root) as u32;
+        entries
+    }
+
+    /// Appends one well-formed record, which `write` fills (`nblocks` blocks) and
+    /// whose returned first inode-map piece replaces the old one, and points the
+    /// checkpoint at it: a damaged image whose every record parses.
+    fn append_record(
+        image: &mut Vec<u8>,
+        nblocks: usize,
+        write: impl FnOnce(
+            &mut crate::format::RecordWriter,
+            [u32; PIECE_ENTRIES],
+        ) -> [u32; PIECE_ENTRIES],
+    ) {
+        let cr = Checkpoint::decode(image).unwrap();
+        let mut w = crate::format::RecordWriter::new(image.len() as u64, nblocks);
+        let entries = write(&mut w, first_piece(image));
         let mut pieces = cr.pieces;
         pieces[0] = w.add_piece(0, entries) as u32;
         image.extend_from_slice(&w.finish(cr.seq + 1, 0));
@@ -440,20 +449,74 @@ mod tests {
             pieces,
         };
         image[..CR_SIZE].copy_from_slice(&cr.encode());
+    }
+
+    fn has_error(report: &Report, text: &str) -> bool {
+        report.errors.iter().any(|e| e.contains(text))
+    }
+
+    #[test]
+    fn a_dangling_directory_entry_is_an_error() {
+        let mut image = image_with_tree();
+        // A new root block that names an unallocated inode.
+        let old = image.clone();
+        append_record(&mut image, 1, |w, mut entries| {
+            let mut root = Inode::decode(&old[entries[0] as usize..]);
+            let mut block = old[root.blocks[0] as usize..][..BLOCK_SIZE].to_vec();
+            block[2 * DIRENT_SIZE + NAME_FIELD..3 * DIRENT_SIZE]
+                .copy_from_slice(&77i32.to_le_bytes());
+            root.blocks[0] = w.add_block(&block) as u32;
+            entries[0] = w.add_inode(0, &root) as u32;
+            entries
+        });
         let report = check(&image);
         assert!(
-            report
-                .errors
-                .iter()
-                .any(|e| e.contains("inode 77, which is not allocated")),
+            has_error(&report, "inode 77, which is not allocated"),
             "{:?}",
             report.errors
         );
         assert!(
-            report
-                .errors
-                .iter()
-                .any(|e| e.contains("inode 1 is allocated but no directory names it")),
+            has_error(&report, "inode 1 is allocated but no directory names it"),
+            "{:?}",
+            report.errors
+        );
+    }
+
+    #[test]
+    fn an_inode_map_entry_naming_another_inode_is_an_error() {
+        let mut image = image_with_tree();
+        // Inode 1's entry points at the record of inode 2, a sound inode of its own.
+        append_record(&mut image, 0, |_, mut entries| {
+            entries[1] = entries[2];
+            entries
+        });
+        let report = check(&image);
+        assert!(
+            has_error(&report, "inode map: inode 1 points at"),
+            "{:?}",
+            report.errors
+        );
+        assert!(
+            has_error(&report, "which holds inode 2"),
+            "{:?}",
+            report.errors
+        );
+    }
+
+    #[test]
+    fn a_root_that_is_not_a_directory_is_an_error() {
+        let mut image = image_with_tree();
+        // A sound inode 0 of kind file: the tree has no root to hang from.
+        let old = image.clone();
+        append_record(&mut image, 0, |w, mut entries| {
+            let mut root = Inode::decode(&old[entries[0] as usize..]);
+            root.kind = KIND_FILE;
+            entries[0] = w.add_inode(0, &root) as u32;
+            entries
+        });
+        let report = check(&image);
+        assert!(
+            has_error(&report, "inode 0 (the root) is missing or not a directory"),
             "{:?}",
             report.errors
         );
