@@ -521,4 +521,26 @@ mod tests {
             report.errors
         );
     }
+
+    #[test]
+    fn an_inode_whose_size_is_not_whole_blocks_is_an_error() {
+        let mut image = image_with_tree();
+        // The file's size within its 14 blocks but not a multiple of a block.
+        let old = image.clone();
+        append_record(&mut image, 0, |w, mut entries| {
+            let mut file = Inode::decode(&old[entries[2] as usize..]);
+            file.size -= 1;
+            entries[2] = w.add_inode(2, &file) as u32;
+            entries
+        });
+        let report = check(&image);
+        assert!(
+            has_error(
+                &report,
+                "inode 2: size 12287 is not a whole number of blocks"
+            ),
+            "{:?}",
+            report.errors
+        );
+    }
 }
