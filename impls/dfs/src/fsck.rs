@@ -543,4 +543,18 @@ mod tests {
             report.errors
         );
     }
+
+    #[test]
+    fn a_checkpoint_ending_the_log_before_it_starts_is_an_error() {
+        let mut image = image_with_tree();
+        let mut cr = Checkpoint::decode(&image).unwrap();
+        cr.log_end = LOG_START - 1;
+        image[..CR_SIZE].copy_from_slice(&cr.encode());
+        let report = check(&image);
+        assert!(
+            has_error(&report, "log end 4095 is outside the image"),
+            "{:?}",
+            report.errors
+        );
+    }
 }
