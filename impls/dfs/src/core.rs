@@ -698,6 +698,15 @@ mod tests {
     }
 
     #[test]
+    fn a_file_that_is_not_an_image_is_refused_not_rebuilt() {
+        // Text where the checkpoint region should be: not a torn checkpoint write,
+        // so boot must not rebuild (and later overwrite) it as an empty log.
+        let image = b"not a file system image\n".repeat(1000);
+        let err = Fs::recover(&image[..]).unwrap_err();
+        assert!(err.contains("not an MFS image"), "{err}");
+    }
+
+    #[test]
     fn an_inode_map_piece_running_past_the_log_is_refused_with_a_reason() {
         let (mut fs, mut image) = new_image();
         fs.apply(

@@ -557,4 +557,25 @@ mod tests {
             report.errors
         );
     }
+
+    #[test]
+    fn a_parent_entry_naming_the_wrong_directory_is_an_error() {
+        let mut image = image_with_tree();
+        // Directory 1's `..` (its second entry) names itself instead of the root.
+        let old = image.clone();
+        append_record(&mut image, 1, |w, mut entries| {
+            let mut dir = Inode::decode(&old[entries[1] as usize..]);
+            let mut block = old[dir.blocks[0] as usize..][..BLOCK_SIZE].to_vec();
+            block[DIRENT_SIZE + NAME_FIELD..2 * DIRENT_SIZE].copy_from_slice(&1i32.to_le_bytes());
+            dir.blocks[0] = w.add_block(&block) as u32;
+            entries[1] = w.add_inode(1, &dir) as u32;
+            entries
+        });
+        let report = check(&image);
+        assert!(
+            has_error(&report, "expected `..` -> 0, found \"..\" -> 1"),
+            "{:?}",
+            report.errors
+        );
+    }
 }
