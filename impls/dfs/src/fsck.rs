@@ -578,4 +578,38 @@ mod tests {
             report.errors
         );
     }
+
+    #[test]
+    fn a_second_name_for_the_root_is_an_error() {
+        let mut image = image_with_tree();
+        // Directory 1 gets a third entry, `up`, naming the root.
+        let old = image.clone();
+        append_record(&mut image, 1, |w, mut entries| {
+            let mut dir = Inode::decode(&old[entries[1] as usize..]);
+            let mut block = old[dir.blocks[0] as usize..][..BLOCK_SIZE].to_vec();
+            let entry = &mut block[3 * DIRENT_SIZE..4 * DIRENT_SIZE];
+            entry.fill(0);
+            entry[..2].copy_from_slice(b"up");
+            entry[NAME_FIELD..].copy_from_slice(&0i32.to_le_bytes());
+            dir.blocks[0] = w.add_block(&block) as u32;
+            entries[1] = w.add_inode(1, &dir) as u32;
+            entries
+        });
+        let report = check(&image);
+        // Flagged where it is, not only once the walk has gone round through it.
+        assert_eq!(
+            report.errors,
+            ["/dir/: block 0 entry 3: inode 0 is named more than once"]
+        );
+    }
+
+    #[test]
+    fn a_file_that_is_not_an_image_is_an_error() {
+        let report = check(&b"not a file system image\n".repeat(1000));
+        assert!(
+            has_error(&report, "not an MFS image"),
+            "{:?}",
+            report.errors
+        );
+    }
 }
