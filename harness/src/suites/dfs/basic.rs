@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use specs::mfs::wire::{self, zero_block, Reply, Request};
-use specs::mfs::FsSpec;
+use specs::mfs::{FsSpec, DIRENT_SIZE, NAME_FIELD};
 
 use super::support::*;
 use super::{BAD_INPUT, DURABILITY, RECOVERY, SHUTDOWN, SPEC};
@@ -248,6 +248,29 @@ pub(super) fn writes_to_directories_fail(cx: &mut Context) {
 pub(super) fn lookups_in_files_fail(cx: &mut Context) {
     let (_s, mut c, mut spec) = start(cx);
     expect_all(&mut c, &mut spec, &[creat(0, 1, "f")]);
+    must(&mut c, &mut spec, lookup(1, "."), Reply::Failed);
+    must(&mut c, &mut spec, lookup(1, "x"), Reply::Failed);
+    must(&mut c, &mut spec, unlink(1, "x"), Reply::Failed);
+    // A file whose first block reads like a directory's (`.`, `..` and `x` naming
+    // the root): a server that searched a file's blocks for names would find them.
+    let mut data = zero_block();
+    for (slot, (n, inum)) in [(".", 1i32), ("..", 0), ("x", 0)].into_iter().enumerate() {
+        let entry = &mut data[slot * DIRENT_SIZE..(slot + 1) * DIRENT_SIZE];
+        entry[..n.len()].copy_from_slice(n.as_bytes());
+        entry[NAME_FIELD..].copy_from_slice(&inum.to_le_bytes());
+    }
+    for entry in data[3 * DIRENT_SIZE..].chunks_mut(DIRENT_SIZE) {
+        entry[NAME_FIELD..].copy_from_slice(&(-1i32).to_le_bytes());
+    }
+    expect_all(
+        &mut c,
+        &mut spec,
+        &[Request::Write {
+            inum: 1,
+            block: 0,
+            data,
+        }],
+    );
     must(&mut c, &mut spec, lookup(1, "."), Reply::Failed);
     must(&mut c, &mut spec, lookup(1, "x"), Reply::Failed);
     must(&mut c, &mut spec, unlink(1, "x"), Reply::Failed);
