@@ -155,6 +155,9 @@ pub fn service_order(subject: &Subject, dir: &Path, policy: &str) -> Vec<&'stati
         ("big.bin", 9 * MIB),
         ("small.bin", 6 * MIB),
         ("mid.bin", 7 * MIB),
+        // A fourth: a buffer that loses arrival order among equal keys (a heap
+        // ordered by size alone under FIFO) still serves three in order by chance.
+        ("smallest.bin", 5 * MIB),
     ];
     for (name, size) in files {
         fs::write(root.join(name), vec![b'x'; size]).unwrap();
@@ -223,12 +226,12 @@ pub fn service_order(subject: &Subject, dir: &Path, policy: &str) -> Vec<&'stati
 
 pub fn sff_order(subject: &Subject, dir: &Path) {
     let order = service_order(subject, dir, "SFF");
-    if order != ["small.bin", "mid.bin", "big.bin"] {
+    if order != ["smallest.bin", "small.bin", "mid.bin", "big.bin"] {
         fail(
             SFF_ORDER,
             format!(
-                "SFF order: files queued as big, small, mid were served as {order:?}, want \
-                 small, mid, big"
+                "SFF order: files queued as big, small, mid, smallest were served as {order:?}, \
+                 want smallest, small, mid, big"
             ),
         );
     }
