@@ -8,7 +8,7 @@
 
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
-use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd};
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -172,15 +172,15 @@ impl Master {
                     // The request usually arrives with the connection (deferred
                     // accept): read it now and register with epoll only if needed.
                     self.on_readable(i);
-                    let Some(Slot::Idle(conn)) = self.conns.get_mut(i) else {
+                    if !matches!(self.conns.get(i), Some(Slot::Idle(_))) {
                         continue;
-                    };
-                    match self.poll.registry().register(
-                        &mut SourceFd(&fd),
-                        Token(i),
-                        Interest::READABLE,
-                    ) {
-                        Ok(()) => conn.registered = true,
+                    }
+                    match self.register(i, fd) {
+                        Ok(()) => {
+                            if let Some(Slot::Idle(conn)) = self.conns.get_mut(i) {
+                                conn.registered = true;
+                            }
+                        }
                         Err(e) => {
                             eprintln!("wserver: cannot watch a new connection: {e}");
                             self.remove(i);
@@ -199,6 +199,13 @@ impl Master {
             }
         }
         Ok(true)
+    }
+
+    /// Adds a connection to epoll under its slot's token.
+    fn register(&self, i: usize, fd: RawFd) -> io::Result<()> {
+        self.poll
+            .registry()
+            .register(&mut SourceFd(&fd), Token(i), Interest::READABLE)
     }
 
     /// Takes back a persistent connection into its slot. It is still in epoll
@@ -221,12 +228,7 @@ impl Master {
             registered,
         };
         if !registered {
-            let fd = conn.stream.as_raw_fd();
-            if let Err(e) =
-                self.poll
-                    .registry()
-                    .register(&mut SourceFd(&fd), Token(i), Interest::READABLE)
-            {
+            if let Err(e) = self.register(i, conn.stream.as_raw_fd()) {
                 eprintln!("wserver: cannot watch a returned connection: {e}");
                 self.release(i);
                 return None;
@@ -299,6 +301,19 @@ impl Master {
             Ok((head, len)) => {
                 // Only a connection that may come back keeps its slot.
                 let slot = if head.keep_alive {
+                    // Watched from now on (a new one's first request was read before
+                    // it was registered): the client's next request, sent once this
+                    // answer has arrived, must wake the master through epoll, since a
+                    // plain hand-back does not (`Shared::hand_back`). Unwatched, it
+                    // would wait for the next sweep.
+                    let registered = registered
+                        || match self.register(i, stream.as_raw_fd()) {
+                            Ok(()) => true,
+                            Err(e) => {
+                                eprintln!("wserver: cannot watch a kept-alive connection: {e}");
+                                false
+                            }
+                        };
                     self.conns[i] = Slot::Busy {
                         readable: false,
                         registered,

@@ -37,6 +37,9 @@ pub const NO_BUSY_WAITING: &str = "no-busy-waiting";
 pub const SFF_ORDER: &str = "sff-order";
 /// No request reaches a file outside the document root.
 pub const STAYS_IN_ROOT: &str = "stays-in-root";
+/// A request on a kept-alive connection is answered as promptly as one on a new
+/// connection.
+pub const KEEP_ALIVE: &str = "keep-alive";
 /// The server goes on serving after any request, however bad.
 pub const KEEPS_SERVING: &str = "keeps-serving";
 
@@ -140,6 +143,11 @@ const TESTS: &[TestCase] = &[
         name: "http::keep_alive",
         after: None,
         run: http::keep_alive,
+    },
+    TestCase {
+        name: "http::kept_alive_requests_are_not_held_back",
+        after: None,
+        run: http::kept_alive_requests_are_not_held_back,
     },
     TestCase {
         name: "http::idle_keep_alive_does_not_hold_a_worker",
