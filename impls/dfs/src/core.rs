@@ -707,6 +707,36 @@ mod tests {
     }
 
     #[test]
+    fn an_inode_past_the_log_is_refused_with_a_reason() {
+        let (mut fs, mut image) = new_image();
+        fs.apply(
+            &image,
+            &Request::Creat {
+                pinum: 0,
+                kind: 1,
+                name: b"x".to_vec(),
+            },
+        );
+        flush(&mut fs, &mut image);
+        // A whole record past the checkpoint whose inode-map piece puts inode 1
+        // beyond the end of the log.
+        let cr = Checkpoint::decode(&image).unwrap();
+        let mut entries = [0u32; PIECE_ENTRIES];
+        for (i, e) in entries.iter_mut().enumerate() {
+            *e = crate::format::le32(&image[cr.pieces[0] as usize + 4 * i..]);
+        }
+        entries[1] = image.len() as u32 + 10_000;
+        let mut w = crate::format::RecordWriter::new(image.len() as u64, 0);
+        w.add_piece(0, entries);
+        image.extend_from_slice(&w.finish(cr.seq + 1, 0));
+        let err = Fs::recover(&image).unwrap_err();
+        assert!(
+            err.contains("inode 1 at") && err.contains("lies outside the log"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn an_inode_map_piece_running_past_the_log_is_refused_with_a_reason() {
         let (mut fs, mut image) = new_image();
         fs.apply(
@@ -726,6 +756,14 @@ mod tests {
         image.resize(image.len() + 4 * PIECE_ENTRIES, 0);
         let err = Fs::recover(&image).unwrap_err();
         assert!(err.contains("lies outside the log"), "{err}");
+        // Nor can a piece start inside the first record's header.
+        cr.pieces[0] = LOG_START as u32;
+        image[..CR_SIZE].copy_from_slice(&cr.encode());
+        let err = Fs::recover(&image).unwrap_err();
+        assert!(
+            err.contains("inode-map piece 0 at 4096 lies outside the log"),
+            "{err}"
+        );
     }
 
     /// Random requests over a tiny tree, so names collide and directories fill.

@@ -612,4 +612,64 @@ mod tests {
             report.errors
         );
     }
+
+    #[test]
+    fn a_dot_entry_naming_another_directory_is_an_error() {
+        let mut image = image_with_tree();
+        // Directory 1's `.` (its first entry) names the root.
+        let old = image.clone();
+        append_record(&mut image, 1, |w, mut entries| {
+            let mut dir = Inode::decode(&old[entries[1] as usize..]);
+            let mut block = old[dir.blocks[0] as usize..][..BLOCK_SIZE].to_vec();
+            block[NAME_FIELD..DIRENT_SIZE].copy_from_slice(&0i32.to_le_bytes());
+            dir.blocks[0] = w.add_block(&block) as u32;
+            entries[1] = w.add_inode(1, &dir) as u32;
+            entries
+        });
+        let report = check(&image);
+        assert!(
+            has_error(&report, "expected `.` -> 1, found \".\" -> 0"),
+            "{:?}",
+            report.errors
+        );
+    }
+
+    #[test]
+    fn a_file_named_in_two_directories_is_an_error() {
+        let mut image = image_with_tree();
+        // The root gets a fourth entry, `again`, naming the file already in /dir.
+        let old = image.clone();
+        append_record(&mut image, 1, |w, mut entries| {
+            let mut root = Inode::decode(&old[entries[0] as usize..]);
+            let mut block = old[root.blocks[0] as usize..][..BLOCK_SIZE].to_vec();
+            let entry = &mut block[3 * DIRENT_SIZE..4 * DIRENT_SIZE];
+            entry.fill(0);
+            entry[..5].copy_from_slice(b"again");
+            entry[NAME_FIELD..].copy_from_slice(&2i32.to_le_bytes());
+            root.blocks[0] = w.add_block(&block) as u32;
+            entries[0] = w.add_inode(0, &root) as u32;
+            entries
+        });
+        let report = check(&image);
+        assert!(
+            has_error(&report, "inode 2 is named more than once"),
+            "{:?}",
+            report.errors
+        );
+    }
+
+    #[test]
+    fn a_rolled_forward_record_naming_a_piece_past_the_last_is_not_a_crash() {
+        let mut image = image_with_tree();
+        // A whole record past the checkpoint whose inode-map piece has number
+        // PIECES: nothing can point at it, and reading it must not index past the
+        // table of pieces.
+        let cr = Checkpoint::decode(&image).unwrap();
+        let entries = first_piece(&image);
+        let mut w = crate::format::RecordWriter::new(image.len() as u64, 0);
+        w.add_piece(PIECES as u32, entries);
+        image.extend_from_slice(&w.finish(cr.seq + 1, 0));
+        let report = check(&image);
+        assert!(report.tree.contains("dir/ (inode 1"), "{}", report.tree);
+    }
 }
