@@ -322,6 +322,49 @@ pub(super) fn keep_alive(cx: &mut Context) {
     );
 }
 
+/// A request head that arrives in pieces, each read by the server before the next
+/// is sent, is answered as one request: a server that parses what its first read
+/// got, or stops watching a connection whose head is not complete, does not.
+pub(super) fn request_head_in_pieces(cx: &mut Context) {
+    let root = site(cx.dir());
+    let server = Subject::of(cx).start(&root, &["-t", "2", "-b", "4"]);
+    let limit = std::time::Duration::from_secs(10);
+    for (connection, pieces) in [
+        (
+            "close",
+            ["GET /plain.txt HT", "TP/1.0\r\nHost: x\r\n", "\r\n"],
+        ),
+        (
+            "keep-alive",
+            [
+                "GET /plain.txt HTTP/1.1\r\n",
+                "Connection: keep-alive\r\n",
+                "\r\n",
+            ],
+        ),
+    ] {
+        let mut s = server.connect();
+        for piece in pieces {
+            if let Err(e) = s.write_all(piece.as_bytes()) {
+                panic!(
+                    "GET /plain.txt ({connection}): sending {piece:?}, a piece of its head: {e} \
+                     (the server dropped a connection whose head was not complete)"
+                );
+            }
+            assert!(
+                server.wait_read(&s, limit),
+                "{piece:?}, a piece of a request head, was not read within {limit:?}"
+            );
+        }
+        let r = read_one(&mut s);
+        assert_eq!(
+            (r.status, r.text().as_str()),
+            (200, "text"),
+            "GET /plain.txt ({connection}) whose head came in three pieces"
+        );
+    }
+}
+
 /// A request on a kept-alive connection is answered as promptly as one on a new
 /// connection: a server that picks a returned connection up only on a periodic
 /// sweep (or misses the worker's wake-up) holds the next request back for it,

@@ -145,6 +145,11 @@ const TESTS: &[TestCase] = &[
         run: http::keep_alive,
     },
     TestCase {
+        name: "http::request_head_in_pieces",
+        after: None,
+        run: http::request_head_in_pieces,
+    },
+    TestCase {
         name: "http::kept_alive_requests_are_not_held_back",
         after: None,
         run: http::kept_alive_requests_are_not_held_back,
