@@ -697,6 +697,21 @@ mod tests {
         assert!(err.contains("written before the log"), "{err}");
     }
 
+    /// An image holding one file, `/x`, with its checkpoint written.
+    fn image_with_a_file() -> Vec<u8> {
+        let (mut fs, mut image) = new_image();
+        fs.apply(
+            &image,
+            &Request::Creat {
+                pinum: 0,
+                kind: 1,
+                name: b"x".to_vec(),
+            },
+        );
+        flush(&mut fs, &mut image);
+        image
+    }
+
     #[test]
     fn a_file_that_is_not_an_image_is_refused_not_rebuilt() {
         // Text where the checkpoint region should be: not a torn checkpoint write,
@@ -708,16 +723,7 @@ mod tests {
 
     #[test]
     fn an_inode_past_the_log_is_refused_with_a_reason() {
-        let (mut fs, mut image) = new_image();
-        fs.apply(
-            &image,
-            &Request::Creat {
-                pinum: 0,
-                kind: 1,
-                name: b"x".to_vec(),
-            },
-        );
-        flush(&mut fs, &mut image);
+        let mut image = image_with_a_file();
         // A whole record past the checkpoint whose inode-map piece puts inode 1
         // beyond the end of the log.
         let cr = Checkpoint::decode(&image).unwrap();
@@ -738,16 +744,7 @@ mod tests {
 
     #[test]
     fn an_inode_map_piece_running_past_the_log_is_refused_with_a_reason() {
-        let (mut fs, mut image) = new_image();
-        fs.apply(
-            &image,
-            &Request::Creat {
-                pinum: 0,
-                kind: 1,
-                name: b"x".to_vec(),
-            },
-        );
-        flush(&mut fs, &mut image);
+        let mut image = image_with_a_file();
         let mut cr = Checkpoint::decode(&image).unwrap();
         // The piece starts inside the log but its entries run past the log's end,
         // into bytes no record wrote (here a zeroed tail, as a crash may leave).

@@ -455,20 +455,43 @@ mod tests {
         report.errors.iter().any(|e| e.contains(text))
     }
 
+    /// Appends a record holding inode `inum` as `edit` leaves it.
+    fn rewrite_inode(image: &mut Vec<u8>, inum: usize, edit: impl FnOnce(&mut Inode)) {
+        let old = image.clone();
+        append_record(image, 0, |w, mut entries| {
+            let mut inode = Inode::decode(&old[entries[inum] as usize..]);
+            edit(&mut inode);
+            entries[inum] = w.add_inode(inum as u32, &inode) as u32;
+            entries
+        });
+    }
+
+    /// Appends a record holding directory `inum`'s first block as `edit` leaves it.
+    fn rewrite_dir_block(image: &mut Vec<u8>, inum: usize, edit: impl FnOnce(&mut [u8])) {
+        let old = image.clone();
+        append_record(image, 1, |w, mut entries| {
+            let mut dir = Inode::decode(&old[entries[inum] as usize..]);
+            let mut block = old[dir.blocks[0] as usize..][..BLOCK_SIZE].to_vec();
+            edit(&mut block);
+            dir.blocks[0] = w.add_block(&block) as u32;
+            entries[inum] = w.add_inode(inum as u32, &dir) as u32;
+            entries
+        });
+    }
+
+    /// Sets a directory block's entry `slot` to `name` -> `inum`.
+    fn set_entry(block: &mut [u8], slot: usize, name: &[u8], inum: i32) {
+        let entry = &mut block[slot * DIRENT_SIZE..(slot + 1) * DIRENT_SIZE];
+        entry.fill(0);
+        entry[..name.len()].copy_from_slice(name);
+        entry[NAME_FIELD..].copy_from_slice(&inum.to_le_bytes());
+    }
+
     #[test]
     fn a_dangling_directory_entry_is_an_error() {
         let mut image = image_with_tree();
         // A new root block that names an unallocated inode.
-        let old = image.clone();
-        append_record(&mut image, 1, |w, mut entries| {
-            let mut root = Inode::decode(&old[entries[0] as usize..]);
-            let mut block = old[root.blocks[0] as usize..][..BLOCK_SIZE].to_vec();
-            block[2 * DIRENT_SIZE + NAME_FIELD..3 * DIRENT_SIZE]
-                .copy_from_slice(&77i32.to_le_bytes());
-            root.blocks[0] = w.add_block(&block) as u32;
-            entries[0] = w.add_inode(0, &root) as u32;
-            entries
-        });
+        rewrite_dir_block(&mut image, 0, |block| set_entry(block, 2, b"dir", 77));
         let report = check(&image);
         assert!(
             has_error(&report, "inode 77, which is not allocated"),
@@ -507,13 +530,7 @@ mod tests {
     fn a_root_that_is_not_a_directory_is_an_error() {
         let mut image = image_with_tree();
         // A sound inode 0 of kind file: the tree has no root to hang from.
-        let old = image.clone();
-        append_record(&mut image, 0, |w, mut entries| {
-            let mut root = Inode::decode(&old[entries[0] as usize..]);
-            root.kind = KIND_FILE;
-            entries[0] = w.add_inode(0, &root) as u32;
-            entries
-        });
+        rewrite_inode(&mut image, 0, |root| root.kind = KIND_FILE);
         let report = check(&image);
         assert!(
             has_error(&report, "inode 0 (the root) is missing or not a directory"),
@@ -526,13 +543,7 @@ mod tests {
     fn an_inode_whose_size_is_not_whole_blocks_is_an_error() {
         let mut image = image_with_tree();
         // The file's size within its 14 blocks but not a multiple of a block.
-        let old = image.clone();
-        append_record(&mut image, 0, |w, mut entries| {
-            let mut file = Inode::decode(&old[entries[2] as usize..]);
-            file.size -= 1;
-            entries[2] = w.add_inode(2, &file) as u32;
-            entries
-        });
+        rewrite_inode(&mut image, 2, |file| file.size -= 1);
         let report = check(&image);
         assert!(
             has_error(
@@ -562,15 +573,7 @@ mod tests {
     fn a_parent_entry_naming_the_wrong_directory_is_an_error() {
         let mut image = image_with_tree();
         // Directory 1's `..` (its second entry) names itself instead of the root.
-        let old = image.clone();
-        append_record(&mut image, 1, |w, mut entries| {
-            let mut dir = Inode::decode(&old[entries[1] as usize..]);
-            let mut block = old[dir.blocks[0] as usize..][..BLOCK_SIZE].to_vec();
-            block[DIRENT_SIZE + NAME_FIELD..2 * DIRENT_SIZE].copy_from_slice(&1i32.to_le_bytes());
-            dir.blocks[0] = w.add_block(&block) as u32;
-            entries[1] = w.add_inode(1, &dir) as u32;
-            entries
-        });
+        rewrite_dir_block(&mut image, 1, |block| set_entry(block, 1, b"..", 1));
         let report = check(&image);
         assert!(
             has_error(&report, "expected `..` -> 0, found \"..\" -> 1"),
@@ -583,18 +586,7 @@ mod tests {
     fn a_second_name_for_the_root_is_an_error() {
         let mut image = image_with_tree();
         // Directory 1 gets a third entry, `up`, naming the root.
-        let old = image.clone();
-        append_record(&mut image, 1, |w, mut entries| {
-            let mut dir = Inode::decode(&old[entries[1] as usize..]);
-            let mut block = old[dir.blocks[0] as usize..][..BLOCK_SIZE].to_vec();
-            let entry = &mut block[3 * DIRENT_SIZE..4 * DIRENT_SIZE];
-            entry.fill(0);
-            entry[..2].copy_from_slice(b"up");
-            entry[NAME_FIELD..].copy_from_slice(&0i32.to_le_bytes());
-            dir.blocks[0] = w.add_block(&block) as u32;
-            entries[1] = w.add_inode(1, &dir) as u32;
-            entries
-        });
+        rewrite_dir_block(&mut image, 1, |block| set_entry(block, 3, b"up", 0));
         let report = check(&image);
         // Flagged where it is, not only once the walk has gone round through it.
         assert_eq!(
@@ -617,15 +609,7 @@ mod tests {
     fn a_dot_entry_naming_another_directory_is_an_error() {
         let mut image = image_with_tree();
         // Directory 1's `.` (its first entry) names the root.
-        let old = image.clone();
-        append_record(&mut image, 1, |w, mut entries| {
-            let mut dir = Inode::decode(&old[entries[1] as usize..]);
-            let mut block = old[dir.blocks[0] as usize..][..BLOCK_SIZE].to_vec();
-            block[NAME_FIELD..DIRENT_SIZE].copy_from_slice(&0i32.to_le_bytes());
-            dir.blocks[0] = w.add_block(&block) as u32;
-            entries[1] = w.add_inode(1, &dir) as u32;
-            entries
-        });
+        rewrite_dir_block(&mut image, 1, |block| set_entry(block, 0, b".", 0));
         let report = check(&image);
         assert!(
             has_error(&report, "expected `.` -> 1, found \".\" -> 0"),
@@ -638,18 +622,7 @@ mod tests {
     fn a_file_named_in_two_directories_is_an_error() {
         let mut image = image_with_tree();
         // The root gets a fourth entry, `again`, naming the file already in /dir.
-        let old = image.clone();
-        append_record(&mut image, 1, |w, mut entries| {
-            let mut root = Inode::decode(&old[entries[0] as usize..]);
-            let mut block = old[root.blocks[0] as usize..][..BLOCK_SIZE].to_vec();
-            let entry = &mut block[3 * DIRENT_SIZE..4 * DIRENT_SIZE];
-            entry.fill(0);
-            entry[..5].copy_from_slice(b"again");
-            entry[NAME_FIELD..].copy_from_slice(&2i32.to_le_bytes());
-            root.blocks[0] = w.add_block(&block) as u32;
-            entries[0] = w.add_inode(0, &root) as u32;
-            entries
-        });
+        rewrite_dir_block(&mut image, 0, |block| set_entry(block, 3, b"again", 2));
         let report = check(&image);
         assert!(
             has_error(&report, "inode 2 is named more than once"),
