@@ -449,4 +449,12 @@ pub(super) fn idle_keep_alive_does_not_hold_a_worker(cx: &mut Context) {
         closed,
         "an idle keep-alive connection was still open after {limit:?}"
     );
+    // Closed without a word: nothing was asked, so an unasked answer (a 408, say)
+    // would be read by a client as the answer to the request it is about to send.
+    assert!(
+        rest.is_empty(),
+        "an idle keep-alive connection got {:?} before it was closed, though it had \
+         asked nothing",
+        String::from_utf8_lossy(&rest)
+    );
 }
