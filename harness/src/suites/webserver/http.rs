@@ -324,11 +324,28 @@ pub(super) fn keep_alive(cx: &mut Context) {
 
 /// A request head that arrives in pieces, each read by the server before the next
 /// is sent, is answered as one request: a server that parses what its first read
-/// got, or stops watching a connection whose head is not complete, does not.
+/// got, or stops watching a connection whose head is not complete, does not. The
+/// client is slow but within its timeout: a quarter of it passes before the second
+/// piece and, on the kept-alive connection, before the next request, so a server
+/// that sets a connection's deadline wrong (already past, say) closes it first.
 pub(super) fn request_head_in_pieces(cx: &mut Context) {
     let root = site(cx.dir());
-    let server = Subject::of(cx).start(&root, &["-t", "2", "-b", "4"]);
+    let subject = Subject::of(cx);
+    let server = subject.start(&root, &["-t", "2", "-b", "4"]);
     let limit = std::time::Duration::from_secs(10);
+    let pause = subject.client_timeout() / 4;
+    let send = |s: &mut std::net::TcpStream, what: &str, piece: &str| {
+        if let Err(e) = s.write_all(piece.as_bytes()) {
+            panic!(
+                "{what}: sending {piece:?}: {e} (the server dropped a connection whose head \
+                 was not complete)"
+            );
+        }
+        assert!(
+            server.wait_read(s, limit),
+            "{what}: {piece:?} was not read within {limit:?}"
+        );
+    };
     for (connection, pieces) in [
         (
             "close",
@@ -343,25 +360,27 @@ pub(super) fn request_head_in_pieces(cx: &mut Context) {
             ],
         ),
     ] {
+        let what = format!("GET /plain.txt ({connection}) in three pieces");
         let mut s = server.connect();
-        for piece in pieces {
-            if let Err(e) = s.write_all(piece.as_bytes()) {
-                panic!(
-                    "GET /plain.txt ({connection}): sending {piece:?}, a piece of its head: {e} \
-                     (the server dropped a connection whose head was not complete)"
-                );
+        for (k, piece) in pieces.into_iter().enumerate() {
+            if k == 1 {
+                std::thread::sleep(pause);
             }
-            assert!(
-                server.wait_read(&s, limit),
-                "{piece:?}, a piece of a request head, was not read within {limit:?}"
-            );
+            send(&mut s, &what, piece);
         }
         let r = read_one(&mut s);
-        assert_eq!(
-            (r.status, r.text().as_str()),
-            (200, "text"),
-            "GET /plain.txt ({connection}) whose head came in three pieces"
-        );
+        assert_eq!((r.status, r.text().as_str()), (200, "text"), "{what}");
+        if connection == "keep-alive" {
+            std::thread::sleep(pause);
+            let what = format!("the next request on that connection, {pause:?} later");
+            send(
+                &mut s,
+                &what,
+                "GET /a.css HTTP/1.1\r\nConnection: keep-alive\r\n\r\n",
+            );
+            let r = read_one(&mut s);
+            assert_eq!((r.status, r.text().as_str()), (200, "p{}"), "{what}");
+        }
     }
 }
 
