@@ -193,9 +193,8 @@ impl Fs {
                 ));
             }
             let bytes = read(u64::from(addr), 4 * PIECE_ENTRIES, "an inode-map piece")?;
-            for i in 0..PIECE_ENTRIES {
-                fs.imap[p * PIECE_ENTRIES + i] = crate::format::le32(&bytes[4 * i..]);
-            }
+            fs.imap[p * PIECE_ENTRIES..(p + 1) * PIECE_ENTRIES]
+                .copy_from_slice(&crate::format::decode_piece(&bytes));
         }
         let mut touched: BTreeSet<usize> = (0..PIECES).collect();
         // Roll forward: every whole record past the checkpoint is part of the file
@@ -680,9 +679,10 @@ mod tests {
         assert!(err.contains("root"), "{err}");
     }
 
-    #[test]
-    fn a_checkpoint_ahead_of_the_log_is_refused_with_a_reason() {
-        let (mut fs, mut image) = new_image();
+    /// A fresh image and a file system that has created `/x`, its record still
+    /// pending (not yet in the image).
+    fn fs_with_a_file() -> (Fs, Vec<u8>) {
+        let (mut fs, image) = new_image();
         fs.apply(
             &image,
             &Request::Creat {
@@ -691,6 +691,12 @@ mod tests {
                 name: b"x".to_vec(),
             },
         );
+        (fs, image)
+    }
+
+    #[test]
+    fn a_checkpoint_ahead_of_the_log_is_refused_with_a_reason() {
+        let (fs, mut image) = fs_with_a_file();
         let cr = fs.checkpoint();
         image[..CR_SIZE].copy_from_slice(&cr);
         let err = Fs::recover(&image).unwrap_err();
@@ -699,15 +705,7 @@ mod tests {
 
     /// An image holding one file, `/x`, with its checkpoint written.
     fn image_with_a_file() -> Vec<u8> {
-        let (mut fs, mut image) = new_image();
-        fs.apply(
-            &image,
-            &Request::Creat {
-                pinum: 0,
-                kind: 1,
-                name: b"x".to_vec(),
-            },
-        );
+        let (mut fs, mut image) = fs_with_a_file();
         flush(&mut fs, &mut image);
         image
     }
@@ -727,10 +725,7 @@ mod tests {
         // A whole record past the checkpoint whose inode-map piece puts inode 1
         // beyond the end of the log.
         let cr = Checkpoint::decode(&image).unwrap();
-        let mut entries = [0u32; PIECE_ENTRIES];
-        for (i, e) in entries.iter_mut().enumerate() {
-            *e = crate::format::le32(&image[cr.pieces[0] as usize + 4 * i..]);
-        }
+        let mut entries = crate::format::decode_piece(&image[cr.pieces[0] as usize..]);
         entries[1] = image.len() as u32 + 10_000;
         let mut w = crate::format::RecordWriter::new(image.len() as u64, 0);
         w.add_piece(0, entries);

@@ -119,6 +119,15 @@ pub fn le64(bytes: &[u8]) -> u64 {
     u64::from_le_bytes(bytes[..8].try_into().unwrap())
 }
 
+/// The entries of the inode-map piece stored at the start of `bytes`.
+pub fn decode_piece(bytes: &[u8]) -> [u32; PIECE_ENTRIES] {
+    let mut entries = [0u32; PIECE_ENTRIES];
+    for (i, e) in entries.iter_mut().enumerate() {
+        *e = le32(&bytes[4 * i..]);
+    }
+    entries
+}
+
 /// The checkpoint region's contents.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Checkpoint {
@@ -403,10 +412,7 @@ pub fn parse_record(start: u64, bytes: &[u8]) -> Result<Record, String> {
     let mut pieces = Vec::new();
     for _ in 0..header.npieces {
         let piece = le32(&bytes[at..]);
-        let mut entries = [0u32; PIECE_ENTRIES];
-        for (i, e) in entries.iter_mut().enumerate() {
-            *e = le32(&bytes[at + 4 + 4 * i..]);
-        }
+        let entries = decode_piece(&bytes[at + 4..]);
         pieces.push((piece, start + at as u64 + 4, entries));
         at += ENTRY_SIZE;
     }

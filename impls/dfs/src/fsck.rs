@@ -14,7 +14,8 @@ use specs::mfs::{
 };
 
 use crate::format::{
-    le32, scan_log, Checkpoint, Inode, KIND_DIRECTORY, KIND_FILE, LOG_START, PIECES, PIECE_ENTRIES,
+    decode_piece, scan_log, Checkpoint, Inode, KIND_DIRECTORY, KIND_FILE, LOG_START, PIECES,
+    PIECE_ENTRIES,
 };
 
 /// What `mfsck` found.
@@ -120,9 +121,8 @@ pub fn check(image: &[u8]) -> Report {
         }
         match piece_at.get(&u64::from(addr)) {
             Some(&q) if q as usize == p => {
-                for i in 0..PIECE_ENTRIES {
-                    imap[p * PIECE_ENTRIES + i] = le32(&image[addr as usize + 4 * i..]);
-                }
+                imap[p * PIECE_ENTRIES..(p + 1) * PIECE_ENTRIES]
+                    .copy_from_slice(&decode_piece(&image[addr as usize..]));
             }
             Some(&q) => r.errors.push(format!(
                 "checkpoint region: piece {p} points at {addr}, which holds piece {q}"
@@ -418,12 +418,7 @@ mod tests {
     /// The first inode-map piece of `image`'s checkpoint, decoded.
     fn first_piece(image: &[u8]) -> [u32; PIECE_ENTRIES] {
         let cr = Checkpoint::decode(image).unwrap();
-        let piece_addr = cr.pieces[0] as usize;
-        let mut entries = [0u32; PIECE_ENTRIES];
-        for (i, e) in entries.iter_mut().enumerate() {
-            *e = le32(&image[piece_addr + 4 * i..]);
-        }
-        entries
+        decode_piece(&image[cr.pieces[0] as usize..])
     }
 
     /// Appends one well-formed record, which `write` fills (`nblocks` blocks) and
