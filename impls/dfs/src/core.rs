@@ -737,6 +737,42 @@ mod tests {
         );
     }
 
+    /// The bound of the check above is the log's end itself: an inode whose last byte
+    /// is the log's last byte lies inside the log. No sound image has one there (a
+    /// record puts its inode-map pieces after its inodes), so the image is built by
+    /// hand: a record whose piece points inode 1 into the next record, which holds
+    /// only that inode and ends the log.
+    #[test]
+    fn an_inode_ending_at_the_log_end_is_inside_the_log() {
+        let mut image = image_with_a_file();
+        let cr = Checkpoint::decode(&image).unwrap();
+        let mut entries = crate::format::decode_piece(&image[cr.pieces[0] as usize..]);
+        let mut with_piece = crate::format::RecordWriter::new(image.len() as u64, 0);
+        let next_start = image.len() as u64 + {
+            let mut sized = crate::format::RecordWriter::new(image.len() as u64, 0);
+            sized.add_piece(0, entries);
+            sized.byte_len()
+        };
+        let mut with_inode = crate::format::RecordWriter::new(next_start, 0);
+        let inode = Inode {
+            kind: KIND_FILE,
+            size: 0,
+            blocks: [0; DIRECT_BLOCKS],
+        };
+        entries[1] = with_inode.add_inode(1, &inode) as u32;
+        with_piece.add_piece(0, entries);
+        image.extend_from_slice(&with_piece.finish(cr.seq + 1, 0));
+        assert_eq!(image.len() as u64, next_start);
+        image.extend_from_slice(&with_inode.finish(cr.seq + 2, 0));
+        assert_eq!(
+            u64::from(entries[1]) + INODE_SIZE as u64,
+            image.len() as u64,
+            "the inode should end the log"
+        );
+        let (fs, _) = Fs::recover(&image).unwrap_or_else(|e| panic!("refused: {e}"));
+        assert_eq!(fs.inodes[1], Some(inode));
+    }
+
     #[test]
     fn an_inode_map_piece_running_past_the_log_is_refused_with_a_reason() {
         let mut image = image_with_a_file();
