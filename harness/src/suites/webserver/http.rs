@@ -327,6 +327,9 @@ pub(super) fn keep_alive(cx: &mut Context) {
 /// client is slow but within its timeout: a quarter of it passes before the second
 /// piece and, on the kept-alive connection, before the next request, so a server
 /// that sets a connection's deadline wrong (already past, say) closes it first.
+/// One head's first piece is exactly 4 KiB, a common read size: a server whose read
+/// fills its buffer reads again and finds nothing there yet (`EAGAIN`), which is not
+/// the end of the connection.
 pub(super) fn request_head_in_pieces(cx: &mut Context) {
     let root = site(cx.dir());
     let subject = Subject::of(cx);
@@ -345,21 +348,27 @@ pub(super) fn request_head_in_pieces(cx: &mut Context) {
             "{what}: {piece:?} was not read within {limit:?}"
         );
     };
+    let line = "GET /plain.txt HTTP/1.0\r\nX-Padding: ";
+    let four_kib = format!("{line}{}", "p".repeat(4096 - line.len()));
     for (connection, pieces) in [
         (
             "close",
-            ["GET /plain.txt HT", "TP/1.0\r\nHost: x\r\n", "\r\n"],
+            vec!["GET /plain.txt HT", "TP/1.0\r\nHost: x\r\n", "\r\n"],
         ),
         (
             "keep-alive",
-            [
+            vec![
                 "GET /plain.txt HTTP/1.1\r\n",
                 "Connection: keep-alive\r\n",
                 "\r\n",
             ],
         ),
+        (
+            "close, the first piece 4096 bytes",
+            vec![&four_kib, "\r\n\r\n"],
+        ),
     ] {
-        let what = format!("GET /plain.txt ({connection}) in three pieces");
+        let what = format!("GET /plain.txt ({connection}) in {} pieces", pieces.len());
         let mut s = server.connect();
         for (k, piece) in pieces.into_iter().enumerate() {
             if k == 1 {
