@@ -86,6 +86,25 @@ pub(super) fn responses_are_well_formed(cx: &mut Context) {
             response.status_line
         );
     }
+    // The same heads as the next requests of a kept-alive connection: no read made
+    // when the connection was accepted sees them, so a server that reads a head only
+    // until one read fills its buffer waits for more that never comes.
+    let mut s = server.connect();
+    let keep = "GET /index.html HTTP/1.1\r\nConnection: keep-alive\r\n";
+    s.write_all(format!("{keep}\r\n").as_bytes()).unwrap();
+    assert_eq!(read_one(&mut s).status, 200, "a kept-alive GET /index.html");
+    for total in [4096, 6000] {
+        let mut raw = format!("{keep}X-Filler: ").into_bytes();
+        raw.resize(total - 4, b'f');
+        raw.extend_from_slice(b"\r\n\r\n");
+        s.write_all(&raw).unwrap();
+        let response = read_one(&mut s);
+        assert_eq!(
+            response.status, 200,
+            "a {total}-byte request head, the next request of a kept-alive connection -> {}",
+            response.status_line
+        );
+    }
     let ok = server.get("/index.html");
     assert_eq!(
         ok.body,
