@@ -2,9 +2,8 @@
 
 use std::fs::File;
 use std::io::{self, BufRead, BufWriter, Write};
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::Path;
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -49,7 +48,7 @@ where
     N: Node,
     F: FnOnce(&Context, &Storage) -> N,
 {
-    // Stdin itself (not its lock) so the reader can move to a thread in real time.
+    // Stdin itself (not its lock): in real time it is polled by its descriptor.
     let mut reader = io::BufReader::new(io::stdin());
     // A handle of our own on stdout: std's is line-buffered and looks through every
     // write for its last newline, a cost on a 128 KiB answer, and this writer does
@@ -137,50 +136,157 @@ where
 
     writer.flush()?;
     let start = Instant::now();
-    // Bounded, so a burst of requests waits in the pipe (the kernel's memory), not
-    // in this process as queued lines.
-    let (tx, rx) = mpsc::sync_channel::<io::Result<Line>>(64);
-    std::thread::spawn(move || {
-        while let Some(line) = next_line(&mut reader, MAX_LINE_BYTES) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    // Stdin is read on this thread, waiting in `poll` for a line or the next wake-up,
+    // not on a thread of its own that hands each line over: every message would then
+    // cost two wake-ups, the reader's and this thread's, where it now costs one
+    // (docs/raft.md, Performance).
+    let clock = WakeClock::new()?;
     loop {
         let now = start.elapsed().as_nanos() as u64;
-        let received = match out.next_wake() {
-            Some(at) if at <= now => Err(mpsc::RecvTimeoutError::Timeout),
-            Some(at) => rx.recv_timeout(Duration::from_nanos(at - now)),
-            None => rx.recv().map_err(|_| mpsc::RecvTimeoutError::Disconnected),
+        let input = match out.next_wake() {
+            Some(at) if at <= now => false,
+            Some(at) => clock.wait_for_line(&reader, Some(Duration::from_nanos(at - now)))?,
+            None => clock.wait_for_line(&reader, None)?,
         };
-        match received {
-            Ok(line) => {
-                let mut line = line;
-                loop {
-                    if let Some(msg) = take_message(parse(&line?), &mut out) {
-                        node.on_message(start.elapsed().as_nanos() as u64, msg, &mut out);
-                    }
-                    // Group commit: the lines that arrived while the last batch was
-                    // being written are stepped together and made durable by one
-                    // write and one fsync per file, before any of their answers
-                    // leaves. Never waits for more; the channel's bound (64 lines)
-                    // bounds a batch.
-                    match rx.try_recv() {
-                        Ok(next) => line = next,
-                        Err(_) => break,
-                    }
+        if input {
+            // Group commit: the lines already there (buffered, or in the pipe) are
+            // stepped together and made durable by one write and one fsync per file,
+            // before any of their answers leaves. Never waits for more; a batch
+            // takes at most `MAX_BATCH` lines, so a burst waits in the pipe.
+            for _ in 0..MAX_BATCH {
+                let Some(line) = next_line(&mut reader, MAX_LINE_BYTES) else {
+                    return Ok(());
+                };
+                if let Some(msg) = take_message(parse(&line?), &mut out) {
+                    node.on_message(start.elapsed().as_nanos() as u64, msg, &mut out);
+                }
+                if !line_ready_now(&reader)? {
+                    break;
                 }
             }
-            Err(mpsc::RecvTimeoutError::Timeout) => {
-                out.clear_wake();
-                node.on_tick(start.elapsed().as_nanos() as u64, &mut out);
-            }
-            Err(mpsc::RecvTimeoutError::Disconnected) => return Ok(()),
+        } else {
+            out.clear_wake();
+            node.on_tick(start.elapsed().as_nanos() as u64, &mut out);
         }
         node.on_batch_end(&mut out);
         settle(&mut node, &mut out, &mut storage, &mut writer, true)?;
         writer.flush()?;
+    }
+}
+
+/// The most lines stepped in one batch in real time.
+const MAX_BATCH: usize = 64;
+
+/// The next wake-up as a timer on the monotonic clock, set to an absolute time: a
+/// node stopped past its wake-up (SIGSTOP, or a loaded machine) wakes at once when it
+/// runs again, as with a timer of the language's runtime. A relative timeout would
+/// not do: a `poll` the stop interrupted is restarted with the time it had left.
+struct WakeClock {
+    timer: OwnedFd,
+}
+
+impl WakeClock {
+    fn new() -> io::Result<WakeClock> {
+        // SAFETY: no pointers; the result is checked before it is owned.
+        let fd = unsafe { libc::timerfd_create(libc::CLOCK_MONOTONIC, libc::TFD_CLOEXEC) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: a descriptor just created, owned by nothing else.
+        Ok(WakeClock {
+            timer: unsafe { OwnedFd::from_raw_fd(fd) },
+        })
+    }
+
+    /// Waits until a line (or the end of input) can be read from `reader`, or `wait`
+    /// passes (`None`: no wake-up). True for input.
+    fn wait_for_line(
+        &self,
+        reader: &io::BufReader<io::Stdin>,
+        wait: Option<Duration>,
+    ) -> io::Result<bool> {
+        if has_line(reader) {
+            return Ok(true);
+        }
+        let mut value = libc::itimerspec {
+            it_interval: timespec(Duration::ZERO),
+            it_value: timespec(Duration::ZERO),
+        };
+        if let Some(wait) = wait {
+            let mut now = timespec(Duration::ZERO);
+            // SAFETY: a valid timespec to fill.
+            if unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) } != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            let at = Duration::new(now.tv_sec as u64, now.tv_nsec as u32) + wait;
+            value.it_value = timespec(at);
+        }
+        // Arming resets the count of expirations, so an old one never reads as due.
+        // SAFETY: valid itimerspec, no old value asked for.
+        let set = unsafe {
+            libc::timerfd_settime(
+                self.timer.as_raw_fd(),
+                libc::TFD_TIMER_ABSTIME,
+                &value,
+                std::ptr::null_mut(),
+            )
+        };
+        if set != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let mut fds = [
+            pollfd(reader.get_ref().as_raw_fd()),
+            pollfd(self.timer.as_raw_fd()),
+        ];
+        poll(&mut fds, -1)?;
+        // Readable, or hung up (the end of input, which reading reports).
+        Ok(fds[0].revents != 0)
+    }
+}
+
+/// Whether a line (or the end of input) can be read from `reader` without waiting:
+/// a whole line in its buffer, or stdin readable. Once stdin is readable the rest of
+/// a line may still be on its way, and reading it waits for the writer to finish it.
+fn line_ready_now(reader: &io::BufReader<io::Stdin>) -> io::Result<bool> {
+    if has_line(reader) {
+        return Ok(true);
+    }
+    let mut fds = [pollfd(reader.get_ref().as_raw_fd())];
+    poll(&mut fds, 0)?;
+    Ok(fds[0].revents != 0)
+}
+
+fn has_line(reader: &io::BufReader<io::Stdin>) -> bool {
+    memchr::memchr(b'\n', reader.buffer()).is_some()
+}
+
+fn pollfd(fd: RawFd) -> libc::pollfd {
+    libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    }
+}
+
+/// `poll` until it returns, retried when a signal interrupts it.
+fn poll(fds: &mut [libc::pollfd], timeout_ms: libc::c_int) -> io::Result<()> {
+    loop {
+        // SAFETY: `fds` is a valid array of its length for the call's duration.
+        let ready = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) };
+        if ready >= 0 {
+            return Ok(());
+        }
+        let error = io::Error::last_os_error();
+        if error.kind() != io::ErrorKind::Interrupted {
+            return Err(error);
+        }
+    }
+}
+
+fn timespec(d: Duration) -> libc::timespec {
+    libc::timespec {
+        tv_sec: d.as_secs() as libc::time_t,
+        tv_nsec: d.subsec_nanos() as libc::c_long,
     }
 }
 
