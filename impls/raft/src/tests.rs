@@ -415,6 +415,66 @@ fn state_that_starts_after_its_snapshot_is_refused() {
     assert!(mismatch.reconcile().is_err());
 }
 
+/// A leader that hears of a later term in a follower's answer to its snapshot steps
+/// down and sends nothing more as a leader: acting on the answer would send
+/// AppendEntries in a term it does not lead. (The follower's term moved on between
+/// the rejection that made the leader send the snapshot and its answer.) The leader
+/// has more entries than one AppendEntries carries, so an answer taken as a match
+/// would send the next batch at once.
+#[test]
+fn a_snapshot_answer_of_a_later_term_deposes_the_leader() {
+    let names: Vec<String> = ["n1", "n2", "n3"].map(String::from).to_vec();
+    let state = HardState {
+        term: 2,
+        log: entries(&[1; 30]),
+        ..HardState::default()
+    };
+    let mut config = Config::new("n1", names);
+    config.max_batch = 10;
+    let mut n1 = Raft::new(config, state, None, 1, 0);
+    let now = n1.next_deadline();
+    n1.tick(now);
+    n1.step(
+        now,
+        "n2",
+        PeerMessage::RequestVoteReply {
+            term: 3,
+            granted: true,
+        },
+    );
+    assert!(n1.is_leader());
+    n1.ready();
+    // n2 rejects the first AppendEntries: the leader backs it up to entry 1.
+    n1.step(
+        now,
+        "n2",
+        PeerMessage::AppendEntriesReply {
+            term: 3,
+            success: false,
+            match_index: 0,
+            rejected: 30,
+            conflict_index: 1,
+            conflict_term: None,
+        },
+    );
+    n1.ready();
+    n1.step(
+        now,
+        "n2",
+        PeerMessage::InstallSnapshotReply {
+            term: 4,
+            last_index: 1,
+        },
+    );
+    assert_eq!((n1.term(), n1.role()), (4, Role::Follower));
+    let sent: Vec<_> = n1.ready().messages;
+    assert!(
+        sent.iter()
+            .all(|(_, m)| !matches!(m, PeerMessage::AppendEntries { .. })),
+        "a deposed leader sent AppendEntries: {sent:?}"
+    );
+}
+
 #[test]
 fn a_partitioned_old_leader_cannot_commit() {
     let mut sim = Sim::new(5, 3);
