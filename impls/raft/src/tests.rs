@@ -475,6 +475,80 @@ fn a_snapshot_answer_of_a_later_term_deposes_the_leader() {
     );
 }
 
+/// An AppendEntries that reaches a follower after a snapshot covering some or all of
+/// its entries (it was sent before the leader compacted, and delayed): the covered
+/// entries are skipped, the rest stored at their own indices, and the answer claims
+/// exactly the message's last entry, which the follower then holds.
+#[test]
+fn an_append_delayed_past_a_snapshot_keeps_its_indices() {
+    let names: Vec<String> = ["n1", "n2", "n3"].map(String::from).to_vec();
+    // n2 in term 5 has installed a snapshot through entry 10 (term 1), nothing after.
+    let follower = || {
+        Raft::new(
+            Config::new("n2", names.clone()),
+            state(10, 1, &[]),
+            Some(snap(10, 1)),
+            2,
+            0,
+        )
+    };
+    let numbered = |from: u64, to: u64| -> Vec<Entry> {
+        (from..=to)
+            .map(|i| Entry {
+                term: 1,
+                command: json!(i),
+            })
+            .collect()
+    };
+    let answer = |raft: &mut Raft| -> (bool, u64) {
+        let sent = raft.ready().messages;
+        match sent.as_slice() {
+            [(
+                _,
+                PeerMessage::AppendEntriesReply {
+                    success,
+                    match_index,
+                    ..
+                },
+            )] => (*success, *match_index),
+            other => panic!("expected one AppendEntriesReply, got {other:?}"),
+        }
+    };
+    let append = |raft: &mut Raft, prev_index: u64, entries: Vec<Entry>| {
+        raft.step(
+            1,
+            "n1",
+            PeerMessage::AppendEntries {
+                term: 5,
+                prev_index,
+                prev_term: 1,
+                entries,
+                commit: 0,
+            },
+        );
+    };
+    // Entries 7..=14: 7..=10 are in the snapshot, 11..=14 are new.
+    let mut n2 = follower();
+    append(&mut n2, 6, numbered(7, 14));
+    assert_eq!(answer(&mut n2), (true, 14), "the answer to entries 7..=14");
+    assert_eq!(
+        (n2.log_start(), n2.last_index()),
+        (10, 14),
+        "the log after entries 7..=14"
+    );
+    let stored: Vec<Value> = n2.entries().iter().map(|e| e.command.clone()).collect();
+    assert_eq!(
+        stored,
+        [json!(11), json!(12), json!(13), json!(14)],
+        "entries 11..=14 at their own indices"
+    );
+    // Entries 5..=8: all in the snapshot; nothing to store, and 8 is matched.
+    let mut n2 = follower();
+    append(&mut n2, 4, numbered(5, 8));
+    assert_eq!(answer(&mut n2), (true, 8), "the answer to entries 5..=8");
+    assert_eq!(n2.last_index(), 10, "the log after entries 5..=8");
+}
+
 #[test]
 fn a_partitioned_old_leader_cannot_commit() {
     let mut sim = Sim::new(5, 3);
