@@ -95,7 +95,20 @@ impl Proxy {
     fn send(&mut self, line: &str) {
         self.transcript.push_str(&format!("> {line}\n"));
         if let Err(e) = writeln!(self.stdin, "{line}").and_then(|_| self.stdin.flush()) {
-            fail(property::HARNESS, format!("the proxy stopped reading: {e}"));
+            // How the proxy ended (an exit code, or the signal that killed it) and
+            // what it was told and answered: its stderr is the chat log.
+            let ended = match self.process.wait_timeout(Duration::from_secs(1)) {
+                Ok(Some(status)) => format!("it ended with {status}"),
+                Ok(None) => "it is still running".to_string(),
+                Err(e) => format!("its status is unknown ({e})"),
+            };
+            fail(
+                property::HARNESS,
+                format!(
+                    "the proxy stopped reading: {e}; {ended}; its transcript:\n{}",
+                    self.transcript
+                ),
+            );
         }
     }
 
