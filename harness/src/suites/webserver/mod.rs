@@ -220,6 +220,11 @@ const TESTS: &[TestCase] = &[
         run: security::no_zombie_cgi_children,
     },
     TestCase {
+        name: "security::survives_stop_and_continue",
+        after: None,
+        run: security::survives_stop_and_continue,
+    },
+    TestCase {
         name: "browser::chromium_renders_page_with_css_and_image",
         after: None,
         run: browser::chromium_renders_page_with_css_and_image,

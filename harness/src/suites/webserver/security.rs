@@ -11,7 +11,8 @@ use rand::Rng;
 
 use super::checks;
 use super::support::{docroot, margin, parallel, read_to_close, wait_for, Subject};
-use crate::suite::Context;
+use super::KEEPS_SERVING;
+use crate::suite::{fail, Context};
 
 /// Every way out of the root is refused; the secret outside it comes from the seed.
 pub(super) fn path_traversal_refused(cx: &mut Context) {
@@ -164,4 +165,51 @@ pub(super) fn no_zombie_cgi_children(cx: &mut Context) {
         "CGI children not reaped {limit:?} after their responses: {:?}",
         server.children()
     );
+}
+
+/// A server stopped and continued (Ctrl-Z and `fg` in a shell) goes on serving. On
+/// Linux a stop makes a blocking `epoll_wait` (and a few other calls) fail with EINTR
+/// once the process continues, even with no signal handler installed (signal(7)); a
+/// server that takes that for a fatal error exits. Five rounds, each stopping the
+/// idle server and then asking it for a page.
+pub(super) fn survives_stop_and_continue(cx: &mut Context) {
+    let dir = cx.dir().to_path_buf();
+    let root = docroot(&dir);
+    let mut server = Subject::of(cx).start(&root, &["-t", "2", "-b", "4"]);
+    for round in 1..=5 {
+        server.stop_and_continue();
+        let answer = (|| -> std::io::Result<Vec<u8>> {
+            let mut s = TcpStream::connect(server.addr())?;
+            s.set_read_timeout(Some(Duration::from_secs(10)))?;
+            s.write_all(b"GET /index.html HTTP/1.0\r\n\r\n")?;
+            let mut raw = Vec::new();
+            s.read_to_end(&mut raw)?;
+            Ok(raw)
+        })();
+        // "HTTP/1.x 200 ..."
+        let ok = matches!(&answer, Ok(raw) if raw.starts_with(b"HTTP/1.") && raw.get(9..12) == Some(b"200"));
+        if !ok {
+            if let Some(status) = server.exited_within(Duration::from_secs(1)) {
+                fail(
+                    KEEPS_SERVING,
+                    format!(
+                        "the server exited with {status} after it was stopped (SIGSTOP) and \
+                         continued (SIGCONT), round {round}: an interrupted call (EINTR) is \
+                         not an error"
+                    ),
+                );
+            }
+            fail(
+                KEEPS_SERVING,
+                format!(
+                    "after stop and continue {round}, GET /index.html was not answered 200: {}",
+                    match &answer {
+                        Ok(raw) =>
+                            format!("{:?}", String::from_utf8_lossy(&raw[..raw.len().min(80)])),
+                        Err(e) => e.to_string(),
+                    }
+                ),
+            );
+        }
+    }
 }

@@ -172,6 +172,40 @@ impl Server {
         }
     }
 
+    /// Stops the server (SIGSTOP), waits until the kernel has stopped it, and lets
+    /// it go on (SIGCONT): what Ctrl-Z and `fg` do to a server in a shell. A SIGCONT
+    /// sent before the stop takes effect would cancel it, hence the wait.
+    pub fn stop_and_continue(&self) {
+        let pid = self.process.pid();
+        self.process
+            .signal(libc::SIGSTOP)
+            .unwrap_or_else(|e| fail(property::HARNESS, format!("SIGSTOP to {pid}: {e}")));
+        let stopped = || {
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|stat| {
+                    stat.rsplit(')')
+                        .next()
+                        .map(|rest| rest.trim_start().starts_with('T'))
+                })
+                .unwrap_or(false)
+        };
+        if !wait_for(Duration::from_secs(10), stopped) {
+            fail(
+                property::HARNESS,
+                format!("{pid} did not stop within 10 s of SIGSTOP"),
+            );
+        }
+        self.process
+            .signal(libc::SIGCONT)
+            .unwrap_or_else(|e| fail(property::HARNESS, format!("SIGCONT to {pid}: {e}")));
+    }
+
+    /// The server's exit status if it exits within `limit`.
+    pub fn exited_within(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        self.process.wait_timeout(limit).ok().flatten()
+    }
+
     /// Fails the test if the server has exited (a request must never kill it).
     pub fn assert_alive(&mut self) {
         if let Some(status) = self.process.try_wait().unwrap() {
