@@ -415,6 +415,23 @@ fn state_that_starts_after_its_snapshot_is_refused() {
     assert!(mismatch.reconcile().is_err());
 }
 
+/// `n1`, a follower of term 2, after its election timeout and n2's vote: leader of
+/// term 3, its first Ready taken.
+fn elected_by_n2(mut n1: Raft) -> Raft {
+    n1.tick(n1.next_deadline());
+    n1.step(
+        n1.next_deadline(),
+        "n2",
+        PeerMessage::RequestVoteReply {
+            term: 3,
+            granted: true,
+        },
+    );
+    assert!(n1.is_leader());
+    n1.ready();
+    n1
+}
+
 /// A leader that hears of a later term in a follower's answer to its snapshot steps
 /// down and sends nothing more as a leader: acting on the answer would send
 /// AppendEntries in a term it does not lead. (The follower's term moved on between
@@ -431,19 +448,8 @@ fn a_snapshot_answer_of_a_later_term_deposes_the_leader() {
     };
     let mut config = Config::new("n1", names);
     config.max_batch = 10;
-    let mut n1 = Raft::new(config, state, None, 1, 0);
+    let mut n1 = elected_by_n2(Raft::new(config, state, None, 1, 0));
     let now = n1.next_deadline();
-    n1.tick(now);
-    n1.step(
-        now,
-        "n2",
-        PeerMessage::RequestVoteReply {
-            term: 3,
-            granted: true,
-        },
-    );
-    assert!(n1.is_leader());
-    n1.ready();
     // n2 rejects the first AppendEntries: the leader backs it up to entry 1.
     n1.step(
         now,
@@ -836,19 +842,7 @@ mod hostile_peers {
             log: entries(&[1, 1, 2]),
             ..HardState::default()
         };
-        let mut n1 = Raft::new(Config::new("n1", names()), state, None, 1, 0);
-        n1.tick(n1.next_deadline());
-        n1.step(
-            n1.next_deadline(),
-            "n2",
-            PeerMessage::RequestVoteReply {
-                term: 3,
-                granted: true,
-            },
-        );
-        assert!(n1.is_leader());
-        n1.ready();
-        n1
+        elected_by_n2(Raft::new(Config::new("n1", names()), state, None, 1, 0))
     }
 
     /// What a hostile message must not change.
