@@ -481,6 +481,47 @@ fn a_snapshot_answer_of_a_later_term_deposes_the_leader() {
     );
 }
 
+/// A snapshot from a deposed leader (sent in its term, delivered after a new leader
+/// was elected) is refused with the current term: the leader that receives it stays
+/// leader, and its state is unchanged.
+#[test]
+fn a_snapshot_of_an_earlier_term_is_refused() {
+    let names: Vec<String> = ["n1", "n2", "n3"].map(String::from).to_vec();
+    let state = HardState {
+        term: 2,
+        log: entries(&[1, 1, 2]),
+        ..HardState::default()
+    };
+    let mut n1 = elected_by_n2(Raft::new(Config::new("n1", names), state, None, 1, 0));
+    let now = n1.next_deadline();
+    n1.step(
+        now,
+        "n3",
+        PeerMessage::InstallSnapshot {
+            term: 2,
+            last_index: 2,
+            last_term: 1,
+            data: json!("old"),
+        },
+    );
+    assert_eq!(
+        (n1.term(), n1.role(), n1.log_start()),
+        (3, Role::Leader, 0),
+        "after a snapshot of term 2 reached the leader of term 3"
+    );
+    let ready = n1.ready();
+    assert!(ready.snapshot.is_none() && ready.apply_snapshot.is_none());
+    assert!(
+        ready
+            .messages
+            .iter()
+            .any(|(to, m)| to == "n3"
+                && matches!(m, PeerMessage::InstallSnapshotReply { term: 3, .. })),
+        "no refusal with the current term: {:?}",
+        ready.messages
+    );
+}
+
 /// An AppendEntries that reaches a follower after a snapshot covering some or all of
 /// its entries (it was sent before the leader compacted, and delayed): the covered
 /// entries are skipped, the rest stored at their own indices, and the answer claims
