@@ -170,10 +170,7 @@ fn start_floor(dir: &Path) -> Result<Floor> {
 impl Floor {
     fn stop(mut self) -> Result<()> {
         UdpSocket::bind("127.0.0.1:0")?.send_to(&[], ("127.0.0.1", self.server.port))?;
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while self.server.child.try_wait()?.is_none() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        self.server.await_exit()?;
         std::fs::remove_file(&self.file)?;
         Ok(())
     }
@@ -239,6 +236,18 @@ fn write_record_bytes() -> Result<usize> {
 struct Server {
     child: Child,
     port: u16,
+}
+
+impl Server {
+    /// After it was told to shut down: waits up to 5 s for it to exit (dropping it
+    /// kills it if it has not).
+    fn await_exit(&mut self) -> Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while self.child.try_wait()?.is_none() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Ok(())
+    }
 }
 
 impl Drop for Server {
@@ -309,10 +318,7 @@ fn target(args: &Args, clients: usize) -> Result<Target> {
 impl Target {
     fn stop(mut self) -> Result<()> {
         Client::connect("127.0.0.1", self.server.port, Options::default())?.shutdown()?;
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while self.server.child.try_wait()?.is_none() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        self.server.await_exit()?;
         std::fs::remove_file(&self.image)?;
         Ok(())
     }
