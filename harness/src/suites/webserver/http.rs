@@ -75,11 +75,7 @@ pub(super) fn responses_are_well_formed(cx: &mut Context) {
     // Heads longer than one 4 KiB read but under 8 KiB, each arriving in one piece
     // (exactly 4,096 bytes, and 6,000): the whole head is read and answered.
     for total in [4096, 6000] {
-        let end = b"\r\n\r\n";
-        let mut raw = b"GET /index.html HTTP/1.0\r\nX-Filler: ".to_vec();
-        raw.resize(total - end.len(), b'f');
-        raw.extend_from_slice(end);
-        let response = server.exchange(&raw);
+        let response = server.exchange(&padded_head("GET /index.html HTTP/1.0\r\n", total));
         assert_eq!(
             response.status, 200,
             "a {total}-byte request head -> {}",
@@ -94,10 +90,7 @@ pub(super) fn responses_are_well_formed(cx: &mut Context) {
     s.write_all(format!("{keep}\r\n").as_bytes()).unwrap();
     assert_eq!(read_one(&mut s).status, 200, "a kept-alive GET /index.html");
     for total in [4096, 6000] {
-        let mut raw = format!("{keep}X-Filler: ").into_bytes();
-        raw.resize(total - 4, b'f');
-        raw.extend_from_slice(b"\r\n\r\n");
-        s.write_all(&raw).unwrap();
+        s.write_all(&padded_head(keep, total)).unwrap();
         let response = read_one(&mut s);
         assert_eq!(
             response.status, 200,
@@ -118,6 +111,16 @@ pub(super) fn responses_are_well_formed(cx: &mut Context) {
         pos("content-length") < pos("content-type"),
         "headers out of the seed's order: {names:?}"
     );
+}
+
+/// A request head of exactly `total` bytes: `start` (its request line and headers,
+/// each ended by CRLF), an `X-Filler` header that pads it, and the blank line.
+fn padded_head(start: &str, total: usize) -> Vec<u8> {
+    let end = b"\r\n\r\n";
+    let mut raw = format!("{start}X-Filler: ").into_bytes();
+    raw.resize(total - end.len(), b'f');
+    raw.extend_from_slice(end);
+    raw
 }
 
 pub(super) fn content_types(cx: &mut Context) {

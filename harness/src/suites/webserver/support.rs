@@ -180,17 +180,7 @@ impl Server {
         self.process
             .signal(libc::SIGSTOP)
             .unwrap_or_else(|e| fail(property::HARNESS, format!("SIGSTOP to {pid}: {e}")));
-        let stopped = || {
-            std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                .ok()
-                .and_then(|stat| {
-                    stat.rsplit(')')
-                        .next()
-                        .map(|rest| rest.trim_start().starts_with('T'))
-                })
-                .unwrap_or(false)
-        };
-        if !wait_for(Duration::from_secs(10), stopped) {
+        if !wait_for(Duration::from_secs(10), || state(pid) == Some('T')) {
             fail(
                 property::HARNESS,
                 format!("{pid} did not stop within 10 s of SIGSTOP"),
@@ -593,10 +583,14 @@ pub fn margin(bound: Duration, baseline: Duration) -> Duration {
 /// Whether a process exists and is not a zombie (a zombie has finished and only
 /// waits for its parent to reap it).
 pub fn running(pid: u32) -> bool {
-    match fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => !stat[stat.rfind(')').unwrap() + 2..].starts_with('Z'),
-        Err(_) => false,
-    }
+    state(pid).is_some_and(|s| s != 'Z')
+}
+
+/// A process's state letter in /proc (`R`, `S`, `T` stopped, `Z` zombie...), if it
+/// exists. The command name before it, in parentheses, may hold anything.
+fn state(pid: u32) -> Option<char> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat[stat.rfind(')')? + 1..].trim_start().chars().next()
 }
 
 /// Whether a process exists at all, zombies included.
