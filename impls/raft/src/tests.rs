@@ -415,6 +415,11 @@ fn state_that_starts_after_its_snapshot_is_refused() {
     assert!(mismatch.reconcile().is_err());
 }
 
+/// The members of the three-node clusters the single-node tests build.
+fn members() -> Vec<String> {
+    ["n1", "n2", "n3"].map(String::from).to_vec()
+}
+
 /// `n1`, a follower of term 2, after its election timeout and n2's vote: leader of
 /// term 3, its first Ready taken.
 fn elected_by_n2(mut n1: Raft) -> Raft {
@@ -440,7 +445,7 @@ fn elected_by_n2(mut n1: Raft) -> Raft {
 /// would send the next batch at once.
 #[test]
 fn a_snapshot_answer_of_a_later_term_deposes_the_leader() {
-    let names: Vec<String> = ["n1", "n2", "n3"].map(String::from).to_vec();
+    let names = members();
     let state = HardState {
         term: 2,
         log: entries(&[1; 30]),
@@ -486,7 +491,7 @@ fn a_snapshot_answer_of_a_later_term_deposes_the_leader() {
 /// leader, and its state is unchanged.
 #[test]
 fn a_snapshot_of_an_earlier_term_is_refused() {
-    let names: Vec<String> = ["n1", "n2", "n3"].map(String::from).to_vec();
+    let names = members();
     let state = HardState {
         term: 2,
         log: entries(&[1, 1, 2]),
@@ -528,7 +533,7 @@ fn a_snapshot_of_an_earlier_term_is_refused() {
 /// exactly the message's last entry, which the follower then holds.
 #[test]
 fn an_append_delayed_past_a_snapshot_keeps_its_indices() {
-    let names: Vec<String> = ["n1", "n2", "n3"].map(String::from).to_vec();
+    let names = members();
     // n2 in term 5 has installed a snapshot through entry 10 (term 1), nothing after.
     let follower = || {
         Raft::new(
@@ -630,7 +635,7 @@ fn a_partitioned_old_leader_cannot_commit() {
 /// counting; it commits only once an entry of the leader's own term reaches a majority.
 #[test]
 fn figure_8_earlier_term_entries_commit_only_with_a_current_one() {
-    let names: Vec<String> = ["n1", "n2", "n3"].map(String::from).to_vec();
+    let names = members();
     let make = |id: &str, term, log: &[u64]| {
         let state = HardState {
             term,
@@ -735,7 +740,7 @@ fn next_index_backs_up_a_term_at_a_time() {
 /// itself.
 #[test]
 fn a_leader_counts_its_own_entry_toward_commit_only_once_durable() {
-    let names: Vec<String> = ["n1", "n2", "n3"].map(String::from).to_vec();
+    let names = members();
     let elected = |parallel: bool| {
         let mut config = Config::new("n1", names.clone());
         config.leader_sends_before_durable = parallel;
@@ -859,10 +864,6 @@ mod hostile_peers {
     use crate::core::{LogWrite, MAX_PEER_NUMBER};
     use proptest::prelude::*;
 
-    fn names() -> Vec<String> {
-        ["n1", "n2", "n3"].map(String::from).to_vec()
-    }
-
     /// n2, a follower in term 2 with entries of terms 1, 1, 2 and none committed.
     fn follower() -> Raft {
         let state = HardState {
@@ -871,7 +872,7 @@ mod hostile_peers {
             log: entries(&[1, 1, 2]),
             ..HardState::default()
         };
-        Raft::new(Config::new("n2", names()), state, None, 3, 0)
+        Raft::new(Config::new("n2", members()), state, None, 3, 0)
     }
 
     /// n1, leader of term 3 with entries of terms 1, 1, 2 (and its own no-op-free
@@ -883,7 +884,7 @@ mod hostile_peers {
             log: entries(&[1, 1, 2]),
             ..HardState::default()
         };
-        elected_by_n2(Raft::new(Config::new("n1", names()), state, None, 1, 0))
+        elected_by_n2(Raft::new(Config::new("n1", members()), state, None, 1, 0))
     }
 
     /// What a hostile message must not change.
