@@ -105,6 +105,9 @@ pub trait Driver {
     fn done(&self) -> bool;
 }
 
+/// How often the harness looks for a struck power cut while it waits on a node.
+const POWER_CUT_POLL: Duration = Duration::from_millis(1);
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum NodeState {
     Up,
@@ -380,7 +383,7 @@ impl Cluster {
 
     /// Applies a fault now.
     pub fn fault(&mut self, fault: Fault) -> Result<(), HarnessError> {
-        if let Fault::PowerLoss(node) = &fault {
+        if let Fault::PowerLoss(node) | Fault::PowerLossAtSync(node, _) = &fault {
             // Refused before anything happens, so the node is not killed for nothing.
             let i = self.index(node)?;
             if self.slots[i].fs.is_none() {
@@ -389,6 +392,11 @@ impl Cluster {
                      dir: start the cluster with Cluster::start_with(config, Durability::LazyFs)"
                 )));
             }
+        }
+        if let Fault::PowerLossAtSync(node, 0) = &fault {
+            return Err(HarnessError::Fault(format!(
+                "power loss on {node} in its sync 0: syncs are counted from 1 (the next)"
+            )));
         }
         let now = self.now();
         let what = fault.describe();
@@ -421,22 +429,17 @@ impl Cluster {
             }
             Fault::PowerLoss(node) => {
                 let i = self.index(&node)?;
-                // Reaped before the power goes: a process still running could write
-                // after it, onto the disk as it is after the power failure.
-                self.kill_and_reap(i).map_err(|source| HarnessError::Io {
-                    what: format!("power loss on {node}: reaping it"),
-                    source,
-                })?;
-                let lost = self.slots[i]
-                    .fs
-                    .as_ref()
-                    .expect("checked above")
-                    .power_fail();
-                self.journal.record(
-                    now,
-                    "power-loss",
-                    json!({"node": node, "lost_bytes": lost.bytes, "lost_files": lost.files}),
-                );
+                self.lose_power(i)?;
+            }
+            Fault::PowerLossAtSync(node, n) => {
+                let i = self.index(&node)?;
+                if self.slots[i].state != NodeState::Down {
+                    self.slots[i]
+                        .fs
+                        .as_ref()
+                        .expect("checked above")
+                        .cut_power_at_sync(n);
+                }
             }
             Fault::Pause(node) => {
                 let i = self.index(&node)?;
@@ -521,11 +524,18 @@ impl Cluster {
                         }
                     }
                     let due = self.queue.peek().map_or(limit_ns, |Reverse(n)| n.time);
-                    let wait = Duration::from_nanos(due.min(limit_ns) - now);
+                    let mut wait = Duration::from_nanos(due.min(limit_ns) - now);
+                    let cuts = (0..self.slots.len()).any(|i| self.power_cut_armed(i));
+                    if cuts {
+                        wait = wait.min(POWER_CUT_POLL);
+                    }
                     match self.outputs.recv_timeout(wait) {
                         Ok(output) => self.on_output(output),
                         Err(RecvTimeoutError::Timeout) => {}
                         Err(RecvTimeoutError::Disconnected) => unreachable!("we hold a sender"),
+                    }
+                    if cuts {
+                        self.strike_power_cuts();
                     }
                 }
             }
@@ -702,8 +712,14 @@ impl Cluster {
         self.stats.steps += 1;
         let deadline = Instant::now() + self.config.step_timeout;
         let incarnation = self.slots[i].incarnation;
+        // A node whose power cut may strike is looked at often: in its sync it ends
+        // no step.
+        let cut = self.power_cut_armed(i);
         loop {
-            let wait = deadline.saturating_duration_since(Instant::now());
+            let mut wait = deadline.saturating_duration_since(Instant::now());
+            if cut {
+                wait = wait.min(POWER_CUT_POLL);
+            }
             let Some(process) = self.slots[i].process.as_mut() else {
                 return;
             };
@@ -721,6 +737,12 @@ impl Cluster {
                     return;
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+                    if cut && (self.strike_power_cut(i) || Instant::now() < deadline) {
+                        if self.slots[i].state == NodeState::Down {
+                            return;
+                        }
+                        continue;
+                    }
                     let timeout = self.config.step_timeout;
                     self.node_failed(
                         i,
@@ -879,6 +901,65 @@ impl Cluster {
         let _ = self.kill_and_reap(i);
     }
 
+    /// Kills node `i`, reaps it and fails the power of its disk.
+    fn lose_power(&mut self, i: usize) -> Result<(), HarnessError> {
+        let node = self.names[i].clone();
+        // Reaped before the power goes: a process still running could write after it,
+        // onto the disk as it is after the power failure.
+        self.kill_and_reap(i).map_err(|source| HarnessError::Io {
+            what: format!("power loss on {node}: reaping it"),
+            source,
+        })?;
+        let lost = self.slots[i]
+            .fs
+            .as_ref()
+            .expect("a power loss needs the power-loss filesystem")
+            .power_fail();
+        self.journal.record(
+            self.now(),
+            "power-loss",
+            json!({"node": node, "lost_bytes": lost.bytes, "lost_files": lost.files}),
+        );
+        Ok(())
+    }
+
+    /// True if node `i`'s disk has a power cut (`Fault::PowerLossAtSync`) waiting.
+    fn power_cut_armed(&self, i: usize) -> bool {
+        self.slots[i]
+            .fs
+            .as_ref()
+            .is_some_and(|fs| fs.power_cut_armed() || fs.power_is_cut())
+    }
+
+    /// If node `i`'s power cut struck (it waits in the sync the power went in), the
+    /// power loss: the node is killed and its disk keeps what it made durable before.
+    fn strike_power_cut(&mut self, i: usize) -> bool {
+        if !self.slots[i].fs.as_ref().is_some_and(LazyFs::power_is_cut) {
+            return false;
+        }
+        let now = self.now();
+        let what = format!("power loss on {} in the middle of a sync", self.names[i]);
+        self.journal.record(now, "nemesis", json!({"what": what}));
+        self.history.nemesis(now, &what);
+        if let Err(e) = self.lose_power(i) {
+            self.errors.push(format!("{what}: {e}"));
+        }
+        true
+    }
+
+    /// Strikes every power cut that struck (real time: nothing waits in a step).
+    fn strike_power_cuts(&mut self) {
+        for i in 0..self.slots.len() {
+            self.strike_power_cut(i);
+        }
+    }
+
+    /// True if node `i` runs (or is paused): not crashed, not powered off.
+    pub fn is_up(&self, node: &str) -> bool {
+        self.index(node)
+            .is_ok_and(|i| self.slots[i].state != NodeState::Down)
+    }
+
     /// SIGKILLs node `i` and waits until it is reaped.
     fn kill_and_reap(&mut self, i: usize) -> std::io::Result<()> {
         let slot = &mut self.slots[i];
@@ -886,6 +967,13 @@ impl Cluster {
         if let Some(mut p) = slot.process.take() {
             if slot.state == NodeState::Paused {
                 let _ = p.process().signal(libc::SIGCONT);
+            }
+            if let Some(fs) = &slot.fs {
+                // A process killed inside a sync that a power cut holds stays in the
+                // kernel until the sync is answered: killed first, so it never runs
+                // again, then let go. Any cut not yet struck is disarmed with it.
+                let _ = p.process().signal(libc::SIGKILL);
+                fs.release_held_syncs();
             }
             reaped = p.process().kill().map(|_| ());
         }
@@ -1329,6 +1417,51 @@ mod tests {
         // All five bytes of a's careless version, and b with its five.
         assert!(line.contains("\"lost_bytes\":10"), "{line}");
         assert!(line.contains("\"lost_files\":1"), "{line}");
+    }
+
+    #[test]
+    fn power_loss_at_a_sync_strikes_inside_it_and_keeps_the_syncs_before() {
+        let dir = TestDir::new("cluster-power-at-sync");
+        let mut cluster = files_cluster(&dir);
+        write_file(&mut cluster, "a", "1111", true);
+        // A durable write is two syncs: the new version's file, then the directory
+        // that renames it over the old. The power goes in the second.
+        cluster
+            .fault(Fault::PowerLossAtSync("n1".into(), 2))
+            .unwrap();
+        assert!(cluster.is_up("n1"), "armed, not yet struck");
+        let body = Body::new("write")
+            .with("name", "a")
+            .with("value", "22222")
+            .with("durable", true);
+        assert_eq!(
+            ask(&mut cluster, body),
+            None,
+            "a write whose sync never ended"
+        );
+        assert!(!cluster.is_up("n1"), "the node lost power in its sync");
+        assert!(cluster.errors.is_empty(), "{:?}", cluster.errors);
+        assert!(cluster
+            .history
+            .text()
+            .contains("n1 in the middle of a sync"));
+        cluster.fault(Fault::Restart("n1".into())).unwrap();
+        assert_eq!(
+            read_file(&mut cluster, "a"),
+            Ok(Some("1111".into())),
+            "the rename was never made durable"
+        );
+        // The restarted node's syncs go ahead: the cut struck once.
+        write_file(&mut cluster, "a", "333", true);
+        cluster.fault(Fault::PowerLoss("n1".into())).unwrap();
+        cluster.fault(Fault::Restart("n1".into())).unwrap();
+        assert_eq!(read_file(&mut cluster, "a"), Ok(Some("333".into())));
+        assert!(
+            cluster
+                .fault(Fault::PowerLossAtSync("n1".into(), 0))
+                .is_err(),
+            "sync 0 does not exist"
+        );
     }
 
     #[test]

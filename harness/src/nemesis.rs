@@ -22,6 +22,13 @@ pub enum Fault {
     /// durable (fsync). It stays down until a `Restart`. Needs a cluster started with
     /// [`Durability::LazyFs`](crate::cluster::Durability::LazyFs).
     PowerLoss(String),
+    /// A power failure in the middle of the node's n-th sync from now (`fsync`,
+    /// `fdatasync` or a directory's fsync; n >= 1): that sync never returns and makes
+    /// nothing durable, then the node is killed in it and loses power as with
+    /// `PowerLoss`. Where a crash at a random moment almost never falls between two
+    /// writes that belong together, a crash at a random sync does as often as
+    /// anywhere else. Needs [`Durability::LazyFs`](crate::cluster::Durability::LazyFs).
+    PowerLossAtSync(String, u64),
     /// SIGSTOP: the node holds its state but does nothing; messages wait for it.
     Pause(String),
     /// SIGCONT.
@@ -39,6 +46,9 @@ impl Fault {
             Fault::Restart(n) => format!("restart {n}"),
             Fault::RestartWiped(n) => format!("restart {n} with its data dir wiped"),
             Fault::PowerLoss(n) => format!("power loss on {n}"),
+            Fault::PowerLossAtSync(n, k) => {
+                format!("power loss on {n} in the sync {k} from now")
+            }
             Fault::Pause(n) => format!("pause {n}"),
             Fault::Resume(n) => format!("resume {n}"),
             Fault::Partition(p) => format!("partition: {}", p.name),

@@ -15,6 +15,7 @@ use fuser::{
     ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, Request, TimeOrNow, WriteFlags,
 };
 
+use super::cut::PowerCut;
 use super::tree::{self, Attr, Kind, Tree};
 
 const TTL: Duration = Duration::ZERO;
@@ -25,6 +26,7 @@ const CAPACITY_INODES: u64 = 1 << 20;
 
 pub(super) struct Fs {
     pub(super) tree: Arc<Mutex<Tree>>,
+    pub(super) cut: Arc<Mutex<PowerCut>>,
 }
 
 impl Fs {
@@ -32,6 +34,14 @@ impl Fs {
         // A panic while the lock was held leaves a tree that is still well formed
         // (every operation checks before it changes anything), so keep serving.
         self.tree.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The reply of a sync that may go ahead; `None` when a power cut holds it.
+    fn sync_allowed(&self, reply: ReplyEmpty) -> Option<ReplyEmpty> {
+        self.cut
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pass(reply)
     }
 }
 
@@ -332,7 +342,9 @@ impl Filesystem for Fs {
         datasync: bool,
         reply: ReplyEmpty,
     ) {
-        empty(reply, self.tree().fsync(ino.0, datasync));
+        if let Some(reply) = self.sync_allowed(reply) {
+            empty(reply, self.tree().fsync(ino.0, datasync));
+        }
     }
 
     fn readdir(
@@ -368,7 +380,9 @@ impl Filesystem for Fs {
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
-        empty(reply, self.tree().fsyncdir(ino.0));
+        if let Some(reply) = self.sync_allowed(reply) {
+            empty(reply, self.tree().fsyncdir(ino.0));
+        }
     }
 
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {

@@ -56,6 +56,7 @@
 //! `/dev/fuse` directly, so nothing needs to be installed (no libfuse, no
 //! `fusermount3`).
 
+mod cut;
 mod fuse;
 mod tree;
 
@@ -68,6 +69,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 pub use tree::{Lost, Stats};
 
+use cut::PowerCut;
 use tree::Tree;
 
 /// A mounted LazyFs. Dropping it unmounts it (lazily, so a file still open never
@@ -75,6 +77,7 @@ use tree::Tree;
 pub struct LazyFs {
     mountpoint: PathBuf,
     tree: Arc<Mutex<Tree>>,
+    cut: Arc<Mutex<PowerCut>>,
     session: Option<fuser::BackgroundSession>,
 }
 
@@ -112,7 +115,11 @@ impl LazyFs {
             fuser::MountOption::FSName("lazyfs".into()),
             fuser::MountOption::Subtype("lazyfs".into()),
         ];
-        let fs = fuse::Fs { tree: tree.clone() };
+        let cut = Arc::new(Mutex::new(PowerCut::default()));
+        let fs = fuse::Fs {
+            tree: tree.clone(),
+            cut: cut.clone(),
+        };
         let session = fuser::spawn_mount(fs, mountpoint, &config).map_err(|e| {
             let hint = if e.kind() == std::io::ErrorKind::PermissionDenied {
                 " (mounting needs root, or fusermount3 from the fuse3 package)"
@@ -124,6 +131,7 @@ impl LazyFs {
         Ok(LazyFs {
             mountpoint: mountpoint.to_path_buf(),
             tree,
+            cut,
             session: Some(session),
         })
     }
@@ -136,10 +144,40 @@ impl LazyFs {
         self.tree.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    fn cut(&self) -> MutexGuard<'_, PowerCut> {
+        self.cut.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Loses power: every change not made durable is discarded (see the module doc).
-    /// Returns what was lost.
+    /// Returns what was lost. Disarms a power cut (after releasing its held syncs).
     pub fn power_fail(&self) -> Lost {
+        self.cut().release();
         self.tree().power_fail()
+    }
+
+    /// Arms a power cut at the `n`-th sync from now (`fsync`, `fdatasync` or a
+    /// directory's fsync; n >= 1): that sync makes nothing durable and never returns
+    /// (see `cut.rs`). [`LazyFs::power_is_cut`] says when it struck; then kill the
+    /// programs using the mount, [`LazyFs::release_held_syncs`], reap them and
+    /// [`LazyFs::power_fail`].
+    pub fn cut_power_at_sync(&self, n: u64) {
+        self.cut().arm(n);
+    }
+
+    /// True once an armed power cut struck (a sync is being held).
+    pub fn power_is_cut(&self) -> bool {
+        self.cut().struck()
+    }
+
+    /// True while a power cut waits for its sync.
+    pub fn power_cut_armed(&self) -> bool {
+        self.cut().armed()
+    }
+
+    /// Disarms a power cut and lets every held sync fail with EIO, so a process
+    /// killed in one can exit. Kill those processes first.
+    pub fn release_held_syncs(&self) {
+        self.cut().release();
     }
 
     /// Replaces the disk by an empty one (amnesia): nothing survives.
@@ -173,6 +211,8 @@ impl Drop for LazyFs {
             // SAFETY: `path` is a valid NUL-terminated string for the whole call.
             unsafe { libc::umount2(path.as_ptr(), libc::MNT_DETACH) };
         }
+        // A program still waiting in a held sync would keep the mount alive.
+        self.release_held_syncs();
         // The session's own unmount now finds nothing mounted; its thread ends when
         // the kernel lets go of the detached mount.
         drop(self.session.take());

@@ -502,3 +502,71 @@ fn replaced_files_are_forgotten_once_nothing_can_bring_them_back() {
         std::thread::sleep(Duration::from_millis(5));
     }
 }
+
+/// Polls `done` until it holds, for at most 10 s.
+fn wait_until(what: &str, done: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+#[test]
+fn a_power_cut_holds_its_sync_and_keeps_what_the_earlier_syncs_made_durable() {
+    let m = Mounted::new("lazyfs-cut");
+    let path = m.join("f");
+    m.fs.cut_power_at_sync(3);
+    let writer = {
+        let path = path.clone();
+        std::thread::spawn(move || {
+            let mut file = File::create(&path).unwrap();
+            file.write_all(b"one").unwrap();
+            file.sync_all().unwrap(); // sync 1
+            sync_dir(path.parent().unwrap()); // sync 2
+            file.write_all(b"two").unwrap();
+            file.sync_all() // sync 3: the power goes in the middle of it
+        })
+    };
+    wait_until("the power cut strikes", || m.fs.power_is_cut());
+    assert!(
+        !m.fs.power_cut_armed(),
+        "a cut that struck is no longer waiting"
+    );
+    // The sync does not return while the power is cut: its caller could otherwise
+    // tell someone the data was safe.
+    std::thread::sleep(Duration::from_millis(50));
+    assert!(
+        !writer.is_finished(),
+        "the sync the power cut struck returned"
+    );
+    m.fs.release_held_syncs();
+    let held = writer.join().unwrap();
+    assert_eq!(
+        held.map_err(|e| e.raw_os_error()),
+        Err(Some(libc::EIO)),
+        "a held sync, once released, fails"
+    );
+    let lost = m.fs.power_fail();
+    assert_eq!(read(&path).as_deref(), Some("one"));
+    assert_eq!(
+        lost.bytes, 3,
+        "the unsynced \"two\" is what the power cut lost"
+    );
+}
+
+#[test]
+fn a_power_cut_counts_every_kind_of_sync_and_can_be_disarmed() {
+    let m = Mounted::new("lazyfs-cut-count");
+    m.fs.cut_power_at_sync(4);
+    write_durably(&m.join("a"), b"a"); // syncs 1 and 2
+    let file = File::create(m.join("b")).unwrap();
+    file.sync_data().unwrap(); // sync 3
+    assert!(m.fs.power_cut_armed() && !m.fs.power_is_cut());
+    m.fs.release_held_syncs();
+    assert!(!m.fs.power_cut_armed(), "released, the cut is disarmed");
+    file.sync_all().unwrap(); // would have been the 4th: goes ahead
+    sync_dir(m.fs.path());
+    m.fs.power_fail();
+    assert_eq!(read(&m.join("b")).as_deref(), Some(""));
+}

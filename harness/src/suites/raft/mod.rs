@@ -213,6 +213,10 @@ const TESTS: &[TestCase] = &[
         persistence::figure_8,
     ),
     beyond!("power::power_loss", persistence::power_loss),
+    beyond!(
+        "power::power_loss_at_sync_points",
+        persistence::power_loss_at_sync_points
+    ),
     test!(
         "persist_unreliable::unreliable_agree",
         "6.5840 TestUnreliableAgree3C",

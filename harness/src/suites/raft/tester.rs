@@ -318,6 +318,8 @@ pub struct Tester {
     evidence: Option<Evidence>,
     /// Requests to the nodes: sent, answered, refused, unanswered.
     requests: TestStats,
+    /// Power cuts at a sync that struck (`power_loss_at_sync`).
+    power_cuts_struck: u64,
 }
 
 impl Tester {
@@ -426,6 +428,7 @@ impl Tester {
             rng: rand::SeedableRng::seed_from_u64(setup.seed ^ 0x7465_7374_6572),
             evidence: setup.evidence,
             requests: TestStats::default(),
+            power_cuts_struck: 0,
         }
     }
 
@@ -498,8 +501,22 @@ impl Tester {
         let limit = self.cluster.now() + ns;
         // The virtual clock moves only with events: one at the limit makes it get there.
         self.cluster.wake(limit, 0);
-        self.cluster.run(&mut self.obs, limit);
+        self.run(limit);
         self.check_safety();
+    }
+
+    /// Runs the cluster until `limit`, then takes note of the nodes whose power a
+    /// [`Tester::power_loss_at_sync`] cut in the meantime: down and disconnected, as
+    /// after [`Tester::power_loss`], until `restart`.
+    fn run(&mut self, limit: u64) {
+        self.cluster.run(&mut self.obs, limit);
+        for i in 0..self.n {
+            if self.alive[i] && !self.cluster.is_up(&self.name(i)) {
+                self.alive[i] = false;
+                self.power_cuts_struck += 1;
+                self.disconnect(i);
+            }
+        }
     }
 
     /// Sends each (node, body) at once and waits for all answers (or 1 s).
@@ -520,7 +537,7 @@ impl Tester {
         self.obs.awaiting = ids.clone();
         let limit = self.cluster.now() + 1_000 * MS;
         self.cluster.wake(limit, 0);
-        self.cluster.run(&mut self.obs, limit);
+        self.run(limit);
         self.obs.awaiting.clear();
         let replies: Vec<Option<Body>> = ids.iter().map(|id| self.obs.replies.remove(id)).collect();
         for reply in &replies {
@@ -540,6 +557,10 @@ impl Tester {
         let reply = self
             .ask_all(vec![(i, raft_protocol::get_state(0))])
             .remove(0);
+        if reply.is_none() && !self.alive[i] {
+            // Its power went while it was asked (`power_loss_at_sync`).
+            return (0, false);
+        }
         self.answer(i, "get_state", reply, raft_protocol::parse_get_state_ok)
     }
 
@@ -554,7 +575,12 @@ impl Tester {
         nodes
             .into_iter()
             .zip(replies)
-            .map(|(i, reply)| self.answer(i, "start", reply, raft_protocol::parse_start_ok))
+            .map(|(i, reply)| match reply {
+                // Its power went in the sync of this very entry (`power_loss_at_sync`):
+                // as 6.5840's Start on a crashed server, not a leader.
+                None if !self.alive[i] => (0, 0, false),
+                reply => self.answer(i, "start", reply, raft_protocol::parse_start_ok),
+            })
             .collect()
     }
 
@@ -614,6 +640,21 @@ impl Tester {
             .fault(Fault::PowerLoss(name))
             .unwrap_or_else(|e| panic!("power loss on n{}: {e}", i + 1));
         self.alive[i] = false;
+    }
+
+    /// Arms a power failure of node `i` (on a tester `on_lazyfs`) in the middle of its
+    /// `sync`-th sync from now (`Fault::PowerLossAtSync`). When it strikes, the node
+    /// is down and disconnected until `restart`, as after [`Tester::power_loss`].
+    pub fn power_loss_at_sync(&mut self, i: usize, sync: u64) {
+        let name = self.name(i);
+        self.cluster
+            .fault(Fault::PowerLossAtSync(name, sync))
+            .unwrap_or_else(|e| panic!("power loss at a sync of n{}: {e}", i + 1));
+    }
+
+    /// How many power cuts armed with [`Tester::power_loss_at_sync`] struck so far.
+    pub fn power_cuts_struck(&self) -> u64 {
+        self.power_cuts_struck
     }
 
     /// Amnesia: kills node `i` and starts it again with its data dir wiped, still
@@ -1001,7 +1042,7 @@ impl Tester {
         self.obs.until_applied = Some((i, index));
         let limit = self.cluster.now() + timeout;
         self.cluster.wake(limit, 0);
-        self.cluster.run(&mut self.obs, limit);
+        self.run(limit);
         let done = self.obs.done();
         self.obs.until_applied = None;
         self.check_safety();
