@@ -14,11 +14,20 @@ pub enum Bug {
     /// Writes its state files without fsync (of the file or of the directory), so a
     /// power failure can lose what a crash would not.
     NoFsync,
+    /// Writes a log that a snapshot compacted before the snapshot itself, so a power
+    /// failure between the two leaves a log that starts after the snapshot ends: the
+    /// entries between are on neither, and the node cannot start again.
+    LogBeforeSnapshot,
 }
 
 impl Bug {
-    pub const NAMES: [&'static str; 4] =
-        ["count-commit", "forget-vote", "one-step-backup", "no-fsync"];
+    pub const NAMES: [&'static str; 5] = [
+        "count-commit",
+        "forget-vote",
+        "one-step-backup",
+        "no-fsync",
+        "log-before-snapshot",
+    ];
 
     pub fn from_name(name: &str) -> Option<Bug> {
         match name {
@@ -26,6 +35,7 @@ impl Bug {
             "forget-vote" => Some(Bug::ForgetVote),
             "one-step-backup" => Some(Bug::OneStepBackup),
             "no-fsync" => Some(Bug::NoFsync),
+            "log-before-snapshot" => Some(Bug::LogBeforeSnapshot),
             _ => None,
         }
     }

@@ -20,6 +20,8 @@ pub struct RaftNode {
     max_batch: usize,
     /// The last log index handed to the runtime and not yet reported durable.
     writing: Option<u64>,
+    /// `RAFT_BUG=log-before-snapshot`: the log file written before the snapshot.
+    log_before_snapshot: bool,
 }
 
 impl RaftNode {
@@ -39,6 +41,7 @@ impl RaftNode {
             files: Files::measure(storage),
             repair_log: loaded.log_torn,
             writing: None,
+            log_before_snapshot: bug == Some(Bug::LogBeforeSnapshot),
         })
     }
 
@@ -53,7 +56,9 @@ impl RaftNode {
     fn flush(&mut self, out: &mut Outbox) {
         let mut ready = self.raft.ready();
         ready.messages = join_appends(std::mem::take(&mut ready.messages), self.max_batch);
-        self.files.write_snapshot_and_vote(&ready, out);
+        if !self.log_before_snapshot {
+            self.files.write_snapshot_and_vote(&ready, out);
+        }
         // A leader's AppendEntries leave before its own log write is durable, so
         // the followers write theirs meanwhile (Raft thesis 10.2.1): the core counts
         // the leader's copy toward a commit only after `on_durable`. Not when the
@@ -67,6 +72,9 @@ impl RaftNode {
             self.writing = Some(self.raft.last_index());
         }
         self.files.write_log(&ready, &self.raft, out);
+        if self.log_before_snapshot {
+            self.files.write_snapshot_and_vote(&ready, out);
+        }
         for (to, message) in &ready.messages {
             if early && matches!(message, PeerMessage::AppendEntries { .. }) {
                 out.send_before_durable(to.clone(), message.to_body());

@@ -55,6 +55,7 @@ const SAMPLE: &[&str] = &[
     "agreement::fail_no_agree",
     "persist::persist1",
     "power::power_loss",
+    "power::power_loss_at_sync_points",
     "persist_unreliable::unreliable_agree",
     "snapshot::snapshot_basic",
     "beyond::figure_8_staged",

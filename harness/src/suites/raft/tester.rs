@@ -34,7 +34,9 @@ use serde_json::Value;
 use specs::node_protocol::{Body, Message};
 use specs::raft_protocol::{self, TESTER};
 
-use super::{APPLY_ORDER, ELECTION_SAFETY, LEADER_ELECTION, SNAPSHOT, STATE_MACHINE_SAFETY};
+use super::{
+    APPLY_ORDER, ELECTION_SAFETY, LEADER_ELECTION, PERSISTENCE, SNAPSHOT, STATE_MACHINE_SAFETY,
+};
 use crate::cluster::{Cluster, ClusterConfig, Driver, Durability, TimeMode};
 use crate::implementation::Implementation;
 use crate::nemesis::Fault;
@@ -669,9 +671,13 @@ impl Tester {
         self.crash(i);
         let fault = fault(self.name(i));
         let what = fault.describe();
-        self.cluster
-            .fault(fault)
-            .unwrap_or_else(|e| panic!("{what}: {e}"));
+        if let Err(e) = self.cluster.fault(fault) {
+            // A node must start again from whatever its own writes left on its disk.
+            fail(
+                PERSISTENCE,
+                format!("n{} did not start again ({what}): {e}", i + 1),
+            );
+        }
         self.alive[i] = true;
         self.obs.restarted[i] = true;
     }
