@@ -24,7 +24,7 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant};
 
 use rand::rngs::StdRng;
-use rand::SeedableRng;
+use rand::{Rng, SeedableRng};
 use serde_json::json;
 use specs::node_protocol::{Body, Init, Message, HARNESS};
 
@@ -429,7 +429,7 @@ impl Cluster {
             }
             Fault::PowerLoss(node) => {
                 let i = self.index(&node)?;
-                self.lose_power(i)?;
+                self.lose_power(i, false)?;
             }
             Fault::PowerLossAtSync(node, n) => {
                 let i = self.index(&node)?;
@@ -901,8 +901,10 @@ impl Cluster {
         let _ = self.kill_and_reap(i);
     }
 
-    /// Kills node `i`, reaps it and fails the power of its disk.
-    fn lose_power(&mut self, i: usize) -> Result<(), HarnessError> {
+    /// Kills node `i`, reaps it and fails the power of its disk; `torn`: in the middle
+    /// of a write, so each file appended to since its last sync keeps a random prefix
+    /// of what was appended.
+    fn lose_power(&mut self, i: usize, torn: bool) -> Result<(), HarnessError> {
         let node = self.names[i].clone();
         // Reaped before the power goes: a process still running could write after it,
         // onto the disk as it is after the power failure.
@@ -910,15 +912,19 @@ impl Cluster {
             what: format!("power loss on {node}: reaping it"),
             source,
         })?;
-        let lost = self.slots[i]
+        let seed = torn.then(|| self.rng.gen::<u64>());
+        let fs = self.slots[i]
             .fs
             .as_ref()
-            .expect("a power loss needs the power-loss filesystem")
-            .power_fail();
+            .expect("a power loss needs the power-loss filesystem");
+        let lost = match seed {
+            Some(seed) => fs.power_fail_torn(seed),
+            None => fs.power_fail(),
+        };
         self.journal.record(
             self.now(),
             "power-loss",
-            json!({"node": node, "lost_bytes": lost.bytes, "lost_files": lost.files}),
+            json!({"node": node, "lost_bytes": lost.bytes, "lost_files": lost.files, "torn": torn}),
         );
         Ok(())
     }
@@ -932,7 +938,8 @@ impl Cluster {
     }
 
     /// If node `i`'s power cut struck (it waits in the sync the power went in), the
-    /// power loss: the node is killed and its disk keeps what it made durable before.
+    /// power loss: the node is killed and its disk keeps what it made durable before,
+    /// and of what it appended since, a prefix (the sync was under way).
     fn strike_power_cut(&mut self, i: usize) -> bool {
         if !self.slots[i].fs.as_ref().is_some_and(LazyFs::power_is_cut) {
             return false;
@@ -941,7 +948,7 @@ impl Cluster {
         let what = format!("power loss on {} in the middle of a sync", self.names[i]);
         self.journal.record(now, "nemesis", json!({"what": what}));
         self.history.nemesis(now, &what);
-        if let Err(e) = self.lose_power(i) {
+        if let Err(e) = self.lose_power(i, true) {
             self.errors.push(format!("{what}: {e}"));
         }
         true

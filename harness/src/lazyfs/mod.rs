@@ -61,6 +61,8 @@ mod fuse;
 mod tree;
 
 use crate::error::HarnessError;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 use std::ffi::CString;
 use std::fmt;
 use std::os::unix::ffi::OsStrExt;
@@ -153,6 +155,17 @@ impl LazyFs {
     pub fn power_fail(&self) -> Lost {
         self.cut().release();
         self.tree().power_fail()
+    }
+
+    /// Loses power in the middle of a write: first each file appended to since its
+    /// last sync keeps a prefix of the appended bytes, of a length drawn from `seed`
+    /// (a torn tail, which a log must recognise at start), then as [`LazyFs::power_fail`].
+    pub fn power_fail_torn(&self, seed: u64) -> Lost {
+        let mut rng = StdRng::seed_from_u64(seed);
+        self.cut().release();
+        let mut tree = self.tree();
+        tree.tear_appends(|appended| rng.gen_range(0..=appended));
+        tree.power_fail()
     }
 
     /// Arms a power cut at the `n`-th sync from now (`fsync`, `fdatasync` or a

@@ -570,3 +570,35 @@ fn a_power_cut_counts_every_kind_of_sync_and_can_be_disarmed() {
     m.fs.power_fail();
     assert_eq!(read(&m.join("b")).as_deref(), Some(""));
 }
+
+#[test]
+fn a_torn_power_failure_keeps_a_prefix_of_each_append_and_nothing_else() {
+    let m = Mounted::new("lazyfs-torn");
+    let mut lengths = std::collections::BTreeSet::new();
+    for seed in 0..16 {
+        write_durably(&m.join("log"), b"one\n");
+        write_durably(&m.join("page"), b"abcd");
+        let mut log = OpenOptions::new().append(true).open(m.join("log")).unwrap();
+        log.write_all(b"two\nthree\n").unwrap();
+        fs::write(m.join("page"), b"ABCDEF").unwrap();
+        fs::write(m.join("new"), b"never named durably").unwrap();
+        drop(log);
+        m.fs.power_fail_torn(seed);
+        let log = read(&m.join("log")).unwrap();
+        assert!(
+            "one\ntwo\nthree\n".starts_with(&log) && log.starts_with("one\n"),
+            "seed {seed}: the log is its synced part and a prefix of the append: {log:?}"
+        );
+        lengths.insert(log.len());
+        assert_eq!(
+            read(&m.join("page")).as_deref(),
+            Some("abcd"),
+            "an overwrite is not an append: nothing of it survives"
+        );
+        assert_eq!(read(&m.join("new")), None);
+    }
+    assert!(
+        lengths.iter().any(|&l| l > 4 && l < 14),
+        "some seed keeps part of the append: {lengths:?}"
+    );
+}

@@ -121,6 +121,37 @@ impl Tree {
         }
     }
 
+    /// A write under way when the power went: every file whose live contents are its
+    /// durable contents plus bytes appended since keeps the first `keep(appended)`
+    /// of those bytes (at most all), as a disk that wrote part of an append does.
+    /// Call it just before [`Tree::power_fail`]; nothing else becomes durable.
+    pub fn tear_appends(&mut self, mut keep: impl FnMut(usize) -> usize) {
+        let mut files: Vec<Ino> = self.inodes.keys().copied().collect();
+        // In inode order, so one seed tears the same way every run.
+        files.sort_unstable();
+        for ino in files {
+            let Some(Inode {
+                body:
+                    Body::File {
+                        data,
+                        durable,
+                        dirty,
+                    },
+                ..
+            }) = self.inodes.get_mut(&ino)
+            else {
+                continue;
+            };
+            if !*dirty || data.len() <= durable.len() || !data.starts_with(durable) {
+                continue;
+            }
+            let appended = data.len() - durable.len();
+            let kept = keep(appended).min(appended);
+            durable.extend_from_slice(&data[data.len() - appended..][..kept]);
+            *dirty = durable.len() != data.len();
+        }
+    }
+
     /// Power failure: the live tree becomes the durable one. Every open handle is
     /// forgotten; the machine it belonged to is gone.
     pub fn power_fail(&mut self) -> Lost {

@@ -176,30 +176,38 @@ fn power_loss_scenario(t: &mut Tester) {
     }
 }
 
-/// Power failures in the middle of a sync chosen at random, one node at a time, with
-/// snapshots every few entries. A crash at a random moment almost never falls
-/// between two writes that belong together (a snapshot and the log it cuts short,
-/// the file of a new version and the directory entry that makes it current): those
-/// windows are microseconds wide. A power cut at the k-th sync from now, k drawn
-/// from the next few, falls in each of them as often as anywhere else. Whatever
-/// its disk holds, a node must come back from it, keep what it acknowledged and
-/// agree with the others.
+/// Power failures in the middle of a sync chosen at random, one node at a time. A
+/// crash at a random moment almost never falls between two writes that belong
+/// together (a snapshot and the log it cuts short, the file of a new version and the
+/// directory entry that makes it current) or inside an append: those windows are
+/// microseconds wide. A power cut at the k-th sync from now, k drawn from the next
+/// few, falls in each of them as often as anywhere else, and the append it
+/// interrupts leaves a random prefix of itself (a torn tail). First without
+/// snapshots, where a node's log file only grows and must survive its torn tails
+/// from one restart to the next; then with a snapshot every 3 entries. Whatever its
+/// disk holds, a node must come back from it, keep what it acknowledged and agree
+/// with the others.
 pub(super) fn power_loss_at_sync_points(cx: &mut Context) {
-    /// Power cuts, one after another.
-    const ROUNDS: usize = 30;
+    let mut t = Tester::on_lazyfs(cx, 3);
+    let n = t.n;
+    for _ in 0..4 {
+        let c = t.random_command();
+        t.one(c, n, true);
+    }
+    power_cuts_at_syncs(&mut t, 15);
+    t.snapshot_every(3);
+    power_cuts_at_syncs(&mut t, 15);
+}
+
+/// `rounds` power cuts, each on a random node in one of its next few syncs.
+fn power_cuts_at_syncs(t: &mut Tester, rounds: usize) {
     /// The cut strikes in one of the next this many syncs of its node: a few
     /// commands' worth, so a snapshot's syncs are often among them.
     const NEXT_SYNCS: u64 = 8;
     /// Committed commands after which a node that made no sync yet is reported.
     const MAX_COMMANDS: usize = 40;
-    let mut t = Tester::on_lazyfs(cx, 3);
     let n = t.n;
-    t.snapshot_every(3);
-    for _ in 0..4 {
-        let c = t.random_command();
-        t.one(c, n, true);
-    }
-    for _ in 0..ROUNDS {
+    for _ in 0..rounds {
         let i = t.rng.gen_range(0..n);
         let sync = t.rng.gen_range(1..=NEXT_SYNCS);
         let struck = t.power_cuts_struck();
