@@ -10,6 +10,10 @@ pub const PROGRESS: &str = "progress";
 pub const LINEARIZABLE: &str = "linearizable";
 /// Messages and replies follow the protocol (types, fields, line format).
 pub const PROTOCOL: &str = "protocol";
+/// A node starts again from whatever its own writes left on its disk (after a
+/// crash or a power failure anywhere, a torn append included) and keeps what it
+/// acknowledged.
+pub const PERSISTENCE: &str = "persistence";
 /// The implementation could not be started (a missing program, a crash at start).
 pub const SETUP: &str = "setup";
 /// A plain `assert!` in a test, or any other panic: a failure without a named

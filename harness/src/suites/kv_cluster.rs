@@ -11,6 +11,7 @@ use specs::KvFetchAppend;
 
 use crate::client::{ClientConfig, Clients, Done, Workload};
 use crate::cluster::{Cluster, ClusterConfig, Driver, Durability};
+use crate::error::HarnessError;
 use crate::history::Completion;
 use crate::nemesis::Fault;
 use crate::network::{Latency, NetConfig};
@@ -386,9 +387,22 @@ impl<'a> KvCluster<'a> {
     }
 
     pub fn fault(&mut self, fault: Fault) {
-        if let Err(e) = self.cluster.fault(fault) {
-            self.cx.fail(property::HARNESS, e.to_string());
+        let restart = matches!(fault, Fault::Restart(_));
+        match self.cluster.fault(fault) {
+            Ok(()) => {}
+            // A node that cannot start again on its own data dir lost what it kept.
+            Err(e @ HarnessError::NodeStart { .. }) if restart => self.cx.fail(
+                property::PERSISTENCE,
+                format!("a node did not start again on its data dir: {e}"),
+            ),
+            Err(e) => self.cx.fail(property::HARNESS, e.to_string()),
         }
+    }
+
+    /// True if `node` runs: not crashed, not powered off (a power cut at a sync,
+    /// `Fault::PowerLossAtSync`, takes a node down while clients run).
+    pub fn is_up(&self, node: &str) -> bool {
+        self.cluster.is_up(node)
     }
 
     pub fn net(&mut self, config: NetConfig) {

@@ -224,6 +224,11 @@ const TESTS: &[TestCase] = &[
         run: beyond::power_loss_minority,
     },
     TestCase {
+        name: "power::power_loss_at_sync_points",
+        after: None,
+        run: beyond::power_loss_at_sync_points,
+    },
+    TestCase {
         name: "beyond::amnesia_minority",
         after: None,
         run: beyond::amnesia_minority,

@@ -45,8 +45,9 @@ pub const SNAPSHOT: &str = "snapshot";
 pub const LEADER_ELECTION: &str = "leader-election";
 /// Entries go where `Start` said, commit only on a majority, and are what was started.
 pub const AGREEMENT: &str = "agreement";
-/// What was committed survives restarts (indices never go back).
-pub const PERSISTENCE: &str = "persistence";
+/// What was committed survives restarts (indices never go back), and a node starts
+/// again from whatever its disk holds.
+pub const PERSISTENCE: &str = property::PERSISTENCE;
 /// With snapshots on, the Raft state stays small and lagging or restarted nodes are
 /// caught up from snapshots.
 pub const LOG_COMPACTION: &str = "log-compaction";
