@@ -46,9 +46,10 @@ pub(super) fn power_loss_points(cx: &mut Context, stream: u64, points: usize) {
         ok(power.point(&mut rng, 12));
     }
     cx.note(format!(
-        "{points} power-loss points in {:.1} s: {} acknowledged requests checked, {} unsynced \
-         byte(s) discarded by the power failures",
+        "{points} power-loss points in {:.1} s ({} in the middle of a request's sync): {} \
+         acknowledged requests checked, {} unsynced byte(s) discarded by the power failures",
         started.elapsed().as_secs_f64(),
+        power.in_sync,
         power.acknowledged,
         power.lost_bytes
     ));

@@ -708,7 +708,8 @@ pub fn check_image(fsck: &Implementation, image: &Path) -> Result<(), Failure> {
 
 /// Power-loss points: the image lives on the power-loss filesystem
 /// (`harness::lazyfs`), and at each point the server is killed and the power fails,
-/// so every write it had not fsynced is gone. A SIGKILL alone cannot show a missing
+/// so every write it had not fsynced is gone but for a random prefix of what it
+/// appended since its last sync (a torn tail, which boot must cut). A SIGKILL alone cannot show a missing
 /// fsync: the page cache outlives the process. After each point the restarted server
 /// must serve every change it acknowledged; if not, the message names the first
 /// acknowledged change that was lost.
@@ -731,6 +732,8 @@ pub struct PowerLoss {
     /// its blocks (`None`: never written).
     writers: Option<Vec<(i32, Vec<Option<Block>>)>>,
     pub points: usize,
+    /// Points whose power went in the middle of the in-flight request's sync.
+    pub in_sync: usize,
     pub acknowledged: usize,
     pub lost_bytes: u64,
 }
@@ -766,9 +769,20 @@ impl PowerLoss {
             server: None,
             writers: None,
             points: 0,
+            in_sync: 0,
             acknowledged: 0,
             lost_bytes: 0,
         }
+    }
+
+    /// Kills the server and reaps it. A server waiting in a sync that a power cut
+    /// holds stays in the kernel until the sync is answered: SIGKILL first, so it
+    /// never runs again, then the sync is let go.
+    fn kill(&self, server: Server) {
+        let _ = server.process.signal(libc::SIGKILL);
+        self.disk.release_held_syncs();
+        let mut server = server;
+        let _ = server.process.kill();
     }
 
     /// Starts over on a new image (a new name: removing the old one would need a
@@ -788,7 +802,7 @@ impl PowerLoss {
     pub fn point(&mut self, rng: &mut StdRng, max_requests: usize) -> Result<(), Failure> {
         self.points += 1;
         let p = self.points;
-        let mut server = match self.server.take() {
+        let server = match self.server.take() {
             Some(s) => s,
             None => self.start_fresh()?,
         };
@@ -816,18 +830,31 @@ impl PowerLoss {
         }
         let in_flight = if rng.gen_bool(0.5) {
             let request = random_request(rng, &mut self.spec.clone());
-            conn.send_once(&request);
-            // The kill lands anywhere in the server's handling of it: before, during
-            // or after its append and sync.
-            std::thread::sleep(Duration::from_micros(rng.gen_range(0..2000)));
+            if rng.gen_bool(0.5) {
+                // The power goes in the middle of the sync that would make it durable
+                // (a request that changes nothing makes none: then 20 ms later).
+                self.disk.cut_power_at_sync(1);
+                conn.send_once(&request);
+                let deadline = Instant::now() + Duration::from_millis(20);
+                while !self.disk.power_is_cut() && Instant::now() < deadline {
+                    std::thread::sleep(Duration::from_micros(200));
+                }
+            } else {
+                conn.send_once(&request);
+                // The kill lands anywhere in the server's handling of it: before,
+                // during or after its append and sync.
+                std::thread::sleep(Duration::from_micros(rng.gen_range(0..2000)));
+            }
             Some(request)
         } else {
             None
         };
+        if self.disk.power_is_cut() {
+            self.in_sync += 1;
+        }
         // Every process using the disk dies before the power goes, as in a real outage.
-        let _ = server.process.kill();
-        drop(server);
-        let lost = self.disk.power_fail();
+        self.kill(server);
+        let lost = self.disk.power_fail_torn(rng.gen());
         self.lost_bytes += lost.bytes;
         if let Some(fsck) = &self.fsck {
             check_image(fsck, &self.image).map_err(|f| {
@@ -866,7 +893,7 @@ impl PowerLoss {
     pub fn writers_point(&mut self, rng: &mut StdRng, n: usize) -> Result<(), Failure> {
         self.points += 1;
         let p = self.points;
-        let mut server = match self.server.take() {
+        let server = match self.server.take() {
             Some(s) => s,
             None => self.start_fresh()?,
         };
@@ -941,9 +968,8 @@ impl PowerLoss {
         unsafe { libc::kill(pid, libc::SIGKILL) };
         killed.store(true, Ordering::SeqCst);
         let results: Vec<_> = threads.into_iter().map(|t| t.join().unwrap()).collect();
-        let _ = server.process.kill();
-        drop(server);
-        let lost = self.disk.power_fail();
+        self.kill(server);
+        let lost = self.disk.power_fail_torn(rng.gen());
         self.lost_bytes += lost.bytes;
         let mut outcomes = Vec::new();
         for r in results {
