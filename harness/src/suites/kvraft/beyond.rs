@@ -75,15 +75,17 @@ pub(super) fn power_loss_all(cx: &mut Context) {
     t.finish();
 }
 
+/// Three nodes on the power-loss filesystem, with snapshots.
+const POWER_LOSS_SETUP: Setup = Setup {
+    durability: Durability::LazyFs,
+    ..Setup::nodes(3)
+}
+.snapshots(2000);
+
 /// One node at a time loses power, the leader among them, while clients run
 /// between the failures: a minority's lost writes cost nothing acknowledged.
 pub(super) fn power_loss_minority(cx: &mut Context) {
-    let setup = Setup {
-        durability: Durability::LazyFs,
-        ..Setup::nodes(3)
-    }
-    .snapshots(2000);
-    let Some(mut t) = run::start_with(cx, setup) else {
+    let Some(mut t) = run::start_with(cx, POWER_LOSS_SETUP) else {
         return;
     };
     let nodes = t.cluster.node_names().to_vec();
@@ -118,12 +120,7 @@ pub(super) fn power_loss_at_sync_points(cx: &mut Context) {
     /// Power cuts, one after another.
     const ROUNDS: usize = 8;
     let mut rng: StdRng = rand::SeedableRng::seed_from_u64(cx.seed ^ 0x7379_6e63);
-    let setup = Setup {
-        durability: Durability::LazyFs,
-        ..Setup::nodes(3)
-    }
-    .snapshots(2000);
-    let Some(mut t) = run::start_with(cx, setup) else {
+    let Some(mut t) = run::start_with(cx, POWER_LOSS_SETUP) else {
         return;
     };
     let nodes = t.cluster.node_names().to_vec();

@@ -148,8 +148,7 @@ fn power_loss_scenario(t: &mut Tester) {
     let n = t.n;
     t.snapshot_every(10);
     for _ in 0..15 {
-        let c = t.random_command();
-        t.one(c, n, true);
+        t.one_random(n);
     }
     for i in 0..n {
         t.power_loss(i);
@@ -158,21 +157,18 @@ fn power_loss_scenario(t: &mut Tester) {
         t.restart(i);
         t.connect(i);
     }
-    let c = t.random_command();
-    t.one(c, n, true);
+    t.one_random(n);
     for _ in 0..3 {
         let leader = t.check_one_leader();
         let c = t.random_command();
         t.start(leader, c);
         t.power_loss(leader);
         for _ in 0..3 {
-            let c = t.random_command();
-            t.one(c, n - 1, true);
+            t.one_random(n - 1);
         }
         t.restart(leader);
         t.connect(leader);
-        let c = t.random_command();
-        t.one(c, n, true);
+        t.one_random(n);
     }
 }
 
@@ -191,8 +187,7 @@ pub(super) fn power_loss_at_sync_points(cx: &mut Context) {
     let mut t = Tester::on_lazyfs(cx, 3);
     let n = t.n;
     for _ in 0..4 {
-        let c = t.random_command();
-        t.one(c, n, true);
+        t.one_random(n);
     }
     power_cuts_at_syncs(&mut t, 15);
     t.snapshot_every(3);
@@ -251,12 +246,10 @@ fn power_cuts_at_syncs(t: &mut Tester, rounds: usize) {
         }
         t.restart(victim);
         t.connect(victim);
-        let c = t.random_command();
-        t.one(c, n - 1, true);
+        t.one_random(n - 1);
         t.restart(leader);
         t.connect(leader);
-        let c = t.random_command();
-        t.one(c, n, true);
+        t.one_random(n);
     }
 }
 

@@ -975,6 +975,12 @@ impl Tester {
         );
     }
 
+    /// [`Tester::one`] of a random command, retried: committed on `expected` nodes.
+    pub fn one_random(&mut self, expected: usize) -> u64 {
+        let c = self.random_command();
+        self.one(c, expected, true)
+    }
+
     /// 6.5840's `one` for several commands at once, as its tests do from concurrent
     /// goroutines: every command gets committed on at least `expected` nodes within
     /// 10 s, each one retried on whichever node leads when its 2 s run out.
