@@ -49,8 +49,11 @@ impl KvRaftNode {
     /// commits). Unreadable or contradictory files are fatal: starting empty would
     /// forget votes, entries and the duplicate table.
     pub fn new(ctx: &Context, storage: &Storage, settings: Settings) -> Result<KvRaftNode, String> {
-        let loaded = disk::load(storage)?;
-        let (hard_state, snapshot) = loaded.restored.reconcile()?;
+        let disk::Recovered {
+            hard_state,
+            snapshot,
+            rewrite_log,
+        } = disk::load(storage)?.reconcile()?;
         let (state, applied) = match &snapshot {
             Some(s) => (KvState::restore(&s.data)?, s.index),
             None => (KvState::default(), 0),
@@ -63,7 +66,7 @@ impl KvRaftNode {
             waiting: Waiting::default(),
             settings,
             files: Files::measure(storage),
-            repair_log: loaded.log_torn,
+            repair_log: rewrite_log,
         })
     }
 

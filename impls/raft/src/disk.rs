@@ -115,6 +115,32 @@ pub struct Loaded {
     pub log_torn: bool,
 }
 
+/// What a node starts from: its files made to agree.
+#[derive(Debug)]
+pub struct Recovered {
+    pub hard_state: HardState,
+    pub snapshot: Option<Snapshot>,
+    /// The log file must be rewritten before anything is appended to it: it ended
+    /// in a torn line, or making it agree with the snapshot moved its start (a crash
+    /// between writing the snapshot and rewriting the log). Appended after the old
+    /// header, new entries would read back at the wrong indices at the next start.
+    pub rewrite_log: bool,
+}
+
+impl Loaded {
+    /// The files made to agree ([`Restored::reconcile`]).
+    pub fn reconcile(self) -> Result<Recovered, String> {
+        let start_on_disk = self.restored.hard_state.as_ref().map(|h| h.log_start);
+        let (hard_state, snapshot) = self.restored.reconcile()?;
+        let moved = start_on_disk.is_some_and(|start| start != hard_state.log_start);
+        Ok(Recovered {
+            rewrite_log: self.log_torn || moved,
+            hard_state,
+            snapshot,
+        })
+    }
+}
+
 /// Reads back what a previous run persisted (nothing, for a fresh node).
 pub fn load(storage: &Storage) -> Result<Loaded, String> {
     let meta: Option<TermVote> = parse(storage, META_FILE)?;

@@ -29,8 +29,11 @@ impl RaftNode {
     /// not parse, or files that contradict each other, are a fatal error: starting
     /// empty would forget votes and acknowledged entries.
     pub fn new(ctx: &Context, storage: &Storage, bug: Option<Bug>) -> Result<RaftNode, String> {
-        let loaded = disk::load(storage)?;
-        let (hard_state, snapshot) = loaded.restored.reconcile()?;
+        let disk::Recovered {
+            hard_state,
+            snapshot,
+            rewrite_log,
+        } = disk::load(storage)?.reconcile()?;
         let mut config = Config::new(ctx.node_id.clone(), ctx.node_ids.clone());
         config.bug = bug;
         config.leader_sends_before_durable = true;
@@ -39,7 +42,7 @@ impl RaftNode {
             max_batch,
             raft: Raft::new(config, hard_state, snapshot, ctx.seed, 0),
             files: Files::measure(storage),
-            repair_log: loaded.log_torn,
+            repair_log: rewrite_log,
             writing: None,
             log_before_snapshot: bug == Some(Bug::LogBeforeSnapshot),
         })
@@ -447,6 +450,60 @@ mod tests {
         assert_eq!(sizes, [4, 4, 2]);
     }
 
+    /// The log a node writes first thing on start, if any.
+    fn log_written_on_start(dir: &std::path::Path) -> (RaftNode, Option<Vec<u8>>) {
+        let storage = Storage::open(Some(dir)).unwrap();
+        let ctx = Context {
+            node_id: "n1".into(),
+            node_ids: vec!["n1".into(), "n2".into(), "n3".into()],
+            seed: 1,
+        };
+        let mut node = RaftNode::new(&ctx, &storage, None).unwrap();
+        let mut out = Outbox::new("n1");
+        node.on_start(0, &mut out);
+        let rewritten = out.drain().into_iter().find_map(|e| match e {
+            Effect::Persist { name, bytes } if name == LOG_FILE => Some(bytes),
+            _ => None,
+        });
+        (node, rewritten)
+    }
+
+    /// A crash between writing a snapshot and rewriting the log it cuts short leaves
+    /// the old log, which the node cuts to the snapshot in memory. The file must be
+    /// rewritten too before anything is appended to it: appended after the old header,
+    /// entries would read back at the wrong indices at the next start (found by
+    /// `raft::power::power_loss_at_sync_points`: a follower lost acknowledged entries).
+    #[test]
+    fn a_log_cut_to_the_snapshot_at_start_is_rewritten_before_anything_is_appended() {
+        let dir = std::env::temp_dir().join(format!("raft-node-cut-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let entry = |command| Entry {
+            term: 1,
+            command: json!(command),
+        };
+        std::fs::write(
+            dir.join(LOG_FILE),
+            disk::log_file(0, 0, &[entry(7), entry(8)]),
+        )
+        .unwrap();
+        std::fs::write(dir.join(META_FILE), br#"{"term":1,"voted_for":"n1"}"#).unwrap();
+        let snapshot = Snapshot {
+            index: 3,
+            term: 1,
+            data: json!([7, 8, 9]),
+        };
+        std::fs::write(
+            dir.join(disk::SNAPSHOT_FILE),
+            serde_json::to_vec(&snapshot).unwrap(),
+        )
+        .unwrap();
+        let (node, rewritten) = log_written_on_start(&dir);
+        assert_eq!(node.raft().log_start(), 3);
+        assert_eq!(rewritten, Some(disk::log_file(3, 1, &[])));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
     #[test]
     fn a_torn_log_is_rewritten_before_anything_is_appended() {
         let dir = std::env::temp_dir().join(format!("raft-node-torn-{}", std::process::id()));
@@ -460,20 +517,8 @@ mod tests {
         log.extend(b"{\"term\":1,\"comm");
         std::fs::write(dir.join(LOG_FILE), &log).unwrap();
         std::fs::write(dir.join(META_FILE), br#"{"term":1,"voted_for":"n1"}"#).unwrap();
-        let storage = Storage::open(Some(&dir)).unwrap();
-        let ctx = Context {
-            node_id: "n1".into(),
-            node_ids: vec!["n1".into(), "n2".into(), "n3".into()],
-            seed: 1,
-        };
-        let mut node = RaftNode::new(&ctx, &storage, None).unwrap();
+        let (node, rewritten) = log_written_on_start(&dir);
         assert_eq!(node.raft().entries(), std::slice::from_ref(&entry));
-        let mut out = Outbox::new("n1");
-        node.on_start(0, &mut out);
-        let rewritten = out.drain().into_iter().find_map(|e| match e {
-            Effect::Persist { name, bytes } if name == LOG_FILE => Some(bytes),
-            _ => None,
-        });
         assert_eq!(rewritten, Some(disk::log_file(0, 0, &[entry])));
         std::fs::remove_dir_all(&dir).unwrap();
     }

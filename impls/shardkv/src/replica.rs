@@ -42,8 +42,11 @@ impl<M: Machine> Replica<M> {
         fresh: M,
         max_raft_state: Option<usize>,
     ) -> Result<Replica<M>, String> {
-        let loaded = disk::load(storage)?;
-        let (hard_state, snapshot) = loaded.restored.reconcile()?;
+        let disk::Recovered {
+            hard_state,
+            snapshot,
+            rewrite_log,
+        } = disk::load(storage)?.reconcile()?;
         let (machine, applied) = match &snapshot {
             Some(s) => (M::restore(&s.data)?, s.index),
             None => (fresh, 0),
@@ -56,7 +59,7 @@ impl<M: Machine> Replica<M> {
             waiting: Waiting::default(),
             max_raft_state,
             files: Files::measure(storage),
-            repair_log: loaded.log_torn,
+            repair_log: rewrite_log,
         })
     }
 
