@@ -191,7 +191,7 @@ pub(super) fn power_loss_at_sync_points(cx: &mut Context) {
     }
     power_cuts_at_syncs(&mut t, 15);
     t.snapshot_every(3);
-    power_cuts_at_syncs(&mut t, 15);
+    power_cuts_at_syncs(&mut t, 45);
 }
 
 /// `rounds` power cuts, each on a follower in one of its next few syncs, while it
