@@ -433,13 +433,17 @@ impl Cluster {
             }
             Fault::PowerLossAtSync(node, n) => {
                 let i = self.index(&node)?;
-                if self.slots[i].state != NodeState::Down {
-                    self.slots[i]
-                        .fs
-                        .as_ref()
-                        .expect("checked above")
-                        .cut_power_at_sync(n);
+                if self.slots[i].state == NodeState::Down {
+                    return Err(HarnessError::Fault(format!(
+                        "power loss on {node} in its sync {n}: {node} is down, and a power \
+                         cut at a sync needs a running node"
+                    )));
                 }
+                self.slots[i]
+                    .fs
+                    .as_ref()
+                    .expect("checked above")
+                    .cut_power_at_sync(n);
             }
             Fault::Pause(node) => {
                 let i = self.index(&node)?;
@@ -1468,6 +1472,13 @@ mod tests {
                 .fault(Fault::PowerLossAtSync("n1".into(), 0))
                 .is_err(),
             "sync 0 does not exist"
+        );
+        cluster.fault(Fault::Crash("n1".into())).unwrap();
+        assert!(
+            cluster
+                .fault(Fault::PowerLossAtSync("n1".into(), 1))
+                .is_err(),
+            "a node that is down makes no sync"
         );
     }
 

@@ -31,6 +31,19 @@
 //! back. A durable name whose file data was never synced comes back empty, as on a
 //! real disk. A new subdirectory needs its parent synced too.
 //!
+//! Two ways to lose power in the middle of things, for the windows a crash at a
+//! random moment almost never hits:
+//!
+//! - [`LazyFs::cut_power_at_sync`]: the n-th sync from now never returns and makes
+//!   nothing durable (`cut.rs`), so the program cannot tell anyone it happened; the
+//!   harness kills it there. Counting syncs instead of time makes the window between
+//!   two writes that belong together (a snapshot and the log it cuts short) as likely
+//!   a place for the power to go as any other.
+//! - [`LazyFs::power_fail_torn`]: a write was under way, so each file appended to
+//!   since its last sync keeps a random prefix of what was appended (a torn tail, as
+//!   a disk that wrote some of an append's sectors leaves). Nothing else survives:
+//!   an overwrite, a new name or a rename is kept whole or not at all.
+//!
 //! The kernel must not hide a power failure: every attribute and entry reply has a
 //! zero timeout and no open keeps the page cache, so the next process reads what the
 //! tree holds. Kill every process using the mount before the power goes (the cluster
