@@ -399,12 +399,6 @@ impl<'a> KvCluster<'a> {
         }
     }
 
-    /// True if `node` runs: not crashed, not powered off (a power cut at a sync,
-    /// `Fault::PowerLossAtSync`, takes a node down while clients run).
-    pub fn is_up(&self, node: &str) -> bool {
-        self.cluster.is_up(node)
-    }
-
     pub fn net(&mut self, config: NetConfig) {
         self.fault(Fault::Net(config));
     }
