@@ -265,9 +265,9 @@ mod tests {
     use node::Effect;
     use serde_json::json;
 
-    #[test]
-    fn stray_replies_are_not_answered_and_requests_are() {
-        let storage = Storage::open(None).unwrap();
+    /// Node n1 of three started on `dir` (none: in memory), with what it did at start.
+    fn started(dir: Option<&std::path::Path>) -> (RaftNode, Vec<Effect>) {
+        let storage = Storage::open(dir).unwrap();
         let ctx = Context {
             node_id: "n1".into(),
             node_ids: vec!["n1".into(), "n2".into(), "n3".into()],
@@ -276,7 +276,13 @@ mod tests {
         let mut node = RaftNode::new(&ctx, &storage, None).unwrap();
         let mut out = Outbox::new("n1");
         node.on_start(0, &mut out);
-        out.drain();
+        (node, out.drain())
+    }
+
+    #[test]
+    fn stray_replies_are_not_answered_and_requests_are() {
+        let (mut node, _) = started(None);
+        let mut out = Outbox::new("n1");
         let message = |body: Body| Message {
             src: "n2".into(),
             dest: "n1".into(),
@@ -452,16 +458,8 @@ mod tests {
 
     /// The log a node writes first thing on start, if any.
     fn log_written_on_start(dir: &std::path::Path) -> (RaftNode, Option<Vec<u8>>) {
-        let storage = Storage::open(Some(dir)).unwrap();
-        let ctx = Context {
-            node_id: "n1".into(),
-            node_ids: vec!["n1".into(), "n2".into(), "n3".into()],
-            seed: 1,
-        };
-        let mut node = RaftNode::new(&ctx, &storage, None).unwrap();
-        let mut out = Outbox::new("n1");
-        node.on_start(0, &mut out);
-        let rewritten = out.drain().into_iter().find_map(|e| match e {
+        let (node, effects) = started(Some(dir));
+        let rewritten = effects.into_iter().find_map(|e| match e {
             Effect::Persist { name, bytes } if name == LOG_FILE => Some(bytes),
             _ => None,
         });
