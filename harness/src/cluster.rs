@@ -134,6 +134,8 @@ struct NodeSlot {
     /// The filesystem on `data_dir` with [`Durability::LazyFs`]. Declared after
     /// `process` so the node is killed before its mount goes.
     fs: Option<LazyFs>,
+    /// Power cuts at a sync (`Fault::PowerLossAtSync`) that struck this node.
+    power_cuts_struck: u64,
 }
 
 #[derive(Debug)]
@@ -255,6 +257,7 @@ impl Cluster {
                 data_dir,
                 log: config.dir.join(format!("{name}.log")),
                 fs,
+                power_cuts_struck: 0,
             });
         }
         let mut cluster = Cluster {
@@ -948,6 +951,7 @@ impl Cluster {
         if !self.slots[i].fs.as_ref().is_some_and(LazyFs::power_is_cut) {
             return false;
         }
+        self.slots[i].power_cuts_struck += 1;
         let now = self.now();
         let what = format!("power loss on {} in the middle of a sync", self.names[i]);
         self.journal.record(now, "nemesis", json!({"what": what}));
@@ -965,6 +969,12 @@ impl Cluster {
         }
     }
 
+    /// How many power cuts at a sync (`Fault::PowerLossAtSync`) struck `node` so far.
+    pub fn power_cuts_struck(&self, node: &str) -> u64 {
+        self.index(node)
+            .map_or(0, |i| self.slots[i].power_cuts_struck)
+    }
+
     /// True if node `i` runs (or is paused): not crashed, not powered off.
     pub fn is_up(&self, node: &str) -> bool {
         self.index(node)
@@ -979,14 +989,11 @@ impl Cluster {
             if slot.state == NodeState::Paused {
                 let _ = p.process().signal(libc::SIGCONT);
             }
-            if let Some(fs) = &slot.fs {
-                // A process killed inside a sync that a power cut holds stays in the
-                // kernel until the sync is answered: killed first, so it never runs
-                // again, then let go. Any cut not yet struck is disarmed with it.
-                let _ = p.process().signal(libc::SIGKILL);
-                fs.release_held_syncs();
+            reaped = match &slot.fs {
+                Some(fs) => fs.kill(p.process()),
+                None => p.process().kill(),
             }
-            reaped = p.process().kill().map(|_| ());
+            .map(|_| ());
         }
         slot.state = NodeState::Down;
         slot.incarnation += 1;
@@ -1451,6 +1458,7 @@ mod tests {
             "a write whose sync never ended"
         );
         assert!(!cluster.is_up("n1"), "the node lost power in its sync");
+        assert_eq!(cluster.power_cuts_struck("n1"), 1);
         assert!(cluster.errors.is_empty(), "{:?}", cluster.errors);
         assert!(cluster
             .history

@@ -74,12 +74,14 @@ mod fuse;
 mod tree;
 
 use crate::error::HarnessError;
+use crate::process::Process;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::ffi::CString;
 use std::fmt;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use std::process::ExitStatus;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 pub use tree::{Lost, Stats};
@@ -204,6 +206,16 @@ impl LazyFs {
     /// killed in one can exit. Kill those processes first.
     pub fn release_held_syncs(&self) {
         self.cut().release();
+    }
+
+    /// Kills (SIGKILL) and reaps a process using this disk, even one waiting in a sync
+    /// a power cut holds: such a process stays in the kernel until the sync is
+    /// answered, so it is signalled first (it never runs again) and the sync let go
+    /// before the wait. Any cut not yet struck is disarmed with it.
+    pub fn kill(&self, process: &mut Process) -> std::io::Result<ExitStatus> {
+        let _ = process.signal(libc::SIGKILL);
+        self.release_held_syncs();
+        process.kill()
     }
 
     /// Replaces the disk by an empty one (amnesia): nothing survives.

@@ -775,16 +775,6 @@ impl PowerLoss {
         }
     }
 
-    /// Kills the server and reaps it. A server waiting in a sync that a power cut
-    /// holds stays in the kernel until the sync is answered: SIGKILL first, so it
-    /// never runs again, then the sync is let go.
-    fn kill(&self, server: Server) {
-        let _ = server.process.signal(libc::SIGKILL);
-        self.disk.release_held_syncs();
-        let mut server = server;
-        let _ = server.process.kill();
-    }
-
     /// Starts over on a new image (a new name: removing the old one would need a
     /// directory fsync to survive the next power failure).
     pub fn reset(&mut self) {
@@ -802,7 +792,7 @@ impl PowerLoss {
     pub fn point(&mut self, rng: &mut StdRng, max_requests: usize) -> Result<(), Failure> {
         self.points += 1;
         let p = self.points;
-        let server = match self.server.take() {
+        let mut server = match self.server.take() {
             Some(s) => s,
             None => self.start_fresh()?,
         };
@@ -853,7 +843,8 @@ impl PowerLoss {
             self.in_sync += 1;
         }
         // Every process using the disk dies before the power goes, as in a real outage.
-        self.kill(server);
+        let _ = self.disk.kill(&mut server.process);
+        drop(server);
         let lost = self.disk.power_fail_torn(rng.gen());
         self.lost_bytes += lost.bytes;
         if let Some(fsck) = &self.fsck {
@@ -893,7 +884,7 @@ impl PowerLoss {
     pub fn writers_point(&mut self, rng: &mut StdRng, n: usize) -> Result<(), Failure> {
         self.points += 1;
         let p = self.points;
-        let server = match self.server.take() {
+        let mut server = match self.server.take() {
             Some(s) => s,
             None => self.start_fresh()?,
         };
@@ -968,7 +959,8 @@ impl PowerLoss {
         unsafe { libc::kill(pid, libc::SIGKILL) };
         killed.store(true, Ordering::SeqCst);
         let results: Vec<_> = threads.into_iter().map(|t| t.join().unwrap()).collect();
-        self.kill(server);
+        let _ = self.disk.kill(&mut server.process);
+        drop(server);
         let lost = self.disk.power_fail_torn(rng.gen());
         self.lost_bytes += lost.bytes;
         let mut outcomes = Vec::new();

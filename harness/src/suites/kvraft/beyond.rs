@@ -127,7 +127,6 @@ pub(super) fn power_loss_at_sync_points(cx: &mut Context) {
         return;
     };
     let nodes = t.cluster.node_names().to_vec();
-    let mut struck = 0;
     for _ in 0..ROUNDS {
         let Some(leader) = t.leader() else {
             break;
@@ -149,7 +148,6 @@ pub(super) fn power_loss_at_sync_points(cx: &mut Context) {
             t.cx.fail(property::HARNESS, e);
         }
         if nemesis.struck {
-            struck += 1;
             t.fault(Fault::Restart(leader));
         } else {
             // Disarms the cut.
@@ -160,7 +158,8 @@ pub(super) fn power_loss_at_sync_points(cx: &mut Context) {
             break;
         }
     }
-    if t.cx.passing() && struck < ROUNDS / 2 {
+    let struck: u64 = nodes.iter().map(|n| t.cluster.power_cuts_struck(n)).sum();
+    if t.cx.passing() && struck < ROUNDS as u64 / 2 {
         t.cx.fail(
             property::PERSISTENCE,
             format!(

@@ -320,8 +320,6 @@ pub struct Tester {
     evidence: Option<Evidence>,
     /// Requests to the nodes: sent, answered, refused, unanswered.
     requests: TestStats,
-    /// Power cuts at a sync that struck (`power_loss_at_sync`).
-    power_cuts_struck: u64,
 }
 
 impl Tester {
@@ -430,7 +428,6 @@ impl Tester {
             rng: rand::SeedableRng::seed_from_u64(setup.seed ^ 0x7465_7374_6572),
             evidence: setup.evidence,
             requests: TestStats::default(),
-            power_cuts_struck: 0,
         }
     }
 
@@ -515,7 +512,6 @@ impl Tester {
         for i in 0..self.n {
             if self.alive[i] && !self.cluster.is_up(&self.name(i)) {
                 self.alive[i] = false;
-                self.power_cuts_struck += 1;
                 self.disconnect(i);
             }
         }
@@ -656,7 +652,11 @@ impl Tester {
 
     /// How many power cuts armed with [`Tester::power_loss_at_sync`] struck so far.
     pub fn power_cuts_struck(&self) -> u64 {
-        self.power_cuts_struck
+        self.cluster
+            .node_names()
+            .iter()
+            .map(|n| self.cluster.power_cuts_struck(n))
+            .sum()
     }
 
     /// Amnesia: kills node `i` and starts it again with its data dir wiped, still

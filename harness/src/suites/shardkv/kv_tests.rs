@@ -662,8 +662,7 @@ pub(super) fn power_loss_of_a_minority(cx: &mut Context) {
         t.run(5, appends(keys.clone(), 20), 75);
         t.kv.fault(Fault::Restart(others[0].clone()));
         settle(t, &keys)?;
-        let struck = format!("power loss on {victim} in the middle of a sync");
-        if !t.kv.cluster.journal.text().contains(&struck) {
+        if t.kv.cluster.power_cuts_struck(&victim) == 0 {
             t.kv.cx.fail(
                 property::PERSISTENCE,
                 format!(
