@@ -72,10 +72,20 @@ pub fn for_each_pair<'a>(
 /// [`for_each_pair`] with a callback that can fail, which stops the reading.
 pub fn try_for_each_pair<'a>(
     text: &'a str,
+    f: impl FnMut(Cow<'a, str>, Cow<'a, str>) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    try_for_each_pair_from(text, 1, f)
+}
+
+/// [`try_for_each_pair`] for the rest of a file whose first `first_line - 1` lines
+/// were read another way, so that errors name the line of the whole file.
+pub fn try_for_each_pair_from<'a>(
+    text: &'a str,
+    first_line: usize,
     mut f: impl FnMut(Cow<'a, str>, Cow<'a, str>) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
     let mut rest = text;
-    let mut n = 0;
+    let mut n = first_line - 1;
     while !rest.is_empty() {
         n += 1;
         // Byte searches: '\n' and '\t' never occur inside a multi-byte character.
@@ -121,5 +131,11 @@ mod tests {
     fn a_line_without_a_tab_is_an_error_naming_the_line() {
         let err = for_each_pair("a\t1\nbroken\n", |_, _| {}).unwrap_err();
         assert!(err.to_string().contains("line 2"), "{err}");
+    }
+
+    #[test]
+    fn the_rest_of_a_file_names_lines_of_the_whole_file() {
+        let err = try_for_each_pair_from("a\t1\nbroken\n", 7, |_, _| Ok(())).unwrap_err();
+        assert!(err.to_string().contains("line 8"), "{err}");
     }
 }

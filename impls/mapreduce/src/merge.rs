@@ -6,7 +6,7 @@ use std::path::Path;
 
 use anyhow::Context;
 
-use crate::apps::wordcount::Decimal;
+use crate::apps::wordcount::{sort_prefix, Decimal};
 use crate::bug::Bug;
 use crate::output::{write_file, Durability};
 
@@ -30,7 +30,7 @@ pub fn merge_counts(
     }
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let per_group = texts.len().div_ceil(cores).max(1);
-    let groups: Vec<Vec<(&str, u64)>> = std::thread::scope(|s| {
+    let groups: Vec<Vec<Ranked>> = std::thread::scope(|s| {
         let threads: Vec<_> = texts
             .chunks(per_group)
             .map(|group| s.spawn(move || parse_ranked(group)))
@@ -43,7 +43,7 @@ pub fn merge_counts(
     let counts = groups.into_iter().reduce(merge_ranked).unwrap_or_default();
     let mut text = Vec::with_capacity(texts.iter().map(|(_, t)| t.len()).sum());
     let mut digits = Decimal::default();
-    for (word, n) in &counts {
+    for (n, _, word) in &counts {
         text.extend_from_slice(word.as_bytes());
         text.push(b' ');
         text.extend_from_slice(digits.format(*n).as_bytes());
@@ -52,32 +52,56 @@ pub fn merge_counts(
     write_file(output, &text, Durability::Synced, bug)
 }
 
-/// `output.txt`'s order: count descending, then word ascending in byte order.
-fn rank(a: &(&str, u64), b: &(&str, u64)) -> Ordering {
-    b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0))
+/// One line of a part: its count, the word's [`sort_prefix`] and the word, borrowed
+/// from the part's text.
+type Ranked<'a> = (u64, u64, &'a str);
+
+/// `output.txt`'s order: count descending, then word ascending in byte order (the
+/// prefix decides unless two words share their first eight bytes).
+fn rank(a: &Ranked, b: &Ranked) -> Ordering {
+    b.0.cmp(&a.0)
+        .then(a.1.cmp(&b.1))
+        .then_with(|| a.2.cmp(b.2))
 }
 
 /// The `word count` lines of some parts, ranked. Words are borrowed from the parts'
 /// text: an allocation per part, not per word.
-fn parse_ranked<'a>(parts: &'a [(&Path, String)]) -> anyhow::Result<Vec<(&'a str, u64)>> {
+fn parse_ranked<'a>(parts: &'a [(&Path, String)]) -> anyhow::Result<Vec<Ranked<'a>>> {
     let mut counts = Vec::new();
     for (part, text) in parts {
         for line in text.lines() {
             let (word, n) = line
                 .rsplit_once(' ')
                 .with_context(|| format!("{}: bad line {line:?}", part.display()))?;
-            let n: u64 = n
-                .parse()
-                .with_context(|| format!("{}: bad count in {line:?}", part.display()))?;
-            counts.push((word, n));
+            let n: u64 = match plain_count(n) {
+                Some(n) => n,
+                None => n
+                    .parse()
+                    .with_context(|| format!("{}: bad count in {line:?}", part.display()))?,
+            };
+            counts.push((n, sort_prefix(word), word));
         }
     }
     counts.sort_unstable_by(rank);
     Ok(counts)
 }
 
+/// A count of plain decimal digits that fits in a `u64`, read without `str::parse`
+/// (whose error handling costs more than the digits); `None` for anything else, which
+/// `str::parse` then decides.
+fn plain_count(digits: &str) -> Option<u64> {
+    if digits.is_empty() {
+        return None;
+    }
+    digits.bytes().try_fold(0u64, |n, b| {
+        b.is_ascii_digit()
+            .then(|| n.checked_mul(10)?.checked_add(u64::from(b - b'0')))
+            .flatten()
+    })
+}
+
 /// Two ranked lists as one.
-fn merge_ranked<'a>(a: Vec<(&'a str, u64)>, b: Vec<(&'a str, u64)>) -> Vec<(&'a str, u64)> {
+fn merge_ranked<'a>(a: Vec<Ranked<'a>>, b: Vec<Ranked<'a>>) -> Vec<Ranked<'a>> {
     let mut merged = Vec::with_capacity(a.len() + b.len());
     let (mut a, mut b) = (a.into_iter().peekable(), b.into_iter().peekable());
     while let (Some(x), Some(y)) = (a.peek(), b.peek()) {
@@ -106,7 +130,12 @@ mod tests {
         let mut parts = Vec::new();
         for p in 0..5u64 {
             let mut words: Vec<(String, u64)> = (0..40u64)
-                .map(|i| (format!("w{:03}", i * 5 + p), (i * 7 + p) % 6 + 1))
+                .map(|i| {
+                    // Half the words share their first eight bytes, where the rank's
+                    // prefix cannot decide a tie.
+                    let stem = if i % 2 == 0 { "w" } else { "longstem" };
+                    (format!("{stem}{:03}", i * 5 + p), (i * 7 + p) % 6 + 1)
+                })
                 .collect();
             words.sort();
             let text: String = words.iter().map(|(w, n)| format!("{w} {n}\n")).collect();
@@ -120,6 +149,18 @@ mod tests {
         let output = dir.path().join("output.txt");
         merge_counts(&parts, &output, None).unwrap();
         assert_eq!(fs::read_to_string(&output).unwrap(), want);
+    }
+
+    #[test]
+    fn plain_counts_read_as_str_parse_reads_them() {
+        let max = u64::MAX.to_string();
+        for digits in ["0", "7", "0012", "123456789", max.as_str()] {
+            assert_eq!(plain_count(digits), digits.parse().ok(), "{digits}");
+        }
+        // Left to `str::parse`, which accepts the first and refuses the others.
+        for other in ["+5", "", "18446744073709551616", "1x", "-1", " 1"] {
+            assert_eq!(plain_count(other), None, "{other}");
+        }
     }
 
     #[test]
