@@ -59,9 +59,7 @@ type Ranked<'a> = (u64, u64, &'a str);
 /// `output.txt`'s order: count descending, then word ascending in byte order (the
 /// prefix decides unless two words share their first eight bytes).
 fn rank(a: &Ranked, b: &Ranked) -> Ordering {
-    b.0.cmp(&a.0)
-        .then(a.1.cmp(&b.1))
-        .then_with(|| a.2.cmp(b.2))
+    b.0.cmp(&a.0).then(a.1.cmp(&b.1)).then_with(|| a.2.cmp(b.2))
 }
 
 /// The `word count` lines of some parts, ranked. Words are borrowed from the parts'
