@@ -14,6 +14,9 @@ pub const PROTOCOL: &str = "protocol";
 /// crash or a power failure anywhere, a torn append included) and keeps what it
 /// acknowledged.
 pub const PERSISTENCE: &str = "persistence";
+/// With snapshots on, what a node keeps (its Raft state, its data dir) stays within
+/// the bounds 6.5840 sets from `maxraftstate`.
+pub const LOG_COMPACTION: &str = "log-compaction";
 /// The implementation could not be started (a missing program, a crash at start).
 pub const SETUP: &str = "setup";
 /// A plain `assert!` in a test, or any other panic: a failure without a named

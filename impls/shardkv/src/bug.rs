@@ -14,14 +14,18 @@ pub enum Bug {
     NoDedupMove,
     /// `never-delete`: a group keeps the data of shards it gave away forever.
     NeverDelete,
+    /// `never-compact`: a group member never snapshots, so its Raft log grows with
+    /// every command, whatever `SHARDKV_MAXRAFTSTATE` says.
+    NeverCompact,
 }
 
 impl Bug {
-    pub const NAMES: [&'static str; 4] = [
+    pub const NAMES: [&'static str; 5] = [
         "serve-before-data",
         "skip-config",
         "no-dedup-move",
         "never-delete",
+        "never-compact",
     ];
 
     pub fn from_name(name: &str) -> Option<Bug> {
@@ -30,6 +34,7 @@ impl Bug {
             "skip-config" => Some(Bug::SkipConfig),
             "no-dedup-move" => Some(Bug::NoDedupMove),
             "never-delete" => Some(Bug::NeverDelete),
+            "never-compact" => Some(Bug::NeverCompact),
             _ => None,
         }
     }

@@ -34,6 +34,7 @@ fn settings() -> Result<Settings, String> {
         },
         _ => Some(DEFAULT_MAX_RAFT_STATE),
     };
+    let max_raft_state = max_raft_state.filter(|_| bug != Some(Bug::NeverCompact));
     Ok(Settings {
         layout,
         max_raft_state,

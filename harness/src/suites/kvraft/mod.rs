@@ -34,7 +34,7 @@ pub const EXACTLY_ONCE: &str = "exactly-once";
 pub const SPEED: &str = "speed";
 /// With snapshots on, the Raft state stays within 8 x `maxraftstate` and a small
 /// data set's snapshot within 500 bytes.
-pub const LOG_COMPACTION: &str = "log-compaction";
+pub const LOG_COMPACTION: &str = property::LOG_COMPACTION;
 
 pub static SUITE: Suite = Suite {
     name: "kvraft",

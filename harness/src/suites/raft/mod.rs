@@ -50,7 +50,7 @@ pub const AGREEMENT: &str = "agreement";
 pub const PERSISTENCE: &str = property::PERSISTENCE;
 /// With snapshots on, the Raft state stays small and lagging or restarted nodes are
 /// caught up from snapshots.
-pub const LOG_COMPACTION: &str = "log-compaction";
+pub const LOG_COMPACTION: &str = property::LOG_COMPACTION;
 /// Elections, agreement and idleness cost no more messages (or bytes) than the lab
 /// allows.
 pub const MESSAGE_EFFICIENCY: &str = "message-efficiency";

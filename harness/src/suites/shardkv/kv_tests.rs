@@ -9,7 +9,7 @@ use rand::Rng;
 use specs::kv_fetch_append::FetchAppendInput;
 
 use super::run::{self, key2shard, key_in, Test, FIRST_GID, NSHARDS};
-use super::{CONFIG_VALID, DELETION, SINGLE_OWNER};
+use super::{CONFIG_VALID, DELETION, LOG_COMPACTION, SINGLE_OWNER};
 use crate::client::Workload;
 use crate::cluster::Durability;
 use crate::nemesis::{Fault, Schedule};
@@ -230,6 +230,33 @@ pub(super) fn snapshot(t: &mut Test) -> Option<()> {
     }
     t.run(5, appends(keys.clone(), 20), 90);
     read_all(t, &keys);
+    require_compacted(t, 1000)
+}
+
+/// 6.5840's `checklogs` at the end of TestSnapshot5B: every group member's Raft
+/// state at most 8 x `maxraftstate`. Not on a node's word alone: its data dir, which
+/// the harness measures, holds its Raft state and its snapshot, with room for a copy
+/// of each being replaced (a temporary file a crash left), so it may hold at most
+/// twice the bound plus its snapshot; a node that never compacts, whatever it
+/// reports, holds its whole log there.
+fn require_compacted(t: &mut Test, max_raft_state: u64) -> Option<()> {
+    let state_limit = 8 * max_raft_state;
+    for s in t.node_sizes()? {
+        t.kv.cx.check(s.raft_state <= state_limit, LOG_COMPACTION, || {
+            format!(
+                "logs were not trimmed: {} reports {} bytes of Raft state (at most 8 x {max_raft_state})",
+                s.node, s.raft_state
+            )
+        });
+        let dir_limit = 2 * (state_limit + s.snapshot);
+        t.kv.cx.check(s.on_disk <= dir_limit, LOG_COMPACTION, || {
+            format!(
+                "logs were not trimmed: {}'s data dir holds {} bytes, more than twice 8 x \
+                 {max_raft_state} of Raft state and the {} bytes of snapshot it reports",
+                s.node, s.on_disk, s.snapshot
+            )
+        });
+    }
     Some(())
 }
 

@@ -34,6 +34,8 @@ pub const HISTORY_KEPT: &str = "history-kept";
 pub const SINGLE_OWNER: &str = "single-owner";
 /// Shards given away are deleted once their new owner has them.
 pub const DELETION: &str = "deletion";
+/// With snapshots on, each group member's Raft state stays within 8 x `maxraftstate`.
+pub const LOG_COMPACTION: &str = property::LOG_COMPACTION;
 
 pub static SUITE: Suite = Suite {
     name: "shardkv",
@@ -70,6 +72,12 @@ const KNOWN_BAD: &[KnownBad] = &[
         what: "a group keeps the shards it gave away",
         test: "challenge::deletion",
         property: DELETION,
+    },
+    KnownBad {
+        variant: "never-compact",
+        what: "a group member never snapshots, so its log grows without bound",
+        test: "kv::snapshot",
+        property: LOG_COMPACTION,
     },
     KnownBad {
         variant: "skip-config",

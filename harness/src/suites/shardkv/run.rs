@@ -773,16 +773,24 @@ impl Test<'_> {
     /// compacts but says it did) is measured anyway; `None` (a failure recorded) if
     /// one does not answer.
     pub fn group_bytes(&mut self) -> Option<u64> {
+        let sizes = self.node_sizes()?;
+        Some(sizes.iter().map(|s| s.reported().max(s.on_disk)).sum())
+    }
+
+    /// What each node of every group keeps: its answer to `persisted_size` and its
+    /// data dir as the harness measures it; `None` (a failure recorded) if one does
+    /// not answer or its data dir cannot be measured.
+    pub fn node_sizes(&mut self) -> Option<Vec<NodeSize>> {
         let nodes: Vec<String> = self.groups.values().flatten().cloned().collect();
         let answers = self.ask_each(&nodes, Body::new("persisted_size"));
-        let mut total = 0;
-        for (node, answer) in nodes.iter().zip(answers) {
-            let sizes = answer.as_ref().and_then(|a| {
+        let mut sizes = Vec::with_capacity(nodes.len());
+        for (node, answer) in nodes.into_iter().zip(answers) {
+            let reported = answer.as_ref().and_then(|a| {
                 (a.kind == "persisted_size_ok")
-                    .then(|| Some(a.u64("raft_state")? + a.u64("snapshot")?))
+                    .then(|| Some((a.u64("raft_state")?, a.u64("snapshot")?)))
                     .flatten()
             });
-            let on_disk = match self.kv.cluster.data_bytes(node) {
+            let on_disk = match self.kv.cluster.data_bytes(&node) {
                 Ok(bytes) => bytes,
                 Err(e) => {
                     self.kv.cx.fail(
@@ -792,21 +800,42 @@ impl Test<'_> {
                     return None;
                 }
             };
-            match sizes {
-                Some(bytes) => total += bytes.max(on_disk),
-                None => {
-                    self.kv.cx.fail(
-                        property::PROTOCOL,
-                        format!(
-                            "{node} answered persisted_size with {} (expected persisted_size_ok with raft_state and snapshot)",
-                            answer.map_or("nothing".into(), |a| a.to_json())
-                        ),
-                    );
-                    return None;
-                }
-            }
+            let Some((raft_state, snapshot)) = reported else {
+                self.kv.cx.fail(
+                    property::PROTOCOL,
+                    format!(
+                        "{node} answered persisted_size with {} (expected persisted_size_ok with raft_state and snapshot)",
+                        answer.map_or("nothing".into(), |a| a.to_json())
+                    ),
+                );
+                return None;
+            };
+            sizes.push(NodeSize {
+                node,
+                raft_state,
+                snapshot,
+                on_disk,
+            });
         }
-        Some(total)
+        Some(sizes)
+    }
+}
+
+/// What a group member keeps on disk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeSize {
+    pub node: String,
+    /// Bytes of Raft state (term, vote, log) the node reports.
+    pub raft_state: u64,
+    /// Bytes of snapshot the node reports.
+    pub snapshot: u64,
+    /// Bytes in its data dir, as the harness measures them.
+    pub on_disk: u64,
+}
+
+impl NodeSize {
+    pub fn reported(&self) -> u64 {
+        self.raft_state + self.snapshot
     }
 }
 
