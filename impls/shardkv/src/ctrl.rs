@@ -226,22 +226,6 @@ pub fn parse(body: &Body) -> Result<(CtrlOp, Option<(u64, u64)>), Body> {
     Ok((op, id))
 }
 
-/// The request body for `op` (what clients send).
-pub fn request(op: &CtrlOp) -> Body {
-    match op {
-        CtrlOp::Join { servers } => {
-            let servers: serde_json::Map<String, Value> = servers
-                .iter()
-                .map(|(g, s)| (g.to_string(), Value::from(s.clone())))
-                .collect();
-            Body::new("join").with("servers", Value::Object(servers))
-        }
-        CtrlOp::Leave { gids } => Body::new("leave").with("gids", gids.clone()),
-        CtrlOp::Move { shard, gid } => Body::new("move").with("shard", *shard).with("gid", *gid),
-        CtrlOp::Query { num } => Body::new("query").with("num", num.map_or(-1, |n| n as i64)),
-    }
-}
-
 /// The controller's replicated state: every configuration ever made, and the last
 /// request of each client.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -319,6 +303,26 @@ impl CtrlState {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The request body a client sends for `op`: what [`parse`] must read back. Only
+    /// the tests build requests (the harness's clerks and our nodes' controller
+    /// queries write their own).
+    fn request(op: &CtrlOp) -> Body {
+        match op {
+            CtrlOp::Join { servers } => {
+                let servers: serde_json::Map<String, Value> = servers
+                    .iter()
+                    .map(|(g, s)| (g.to_string(), Value::from(s.clone())))
+                    .collect();
+                Body::new("join").with("servers", Value::Object(servers))
+            }
+            CtrlOp::Leave { gids } => Body::new("leave").with("gids", gids.clone()),
+            CtrlOp::Move { shard, gid } => {
+                Body::new("move").with("shard", *shard).with("gid", *gid)
+            }
+            CtrlOp::Query { num } => Body::new("query").with("num", num.map_or(-1, |n| n as i64)),
+        }
+    }
 
     fn join(state: &mut CtrlState, gids: &[u64]) {
         let servers = gids.iter().map(|&g| (g, vec![format!("s{g}")])).collect();

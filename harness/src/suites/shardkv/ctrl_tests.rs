@@ -6,8 +6,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use specs::node_protocol::Body;
 
 use super::run::{self, ShardConfig, Test, NSHARDS};
-use super::{BALANCED, CONFIG_VALID, HISTORY_KEPT, MINIMAL_MOVES};
+use super::{BALANCED, CONFIG_VALID, EXACTLY_ONCE, HISTORY_KEPT, MINIMAL_MOVES};
 use crate::nemesis::Fault;
+use crate::network::NetConfig;
 use crate::suite::{property, Context};
 
 /// Runs `body` against a controller of three nodes and no groups.
@@ -220,6 +221,8 @@ pub(super) fn move_shards(t: &mut Test) -> Option<()> {
         run::move_shard(NSHARDS, 503),
         &format!("a move of shard {NSHARDS}, one past the last"),
     )?;
+    // Nor is group 0 a group: a shard moved there would belong to nobody.
+    refused(t, run::move_shard(0, 0), "a move of shard 0 to group 0")?;
     // Everything to one group, then a leave of the other: nothing to move.
     for s in 0..NSHARDS {
         t.call(run::move_shard(s, 503))?;
@@ -253,7 +256,7 @@ pub(super) fn concurrent_leave_join(t: &mut Test) -> Option<()> {
 /// TestBasic5A, "minimal transfers after joins", checked on the groups that are
 /// live: from ten groups to fifteen nothing needs to move (the original test's
 /// loop looks at groups that do not exist and so checks nothing); then from two
-/// groups to three, where some must.
+/// groups to three, where some must, and two newcomers with the lowest ids.
 pub(super) fn minimal_after_joins(t: &mut Test) -> Option<()> {
     let ten: Vec<u64> = (1..=10).collect();
     t.join(&ten)?;
@@ -279,6 +282,12 @@ pub(super) fn minimal_after_joins(t: &mut Test) -> Option<()> {
         prev = now;
     }
     check(t, &[15, 21, 22, 23])?;
+    // Two groups with lower ids than every group there at once: the four groups keep
+    // two shards each only if the larger targets go to the groups that hold most, not
+    // to the lowest ids (which would be the newcomers).
+    t.join(&[3, 4])?;
+    let now = check(t, &[3, 4, 15, 21, 22, 23])?;
+    check_minimal(t, &prev, &now, "join of 3 and 4");
     Some(())
 }
 
@@ -299,6 +308,39 @@ pub(super) fn minimal_after_leaves(t: &mut Test) -> Option<()> {
         check_minimal(t, &prev, &now, &format!("leave of {g}"));
         prev = now;
     }
+    Some(())
+}
+
+/// Beyond the course: on a network that loses, duplicates and delays messages, the
+/// clerks resend each join, move and leave (with its client and seq) until they
+/// hear an answer, and the controller must apply each once: after thirteen changes
+/// the latest configuration is number thirteen, with the groups that stayed. A
+/// controller that applies a resent request again makes a configuration more.
+pub(super) fn exactly_once_unreliable(t: &mut Test) -> Option<()> {
+    let first = t.query(-1)?.num;
+    t.kv.fault(Fault::Net(NetConfig::unreliable()));
+    let mut changes = 0;
+    for g in 1..=6 {
+        t.join(&[g])?;
+        changes += 1;
+    }
+    for s in 0..NSHARDS / 2 {
+        t.call(run::move_shard(s, 1))?;
+        changes += 1;
+    }
+    for g in [2, 4] {
+        t.leave(&[g])?;
+        changes += 1;
+    }
+    t.kv.fault(Fault::Net(NetConfig::reliable()));
+    let c = check(t, &[1, 3, 5, 6])?;
+    t.kv.cx.check(c.num == first + changes, EXACTLY_ONCE, || {
+        format!(
+            "{changes} changes, each answered once, on a lossy network made configuration {} \
+             from {first}: a resent request was applied again",
+            c.num
+        )
+    });
     Some(())
 }
 

@@ -34,6 +34,9 @@ pub const HISTORY_KEPT: &str = "history-kept";
 pub const SINGLE_OWNER: &str = "single-owner";
 /// Shards given away are deleted once their new owner has them.
 pub const DELETION: &str = "deletion";
+/// Each join, leave or move makes exactly one configuration, however often the
+/// network or the clerk repeats it.
+pub const EXACTLY_ONCE: &str = "exactly-once";
 /// With snapshots on, each group member's Raft state stays within 8 x `maxraftstate`.
 pub const LOG_COMPACTION: &str = property::LOG_COMPACTION;
 
@@ -182,6 +185,11 @@ const TESTS: &[TestCase] = &[
         name: "challenge::deletion",
         after: Some("6.5840 shardkv TestChallenge1Delete"),
         run: |cx| kv_tests::with_groups(cx, 3, "1", kv_tests::challenge1_delete),
+    },
+    TestCase {
+        name: "beyond::ctrl_exactly_once_unreliable",
+        after: None,
+        run: |cx| ctrl_tests::with_ctrl(cx, ctrl_tests::exactly_once_unreliable),
     },
     TestCase {
         name: "challenge::unaffected",
