@@ -39,13 +39,17 @@ system_config() {
     case "$1" in
         kvsrv) package=kvsrv files=(impls/kvsrv/src/core.rs impls/kvsrv/src/node.rs) suite=kvsrv timeout=180 ;;
         raft) package=raft files=(impls/raft/src/core.rs) suite=raft timeout=120 ;;
+        # Raft's persistence (what a node writes, and reads back at start), tested by
+        # the same suite: its own row, so that the core's row stays comparable with
+        # its earlier runs.
+        raft-disk) package=raft files=(impls/raft/src/disk.rs) suite=raft timeout=120 ;;
         dfs) package=dfs files=(impls/dfs/src/core.rs impls/dfs/src/fsck.rs impls/dfs/src/disk.rs) suite=dfs timeout=300 ;;
         mapreduce) package=mapreduce files=(impls/mapreduce/src/core.rs) suite=mapreduce timeout=300 ;;
         webserver) package=webserver files=(impls/webserver/src/buffer.rs impls/webserver/src/master.rs) suite=webserver timeout=300 ;;
         kvraft) package=kvraft files=(impls/kvraft/src/core.rs) suite=kvraft timeout=120 ;;
         shardkv) package=shardkv files=(impls/shardkv/src/ctrl.rs impls/shardkv/src/group.rs impls/shardkv/src/replica.rs) suite=shardkv timeout=300 ;;
         *)
-            echo "mutants.sh: unknown system '$1' (kvsrv, raft, dfs, mapreduce, webserver, kvraft, shardkv)" >&2
+            echo "mutants.sh: unknown system '$1' (kvsrv, raft, raft-disk, dfs, mapreduce, webserver, kvraft, shardkv)" >&2
             exit 2
             ;;
     esac
