@@ -4,7 +4,9 @@
 use rand::Rng;
 use serde_json::{json, Value};
 
-use super::{require, Tester, ELECTION_TIMEOUT, MS, PERSISTENCE, STATE_MACHINE_SAFETY};
+use super::{
+    require, Tester, ELECTION_TIMEOUT, LEADER_ELECTION, MS, PERSISTENCE, STATE_MACHINE_SAFETY,
+};
 use crate::suite::Context;
 
 pub(super) fn persist1(cx: &mut Context) {
@@ -199,13 +201,17 @@ pub(super) fn power_loss_at_sync_points(cx: &mut Context) {
 /// was counted on its acknowledgement. Then the leader crashes too and the victim
 /// restarts, so the victim and the follower that was cut off must carry on from
 /// what the victim's disk kept: an acknowledged entry it lost would be replaced
-/// under the leader's feet, which the leader shows when it comes back.
+/// under the leader's feet, which the leader shows when it comes back. Then the
+/// victim restarts again and carries on with the old leader alone.
 fn power_cuts_at_syncs(t: &mut Tester, rounds: usize) {
     /// The cut strikes in one of the next this many syncs of its node: a few
     /// commands' worth, so a snapshot's syncs are often among them.
     const NEXT_SYNCS: u64 = 8;
     /// Bursts of commands after which a node that made no sync yet is reported.
     const MAX_BURSTS: usize = 40;
+    /// Tries without a leader (about 27 ms each) after which two connected nodes
+    /// are reported for electing none.
+    const MAX_ELECTION_WAITS: usize = 400;
     let n = t.n;
     for _ in 0..rounds {
         let leader = t.check_one_leader();
@@ -232,6 +238,11 @@ fn power_cuts_at_syncs(t: &mut Tester, rounds: usize) {
             t.connect(victim);
         }
         let mut bursts = 0;
+        // Where the bursts go: the leader, or whichever of the two connected nodes
+        // leads after the victim, back from its partition with a later term, made
+        // the leader step down.
+        let mut proposer = leader;
+        let mut no_leader = 0;
         while t.power_cuts_struck() == struck {
             require(bursts < MAX_BURSTS, PERSISTENCE, || {
                 format!(
@@ -243,12 +254,33 @@ fn power_cuts_at_syncs(t: &mut Tester, rounds: usize) {
             });
             // Up to three commands at once, so the log runs ahead of the snapshots.
             let burst = (0..t.rng.gen_range(1..=3))
-                .map(|_| (leader, t.random_command()))
+                .map(|_| (proposer, t.random_command()))
                 .collect();
-            t.start_many(burst);
+            let accepted = t.start_many(burst).iter().any(|&(_, _, ok)| ok);
             let ms = t.rng.gen_range(5..50);
             t.sleep(ms * MS);
-            bursts += 1;
+            if accepted {
+                bursts += 1;
+                continue;
+            }
+            if t.power_cuts_struck() != struck {
+                break;
+            }
+            no_leader += 1;
+            require(no_leader < MAX_ELECTION_WAITS, LEADER_ELECTION, || {
+                format!(
+                    "n{} and n{}, connected to each other, elected no leader in {MAX_ELECTION_WAITS} \
+                     tries of up to 50 ms",
+                    leader + 1,
+                    victim + 1
+                )
+            });
+            if let Some(now) = [leader, victim]
+                .into_iter()
+                .find(|&i| t.is_alive(i) && t.get_state(i).1)
+            {
+                proposer = now;
+            }
         }
         t.crash(leader);
         for &j in &followers {
@@ -259,8 +291,25 @@ fn power_cuts_at_syncs(t: &mut Tester, rounds: usize) {
         t.restart(victim);
         t.connect(victim);
         t.one_random(n - 1);
+        // The victim restarts once more, before a snapshot rewrites its log, and
+        // must still hold what it acknowledged since it came back: the follower
+        // that shares it is cut off, so the victim and the old leader (which lacks
+        // it) make the majority, and an entry the victim lost would be given
+        // another command at its index (a log whose file still names its start of
+        // before the cut, with entries appended after it, reads back at the wrong
+        // indices).
+        t.restart(victim);
+        t.connect(victim);
+        let other = followers.iter().copied().find(|&j| j != victim);
+        if let Some(other) = other {
+            t.disconnect(other);
+        }
         t.restart(leader);
         t.connect(leader);
+        t.one_random(n - 1);
+        if let Some(other) = other {
+            t.connect(other);
+        }
         t.one_random(n);
     }
 }
