@@ -18,15 +18,21 @@ pub enum Bug {
     /// failure between the two leaves a log that starts after the snapshot ends: the
     /// entries between are on neither, and the node cannot start again.
     LogBeforeSnapshot,
+    /// After a crash between writing a snapshot and rewriting the log it compacts,
+    /// starts from the snapshot but goes on appending to the old log file, under its
+    /// old header: at the next start those entries read back at the wrong indices
+    /// (the bug the power cut at a sync found in this node).
+    StaleLogHeader,
 }
 
 impl Bug {
-    pub const NAMES: [&'static str; 5] = [
+    pub const NAMES: [&'static str; 6] = [
         "count-commit",
         "forget-vote",
         "one-step-backup",
         "no-fsync",
         "log-before-snapshot",
+        "stale-log-header",
     ];
 
     pub fn from_name(name: &str) -> Option<Bug> {
@@ -36,6 +42,7 @@ impl Bug {
             "one-step-backup" => Some(Bug::OneStepBackup),
             "no-fsync" => Some(Bug::NoFsync),
             "log-before-snapshot" => Some(Bug::LogBeforeSnapshot),
+            "stale-log-header" => Some(Bug::StaleLogHeader),
             _ => None,
         }
     }

@@ -29,11 +29,18 @@ impl RaftNode {
     /// not parse, or files that contradict each other, are a fatal error: starting
     /// empty would forget votes and acknowledged entries.
     pub fn new(ctx: &Context, storage: &Storage, bug: Option<Bug>) -> Result<RaftNode, String> {
+        let loaded = disk::load(storage)?;
+        let torn = loaded.log_torn;
         let disk::Recovered {
             hard_state,
             snapshot,
             rewrite_log,
-        } = disk::load(storage)?.reconcile()?;
+        } = loaded.reconcile()?;
+        // The known-bad variant rewrites the log only for a torn tail.
+        let rewrite_log = match bug {
+            Some(Bug::StaleLogHeader) => torn,
+            _ => rewrite_log,
+        };
         let mut config = Config::new(ctx.node_id.clone(), ctx.node_ids.clone());
         config.bug = bug;
         config.leader_sends_before_durable = true;
