@@ -975,6 +975,11 @@ impl Cluster {
             .map_or(0, |i| self.slots[i].power_cuts_struck)
     }
 
+    /// How many power cuts at a sync struck any node so far.
+    pub fn power_cuts_struck_anywhere(&self) -> u64 {
+        self.slots.iter().map(|s| s.power_cuts_struck).sum()
+    }
+
     /// True if node `i` runs (or is paused): not crashed, not powered off.
     pub fn is_up(&self, node: &str) -> bool {
         self.index(node)

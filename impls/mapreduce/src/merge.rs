@@ -6,7 +6,7 @@ use std::path::Path;
 
 use anyhow::Context;
 
-use crate::apps::wordcount::{sort_prefix, Decimal};
+use crate::apps::wordcount::{plain_count, sort_prefix, Decimal};
 use crate::bug::Bug;
 use crate::output::{write_file, Durability};
 
@@ -82,20 +82,6 @@ fn parse_ranked<'a>(parts: &'a [(&Path, String)]) -> anyhow::Result<Vec<Ranked<'
     }
     counts.sort_unstable_by(rank);
     Ok(counts)
-}
-
-/// A count of plain decimal digits that fits in a `u64`, read without `str::parse`
-/// (whose error handling costs more than the digits); `None` for anything else, which
-/// `str::parse` then decides.
-fn plain_count(digits: &str) -> Option<u64> {
-    if digits.is_empty() {
-        return None;
-    }
-    digits.bytes().try_fold(0u64, |n, b| {
-        b.is_ascii_digit()
-            .then(|| n.checked_mul(10)?.checked_add(u64::from(b - b'0')))
-            .flatten()
-    })
 }
 
 /// Two ranked lists as one.

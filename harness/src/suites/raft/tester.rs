@@ -652,11 +652,7 @@ impl Tester {
 
     /// How many power cuts armed with [`Tester::power_loss_at_sync`] struck so far.
     pub fn power_cuts_struck(&self) -> u64 {
-        self.cluster
-            .node_names()
-            .iter()
-            .map(|n| self.cluster.power_cuts_struck(n))
-            .sum()
+        self.cluster.power_cuts_struck_anywhere()
     }
 
     /// Amnesia: kills node `i` and starts it again with its data dir wiped, still

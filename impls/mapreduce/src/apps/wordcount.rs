@@ -93,9 +93,10 @@ fn add_text(text: &str, counts: &mut Counts) -> anyhow::Result<()> {
 /// Adds the pairs of an intermediate file's text to `counts` for as long as its lines
 /// are plain `word<TAB>digits` (every line our mappers write), and returns where it
 /// stopped and how many lines it read. The reducers' inner loop: it finds each line's
-/// tab and the word's end in one search and reads the digits as it goes, where the
-/// general reader ([`kvfile`]) searches each line three more times (its end and an
-/// escape in key and value) and parses the count with `str::parse`. Anything else (an
+/// tab (or an escape) in one search and its end in another, and reads the digits
+/// with [`plain_count`], where the general reader ([`kvfile`]) searches each line
+/// four times (its end, its tab, an escape in key and value) and parses the count
+/// with `str::parse`. Anything else (an
 /// escape, a line without a tab, a count that is not plain digits or overflows) ends
 /// it at the start of that line, and the general reader takes the rest, so the
 /// result and the errors are the general reader's.
@@ -110,27 +111,29 @@ fn add_plain_lines(text: &str, counts: &mut Counts) -> (usize, usize) {
         if bytes[tab] != b'\t' {
             break;
         }
-        let mut n: u64 = 0;
-        let mut end = tab + 1;
-        while let Some(&b) = bytes.get(end).filter(|&&b| b != b'\n') {
-            let Some(next) = n
-                .checked_mul(10)
-                .and_then(|n| n.checked_add(u64::from(b.wrapping_sub(b'0'))))
-                .filter(|_| b.is_ascii_digit())
-            else {
-                return (at, lines);
-            };
-            n = next;
-            end += 1;
-        }
-        if end == tab + 1 {
+        let end = memchr::memchr(b'\n', &bytes[tab..]).map_or(bytes.len(), |i| tab + i);
+        let Some(n) = plain_count(&text[tab + 1..end]) else {
             break;
-        }
+        };
         counts.add(&text[at..tab], n);
         lines += 1;
         at = end + 1;
     }
     (at.min(bytes.len()), lines)
+}
+
+/// A count of plain decimal digits that fits in a `u64`, read without `str::parse`
+/// (whose error handling costs more than the digits); `None` for anything else, which
+/// `str::parse` then decides.
+pub(crate) fn plain_count(digits: &str) -> Option<u64> {
+    if digits.is_empty() {
+        return None;
+    }
+    digits.bytes().try_fold(0u64, |n, b| {
+        b.is_ascii_digit()
+            .then(|| n.checked_mul(10)?.checked_add(u64::from(b - b'0')))
+            .flatten()
+    })
 }
 
 /// The first eight bytes of a word as a big-endian number, zero-padded: numbers
