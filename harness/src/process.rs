@@ -53,6 +53,17 @@ impl Process {
         }
     }
 
+    /// Resident memory of the process in bytes, from /proc.
+    pub fn rss_bytes(&self) -> io::Result<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .map(|kb| kb * 1024)
+            .ok_or_else(|| io::Error::other("no VmRSS in /proc status"))
+    }
+
     /// Returns the exit status if the process has exited, without blocking.
     pub fn try_wait(&mut self) -> io::Result<Option<ExitStatus>> {
         self.child_mut().try_wait()

@@ -17,6 +17,9 @@ pub const PERSISTENCE: &str = "persistence";
 /// With snapshots on, what a node keeps (its Raft state, its data dir) stays within
 /// the bounds 6.5840 sets from `maxraftstate`.
 pub const LOG_COMPACTION: &str = "log-compaction";
+/// What a process keeps stays within a bound however long it serves: memory does not
+/// grow with the requests, connections or clients it has seen and let go.
+pub const BOUNDED_MEMORY: &str = "bounded-memory";
 /// The implementation could not be started (a missing program, a crash at start).
 pub const SETUP: &str = "setup";
 /// A plain `assert!` in a test, or any other panic: a failure without a named

@@ -24,7 +24,7 @@ pub const EXACTLY_ONCE: &str = "exactly-once";
 /// again, so a server that is up answers every operation in the end.
 pub const RETRIES_ANSWERED: &str = "retries-answered";
 /// Remembered answers and per-client state stay within their memory bounds.
-pub const BOUNDED_MEMORY: &str = "bounded-memory";
+pub const BOUNDED_MEMORY: &str = property::BOUNDED_MEMORY;
 
 pub static SUITE: Suite = Suite {
     name: "kvsrv",

@@ -15,6 +15,7 @@ mod checks;
 mod cli;
 mod concurrency;
 mod http;
+mod memory;
 mod scheduling;
 mod security;
 mod self_check;
@@ -40,6 +41,9 @@ pub const STAYS_IN_ROOT: &str = "stays-in-root";
 /// A request on a kept-alive connection is answered as promptly as one on a new
 /// connection.
 pub const KEEP_ALIVE: &str = "keep-alive";
+/// Memory does not grow with the connections served: 25,000 of them, kept-alive
+/// and refused, leave the server as large as it was.
+pub const BOUNDED_MEMORY: &str = crate::suite::property::BOUNDED_MEMORY;
 /// The server goes on serving after any request, however bad.
 pub const KEEPS_SERVING: &str = "keeps-serving";
 
@@ -183,6 +187,11 @@ const TESTS: &[TestCase] = &[
         name: "concurrency::no_busy_waiting",
         after: Some("OSTEP concurrency-webserver: condition variables, no spin-waiting"),
         run: concurrency::no_busy_waiting,
+    },
+    TestCase {
+        name: "memory::served_connections_leave_nothing_behind",
+        after: None,
+        run: memory::served_connections_leave_nothing_behind,
     },
     TestCase {
         name: "bounded_buffer::acceptor_blocks_when_full",

@@ -143,6 +143,16 @@ impl Server {
         self._port.number()
     }
 
+    /// Resident memory of the server process in bytes, from /proc.
+    pub fn rss_bytes(&self) -> u64 {
+        self.process.rss_bytes().unwrap_or_else(|e| {
+            fail(
+                property::HARNESS,
+                format!("cannot read the server's memory: {e}"),
+            )
+        })
+    }
+
     fn wait_ready(&mut self, limit: Duration) {
         let deadline = Instant::now() + limit;
         loop {
