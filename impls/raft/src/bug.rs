@@ -23,16 +23,21 @@ pub enum Bug {
     /// old header: at the next start those entries read back at the wrong indices
     /// (the bug the power cut at a sync found in this node).
     StaleLogHeader,
+    /// Trims its log in memory when the service snapshots, but never rewrites the
+    /// log file, which keeps every entry since the node's start; it reports the Raft
+    /// state its memory holds, so only a measure of its disk shows it.
+    LogKeptOnDisk,
 }
 
 impl Bug {
-    pub const NAMES: [&'static str; 6] = [
+    pub const NAMES: [&'static str; 7] = [
         "count-commit",
         "forget-vote",
         "one-step-backup",
         "no-fsync",
         "log-before-snapshot",
         "stale-log-header",
+        "log-kept-on-disk",
     ];
 
     pub fn from_name(name: &str) -> Option<Bug> {
@@ -43,6 +48,7 @@ impl Bug {
             "no-fsync" => Some(Bug::NoFsync),
             "log-before-snapshot" => Some(Bug::LogBeforeSnapshot),
             "stale-log-header" => Some(Bug::StaleLogHeader),
+            "log-kept-on-disk" => Some(Bug::LogKeptOnDisk),
             _ => None,
         }
     }

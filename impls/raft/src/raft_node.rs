@@ -22,6 +22,8 @@ pub struct RaftNode {
     writing: Option<u64>,
     /// `RAFT_BUG=log-before-snapshot`: the log file written before the snapshot.
     log_before_snapshot: bool,
+    /// `RAFT_BUG=log-kept-on-disk`: the log file never compacted.
+    log_kept_on_disk: bool,
 }
 
 impl RaftNode {
@@ -52,6 +54,7 @@ impl RaftNode {
             repair_log: rewrite_log,
             writing: None,
             log_before_snapshot: bug == Some(Bug::LogBeforeSnapshot),
+            log_kept_on_disk: bug == Some(Bug::LogKeptOnDisk),
         })
     }
 
@@ -81,7 +84,16 @@ impl RaftNode {
         if ready.log.is_some() {
             self.writing = Some(self.raft.last_index());
         }
-        self.files.write_log(&ready, &self.raft, out);
+        // The known-bad variant skips the rewrite that a snapshot of the service's
+        // makes (it only drops a prefix, so the file still reads back right).
+        let compaction = ready.snapshot.is_some()
+            && ready.apply_snapshot.is_none()
+            && matches!(ready.log, Some(LogWrite::Rewrite { .. }));
+        if self.log_kept_on_disk && compaction {
+            self.files.count_log_as_rewritten(&self.raft);
+        } else {
+            self.files.write_log(&ready, &self.raft, out);
+        }
         if self.log_before_snapshot {
             self.files.write_snapshot_and_vote(&ready, out);
         }

@@ -102,6 +102,12 @@ pub static SUITE: Suite = Suite {
             property: STATE_MACHINE_SAFETY,
         },
         KnownBad {
+            variant: "log-kept-on-disk",
+            what: "trims its log in memory at a snapshot but never on disk, and reports the trimmed size",
+            test: "snapshot::snapshot_basic",
+            property: LOG_COMPACTION,
+        },
+        KnownBad {
             variant: "one-step-backup",
             what: "backs up one entry per rejection",
             test: "beyond::backup_in_few_messages",

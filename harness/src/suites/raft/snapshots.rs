@@ -58,6 +58,7 @@ fn snap_common(cx: &Context, disconnect: bool, reliable: bool, crash: bool) -> T
         require(size < MAX_LOG_SIZE, LOG_COMPACTION, || {
             format!("log size too large: {size} bytes of Raft state (less than {MAX_LOG_SIZE} with a snapshot every {SNAPSHOT_INTERVAL} entries)")
         });
+        t.require_disk_compacted(MAX_LOG_SIZE);
         if disconnect {
             // A follower that may be behind and need a snapshot to catch up.
             t.connect(victim);

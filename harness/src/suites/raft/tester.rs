@@ -35,7 +35,8 @@ use specs::node_protocol::{Body, Message};
 use specs::raft_protocol::{self, TESTER};
 
 use super::{
-    APPLY_ORDER, ELECTION_SAFETY, LEADER_ELECTION, PERSISTENCE, SNAPSHOT, STATE_MACHINE_SAFETY,
+    require, APPLY_ORDER, ELECTION_SAFETY, LEADER_ELECTION, LOG_COMPACTION, PERSISTENCE, SNAPSHOT,
+    STATE_MACHINE_SAFETY,
 };
 use crate::cluster::{Cluster, ClusterConfig, Driver, Durability, TimeMode};
 use crate::implementation::Implementation;
@@ -93,6 +94,9 @@ struct Observer {
     /// Requests whose answers nobody waits for (snapshots).
     unawaited: std::collections::BTreeSet<u64>,
     snapshots_installed: u64,
+    /// The largest snapshot each node could hold, in bytes of its data as JSON: the
+    /// largest the tester asked it to take or it reported installing.
+    snapshot_bytes: Vec<u64>,
 }
 
 impl Observer {
@@ -152,6 +156,8 @@ impl Observer {
         }
         self.logs[i] = log;
         self.snapshots_installed += 1;
+        let bytes = report.data.to_string().len() as u64;
+        self.snapshot_bytes[i] = self.snapshot_bytes[i].max(bytes);
     }
 
     /// As the service, asks node `i` to snapshot once it has applied `index`.
@@ -166,13 +172,16 @@ impl Observer {
         if data.len() as u64 != index {
             return;
         }
+        let data = Value::from(data);
+        let bytes = data.to_string().len() as u64;
+        self.snapshot_bytes[i] = self.snapshot_bytes[i].max(bytes);
         let id = self.fresh_id();
         self.unawaited.insert(id);
         cluster.send(Message {
             src: TESTER.into(),
             dest: self.names[i].clone(),
             now: None,
-            body: raft_protocol::snapshot_request(id, index, Value::from(data)),
+            body: raft_protocol::snapshot_request(id, index, data),
         });
     }
 
@@ -416,6 +425,7 @@ impl Tester {
                 snapshot_every: 0,
                 unawaited: Default::default(),
                 snapshots_installed: 0,
+                snapshot_bytes: vec![0; n],
             },
             cluster,
             n,
@@ -733,6 +743,34 @@ impl Tester {
         self.cluster
             .fault(Fault::Net(self.net))
             .expect("network change");
+    }
+
+    /// What the nodes keep on disk, measured by the harness rather than taken from
+    /// their `persisted_size` reports: each node's data dir must hold at most twice
+    /// `max_raft_state` bytes of Raft state and the largest snapshot the node could
+    /// hold (twice: room for an old and a new file while one replaces the other). A
+    /// node that trims its log in memory but keeps it on disk, or keeps every old
+    /// snapshot, grows past it whatever it reports. Fails for `log-compaction`.
+    pub fn require_disk_compacted(&mut self, max_raft_state: u64) {
+        for i in 0..self.n {
+            let name = self.name(i);
+            let bytes = match self.cluster.data_bytes(&name) {
+                Ok(bytes) => bytes,
+                Err(e) => fail(
+                    property::HARNESS,
+                    format!("cannot measure {name}'s data dir: {e}"),
+                ),
+            };
+            let snapshot = self.obs.snapshot_bytes[i];
+            let limit = 2 * (max_raft_state + snapshot);
+            require(bytes <= limit, LOG_COMPACTION, || {
+                format!(
+                    "logs were not trimmed on disk: {name}'s data dir holds {bytes} bytes, more than \
+                     twice {max_raft_state} bytes of Raft state and the {snapshot} bytes of the \
+                     largest snapshot it could hold ({limit}), whatever it reports to persisted_size"
+                )
+            });
+        }
     }
 
     /// 6.5840's `LogSize`: the largest Raft state (everything but the snapshot) a
