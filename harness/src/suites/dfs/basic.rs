@@ -142,6 +142,11 @@ pub(super) fn dot_and_dotdot(cx: &mut Context) {
     must(&mut c, &mut spec, lookup(1, ".."), Reply::Ok(0));
     must(&mut c, &mut spec, unlink(1, "."), Reply::Failed);
     must(&mut c, &mut spec, unlink(1, ".."), Reply::Failed);
+    // In an empty directory too, where a server that took "." for an entry like
+    // any other would find it empty and remove the directory from itself.
+    must(&mut c, &mut spec, unlink(2, "."), Reply::Failed);
+    must(&mut c, &mut spec, unlink(2, ".."), Reply::Failed);
+    same_tree(&mut c, &mut spec);
     must(&mut c, &mut spec, creat(1, 1, ".."), Reply::Ok(0));
     expect_all(&mut c, &mut spec, &[Request::Read { inum: 2, block: 0 }]);
 }
