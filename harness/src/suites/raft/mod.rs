@@ -298,6 +298,10 @@ const TESTS: &[TestCase] = &[
     ),
     beyond!("beyond::figure_8_staged", beyond::figure_8_staged),
     beyond!(
+        "beyond::stale_appends_after_snapshots",
+        beyond::stale_appends_after_snapshots,
+    ),
+    beyond!(
         "beyond::backup_in_few_messages",
         beyond::backup_in_few_messages,
     ),
