@@ -614,6 +614,22 @@ mod tests {
     }
 
     #[test]
+    fn a_dot_or_dotdot_name_past_the_first_two_entries_is_an_error() {
+        for name in [&b"."[..], b".."] {
+            let mut image = image_with_tree();
+            // The root gets a fourth entry named `.` or `..`, naming the file.
+            rewrite_dir_block(&mut image, 0, |block| set_entry(block, 3, name, 2));
+            let report = check(&image);
+            let shown = show(name);
+            assert!(
+                has_error(&report, &format!("invalid name \"{shown}\"")),
+                "{shown}: {:?}",
+                report.errors
+            );
+        }
+    }
+
+    #[test]
     fn a_file_named_in_two_directories_is_an_error() {
         let mut image = image_with_tree();
         // The root gets a fourth entry, `again`, naming the file already in /dir.
