@@ -737,6 +737,36 @@ mod tests {
         );
     }
 
+    /// An inode the inode map puts inside the checkpoint region, or starting inside
+    /// the log but running past its end, is refused as lying outside the log (not
+    /// read, nor refused for what those bytes happen to hold).
+    #[test]
+    fn an_inode_before_the_log_or_across_its_end_is_refused_with_a_reason() {
+        let base = image_with_a_file();
+        let cr = Checkpoint::decode(&base).unwrap();
+        let entries = crate::format::decode_piece(&base[cr.pieces[0] as usize..]);
+        let record_len = {
+            let mut sized = crate::format::RecordWriter::new(base.len() as u64, 0);
+            sized.add_piece(0, entries);
+            sized.byte_len()
+        };
+        let log_end = base.len() as u64 + record_len;
+        for addr in [100, log_end - INODE_SIZE as u64 + 10] {
+            let mut image = base.clone();
+            let mut entries = entries;
+            entries[1] = addr as u32;
+            let mut w = crate::format::RecordWriter::new(image.len() as u64, 0);
+            w.add_piece(0, entries);
+            image.extend_from_slice(&w.finish(cr.seq + 1, 0));
+            assert_eq!(image.len() as u64, log_end);
+            let err = Fs::recover(&image).unwrap_err();
+            assert!(
+                err.contains(&format!("inode 1 at {addr} lies outside the log")),
+                "{addr}: {err}"
+            );
+        }
+    }
+
     /// The bound of the check above is the log's end itself: an inode whose last byte
     /// is the log's last byte lies inside the log. No sound image has one there (a
     /// record puts its inode-map pieces after its inodes), so the image is built by
@@ -782,6 +812,12 @@ mod tests {
         cr.pieces[0] = (cr.log_end - 8) as u32;
         image[..CR_SIZE].copy_from_slice(&cr.encode());
         image.resize(image.len() + 4 * PIECE_ENTRIES, 0);
+        let err = Fs::recover(&image).unwrap_err();
+        assert!(err.contains("lies outside the log"), "{err}");
+        // Nor one that starts a few entries before the end: the bound is the
+        // piece's whole length, four bytes an entry.
+        cr.pieces[0] = (cr.log_end - 4 * PIECE_ENTRIES as u64 + 4) as u32;
+        image[..CR_SIZE].copy_from_slice(&cr.encode());
         let err = Fs::recover(&image).unwrap_err();
         assert!(err.contains("lies outside the log"), "{err}");
         // Nor can a piece start inside the first record's header.

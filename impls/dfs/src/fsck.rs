@@ -522,6 +522,27 @@ mod tests {
     }
 
     #[test]
+    fn a_checkpoint_naming_one_piece_for_another_is_an_error() {
+        let mut image = image_with_tree();
+        // Piece 1 (inodes 16-31, none in use) pointed at piece 0's address.
+        let mut cr = Checkpoint::decode(&image).unwrap();
+        cr.pieces[1] = cr.pieces[0];
+        image[..CR_SIZE].copy_from_slice(&cr.encode());
+        let report = check(&image);
+        assert!(
+            has_error(
+                &report,
+                &format!(
+                    "checkpoint region: piece 1 points at {}, which holds piece 0",
+                    cr.pieces[0]
+                )
+            ),
+            "{:?}",
+            report.errors
+        );
+    }
+
+    #[test]
     fn a_root_that_is_not_a_directory_is_an_error() {
         let mut image = image_with_tree();
         // A sound inode 0 of kind file: the tree has no root to hang from.
