@@ -529,13 +529,7 @@ fn require_generic_sizes(t: &mut Test, nodes: &[String], max_raft_state: i64) {
             continue;
         };
         if max_raft_state > 0 {
-            let state_limit = 8 * max_raft_state as u64;
-            t.cx.check(state <= state_limit, LOG_COMPACTION, || {
-                format!(
-                    "logs were not trimmed: {n} reports {state} bytes of Raft state (at most \
-                     8 x {max_raft_state})"
-                )
-            });
+            check_reported_state(t, n, state, max_raft_state as u64);
         } else if max_raft_state < 0 {
             t.cx.check(snapshot == 0, LOG_COMPACTION, || {
                 format!(
@@ -545,6 +539,16 @@ fn require_generic_sizes(t: &mut Test, nodes: &[String], max_raft_state: i64) {
             });
         }
     }
+}
+
+/// 6.5840's bound on the Raft state a node reports: at most 8 x `maxraftstate`.
+fn check_reported_state(t: &mut Test, n: &str, state: u64, max_raft_state: u64) {
+    t.cx.check(state <= 8 * max_raft_state, LOG_COMPACTION, || {
+        format!(
+            "logs were not trimmed: {n} reports {state} bytes of Raft state (at most \
+             8 x {max_raft_state})"
+        )
+    });
 }
 
 /// 6.5840's bounds of compaction, on `nodes`: the Raft state at most 8 times
@@ -579,12 +583,7 @@ pub(super) fn require_compacted(
             ),
         }
         if let Some(&(state, snapshot)) = answers.get(n) {
-            t.cx.check(state <= state_limit, LOG_COMPACTION, || {
-                format!(
-                    "logs were not trimmed: {n} reports {state} bytes of Raft state (at most \
-                     8 x {max_raft_state})"
-                )
-            });
+            check_reported_state(t, n, state, max_raft_state);
             t.cx.check(
                 !snapshot_bound || snapshot <= snapshot_limit,
                 LOG_COMPACTION,

@@ -242,8 +242,7 @@ pub(super) fn backup(cx: &mut Context) {
         t.disconnect((leader1 + k) % n);
     }
     // Many commands that will not commit.
-    let lots = (0..50).map(|_| (leader1, t.random_command())).collect();
-    t.start_many(lots);
+    t.start_random(leader1, 50);
     t.sleep(ELECTION_TIMEOUT / 2);
     t.disconnect(leader1);
     t.disconnect((leader1 + 1) % n);
@@ -263,8 +262,7 @@ pub(super) fn backup(cx: &mut Context) {
     }
     t.disconnect(other);
     // More commands that will not commit.
-    let lots = (0..50).map(|_| (leader2, t.random_command())).collect();
-    t.start_many(lots);
+    t.start_random(leader2, 50);
     t.sleep(ELECTION_TIMEOUT / 2);
     // Bring the original leader back to life.
     for i in 0..n {

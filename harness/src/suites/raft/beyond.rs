@@ -118,8 +118,7 @@ fn backup_messages(t: &mut Tester) -> u64 {
     t.one(json!("c1"), 3, true);
     let old = t.check_one_leader();
     t.disconnect(old);
-    let lost = (0..50).map(|_| (old, t.random_command())).collect();
-    t.start_many(lost);
+    t.start_random(old, 50);
     for _ in 0..50 {
         let c = t.random_command();
         t.one(c, 2, true);
@@ -365,16 +364,12 @@ pub(super) fn stale_appends_after_snapshots(cx: &mut Context) {
         for round in 0..6 {
             let follower = (leader + 1 + round % 2) % n;
             t.disconnect(follower);
-            let burst = (0..t.rng.gen_range(2..=8))
-                .map(|_| (leader, t.random_command()))
-                .collect();
-            t.start_many(burst);
+            let count = t.rng.gen_range(2..=8);
+            t.start_random(leader, count);
             t.one_random(n - 1);
             t.connect(follower);
-            let burst = (0..t.rng.gen_range(2..=8))
-                .map(|_| (leader, t.random_command()))
-                .collect();
-            t.start_many(burst);
+            let count = t.rng.gen_range(2..=8);
+            t.start_random(leader, count);
             t.one_random(n);
             leader = t.check_one_leader();
         }

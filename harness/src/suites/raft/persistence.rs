@@ -253,10 +253,8 @@ fn power_cuts_at_syncs(t: &mut Tester, rounds: usize) {
                 )
             });
             // Up to three commands at once, so the log runs ahead of the snapshots.
-            let burst = (0..t.rng.gen_range(1..=3))
-                .map(|_| (proposer, t.random_command()))
-                .collect();
-            let accepted = t.start_many(burst).iter().any(|&(_, _, ok)| ok);
+            let count = t.rng.gen_range(1..=3);
+            let accepted = t.start_random(proposer, count).iter().any(|&(_, _, ok)| ok);
             let ms = t.rng.gen_range(5..50);
             t.sleep(ms * MS);
             if accepted {

@@ -45,8 +45,7 @@ fn snap_common(cx: &Context, disconnect: bool, reliable: bool, crash: bool) -> T
         }
         // Perhaps enough to get a snapshot.
         let nn = SNAPSHOT_INTERVAL / 2 + t.rng.gen_range(0..SNAPSHOT_INTERVAL);
-        let starts = (0..nn).map(|_| (sender, t.random_command())).collect();
-        t.start_many(starts);
+        t.start_random(sender, nn);
         let c = t.random_command();
         if !disconnect && !crash {
             // Every follower caught up, so no InstallSnapshot is needed.
