@@ -20,7 +20,6 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant};
 
 use rand::rngs::StdRng;
@@ -35,7 +34,7 @@ use crate::journal::Journal;
 use crate::lazyfs::LazyFs;
 use crate::nemesis::{Fault, Schedule};
 use crate::network::{Fate, NetConfig, Network};
-use crate::node_process::{Line, NodeOutput, NodeProcess, MAX_LINE_BYTES};
+use crate::node_process::{Line, NodeOutput, NodeProcess, Output, MAX_LINE_BYTES};
 
 /// Which clock a run uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -205,8 +204,6 @@ pub struct Cluster {
     seq: u64,
     now: u64,
     start: Instant,
-    outputs_tx: Sender<NodeOutput>,
-    outputs: Receiver<NodeOutput>,
     pub journal: Journal,
     pub history: HistoryLog,
     /// Protocol violations and hangs by nodes; a test fails on any.
@@ -229,7 +226,6 @@ impl Cluster {
         durability: Durability,
     ) -> Result<Cluster, HarnessError> {
         let names: Vec<String> = (1..=config.nodes).map(|i| format!("n{i}")).collect();
-        let (outputs_tx, outputs) = mpsc::channel();
         let io = |path: &std::path::Path| {
             let what = path.display().to_string();
             move |source| HarnessError::Io { what, source }
@@ -269,8 +265,6 @@ impl Cluster {
             seq: 0,
             now: 0,
             start: Instant::now(),
-            outputs_tx,
-            outputs,
             journal: Journal::new(),
             history: HistoryLog::new(),
             errors: Vec::new(),
@@ -536,10 +530,8 @@ impl Cluster {
                     if cuts {
                         wait = wait.min(POWER_CUT_POLL);
                     }
-                    match self.outputs.recv_timeout(wait) {
-                        Ok(output) => self.on_output(output),
-                        Err(RecvTimeoutError::Timeout) => {}
-                        Err(RecvTimeoutError::Disconnected) => unreachable!("we hold a sender"),
+                    for output in self.poll_outputs(wait) {
+                        self.on_output(output);
                     }
                     if cuts {
                         self.strike_power_cuts();
@@ -789,16 +781,21 @@ impl Cluster {
         if slot.incarnation != output.incarnation || slot.process.is_none() {
             return;
         }
-        match output.line {
-            Some(Line::Text(line)) => {
+        let name = &self.names[output.node];
+        match output.output {
+            Output::Line(Line::Text(line)) => {
                 self.on_line(output.node, &line);
             }
-            Some(line) => {
+            Output::Line(line) => {
                 self.on_bad_line(output.node, line);
             }
-            None => {
-                let name = self.names[output.node].clone();
-                self.node_failed(output.node, format!("{name} exited by itself"));
+            Output::Closed => {
+                let error = format!("{name} exited by itself");
+                self.node_failed(output.node, error);
+            }
+            Output::StdinFailed(e) => {
+                let error = format!("{name}: cannot write to its stdin: {e}");
+                self.node_failed(output.node, error);
             }
         }
     }
@@ -1016,13 +1013,12 @@ impl Cluster {
         let mut command = self.config.implementation.command();
         command.envs(self.config.env.iter().map(|(k, v)| (k, v)));
         let sim = self.config.mode == TimeMode::Sim;
-        let outputs = (!sim).then(|| self.outputs_tx.clone());
-        let process =
-            NodeProcess::spawn(&slot.name, i, slot.incarnation, command, &slot.log, outputs)
-                .map_err(|e| HarnessError::NodeStart {
-                    node: slot.name.clone(),
-                    reason: format!("{} ({e})", self.config.implementation.describe()),
-                })?;
+        let process = NodeProcess::spawn(&slot.name, command, &slot.log, !sim).map_err(|e| {
+            HarnessError::NodeStart {
+                node: slot.name.clone(),
+                reason: format!("{} ({e})", self.config.implementation.describe()),
+            }
+        })?;
         slot.process = Some(process);
         slot.state = NodeState::Up;
         let init = Init {
@@ -1071,37 +1067,117 @@ impl Cluster {
         let incarnation = self.slots[i].incarnation;
         loop {
             let wait = deadline.saturating_duration_since(Instant::now());
-            let output = self.outputs.recv_timeout(wait).map_err(|_| {
-                failed(
-                    &self.names[i],
-                    format!(
-                        "it did not answer init with init_ok within {:?}",
-                        self.config.step_timeout
-                    ),
-                )
-            })?;
-            let ours = output.node == i && output.incarnation == incarnation;
-            if ours {
-                let Some(line) = &output.line else {
-                    return Err(failed(&self.names[i], "it exited before init_ok".into()));
-                };
-                if let Line::Text(line) = line {
-                    if let Ok(m) = serde_json::from_str::<Message>(line) {
-                        if m.dest == HARNESS && m.body.kind == "init_ok" {
-                            return Ok(());
+            if wait.is_zero() {
+                let timeout = self.config.step_timeout;
+                let reason = format!("it did not answer init with init_ok within {timeout:?}");
+                return Err(failed(&self.names[i], reason));
+            }
+            // Every output read is handled, the other nodes' too, before returning.
+            let mut result = None;
+            for output in self.poll_outputs(wait) {
+                let ours = output.node == i && output.incarnation == incarnation;
+                if ours && result.is_none() {
+                    match &output.output {
+                        Output::Closed => {
+                            // Reaped now: an ended stdout would show up at every poll.
+                            self.kill(i);
+                            let reason = "it exited before init_ok".into();
+                            result = Some(Err(failed(&self.names[i], reason)));
+                            continue;
                         }
+                        Output::Line(Line::Text(line)) => {
+                            if let Ok(m) = serde_json::from_str::<Message>(line) {
+                                if m.dest == HARNESS && m.body.kind == "init_ok" {
+                                    result = Some(Ok(()));
+                                    continue;
+                                }
+                            }
+                        }
+                        _ => {}
                     }
                 }
+                self.on_output(output);
+                if ours && result.is_none() && self.slots[i].process.is_none() {
+                    // Its output failed it (a line too long, a broken stdin).
+                    let reason = self.errors.last().cloned().unwrap_or_default();
+                    result = Some(Err(failed(&self.names[i], reason)));
+                }
             }
-            self.on_output(output);
-            if ours && self.slots[i].process.is_none() {
-                // Its output failed it (a line too long).
-                return Err(failed(
-                    &self.names[i],
-                    self.errors.last().cloned().unwrap_or_default(),
-                ));
+            if let Some(result) = result {
+                return result;
             }
         }
+    }
+
+    /// Real time: waits at most `wait` for output from any node, meanwhile writing
+    /// what stdin pipes did not take before, and returns what was read, in order.
+    fn poll_outputs(&mut self, wait: Duration) -> Vec<NodeOutput> {
+        let mut fds = Vec::with_capacity(2 * self.slots.len());
+        // For each entry of `fds`: the node, and whether it is its stdin.
+        let mut owners = Vec::with_capacity(fds.capacity());
+        for (i, slot) in self.slots.iter().enumerate() {
+            let Some(process) = slot.process.as_ref() else {
+                continue;
+            };
+            fds.push(libc::pollfd {
+                fd: process.stdout_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            });
+            owners.push((i, false));
+            if process.has_unsent() {
+                fds.push(libc::pollfd {
+                    fd: process.stdin_fd(),
+                    events: libc::POLLOUT,
+                    revents: 0,
+                });
+                owners.push((i, true));
+            }
+        }
+        let timeout = libc::timespec {
+            tv_sec: wait.as_secs().min(i32::MAX as u64) as libc::time_t,
+            tv_nsec: wait.subsec_nanos() as libc::c_long,
+        };
+        // SAFETY: `fds` is a valid array of `fds.len()` pollfds that outlives the call.
+        let ready = unsafe {
+            libc::ppoll(
+                fds.as_mut_ptr(),
+                fds.len() as libc::nfds_t,
+                &timeout,
+                std::ptr::null(),
+            )
+        };
+        let mut outputs = Vec::new();
+        if ready <= 0 {
+            // Nothing in time, or a signal (EINTR): the caller's loop looks again.
+            return outputs;
+        }
+        for (fd, (i, stdin)) in fds.iter().zip(owners) {
+            if fd.revents == 0 {
+                continue;
+            }
+            let incarnation = self.slots[i].incarnation;
+            let Some(process) = self.slots[i].process.as_mut() else {
+                continue;
+            };
+            if stdin {
+                if let Err(e) = process.write_unsent() {
+                    let output = Output::StdinFailed(e);
+                    outputs.push(NodeOutput {
+                        node: i,
+                        incarnation,
+                        output,
+                    });
+                }
+            } else {
+                outputs.extend(process.read_ready().into_iter().map(|output| NodeOutput {
+                    node: i,
+                    incarnation,
+                    output,
+                }));
+            }
+        }
+        outputs
     }
 }
 

@@ -1,11 +1,10 @@
-//! One node of a cluster as a process: its pipes, its log and its stdout reader.
+//! One node of a cluster as a process: its pipes, its log and its stdout's lines.
 
 use std::fs::OpenOptions;
-use std::io::{self, BufWriter, Read, Write};
-use std::os::fd::AsRawFd;
+use std::io::{self, IoSlice, Read, Write};
+use std::os::fd::{AsRawFd, RawFd};
 use std::path::Path;
 use std::process::{ChildStdin, ChildStdout, Command, Stdio};
-use std::sync::mpsc::Sender;
 use std::time::{Duration, Instant};
 
 use crate::process::Process;
@@ -27,12 +26,23 @@ pub enum Line {
     TooLong,
 }
 
-/// A line a node wrote, or `None` when its stdout closed (it exited).
+/// What the cluster learns from a node in real time, in the order it happened.
+#[derive(Debug)]
+pub enum Output {
+    /// A line the node wrote.
+    Line(Line),
+    /// Its stdout closed (it exited).
+    Closed,
+    /// Its stdin pipe refused what the harness still had to write to it.
+    StdinFailed(io::Error),
+}
+
+/// An [`Output`] of one incarnation of node `node`.
 #[derive(Debug)]
 pub struct NodeOutput {
     pub node: usize,
     pub incarnation: u64,
-    pub line: Option<Line>,
+    pub output: Output,
 }
 
 /// Splits bytes read from a node into lines: the same in both time modes.
@@ -103,34 +113,39 @@ fn text(bytes: Vec<u8>) -> Line {
 
 /// A running node: stdin is ours to write; stderr is appended to the node's log file.
 ///
-/// Its stdout is read one of two ways. In real time a thread forwards each line to
-/// the cluster's channel, tagged with the node and incarnation so lines from a killed
-/// incarnation can be told apart. In lockstep only one node runs at a time and the
-/// cluster waits for it, so it reads the pipe itself ([`NodeProcess::read_line`]):
-/// no thread hand-off per line, which halves the cost of a step.
+/// The cluster reads its stdout itself, with no thread between: in lockstep only one
+/// node runs at a time and the cluster waits for it ([`NodeProcess::read_line`]); in
+/// real time the cluster's event loop polls every node's stdout at once
+/// ([`NodeProcess::stdout_fd`], [`NodeProcess::read_ready`]). A thread per node that
+/// handed each line to the loop cost a second process wake-up for every message,
+/// which on a virtual machine is tens of microseconds a hop.
+///
+/// In real time the event loop must never block on one node, so stdin is
+/// non-blocking and what its pipe does not take waits in `unsent` until the pipe has
+/// room ([`NodeProcess::stdin_fd`], [`NodeProcess::write_unsent`]): a node blocked
+/// writing its stdout while the harness blocked writing its stdin would hang both.
+/// In lockstep the node is reading while the harness writes, and writes block.
 #[derive(Debug)]
 pub struct NodeProcess {
     process: Process,
-    stdin: BufWriter<ChildStdin>,
+    stdin: ChildStdin,
+    /// Bytes for stdin not written yet; those before `unsent_from` are written.
+    unsent: Vec<u8>,
+    unsent_from: usize,
+    nonblocking: bool,
     /// Bytes the stdin pipe holds before a write blocks.
     stdin_capacity: usize,
-    direct: Option<Direct>,
-}
-
-#[derive(Debug)]
-struct Direct {
     stdout: ChildStdout,
     lines: Lines,
 }
 
 impl NodeProcess {
+    /// Spawns the node; `real_time`: its stdin is non-blocking (see above).
     pub fn spawn(
         name: &str,
-        index: usize,
-        incarnation: u64,
         mut command: Command,
         log: &Path,
-        outputs: Option<Sender<NodeOutput>>,
+        real_time: bool,
     ) -> io::Result<NodeProcess> {
         let log = OpenOptions::new().create(true).append(true).open(log)?;
         command
@@ -141,75 +156,31 @@ impl NodeProcess {
         let stdin = process.child_mut().stdin.take().expect("piped stdin");
         let stdout = process.child_mut().stdout.take().expect("piped stdout");
         let stdin_capacity = pipe_capacity(&stdin);
-        let Some(outputs) = outputs else {
-            return Ok(NodeProcess {
-                process,
-                stdin: BufWriter::new(stdin),
-                stdin_capacity,
-                direct: Some(Direct {
-                    stdout,
-                    lines: Lines::default(),
-                }),
-            });
-        };
-        std::thread::Builder::new()
-            .name(format!("{name}-stdout"))
-            .spawn(move || {
-                let send = |line| {
-                    let output = NodeOutput {
-                        node: index,
-                        incarnation,
-                        line,
-                    };
-                    outputs.send(output).is_ok()
-                };
-                let mut stdout = stdout;
-                let mut lines = Lines::default();
-                let mut chunk = vec![0u8; 64 * 1024];
-                loop {
-                    while let Some(line) = lines.next() {
-                        let too_long = line == Line::TooLong;
-                        if !send(Some(line)) || too_long {
-                            // Too long: the cluster fails the node; reading on would
-                            // only hold more of its endless line.
-                            return;
-                        }
-                    }
-                    match stdout.read(&mut chunk) {
-                        Ok(0) => break,
-                        Ok(n) => lines.extend(&chunk[..n]),
-                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                        Err(_) => break,
-                    }
-                }
-                if let Some(line) = lines.finish() {
-                    send(Some(line));
-                }
-                send(None);
-            })?;
+        if real_time {
+            set_nonblocking(&stdin)?;
+        }
         Ok(NodeProcess {
             process,
-            stdin: BufWriter::new(stdin),
+            stdin,
+            unsent: Vec::new(),
+            unsent_from: 0,
+            nonblocking: real_time,
             stdin_capacity,
-            direct: None,
+            stdout,
+            lines: Lines::default(),
         })
     }
 
     /// The next stdout line, waiting at most `timeout`; `None` when stdout closed.
-    /// Only for a node spawned without an output channel.
     pub fn read_line(&mut self, timeout: Duration) -> io::Result<Option<Line>> {
-        let direct = self
-            .direct
-            .as_mut()
-            .expect("read_line on a node whose stdout a thread reads");
         let deadline = Instant::now() + timeout;
         loop {
-            if let Some(line) = direct.lines.next() {
+            if let Some(line) = self.lines.next() {
                 return Ok(Some(line));
             }
             let left = deadline.saturating_duration_since(Instant::now());
             let mut poll = libc::pollfd {
-                fd: direct.stdout.as_raw_fd(),
+                fd: self.stdout.as_raw_fd(),
                 events: libc::POLLIN,
                 revents: 0,
             };
@@ -226,25 +197,110 @@ impl NodeProcess {
             if ready == 0 {
                 return Err(io::Error::new(io::ErrorKind::TimedOut, "no line in time"));
             }
-            let mut chunk = [0u8; 64 * 1024];
-            let n = direct.stdout.read(&mut chunk)?;
-            if n == 0 {
-                return Ok(direct.lines.finish());
+            if !self.read_chunk()? {
+                return Ok(self.lines.finish());
             }
-            direct.lines.extend(&chunk[..n]);
         }
     }
 
+    /// Reads once from stdout, which must be readable (polled), and returns what that
+    /// brought: the lines it completed, then [`Output::Closed`] if stdout closed (or
+    /// failed). Nothing is read past a [`Line::TooLong`]: the cluster fails the node.
+    pub fn read_ready(&mut self) -> Vec<Output> {
+        let open = self.read_chunk().unwrap_or(false);
+        let mut outputs = Vec::new();
+        while let Some(line) = self.lines.next() {
+            let too_long = line == Line::TooLong;
+            outputs.push(Output::Line(line));
+            if too_long {
+                return outputs;
+            }
+        }
+        if !open {
+            outputs.extend(self.lines.finish().map(Output::Line));
+            outputs.push(Output::Closed);
+        }
+        outputs
+    }
+
+    /// One read into the line splitter; false at the end of the output.
+    fn read_chunk(&mut self) -> io::Result<bool> {
+        let mut chunk = [0u8; 64 * 1024];
+        loop {
+            match self.stdout.read(&mut chunk) {
+                Ok(0) => return Ok(false),
+                Ok(n) => {
+                    self.lines.extend(&chunk[..n]);
+                    return Ok(true);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    pub fn stdout_fd(&self) -> RawFd {
+        self.stdout.as_raw_fd()
+    }
+
+    pub fn stdin_fd(&self) -> RawFd {
+        self.stdin.as_raw_fd()
+    }
+
     pub fn send_line(&mut self, line: &str) -> io::Result<()> {
-        self.stdin.write_all(line.as_bytes())?;
-        self.stdin.write_all(b"\n")?;
-        self.stdin.flush()
+        self.send(&mut [IoSlice::new(line.as_bytes()), IoSlice::new(b"\n")])
     }
 
     /// Writes `lines` (each ending in a newline) in one go.
     pub fn send_lines(&mut self, lines: &str) -> io::Result<()> {
-        self.stdin.write_all(lines.as_bytes())?;
-        self.stdin.flush()
+        self.send(&mut [IoSlice::new(lines.as_bytes())])
+    }
+
+    /// Writes `parts` straight from where they are (a line may be a snapshot of
+    /// megabytes); in real time, what the pipe does not take is copied to `unsent`.
+    fn send(&mut self, mut parts: &mut [IoSlice]) -> io::Result<()> {
+        if self.has_unsent() {
+            // Behind what waits already, in order.
+            parts.iter().for_each(|p| self.unsent.extend_from_slice(p));
+            return self.write_unsent();
+        }
+        while !parts.is_empty() {
+            match self.stdin.write_vectored(parts) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => IoSlice::advance_slices(&mut parts, n),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock && self.nonblocking => {
+                    parts.iter().for_each(|p| self.unsent.extend_from_slice(p));
+                    return Ok(());
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// True while bytes for stdin wait for room in its pipe (real time only).
+    pub fn has_unsent(&self) -> bool {
+        self.unsent_from < self.unsent.len()
+    }
+
+    /// Writes what stdin's pipe takes of the bytes not written yet: all of them in
+    /// lockstep; in real time what fits, the rest at the next call.
+    pub fn write_unsent(&mut self) -> io::Result<()> {
+        while self.has_unsent() {
+            match self.stdin.write(&self.unsent[self.unsent_from..]) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => self.unsent_from += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock && self.nonblocking => {
+                    return Ok(())
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        self.unsent.clear();
+        self.unsent_from = 0;
+        Ok(())
     }
 
     /// How many bytes can be written to an empty stdin pipe without blocking, whatever
@@ -261,6 +317,17 @@ impl NodeProcess {
     pub fn rss_bytes(&self) -> io::Result<u64> {
         self.process.rss_bytes()
     }
+}
+
+fn set_nonblocking(pipe: &ChildStdin) -> io::Result<()> {
+    let fd = pipe.as_raw_fd();
+    // SAFETY: F_GETFL and F_SETFL only change the flags of the descriptor we own (the
+    // node's end of the pipe is another open file and stays blocking).
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    if flags < 0 || unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// The pipe's capacity (usually 64 KiB; a single page when the user has used up the
