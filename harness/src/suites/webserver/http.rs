@@ -8,7 +8,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use super::support::{self, docroot, margin, read_one, read_to_close, Response, Subject};
-use super::KEEP_ALIVE;
+use super::{KEEP_ALIVE, PROMPT};
 use crate::suite::{fail, Context};
 
 /// The test root plus a file of every type the suite asks for, an unreadable file
@@ -474,6 +474,111 @@ pub(super) fn kept_alive_requests_are_not_held_back(cx: &mut Context) {
                      connection: the server holds kept-alive requests back"
                 ),
             );
+        }
+    }
+}
+
+/// A request on a new connection is answered about as promptly as this machine makes
+/// a loopback exchange: a server that naps between accepts (taking the listener's
+/// "nothing more to accept" for an error and backing off, or looking for connections
+/// on a timer) holds each connection back for part of its nap, idle or busy. Every
+/// other test's margins are made of the server's own request latency, which such a
+/// nap inflates with the rest; so the yardstick here is a listener of the test's
+/// own that answers at once, timed between the server's requests. Over 40 requests,
+/// one at a time, the server's median is at most 50 times the yardstick's (ours takes 2
+/// to 5 times it, Python's `http.server` about 10; one that naps 10 ms between
+/// accepts, 135).
+pub(super) fn new_connections_are_not_held_back(cx: &mut Context) {
+    let root = site(cx.dir());
+    let server = Subject::of(cx).start(&root, &["-t", "2", "-b", "4"]);
+    let yardstick = Yardstick::start();
+    // Warm-up: the first connection of each pays for its thread's and pages' start.
+    let _ = (server.get("/plain.txt"), yardstick.exchange());
+    let (mut served, mut loopback) = (Vec::new(), Vec::new());
+    for _ in 0..40 {
+        loopback.push(yardstick.exchange());
+        let start = Instant::now();
+        let response = server.get("/plain.txt");
+        served.push(start.elapsed());
+        assert_eq!(response.status, 200, "GET /plain.txt on a new connection");
+    }
+    let (served, loopback) = (median(served), median(loopback));
+    if served > loopback * 50 {
+        fail(
+            PROMPT,
+            format!(
+                "a request on a new connection took {served:?} (the median of 40, one at a \
+                 time), more than 50 times the {loopback:?} of a loopback exchange with a \
+                 listener of the test's own, timed between them: the server holds new \
+                 connections back"
+            ),
+        );
+    }
+}
+
+fn median(mut times: Vec<Duration>) -> Duration {
+    times.sort();
+    times[times.len() / 2]
+}
+
+/// A listener on a port of its own that answers each connection's request head at
+/// once with a fixed response and closes: the cost of a loopback exchange.
+struct Yardstick {
+    addr: std::net::SocketAddr,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Yardstick {
+    fn start() -> Yardstick {
+        use std::sync::atomic::Ordering;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopped = stop.clone();
+        let thread = std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                if stopped.load(Ordering::SeqCst) {
+                    return;
+                }
+                let Ok(mut stream) = stream else { continue };
+                let mut head = Vec::new();
+                let mut chunk = [0u8; 1024];
+                while support::find(&head, b"\r\n\r\n").is_none() {
+                    match stream.read(&mut chunk) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => head.extend_from_slice(&chunk[..n]),
+                    }
+                }
+                let _ = stream.write_all(b"HTTP/1.0 200 OK\r\nContent-Length: 4\r\n\r\ntext");
+            }
+        });
+        Yardstick {
+            addr,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// How long one exchange took: connect, request, the response to its close.
+    fn exchange(&self) -> Duration {
+        let start = Instant::now();
+        let mut s = std::net::TcpStream::connect(self.addr).unwrap();
+        s.write_all(b"GET /plain.txt HTTP/1.0\r\n\r\n").unwrap();
+        let response = read_to_close(&mut s);
+        let took = start.elapsed();
+        assert!(response.ends_with(b"text"), "the yardstick's own answer");
+        took
+    }
+}
+
+impl Drop for Yardstick {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        // One more connection ends the listener's wait in accept.
+        let _ = std::net::TcpStream::connect(self.addr);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
         }
     }
 }

@@ -41,6 +41,9 @@ pub const STAYS_IN_ROOT: &str = "stays-in-root";
 /// A request on a kept-alive connection is answered as promptly as one on a new
 /// connection.
 pub const KEEP_ALIVE: &str = "keep-alive";
+/// A request on a new connection is answered about as promptly as a loopback
+/// exchange: the server does not nap between accepts.
+pub const PROMPT: &str = "prompt";
 /// Memory does not grow with the connections served: 25,000 of them, kept-alive
 /// and refused, leave the server as large as it was.
 pub const BOUNDED_MEMORY: &str = crate::suite::property::BOUNDED_MEMORY;
@@ -157,6 +160,11 @@ const TESTS: &[TestCase] = &[
         name: "http::kept_alive_requests_are_not_held_back",
         after: None,
         run: http::kept_alive_requests_are_not_held_back,
+    },
+    TestCase {
+        name: "http::new_connections_are_not_held_back",
+        after: None,
+        run: http::new_connections_are_not_held_back,
     },
     TestCase {
         name: "http::idle_keep_alive_does_not_hold_a_worker",
