@@ -2,12 +2,12 @@
 //! under one mutex, with one condition variable for "not full" (the master waits on
 //! it) and one for "not empty" (workers wait on it). Nobody spins.
 //!
-//! Both policies are one ordered queue: each entry's key is `(size, arrival)`. Under
-//! FIFO the size is always 0, so arrival order decides; under SFF the smallest file
-//! goes first and arrival order breaks ties.
+//! Both policies are one ordered map: each entry's key is `(size, arrival)`, unique
+//! since arrivals are numbered. Under FIFO the size is always 0, so arrival order
+//! decides; under SFF the smallest file goes first and arrival order breaks ties.
+//! (An ordered map rather than a heap: the items need no ordering of their own.)
 
-use std::cmp::{Ordering, Reverse};
-use std::collections::BinaryHeap;
+use std::collections::BTreeMap;
 use std::sync::{Condvar, Mutex};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,7 +27,7 @@ pub struct BoundedBuffer<T> {
 }
 
 struct State<T> {
-    heap: BinaryHeap<Reverse<Entry<T>>>,
+    queue: BTreeMap<(u64, u64), T>,
     arrivals: u64,
     /// Threads blocked in `put`/`wait_for_free_slot` and in `take`: a notify (a
     /// futex syscall) is only made when someone waits.
@@ -35,34 +35,12 @@ struct State<T> {
     waiting_for_work: usize,
 }
 
-struct Entry<T> {
-    key: (u64, u64),
-    item: T,
-}
-
-impl<T> PartialEq for Entry<T> {
-    fn eq(&self, other: &Self) -> bool {
-        self.key == other.key
-    }
-}
-impl<T> Eq for Entry<T> {}
-impl<T> PartialOrd for Entry<T> {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl<T> Ord for Entry<T> {
-    fn cmp(&self, other: &Self) -> Ordering {
-        self.key.cmp(&other.key)
-    }
-}
-
 impl<T> BoundedBuffer<T> {
     pub fn new(capacity: usize, policy: Policy, busy_wait: bool) -> Self {
         assert!(capacity > 0, "a buffer needs at least one slot");
         BoundedBuffer {
             state: Mutex::new(State {
-                heap: BinaryHeap::with_capacity(capacity),
+                queue: BTreeMap::new(),
                 arrivals: 0,
                 waiting_for_room: 0,
                 waiting_for_work: 0,
@@ -89,7 +67,7 @@ impl<T> BoundedBuffer<T> {
         };
         let key = (size, state.arrivals);
         state.arrivals += 1;
-        state.heap.push(Reverse(Entry { key, item }));
+        state.queue.insert(key, item);
         let wake = state.waiting_for_work > 0;
         drop(state);
         if wake {
@@ -100,12 +78,12 @@ impl<T> BoundedBuffer<T> {
     /// Blocks until at least one slot is free and returns how many are.
     pub fn wait_for_free_slot(&self) -> usize {
         let state = self.wait_for_room();
-        self.capacity - state.heap.len()
+        self.capacity - state.queue.len()
     }
 
     fn wait_for_room(&self) -> std::sync::MutexGuard<'_, State<T>> {
         let mut state = self.lock();
-        while state.heap.len() >= self.capacity {
+        while state.queue.len() >= self.capacity {
             state.waiting_for_room += 1;
             state = self.not_full.wait(state).unwrap_or_else(|e| e.into_inner());
             state.waiting_for_room -= 1;
@@ -120,13 +98,13 @@ impl<T> BoundedBuffer<T> {
         }
         let mut state = self.lock();
         loop {
-            if let Some(Reverse(entry)) = state.heap.pop() {
+            if let Some((_, item)) = state.queue.pop_first() {
                 let wake = state.waiting_for_room > 0;
                 drop(state);
                 if wake {
                     self.not_full.notify_one();
                 }
-                return entry.item;
+                return item;
             }
             state.waiting_for_work += 1;
             state = self
@@ -140,13 +118,13 @@ impl<T> BoundedBuffer<T> {
     fn take_spinning(&self) -> T {
         loop {
             let mut state = self.lock();
-            if let Some(Reverse(entry)) = state.heap.pop() {
+            if let Some((_, item)) = state.queue.pop_first() {
                 let wake = state.waiting_for_room > 0;
                 drop(state);
                 if wake {
                     self.not_full.notify_one();
                 }
-                return entry.item;
+                return item;
             }
             drop(state);
             std::hint::spin_loop();
@@ -154,7 +132,7 @@ impl<T> BoundedBuffer<T> {
     }
 
     pub fn len(&self) -> usize {
-        self.lock().heap.len()
+        self.lock().queue.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -162,8 +140,8 @@ impl<T> BoundedBuffer<T> {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State<T>> {
-        // A worker that panicked while holding the lock left the heap intact (every
-        // operation on it is a single push or pop), so the state is still usable.
+        // A worker that panicked while holding the lock left the queue intact (every
+        // operation on it is a single insert or removal), so the state is still usable.
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
