@@ -4,9 +4,12 @@
 //! fails the node once it passes `MAX_LINE_BYTES`, instead of hanging the run or
 //! growing the harness's memory without bound.
 //!
+//! In real time, a node that stops reading its stdin must not stop the harness either.
+//!
 //! The nodes are `tests/fixtures/bad_output_node.py` (python3; `DSCONF_SKIP=python3`
 //! skips these tests, loudly).
 
+use std::sync::mpsc;
 use std::time::Duration;
 
 use harness::cluster::{Cluster, ClusterConfig, Driver, TimeMode};
@@ -166,4 +169,88 @@ fn an_endless_line_fails_the_node_in_simulated_time() {
 #[test]
 fn an_endless_line_fails_the_node_in_real_time() {
     an_endless_line_fails_the_node(TimeMode::Real);
+}
+
+/// Asks n1 once, then, once answered, sends it a megabyte of messages (its stdin pipe
+/// holds 64 KiB) and waits 100 ms.
+struct Flood {
+    answered: bool,
+    woke: bool,
+}
+
+impl Driver for Flood {
+    fn start(&mut self, cluster: &mut Cluster) {
+        let mut body = Body::new("echo");
+        body.msg_id = Some(1);
+        cluster.send(Message {
+            src: "c1".into(),
+            dest: "n1".into(),
+            now: None,
+            body,
+        });
+    }
+
+    fn on_message(&mut self, cluster: &mut Cluster, message: Message) {
+        if message.body.in_reply_to != Some(1) || self.answered {
+            return;
+        }
+        self.answered = true;
+        let payload = "x".repeat(1024);
+        for id in 2..1026u64 {
+            let mut body = Body::new("echo").with("payload", payload.as_str());
+            body.msg_id = Some(id);
+            cluster.send(Message {
+                src: "c1".into(),
+                dest: "n1".into(),
+                now: None,
+                body,
+            });
+        }
+        cluster.wake(cluster.now() + 100 * MS, 0);
+    }
+
+    fn on_wake(&mut self, _: &mut Cluster, _: u64) {
+        self.woke = true;
+    }
+
+    fn done(&self) -> bool {
+        self.woke
+    }
+}
+
+/// In real time the harness writes to a node's stdin without blocking: what a full
+/// pipe does not take waits in the harness. A harness that blocked writing to a node
+/// that stopped reading (it sleeps, it is stuck) would stop routing for every node
+/// and hang the test. The run here must end by the driver's 100 ms wake-up, well
+/// within 30 s, with no error recorded (not reading is slow, not wrong).
+#[test]
+fn a_node_that_stops_reading_does_not_block_the_harness() {
+    if !python3_available() {
+        return;
+    }
+    let dir = TestDir::new("node-output-deaf");
+    let mut cluster = start(&dir, TimeMode::Real, "deaf");
+    let (done_tx, done_rx) = mpsc::channel();
+    // On a thread of its own, so that a harness that does block fails the test
+    // instead of hanging it (the node exits by itself after a minute).
+    std::thread::spawn(move || {
+        let mut flood = Flood {
+            answered: false,
+            woke: false,
+        };
+        cluster.run(&mut flood, cluster.now() + 20_000 * MS);
+        let _ = done_tx.send((flood.answered, flood.woke, cluster.errors.clone()));
+    });
+    let (answered, woke, errors) = done_rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the run did not end within 30 s: the harness blocked writing to a node that stopped reading its stdin");
+    assert!(
+        answered,
+        "n1's answer to the first request never came: {errors:?}"
+    );
+    assert!(
+        woke,
+        "the run ended before the driver's wake-up: {errors:?}"
+    );
+    assert!(errors.is_empty(), "{errors:?}");
 }
