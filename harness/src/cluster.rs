@@ -486,6 +486,7 @@ impl Cluster {
             }
             Fault::Partition(p) => self.net.partition = p,
             Fault::Heal => self.net.partition = crate::network::Partition::none(),
+            Fault::SlowLinks(links, delay) => self.net.slow = (links, delay),
             Fault::Net(c) => self.net.config = c,
         }
         Ok(())

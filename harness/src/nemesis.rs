@@ -36,6 +36,11 @@ pub enum Fault {
     Resume(String),
     Partition(Partition),
     Heal,
+    /// Every message on the links the partition names arrives this many nanoseconds
+    /// later than it would (a congested or distant link: nothing lost, everything
+    /// late); a message already on its way keeps its delay. `Partition::none()`
+    /// makes every link fast again.
+    SlowLinks(Partition, u64),
     /// Change how links behave (loss, duplication, delay).
     Net(NetConfig),
 }
@@ -54,6 +59,13 @@ impl Fault {
             Fault::Resume(n) => format!("resume {n}"),
             Fault::Partition(p) => format!("partition: {}", p.name),
             Fault::Heal => "heal partition".into(),
+            Fault::SlowLinks(p, delay) => {
+                format!(
+                    "slow links: {} take {} ms longer",
+                    p.name,
+                    delay / 1_000_000
+                )
+            }
             Fault::Net(c) => format!(
                 "network: loss {} duplicate {} reorder {} latency {:?}",
                 c.loss, c.duplicate, c.reorder, c.latency

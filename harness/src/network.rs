@@ -240,6 +240,8 @@ impl fmt::Display for Fate {
 pub struct Network {
     pub config: NetConfig,
     pub partition: Partition,
+    /// Links whose messages all take this much longer (see `Fault::SlowLinks`).
+    pub slow: (Partition, u64),
     /// Endpoints whose links are exempt from loss, duplication, reordering and
     /// variable delay (see [`Network::make_reliable`]).
     reliable: BTreeSet<String>,
@@ -251,6 +253,7 @@ impl Network {
         Network {
             config,
             partition: Partition::none(),
+            slow: (Partition::none(), 0),
             reliable: BTreeSet::new(),
             links: BTreeMap::new(),
         }
@@ -277,8 +280,13 @@ impl Network {
             return Fate::Cut;
         }
         let c = &self.config;
+        let slow = if self.slow.0.blocks(src, dest) {
+            self.slow.1
+        } else {
+            0
+        };
         if self.reliable.contains(src) || self.reliable.contains(dest) {
-            return Fate::Delivered(vec![c.latency.min()]);
+            return Fate::Delivered(vec![c.latency.min() + slow]);
         }
         if c.loss > 0.0 && rng.gen_bool(c.loss) {
             stats.lost += 1;
@@ -296,7 +304,7 @@ impl Network {
                 if c.reorder > 0.0 && rng.gen_bool(c.reorder) {
                     d += c.reorder_delay.sample(rng);
                 }
-                d
+                d + slow
             })
             .collect();
         Fate::Delivered(delays)
@@ -322,6 +330,28 @@ mod tests {
 
     fn names(n: usize) -> Vec<String> {
         (1..=n).map(|i| format!("n{i}")).collect()
+    }
+
+    #[test]
+    fn slow_links_delay_only_the_links_they_name() {
+        let mut rng = StdRng::seed_from_u64(7);
+        let mut net = Network::new(NetConfig::reliable());
+        net.slow = (Partition::one_way("n1", "n2"), 3_000_000_000);
+        let slow = net.route(&mut rng, "n1", "n2", 10);
+        let back = net.route(&mut rng, "n2", "n1", 10);
+        assert_eq!(slow, Fate::Delivered(vec![3_001_000_000]));
+        assert_eq!(back, Fate::Delivered(vec![1_000_000]));
+        net.make_reliable("n1");
+        assert_eq!(
+            net.route(&mut rng, "n1", "n2", 10),
+            Fate::Delivered(vec![3_001_000_000]),
+            "a reliable endpoint's links are slow like any other"
+        );
+        net.slow = (Partition::none(), 0);
+        assert_eq!(
+            net.route(&mut rng, "n1", "n2", 10),
+            Fate::Delivered(vec![1_000_000])
+        );
     }
 
     #[test]
