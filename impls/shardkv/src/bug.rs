@@ -14,17 +14,22 @@ pub enum Bug {
     NoDedupMove,
     /// `never-delete`: a group keeps the data of shards it gave away forever.
     NeverDelete,
+    /// `stale-delete`: a group drops a shard it is giving away on a Delete for any
+    /// configuration, not only the one it gives the shard away in: a late copy of an
+    /// older Delete loses the shard before its new owner pulled it.
+    StaleDelete,
     /// `never-compact`: a group member never snapshots, so its Raft log grows with
     /// every command, whatever `SHARDKV_MAXRAFTSTATE` says.
     NeverCompact,
 }
 
 impl Bug {
-    pub const NAMES: [&'static str; 5] = [
+    pub const NAMES: [&'static str; 6] = [
         "serve-before-data",
         "skip-config",
         "no-dedup-move",
         "never-delete",
+        "stale-delete",
         "never-compact",
     ];
 
@@ -34,6 +39,7 @@ impl Bug {
             "skip-config" => Some(Bug::SkipConfig),
             "no-dedup-move" => Some(Bug::NoDedupMove),
             "never-delete" => Some(Bug::NeverDelete),
+            "stale-delete" => Some(Bug::StaleDelete),
             "never-compact" => Some(Bug::NeverCompact),
             _ => None,
         }

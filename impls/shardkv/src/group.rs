@@ -226,8 +226,9 @@ impl GroupState {
                         format!("not yet in configuration {num}"),
                     ));
                 }
+                let named = *num == self.config.num || self.bug == Some(Bug::StaleDelete);
                 let s = &mut self.shards[*shard];
-                if *num == self.config.num && s.status == Status::Leaving {
+                if named && s.status == Status::Leaving {
                     s.status = Status::Absent;
                     if self.bug != Some(Bug::NeverDelete) {
                         s.data = None;

@@ -603,6 +603,71 @@ pub(super) fn one_way_between_groups(t: &mut Test) -> Option<()> {
     Some(())
 }
 
+/// How much later than usual every message from one group to the other arrives in
+/// `stale_delete_after_a_shard_returns`.
+const SLOW_LINK: u64 = 3_000_000_000;
+
+/// Beyond: a shard leaves a group, comes back and leaves again while copies of the
+/// first departure's Delete are still on their way. While the shard first moves,
+/// every message from the receiving group to the giving one is 3 s late (nothing
+/// lost), so the Deletes the receiver sends for that configuration arrive seconds
+/// after it sent them; the links are fast again for the shard's return, and then the
+/// two groups are cut apart while it leaves once more, so that it waits at the giver
+/// for its new owner when the old Deletes land. A Delete may only delete the shard
+/// for the configuration it names: a group that drops the shard on a stale one loses
+/// its data before the new owner pulled it, and the shard is never served again, or
+/// served empty.
+pub(super) fn stale_delete_after_a_shard_returns(t: &mut Test) -> Option<()> {
+    let keys = shard_keys();
+    t.join(&[G0, G1])?;
+    t.run(5, appends(keys.clone(), 10), 90);
+    settle(t, &keys)?;
+    let config = t.query(-1)?;
+    let Some(shard) = (0..NSHARDS).find(|&s| config.shards[s] == G0) else {
+        t.kv.cx.fail(
+            CONFIG_VALID,
+            format!(
+                "configuration {} gives group {G0} no shard after two joins",
+                config.num
+            ),
+        );
+        return None;
+    };
+    let links = |from: u64, to: u64| {
+        let mut cut: Option<Partition> = None;
+        for a in &t.groups[&from] {
+            for b in &t.groups[&to] {
+                let p = Partition::one_way(a, b);
+                cut = Some(match cut {
+                    Some(c) => c.and(p),
+                    None => p,
+                });
+            }
+        }
+        cut.expect("groups have nodes")
+    };
+    let (slow, apart) = (links(G1, G0), links(G1, G0).and(links(G0, G1)));
+    // Away, with the receiver's pull and Deletes late.
+    t.kv.fault(Fault::SlowLinks(slow, SLOW_LINK));
+    t.call(run::move_shard(shard, G1))?;
+    t.idle(SLOW_LINK + 1_000_000_000);
+    t.kv.fault(Fault::SlowLinks(Partition::none(), 0));
+    settle(t, &keys)?;
+    // Back, on fast links, while the late Deletes are still on their way; then the
+    // returned shard's own Delete is answered.
+    t.call(run::move_shard(shard, G0))?;
+    settle(t, &keys)?;
+    t.idle(500_000_000);
+    // Away again, to a group that cannot pull it yet: the late Deletes land meanwhile.
+    t.kv.fault(Fault::Partition(apart));
+    t.call(run::move_shard(shard, G1))?;
+    t.idle(SLOW_LINK + 1_000_000_000);
+    t.kv.fault(Fault::Heal);
+    t.run(5, appends(keys.clone(), 20), 90);
+    settle(t, &keys)?;
+    Some(())
+}
+
 /// Beyond: a random nemesis (by seed) while every group joins and leaves: members
 /// crashed and restarted, isolated, paused, a group cut from the controller, the
 /// network made lossy; then everything heals and every key must be served.

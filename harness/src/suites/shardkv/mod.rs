@@ -83,6 +83,12 @@ const KNOWN_BAD: &[KnownBad] = &[
         property: LOG_COMPACTION,
     },
     KnownBad {
+        variant: "stale-delete",
+        what: "a group drops a shard it gives away on a Delete of an older configuration",
+        test: "beyond::stale_delete_after_a_shard_returns",
+        property: property::PROGRESS,
+    },
+    KnownBad {
         variant: "skip-config",
         what: "a group jumps to the latest configuration",
         test: "beyond::ctrl_partitioned_during_join",
@@ -220,6 +226,11 @@ const TESTS: &[TestCase] = &[
         name: "beyond::one_way_between_groups",
         after: None,
         run: |cx| kv_tests::with_groups(cx, 2, "-1", kv_tests::one_way_between_groups),
+    },
+    TestCase {
+        name: "beyond::stale_delete_after_a_shard_returns",
+        after: None,
+        run: |cx| kv_tests::with_groups(cx, 2, "-1", kv_tests::stale_delete_after_a_shard_returns),
     },
     TestCase {
         name: "beyond::random_nemesis",
