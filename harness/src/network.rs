@@ -189,6 +189,18 @@ impl Partition {
         }
     }
 
+    /// Messages from any of `from` to any of `to` are lost; the other direction works.
+    pub fn one_way_between(from: &[String], to: &[String]) -> Partition {
+        let cut = from
+            .iter()
+            .flat_map(|a| to.iter().map(move |b| (a.clone(), b.clone())))
+            .collect();
+        Partition {
+            name: format!("one-way {} -> {} cut", set(from), set(to)),
+            cut,
+        }
+    }
+
     /// Both partitions at once.
     pub fn and(mut self, other: Partition) -> Partition {
         self.name = format!("{} + {}", self.name, other.name);

@@ -60,16 +60,20 @@ struct Ask {
     unexpected: bool,
 }
 
+/// Sends n1 `body` (an echo request) from client c1 with message id `id`.
+fn echo(cluster: &mut Cluster, id: u64, mut body: Body) {
+    body.msg_id = Some(id);
+    cluster.send(Message {
+        src: "c1".into(),
+        dest: "n1".into(),
+        now: None,
+        body,
+    });
+}
+
 impl Driver for Ask {
     fn start(&mut self, cluster: &mut Cluster) {
-        let mut body = Body::new("echo");
-        body.msg_id = Some(1);
-        cluster.send(Message {
-            src: "c1".into(),
-            dest: "n1".into(),
-            now: None,
-            body,
-        });
+        echo(cluster, 1, Body::new("echo"));
         cluster.wake(cluster.now() + 10 * MS, 0);
     }
 
@@ -180,14 +184,7 @@ struct Flood {
 
 impl Driver for Flood {
     fn start(&mut self, cluster: &mut Cluster) {
-        let mut body = Body::new("echo");
-        body.msg_id = Some(1);
-        cluster.send(Message {
-            src: "c1".into(),
-            dest: "n1".into(),
-            now: None,
-            body,
-        });
+        echo(cluster, 1, Body::new("echo"));
     }
 
     fn on_message(&mut self, cluster: &mut Cluster, message: Message) {
@@ -197,14 +194,11 @@ impl Driver for Flood {
         self.answered = true;
         let payload = "x".repeat(1024);
         for id in 2..1026u64 {
-            let mut body = Body::new("echo").with("payload", payload.as_str());
-            body.msg_id = Some(id);
-            cluster.send(Message {
-                src: "c1".into(),
-                dest: "n1".into(),
-                now: None,
-                body,
-            });
+            echo(
+                cluster,
+                id,
+                Body::new("echo").with("payload", payload.as_str()),
+            );
         }
         cluster.wake(cluster.now() + 100 * MS, 0);
     }

@@ -485,15 +485,8 @@ pub(super) fn dedup_moves_with_shard(t: &mut Test) -> Option<()> {
         (G1, G0)
     };
     let client = t.next_client_names(1).remove(0);
-    let mut cut: Option<Partition> = None;
-    for n in &t.groups[&from] {
-        let p = Partition::one_way(n, &client);
-        cut = Some(match cut {
-            Some(c) => c.and(p),
-            None => p,
-        });
-    }
-    t.kv.fault(Fault::Partition(cut.expect("a group has nodes")));
+    let cut = Partition::one_way_between(&t.groups[&from], &[client]);
+    t.kv.fault(Fault::Partition(cut));
     let mut step = 0;
     let workload = move |_: usize, _: &mut StdRng| {
         step += 1;
@@ -584,17 +577,8 @@ pub(super) fn one_way_between_groups(t: &mut Test) -> Option<()> {
     t.join(&[G0, G1])?;
     t.run(5, appends(keys.clone(), 10), 90);
     settle(t, &keys)?;
-    let mut cut: Option<Partition> = None;
-    for a in &t.groups[&G1] {
-        for b in &t.groups[&G0] {
-            let p = Partition::one_way(a, b);
-            cut = Some(match cut {
-                Some(c) => c.and(p),
-                None => p,
-            });
-        }
-    }
-    t.kv.fault(Fault::Partition(cut.expect("groups have nodes")));
+    let cut = Partition::one_way_between(&t.groups[&G1], &t.groups[&G0]);
+    t.kv.fault(Fault::Partition(cut));
     let heal = Schedule::new().at(t.kv.cluster.now() + 2_000_000_000, Fault::Heal);
     t.kv.cluster.schedule(&heal);
     let changes = vec![run::leave(&[G1])];
@@ -633,19 +617,7 @@ pub(super) fn stale_delete_after_a_shard_returns(t: &mut Test) -> Option<()> {
         );
         return None;
     };
-    let links = |from: u64, to: u64| {
-        let mut cut: Option<Partition> = None;
-        for a in &t.groups[&from] {
-            for b in &t.groups[&to] {
-                let p = Partition::one_way(a, b);
-                cut = Some(match cut {
-                    Some(c) => c.and(p),
-                    None => p,
-                });
-            }
-        }
-        cut.expect("groups have nodes")
-    };
+    let links = |from: u64, to: u64| Partition::one_way_between(&t.groups[&from], &t.groups[&to]);
     let (slow, apart) = (links(G1, G0), links(G1, G0).and(links(G0, G1)));
     // Away, with the receiver's pull and Deletes late.
     t.kv.fault(Fault::SlowLinks(slow, SLOW_LINK));
