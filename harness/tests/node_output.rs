@@ -233,7 +233,10 @@ fn a_node_that_stops_reading_does_not_block_the_harness() {
             woke: false,
         };
         cluster.run(&mut flood, cluster.now() + 20_000 * MS);
-        let _ = done_tx.send((flood.answered, flood.woke, cluster.errors.clone()));
+        let outcome = (flood.answered, flood.woke, cluster.errors.clone());
+        // The node killed and reaped before the test may end.
+        drop(cluster);
+        let _ = done_tx.send(outcome);
     });
     let (answered, woke, errors) = done_rx
         .recv_timeout(Duration::from_secs(30))
