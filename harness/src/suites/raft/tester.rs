@@ -572,13 +572,13 @@ impl Tester {
         self.answer(i, "get_state", reply, raft_protocol::parse_get_state_ok)
     }
 
-    /// `Start(command)` on each of `nodes`' commands at once: (index, term, is_leader).
     /// `count` random commands started at node `i` at once (see [`Tester::start_many`]).
     pub fn start_random(&mut self, i: usize, count: u64) -> Vec<(u64, u64, bool)> {
         let requests = (0..count).map(|_| (i, self.random_command())).collect();
         self.start_many(requests)
     }
 
+    /// `Start(command)` on each of `nodes`' commands at once: (index, term, is_leader).
     pub fn start_many(&mut self, requests: Vec<(usize, Value)>) -> Vec<(u64, u64, bool)> {
         let nodes: Vec<usize> = requests.iter().map(|r| r.0).collect();
         let bodies = requests

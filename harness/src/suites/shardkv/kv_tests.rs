@@ -618,7 +618,8 @@ pub(super) fn stale_delete_after_a_shard_returns(t: &mut Test) -> Option<()> {
         return None;
     };
     let links = |from: u64, to: u64| Partition::one_way_between(&t.groups[&from], &t.groups[&to]);
-    let (slow, apart) = (links(G1, G0), links(G1, G0).and(links(G0, G1)));
+    let slow = links(G1, G0);
+    let apart = slow.clone().and(links(G0, G1));
     // Away, with the receiver's pull and Deletes late.
     t.kv.fault(Fault::SlowLinks(slow, SLOW_LINK));
     t.call(run::move_shard(shard, G1))?;
