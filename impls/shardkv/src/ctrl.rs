@@ -205,9 +205,10 @@ pub fn parse(body: &Body) -> Result<(CtrlOp, Option<(u64, u64)>), Body> {
         "query" => CtrlOp::Query {
             num: match body.get("num") {
                 None | Some(Value::Null) => None,
+                // An integer that `as_u64` refuses is a negative one: the latest.
                 Some(v) => match (v.as_i64(), v.as_u64()) {
                     (_, Some(n)) => Some(n),
-                    (Some(n), None) if n < 0 => None,
+                    (Some(_), None) => None,
                     _ => return Err(bad("query: \"num\" must be an integer (-1: latest)".into())),
                 },
             },

@@ -2,7 +2,7 @@
 //!
 //! `SHARDKV_LAYOUT=ctrl=n1,n2,n3;100=n4,n5,n6;...` says which nodes form the
 //! controller and each replica group; `SHARDKV_MAXRAFTSTATE=<bytes>` (or `-1`) when
-//! a group member snapshots; `SHARDKV_BUG=<name>` selects a known-bad variant.
+//! a node (group member or controller) snapshots; `SHARDKV_BUG=<name>` selects a known-bad variant.
 
 use shardkv::node::{Settings, ShardNode};
 use shardkv::{Bug, Layout};

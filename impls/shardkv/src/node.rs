@@ -20,7 +20,9 @@ pub const POLL_INTERVAL: u64 = 100_000_000;
 #[derive(Debug, Clone, Default)]
 pub struct Settings {
     pub layout: Layout,
-    /// A group member snapshots at this many bytes of Raft state; `None`: never.
+    /// A node (group member or controller) snapshots at this many bytes of Raft
+    /// state; `None`: never. The controller compacts too, unlike 6.5840's: every
+    /// group's leader polls it ten times a second, and each query is an entry.
     pub max_raft_state: Option<usize>,
     pub bug: Option<Bug>,
 }
@@ -116,7 +118,7 @@ impl ShardNode {
                 storage,
                 members,
                 CtrlState::default(),
-                None,
+                settings.max_raft_state,
             )?),
             Role::Group { gid, members } => {
                 BUG.with(|b| b.set(settings.bug));

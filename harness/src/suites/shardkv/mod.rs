@@ -213,6 +213,11 @@ const TESTS: &[TestCase] = &[
         run: |cx| kv_tests::with_groups(cx, 2, "-1", kv_tests::dedup_moves_with_shard),
     },
     TestCase {
+        name: "beyond::ctrl_survives_a_full_restart",
+        after: None,
+        run: |cx| ctrl_tests::with_ctrl_at(cx, "1000", ctrl_tests::survives_a_full_restart),
+    },
+    TestCase {
         name: "beyond::ctrl_partitioned_during_join",
         after: None,
         run: |cx| kv_tests::with_groups(cx, 2, "-1", kv_tests::ctrl_partitioned_during_join),
