@@ -127,6 +127,21 @@ pub fn parse_request(body: &Body) -> Result<(FetchAppendInput, Option<RequestId>
     Ok((input, id))
 }
 
+/// The reply to a read of `key`, which is absent (error 20).
+pub fn no_such_key(key: &str) -> Body {
+    Body::error(ErrorCode::KeyDoesNotExist, format!("no key {key:?}"))
+}
+
+/// The reply to a cas that did not swap: `code` is 20 (the key is absent) or 22 (its
+/// value is not `from`). The text is free-form; only the code is read.
+pub fn cas_refused(code: ErrorCode) -> Body {
+    let text = match code {
+        ErrorCode::KeyDoesNotExist => "no such key",
+        _ => "current value is not \"from\"",
+    };
+    Body::error(code, text)
+}
+
 /// What a reply says about the operation.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ReplyOutcome {

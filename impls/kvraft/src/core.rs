@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use specs::kv_fetch_append::FetchAppendInput;
-use specs::kvsrv_protocol::RequestId;
+use specs::kvsrv_protocol::{cas_refused, no_such_key, RequestId};
 use specs::node_protocol::{Body, ErrorCode};
 
 /// How long a proposed request waits for its entry to be applied before it is
@@ -224,19 +224,12 @@ impl KvState {
                 let key = op.key();
                 match self.store.get(key) {
                     Some(v) => Body::new("read_ok").with("value", v.as_str()),
-                    None => Body::error(ErrorCode::KeyDoesNotExist, format!("no key {key:?}")),
+                    None => no_such_key(key),
                 }
             }
             Answer::Write => Body::new("write_ok"),
             Answer::Cas { code: None } => Body::new("cas_ok"),
-            Answer::Cas { code: Some(code) } => {
-                let code = ErrorCode::from_code(*code);
-                let text = match code {
-                    ErrorCode::KeyDoesNotExist => "no such key",
-                    _ => "current value is not \"from\"",
-                };
-                Body::error(code, text)
-            }
+            Answer::Cas { code: Some(code) } => cas_refused(ErrorCode::from_code(*code)),
             Answer::Append { old } => Body::new("append_ok").with("value", old.clone()),
         }
     }

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use specs::kv_fetch_append::FetchAppendInput;
-use specs::kvsrv_protocol::RequestId;
+use specs::kvsrv_protocol::{cas_refused, no_such_key, RequestId};
 use specs::node_protocol::{Body, ErrorCode};
 
 use crate::bug::Bug;
@@ -250,18 +250,12 @@ impl KvServer {
                 };
                 match value {
                     Some(v) => Body::new("read_ok").with("value", v.as_str()),
-                    None => Body::error(ErrorCode::KeyDoesNotExist, format!("no key {key:?}")),
+                    None => no_such_key(key),
                 }
             }
             Answer::Write => Body::new("write_ok"),
             Answer::Cas(Ok(())) => Body::new("cas_ok"),
-            Answer::Cas(Err(code)) => Body::error(
-                *code,
-                match code {
-                    ErrorCode::KeyDoesNotExist => "no such key",
-                    _ => "current value is not \"from\"",
-                },
-            ),
+            Answer::Cas(Err(code)) => cas_refused(*code),
             Answer::Append(old) => Body::new("append_ok")
                 .with("value", old.as_ref().map(|p| self.prefix(p).to_string())),
             Answer::AppendCopy(old) => Body::new("append_ok").with("value", old.clone()),

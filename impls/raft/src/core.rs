@@ -955,9 +955,7 @@ impl Raft {
             // the leader's damage).
             self.commit = self.last_index();
         }
-        if commit > self.commit {
-            self.commit = self.commit.max(commit.min(last_new));
-        }
+        self.commit = self.commit.max(commit.min(last_new));
         reply(self, true, last_new, 0, None);
     }
 
