@@ -242,6 +242,11 @@ const TESTS: &[TestCase] = &[
         run: security::survives_stop_and_continue,
     },
     TestCase {
+        name: "security::survives_running_out_of_descriptors",
+        after: None,
+        run: security::survives_running_out_of_descriptors,
+    },
+    TestCase {
         name: "browser::chromium_renders_page_with_css_and_image",
         after: None,
         run: browser::chromium_renders_page_with_css_and_image,

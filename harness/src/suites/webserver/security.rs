@@ -213,3 +213,106 @@ pub(super) fn survives_stop_and_continue(cx: &mut Context) {
         }
     }
 }
+
+/// A server out of file descriptors serves again once it has some: connections
+/// that arrived meanwhile wait in the listener's backlog, and accepting them fails
+/// (EMFILE) until a served connection closes. A server that takes the failure for
+/// the end of the backlog never looks at it again until a new connection arrives;
+/// one that retries at once spins without serving the connections it holds. The
+/// server runs with 64 descriptors; the test opens up to 80 connections, waits until
+/// the server holds all 64 with connections left in its backlog, then sends a
+/// request on every connection: each must be answered, those of the backlog too,
+/// before any further connection is made.
+pub(super) fn survives_running_out_of_descriptors(cx: &mut Context) {
+    const NOFILE: u64 = 64;
+    const CONNECTIONS: usize = 80;
+    let dir = cx.dir().to_path_buf();
+    let root = docroot(&dir);
+    let server = Subject::of(cx).start_limited(&root, &["-t", "2", "-b", "4"], Some(NOFILE));
+    // The yardstick: a request on a new connection while the server has descriptors.
+    let mut times: Vec<Duration> = (0..10)
+        .map(|_| {
+            let t0 = Instant::now();
+            server.get("/index.html");
+            t0.elapsed()
+        })
+        .collect();
+    times.sort();
+    let limit = (times[times.len() / 2] * 1000).max(Duration::from_secs(1));
+    let open_fds =
+        || fs::read_dir(format!("/proc/{}/fd", server.pid())).map_or(0, |d| d.count() as u64);
+    let addr: std::net::SocketAddr = server.addr().parse().expect("the server's address");
+    let mut conns = Vec::new();
+    for _ in 0..CONNECTIONS {
+        // A full backlog drops the handshake: every connection the server can hold
+        // is open.
+        match TcpStream::connect_timeout(&addr, Duration::from_millis(500)) {
+            Ok(s) => conns.push(s),
+            Err(_) => break,
+        }
+    }
+    let exhausted = wait_for(Duration::from_secs(5), || {
+        open_fds() >= NOFILE && server.accept_queue() > 0
+    });
+    if !exhausted {
+        cx.note(format!(
+            "with {} connections open the server held {} of its {NOFILE} descriptors and \
+             left {} in its backlog: running out of descriptors was not tested, only that \
+             every connection is answered",
+            conns.len(),
+            open_fds(),
+            server.accept_queue()
+        ));
+    }
+    for s in &mut conns {
+        let _ = s.write_all(b"GET /index.html HTTP/1.0\r\n\r\n");
+    }
+    let deadline = Instant::now() + limit;
+    let mut unanswered = 0;
+    for s in &mut conns {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let _ = s.set_read_timeout(Some(left.max(Duration::from_millis(1))));
+        if !starts_a_response(s) {
+            unanswered += 1;
+        }
+    }
+    if unanswered > 0 {
+        fail(
+            KEEPS_SERVING,
+            format!(
+                "{unanswered} of {} connections opened while the server ran out of its \
+                 {NOFILE} file descriptors got no response within {limit:?} (1000 times a \
+                 request's median, at least 1 s): a server that cannot accept (EMFILE) \
+                 must try again once a connection closes",
+                conns.len()
+            ),
+        );
+    }
+    drop(conns);
+    let status = server.get("/index.html").status;
+    if status != 200 {
+        fail(
+            KEEPS_SERVING,
+            format!(
+                "after running out of file descriptors and serving every connection, the \
+                 server answered GET /index.html with {status}"
+            ),
+        );
+    }
+}
+
+/// Whether the first bytes read from `s`, within its read timeout, begin an HTTP
+/// response (a timeout or a close before them is no answer, not a test error).
+fn starts_a_response(s: &mut TcpStream) -> bool {
+    let mut head = Vec::new();
+    let mut chunk = [0u8; 64];
+    while head.len() < 7 {
+        match s.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => head.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => break,
+        }
+    }
+    head.starts_with(b"HTTP/1.")
+}

@@ -5,6 +5,7 @@ use std::fs;
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
 use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -96,6 +97,12 @@ impl Subject {
     /// Starts the server on a reserved port serving `root`, with extra `args`
     /// (`-t 2 -b 4 -s SFF`...), and waits until it accepts connections.
     pub fn start(&self, root: &Path, args: &[&str]) -> Server {
+        self.start_limited(root, args, None)
+    }
+
+    /// [`Subject::start`] with the server's open files limited to `nofile`
+    /// (`RLIMIT_NOFILE`, soft and hard) when given.
+    pub fn start_limited(&self, root: &Path, args: &[&str], nofile: Option<u64>) -> Server {
         let port = Port::reserve().expect("reserve a port");
         let mut cmd = self.imp.command();
         cmd.arg("-d")
@@ -107,6 +114,22 @@ impl Subject {
             .stderr(self.log(&format!("server-{}.log", port.number())));
         if self.is_ours() {
             cmd.args(["--timeout", "2", "--cgi-timeout", "4"]);
+        }
+        if let Some(n) = nofile {
+            let limit = libc::rlimit {
+                rlim_cur: n,
+                rlim_max: n,
+            };
+            // SAFETY: setrlimit is async-signal-safe, and the closure touches
+            // nothing but its own copy of `limit`.
+            unsafe {
+                cmd.pre_exec(move || {
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                        return Err(io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
         }
         let process = Process::spawn(self.imp.describe(), &mut cmd).unwrap_or_else(|e| {
             fail(
