@@ -69,9 +69,6 @@ impl RaftNode {
     fn flush(&mut self, out: &mut Outbox) {
         let mut ready = self.raft.ready();
         ready.messages = join_appends(std::mem::take(&mut ready.messages), self.max_batch);
-        if !self.log_before_snapshot {
-            self.files.write_snapshot_and_vote(&ready, out);
-        }
         // A leader's AppendEntries leave before its own log write is durable, so
         // the followers write theirs meanwhile (Raft thesis 10.2.1): the core counts
         // the leader's copy toward a commit only after `on_durable`. Not when the
@@ -84,18 +81,20 @@ impl RaftNode {
         if ready.log.is_some() {
             self.writing = Some(self.raft.last_index());
         }
-        // The known-bad variant skips the rewrite that a snapshot of the service's
-        // makes (it only drops a prefix, so the file still reads back right).
+        // The known-bad variants: `log-before-snapshot` swaps the two writes, and
+        // `log-kept-on-disk` skips the rewrite that a snapshot of the service's makes
+        // (it only drops a prefix, so the file still reads back right).
         let compaction = ready.snapshot.is_some()
             && ready.apply_snapshot.is_none()
             && matches!(ready.log, Some(LogWrite::Rewrite { .. }));
-        if self.log_kept_on_disk && compaction {
+        if self.log_before_snapshot {
+            self.files.write_log(&ready, &self.raft, out);
+            self.files.write_snapshot_and_vote(&ready, out);
+        } else if self.log_kept_on_disk && compaction {
+            self.files.write_snapshot_and_vote(&ready, out);
             self.files.count_log_as_rewritten(&self.raft);
         } else {
-            self.files.write_log(&ready, &self.raft, out);
-        }
-        if self.log_before_snapshot {
-            self.files.write_snapshot_and_vote(&ready, out);
+            self.files.write(&ready, &self.raft, out);
         }
         for (to, message) in &ready.messages {
             if early && matches!(message, PeerMessage::AppendEntries { .. }) {
