@@ -6,16 +6,9 @@
 //! since arrivals are numbered. Under FIFO the size is always 0, so arrival order
 //! decides; under SFF the smallest file goes first and arrival order breaks ties.
 //! (An ordered map rather than a heap: the items need no ordering of their own.)
-//!
-//! The mutex and condition variables are `parking_lot`'s: a notify with nobody
-//! waiting costs no system call there (std's makes a futex call every time, which
-//! the buffer avoided before by counting the waiting threads itself), and a worker
-//! that panics holding the lock leaves no poison (every operation on the queue is a
-//! single insert or removal, so the state stays usable).
 
 use std::collections::BTreeMap;
-
-use parking_lot::{Condvar, Mutex, MutexGuard};
+use std::sync::{Condvar, Mutex};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Policy {
@@ -36,6 +29,10 @@ pub struct BoundedBuffer<T> {
 struct State<T> {
     queue: BTreeMap<(u64, u64), T>,
     arrivals: u64,
+    /// Threads blocked in `put`/`wait_for_free_slot` and in `take`: a notify (a
+    /// futex syscall) is only made when someone waits.
+    waiting_for_room: usize,
+    waiting_for_work: usize,
 }
 
 impl<T> BoundedBuffer<T> {
@@ -45,6 +42,8 @@ impl<T> BoundedBuffer<T> {
             state: Mutex::new(State {
                 queue: BTreeMap::new(),
                 arrivals: 0,
+                waiting_for_room: 0,
+                waiting_for_work: 0,
             }),
             not_empty: Condvar::new(),
             not_full: Condvar::new(),
@@ -69,8 +68,11 @@ impl<T> BoundedBuffer<T> {
         let key = (size, state.arrivals);
         state.arrivals += 1;
         state.queue.insert(key, item);
+        let wake = state.waiting_for_work > 0;
         drop(state);
-        self.not_empty.notify_one();
+        if wake {
+            self.not_empty.notify_one();
+        }
     }
 
     /// Blocks until at least one slot is free and returns how many are.
@@ -79,10 +81,12 @@ impl<T> BoundedBuffer<T> {
         self.capacity - state.queue.len()
     }
 
-    fn wait_for_room(&self) -> MutexGuard<'_, State<T>> {
-        let mut state = self.state.lock();
+    fn wait_for_room(&self) -> std::sync::MutexGuard<'_, State<T>> {
+        let mut state = self.lock();
         while state.queue.len() >= self.capacity {
-            self.not_full.wait(&mut state);
+            state.waiting_for_room += 1;
+            state = self.not_full.wait(state).unwrap_or_else(|e| e.into_inner());
+            state.waiting_for_room -= 1;
         }
         state
     }
@@ -92,23 +96,34 @@ impl<T> BoundedBuffer<T> {
         if self.busy_wait {
             return self.take_spinning();
         }
-        let mut state = self.state.lock();
+        let mut state = self.lock();
         loop {
             if let Some((_, item)) = state.queue.pop_first() {
+                let wake = state.waiting_for_room > 0;
                 drop(state);
-                self.not_full.notify_one();
+                if wake {
+                    self.not_full.notify_one();
+                }
                 return item;
             }
-            self.not_empty.wait(&mut state);
+            state.waiting_for_work += 1;
+            state = self
+                .not_empty
+                .wait(state)
+                .unwrap_or_else(|e| e.into_inner());
+            state.waiting_for_work -= 1;
         }
     }
 
     fn take_spinning(&self) -> T {
         loop {
-            let mut state = self.state.lock();
+            let mut state = self.lock();
             if let Some((_, item)) = state.queue.pop_first() {
+                let wake = state.waiting_for_room > 0;
                 drop(state);
-                self.not_full.notify_one();
+                if wake {
+                    self.not_full.notify_one();
+                }
                 return item;
             }
             drop(state);
@@ -117,11 +132,17 @@ impl<T> BoundedBuffer<T> {
     }
 
     pub fn len(&self) -> usize {
-        self.state.lock().queue.len()
+        self.lock().queue.len()
     }
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State<T>> {
+        // A worker that panicked while holding the lock left the queue intact (every
+        // operation on it is a single insert or removal), so the state is still usable.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
