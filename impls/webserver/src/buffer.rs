@@ -30,7 +30,9 @@ struct State<T> {
     queue: BTreeMap<(u64, u64), T>,
     arrivals: u64,
     /// Threads blocked in `put`/`wait_for_free_slot` and in `take`: a notify (a
-    /// futex syscall) is only made when someone waits.
+    /// futex syscall) is only made when someone waits. (`parking_lot`'s condition
+    /// variables skip it by themselves, but with them keep-alive ran 12% slower:
+    /// docs/webserver.md.)
     waiting_for_room: usize,
     waiting_for_work: usize,
 }
