@@ -390,13 +390,12 @@ pub(super) fn survives_a_full_restart(t: &mut Test) -> Option<()> {
     }
     let latest = seen.last().expect("configuration 0").num;
     t.join(&[5])?;
-    let next = check(t, &[2, 3, 4, 5])?;
+    let next = check(t, &[2, 3, 4, 5])?.num;
     t.kv.cx
-        .check(next.num == latest + 1, property::PERSISTENCE, || {
+        .check(next == latest + 1, property::PERSISTENCE, || {
             format!(
-                "the first join after the controller restarted made configuration {}; the \
-             latest before was {latest}",
-                next.num
+                "the first join after the controller restarted made configuration {next}; the \
+             latest before was {latest}"
             )
         });
     Some(())
