@@ -7,7 +7,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use super::support::{self, docroot, margin, read_one, read_to_close, Response, Subject};
+use super::support::{self, docroot, margin, median, read_one, read_to_close, Response, Subject};
 use super::{KEEP_ALIVE, PROMPT};
 use crate::suite::{fail, Context};
 
@@ -513,11 +513,6 @@ pub(super) fn new_connections_are_not_held_back(cx: &mut Context) {
             ),
         );
     }
-}
-
-fn median(mut times: Vec<Duration>) -> Duration {
-    times.sort();
-    times[times.len() / 2]
 }
 
 /// A listener on a port of its own that answers each connection's request head at

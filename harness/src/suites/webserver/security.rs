@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use rand::Rng;
 
 use super::checks;
-use super::support::{docroot, margin, parallel, read_to_close, wait_for, Subject};
+use super::support::{docroot, margin, median, parallel, read_to_close, wait_for, Subject};
 use super::KEEPS_SERVING;
 use crate::suite::{fail, Context};
 
@@ -230,17 +230,14 @@ pub(super) fn survives_running_out_of_descriptors(cx: &mut Context) {
     let root = docroot(&dir);
     let server = Subject::of(cx).start_limited(&root, &["-t", "2", "-b", "4"], Some(NOFILE));
     // The yardstick: a request on a new connection while the server has descriptors.
-    let mut times: Vec<Duration> = (0..10)
+    let times = (0..10)
         .map(|_| {
             let t0 = Instant::now();
             server.get("/index.html");
             t0.elapsed()
         })
         .collect();
-    times.sort();
-    let limit = (times[times.len() / 2] * 1000).max(Duration::from_secs(3));
-    let open_fds =
-        || fs::read_dir(format!("/proc/{}/fd", server.pid())).map_or(0, |d| d.count() as u64);
+    let limit = (median(times) * 1000).max(Duration::from_secs(3));
     let addr: std::net::SocketAddr = server.addr().parse().expect("the server's address");
     let mut conns = Vec::new();
     for _ in 0..CONNECTIONS {
@@ -252,7 +249,7 @@ pub(super) fn survives_running_out_of_descriptors(cx: &mut Context) {
         }
     }
     let exhausted = wait_for(Duration::from_secs(5), || {
-        open_fds() >= NOFILE && server.accept_queue() > 0
+        server.open_fds() >= NOFILE && server.accept_queue() > 0
     });
     if !exhausted {
         cx.note(format!(
@@ -260,7 +257,7 @@ pub(super) fn survives_running_out_of_descriptors(cx: &mut Context) {
              left {} in its backlog: running out of descriptors was not tested, only that \
              every connection is answered",
             conns.len(),
-            open_fds(),
+            server.open_fds(),
             server.accept_queue()
         ));
     }

@@ -274,6 +274,12 @@ impl Server {
             .expect("Threads: line in /proc/<pid>/status")
     }
 
+    /// Descriptors the server process holds open, from /proc/<pid>/fd (0 once it
+    /// is gone).
+    pub fn open_fds(&self) -> u64 {
+        fs::read_dir(format!("/proc/{}/fd", self.pid())).map_or(0, |d| d.count() as u64)
+    }
+
     /// CPU time the server process has used, all threads, from its CPU-time clock
     /// (nanoseconds; /proc/<pid>/stat counts 10 ms ticks, too coarse for the small
     /// allowances a loaded machine leaves).
@@ -368,6 +374,12 @@ impl Server {
         }
         out
     }
+}
+
+/// The median of `times` (the upper one of an even count).
+pub fn median(mut times: Vec<Duration>) -> Duration {
+    times.sort();
+    times[times.len() / 2]
 }
 
 /// Reads until EOF (or a reset after the data), with the stream's read timeout.
