@@ -188,9 +188,9 @@ impl Master {
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 // Out of descriptors, a connection reset before accept...: not fatal;
-                // back off briefly so a persistent error does not spin.
+                // back off briefly so a persistent error does not spin. (No EINTR: a
+                // non-blocking accept never sleeps, so no signal can interrupt it.)
                 Err(e) => {
                     eprintln!("wserver: accept: {e}");
                     std::thread::sleep(Duration::from_millis(10));
@@ -271,7 +271,8 @@ impl Master {
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                // A reset or another failure ends the connection now rather than at
+                // its deadline. (No EINTR: a non-blocking read never sleeps.)
                 Err(_) => {
                     eof = true;
                     break;
