@@ -8,7 +8,7 @@
 //! (An ordered map rather than a heap: the items need no ordering of their own.)
 
 use std::collections::BTreeMap;
-use std::sync::{Condvar, Mutex};
+use std::sync::{Condvar, Mutex, MutexGuard};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Policy {
@@ -16,10 +16,17 @@ pub enum Policy {
     Sff,
 }
 
+/// What a blocked thread waits for: room (the master, on a full buffer) or work (a
+/// worker, on an empty one). Each has its condition variable, `conds[wait as usize]`.
+#[derive(Clone, Copy)]
+enum Wait {
+    Room = 0,
+    Work = 1,
+}
+
 pub struct BoundedBuffer<T> {
     state: Mutex<State<T>>,
-    not_empty: Condvar,
-    not_full: Condvar,
+    conds: [Condvar; 2],
     capacity: usize,
     policy: Policy,
     /// Known-bad variant: workers poll the queue in a loop instead of waiting.
@@ -29,12 +36,11 @@ pub struct BoundedBuffer<T> {
 struct State<T> {
     queue: BTreeMap<(u64, u64), T>,
     arrivals: u64,
-    /// Threads blocked in `put`/`wait_for_free_slot` and in `take`: a notify (a
-    /// futex syscall) is only made when someone waits. (`parking_lot`'s condition
-    /// variables skip it by themselves, but with them keep-alive ran 12% slower:
-    /// docs/webserver.md.)
-    waiting_for_room: usize,
-    waiting_for_work: usize,
+    /// Threads blocked for room (in `put`/`wait_for_free_slot`) and for work (in
+    /// `take`): a notify (a futex syscall) is only made when someone waits.
+    /// (`parking_lot`'s condition variables skip it by themselves, but with them
+    /// keep-alive ran 12% slower: docs/webserver.md.)
+    waiting: [usize; 2],
 }
 
 impl<T> BoundedBuffer<T> {
@@ -44,11 +50,9 @@ impl<T> BoundedBuffer<T> {
             state: Mutex::new(State {
                 queue: BTreeMap::new(),
                 arrivals: 0,
-                waiting_for_room: 0,
-                waiting_for_work: 0,
+                waiting: [0; 2],
             }),
-            not_empty: Condvar::new(),
-            not_full: Condvar::new(),
+            conds: [Condvar::new(), Condvar::new()],
             capacity,
             policy,
             busy_wait,
@@ -70,11 +74,7 @@ impl<T> BoundedBuffer<T> {
         let key = (size, state.arrivals);
         state.arrivals += 1;
         state.queue.insert(key, item);
-        let wake = state.waiting_for_work > 0;
-        drop(state);
-        if wake {
-            self.not_empty.notify_one();
-        }
+        self.unlock_and_wake(state, Wait::Work);
     }
 
     /// Blocks until at least one slot is free and returns how many are.
@@ -83,12 +83,10 @@ impl<T> BoundedBuffer<T> {
         self.capacity - state.queue.len()
     }
 
-    fn wait_for_room(&self) -> std::sync::MutexGuard<'_, State<T>> {
+    fn wait_for_room(&self) -> MutexGuard<'_, State<T>> {
         let mut state = self.lock();
         while state.queue.len() >= self.capacity {
-            state.waiting_for_room += 1;
-            state = self.not_full.wait(state).unwrap_or_else(|e| e.into_inner());
-            state.waiting_for_room -= 1;
+            state = self.wait(state, Wait::Room);
         }
         state
     }
@@ -101,19 +99,10 @@ impl<T> BoundedBuffer<T> {
         let mut state = self.lock();
         loop {
             if let Some((_, item)) = state.queue.pop_first() {
-                let wake = state.waiting_for_room > 0;
-                drop(state);
-                if wake {
-                    self.not_full.notify_one();
-                }
+                self.unlock_and_wake(state, Wait::Room);
                 return item;
             }
-            state.waiting_for_work += 1;
-            state = self
-                .not_empty
-                .wait(state)
-                .unwrap_or_else(|e| e.into_inner());
-            state.waiting_for_work -= 1;
+            state = self.wait(state, Wait::Work);
         }
     }
 
@@ -121,11 +110,7 @@ impl<T> BoundedBuffer<T> {
         loop {
             let mut state = self.lock();
             if let Some((_, item)) = state.queue.pop_first() {
-                let wake = state.waiting_for_room > 0;
-                drop(state);
-                if wake {
-                    self.not_full.notify_one();
-                }
+                self.unlock_and_wake(state, Wait::Room);
                 return item;
             }
             drop(state);
@@ -141,7 +126,30 @@ impl<T> BoundedBuffer<T> {
         self.len() == 0
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, State<T>> {
+    /// Blocks until woken for `wait`, counted among its waiting threads meanwhile.
+    fn wait<'a>(
+        &self,
+        mut state: MutexGuard<'a, State<T>>,
+        wait: Wait,
+    ) -> MutexGuard<'a, State<T>> {
+        state.waiting[wait as usize] += 1;
+        state = self.conds[wait as usize]
+            .wait(state)
+            .unwrap_or_else(|e| e.into_inner());
+        state.waiting[wait as usize] -= 1;
+        state
+    }
+
+    /// Unlocks, then wakes one thread waiting for `wait` if there is one.
+    fn unlock_and_wake(&self, state: MutexGuard<'_, State<T>>, wait: Wait) {
+        let wake = state.waiting[wait as usize] > 0;
+        drop(state);
+        if wake {
+            self.conds[wait as usize].notify_one();
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State<T>> {
         // A worker that panicked while holding the lock left the queue intact (every
         // operation on it is a single insert or removal), so the state is still usable.
         self.state.lock().unwrap_or_else(|e| e.into_inner())
