@@ -49,6 +49,9 @@ pub const PROMPT: &str = "prompt";
 pub const BOUNDED_MEMORY: &str = crate::suite::property::BOUNDED_MEMORY;
 /// The server goes on serving after any request, however bad.
 pub const KEEPS_SERVING: &str = "keeps-serving";
+/// A connection its client closes or resets in the middle of a request head is
+/// closed at once, not held until the client timeout.
+pub const RELEASES_CONNECTIONS: &str = "releases-connections";
 
 pub static SUITE: Suite = Suite {
     name: "webserver",
@@ -240,6 +243,11 @@ const TESTS: &[TestCase] = &[
         name: "security::survives_stop_and_continue",
         after: None,
         run: security::survives_stop_and_continue,
+    },
+    TestCase {
+        name: "security::abandoned_connections_are_released",
+        after: None,
+        run: security::abandoned_connections_are_released,
     },
     TestCase {
         name: "security::survives_running_out_of_descriptors",

@@ -4,6 +4,7 @@
 use std::fs;
 use std::io::{Read, Write};
 use std::net::TcpStream;
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, Instant};
 
@@ -11,8 +12,8 @@ use rand::Rng;
 
 use super::checks;
 use super::support::{docroot, margin, median, parallel, read_to_close, wait_for, Subject};
-use super::KEEPS_SERVING;
-use crate::suite::{fail, Context};
+use super::{KEEPS_SERVING, RELEASES_CONNECTIONS};
+use crate::suite::{fail, property, Context};
 
 /// Every way out of the root is refused; the secret outside it comes from the seed.
 pub(super) fn path_traversal_refused(cx: &mut Context) {
@@ -296,6 +297,106 @@ pub(super) fn survives_running_out_of_descriptors(cx: &mut Context) {
             ),
         );
     }
+}
+
+/// Clients that give up in the middle of a request head, half of them closing their
+/// end and half resetting the connection, are let go at once: the server closes their
+/// descriptors long before the client timeout would have. A server that takes a
+/// failed read for "nothing to read yet" holds a reset connection until its timeout,
+/// or for ever if it has none, and clients that reset in a loop use up its
+/// descriptors.
+pub(super) fn abandoned_connections_are_released(cx: &mut Context) {
+    const CLIENTS: usize = 4;
+    let dir = cx.dir().to_path_buf();
+    let root = docroot(&dir);
+    let subject = Subject::of(cx);
+    // As many workers as clients: a server whose workers read the heads has one
+    // blocked on each.
+    let server = subject.start(&root, &["-t", "4", "-b", "4"]);
+    let timeout = subject.client_timeout();
+    // The fewest descriptors the idle server holds, read after each of three
+    // requests: a connection of the start-up probe may still be closing.
+    let idle = (0..3)
+        .map(|_| {
+            server.get("/index.html");
+            server.open_fds()
+        })
+        .min()
+        .unwrap_or(0);
+    let mut conns = Vec::new();
+    for _ in 0..CLIENTS {
+        let mut s = server.connect();
+        s.write_all(b"GET /index.html HTTP/1.0\r\nHost: loc")
+            .unwrap_or_else(|e| fail(property::PROGRESS, format!("no progress: {e}")));
+        conns.push(s);
+    }
+    for s in &conns {
+        if !server.wait_read(s, timeout) {
+            fail(
+                property::PROGRESS,
+                format!("no progress: a partial request head was not read within {timeout:?}"),
+            );
+        }
+    }
+    if !wait_for(timeout, || server.open_fds() >= idle + CLIENTS as u64) {
+        cx.note(format!(
+            "the server holds {} descriptors with {CLIENTS} connections open, {idle} idle: \
+             it does not keep a descriptor a connection, so their release is not seen",
+            server.open_fds()
+        ));
+        return;
+    }
+    for (k, s) in conns.into_iter().enumerate() {
+        if k % 2 == 1 {
+            reset(s);
+        } else {
+            drop(s);
+        }
+    }
+    let limit = timeout / 2;
+    let released = wait_for(limit, || server.open_fds() <= idle);
+    if !released {
+        fail(
+            RELEASES_CONNECTIONS,
+            format!(
+                "{CLIENTS} clients left in the middle of a request head ({} closed their \
+                 end, {} reset the connection), and {limit:?} later the server still held \
+                 {} descriptors against {idle} before they came (client timeout \
+                 {timeout:?}): a read that fails or finds the end must close the connection",
+                CLIENTS - CLIENTS / 2,
+                CLIENTS / 2,
+                server.open_fds()
+            ),
+        );
+    }
+    if server.get("/index.html").status != 200 {
+        fail(
+            KEEPS_SERVING,
+            "not serving after clients reset their connections",
+        );
+    }
+}
+
+/// Closes `s` with a reset (RST) instead of an orderly close: SO_LINGER on, with a
+/// zero timeout, makes close(2) abort the connection.
+fn reset(s: TcpStream) {
+    let linger = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: setsockopt reads `size_of::<linger>()` bytes from a valid `linger`,
+    // on a descriptor `s` owns.
+    let rc = unsafe {
+        libc::setsockopt(
+            s.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&linger as *const libc::linger).cast(),
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(rc, 0, "SO_LINGER: {}", std::io::Error::last_os_error());
+    drop(s);
 }
 
 /// Whether the first bytes read from `s`, within its read timeout, begin an HTTP
