@@ -9,6 +9,11 @@
 //! durable; what earlier syncs made durable stays. The harness then kills the
 //! program, lets the held sync go with an error (a process killed inside a FUSE
 //! request stays in the kernel until the request is answered) and fails the power.
+//!
+//! Or the power goes in the first sync of a file that holds bytes written in place
+//! over durable ones (an overwrite, such as a checkpoint rewritten at a fixed
+//! offset): the one window where a torn overwrite can be seen, wherever a program
+//! puts it.
 
 use fuser::ReplyEmpty;
 
@@ -17,6 +22,8 @@ use fuser::ReplyEmpty;
 pub(super) struct PowerCut {
     /// Syncs left before the one that never returns (1: the next one).
     countdown: Option<u64>,
+    /// Strike in the first sync of a file holding an overwrite not yet durable.
+    at_overwrite: bool,
     /// The sync the cut struck, and any sync that came after it: replies kept
     /// unsent, so their callers wait until [`PowerCut::release`].
     held: Vec<ReplyEmpty>,
@@ -31,9 +38,18 @@ impl PowerCut {
         self.countdown = Some(n);
     }
 
-    /// A sync arrives: its reply comes back if it may go ahead, or is kept.
-    pub(super) fn pass(&mut self, reply: ReplyEmpty) -> Option<ReplyEmpty> {
-        if self.struck {
+    /// Arms the cut at the first sync of a file holding an overwrite.
+    pub(super) fn arm_at_overwrite(&mut self) {
+        self.release();
+        self.at_overwrite = true;
+    }
+
+    /// A sync arrives (`overwrite`: of a file holding an overwrite not yet durable):
+    /// its reply comes back if it may go ahead, or is kept.
+    pub(super) fn pass(&mut self, reply: ReplyEmpty, overwrite: bool) -> Option<ReplyEmpty> {
+        if self.struck || (self.at_overwrite && overwrite) {
+            self.at_overwrite = false;
+            self.struck = true;
             self.held.push(reply);
             return None;
         }
@@ -52,8 +68,14 @@ impl PowerCut {
         }
     }
 
+    /// Whether the cut waits for an overwrite's sync (so a sync must say whether its
+    /// file holds one, which costs a comparison of the file with its durable copy).
+    pub(super) fn at_overwrite(&self) -> bool {
+        self.at_overwrite
+    }
+
     pub(super) fn armed(&self) -> bool {
-        self.countdown.is_some()
+        self.countdown.is_some() || self.at_overwrite
     }
 
     pub(super) fn struck(&self) -> bool {
@@ -65,6 +87,7 @@ impl PowerCut {
     /// killed: a living one would take the error for a failed disk.
     pub(super) fn release(&mut self) {
         self.countdown = None;
+        self.at_overwrite = false;
         self.struck = false;
         self.held.clear();
     }

@@ -37,11 +37,12 @@ impl Fs {
     }
 
     /// The reply of a sync that may go ahead; `None` when a power cut holds it.
-    fn sync_allowed(&self, reply: ReplyEmpty) -> Option<ReplyEmpty> {
+    /// `overwrite`: the synced file holds an overwrite not yet durable.
+    fn sync_allowed(&self, reply: ReplyEmpty, overwrite: bool) -> Option<ReplyEmpty> {
         self.cut
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .pass(reply)
+            .pass(reply, overwrite)
     }
 }
 
@@ -342,7 +343,13 @@ impl Filesystem for Fs {
         datasync: bool,
         reply: ReplyEmpty,
     ) {
-        if let Some(reply) = self.sync_allowed(reply) {
+        let at_overwrite = self
+            .cut
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .at_overwrite();
+        let overwrite = at_overwrite && self.tree().overwrite_pending(ino.0);
+        if let Some(reply) = self.sync_allowed(reply, overwrite) {
             empty(reply, self.tree().fsync(ino.0, datasync));
         }
     }
@@ -380,7 +387,7 @@ impl Filesystem for Fs {
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
-        if let Some(reply) = self.sync_allowed(reply) {
+        if let Some(reply) = self.sync_allowed(reply, false) {
             empty(reply, self.tree().fsyncdir(ino.0));
         }
     }

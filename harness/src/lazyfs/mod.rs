@@ -39,10 +39,18 @@
 //!   harness kills it there. Counting syncs instead of time makes the window between
 //!   two writes that belong together (a snapshot and the log it cuts short) as likely
 //!   a place for the power to go as any other.
+//! - [`LazyFs::cut_power_at_overwrite_sync`]: the power goes in the first sync of a
+//!   file holding bytes written in place over durable ones, the window in which an
+//!   overwrite (a checkpoint rewritten at a fixed offset) can be torn.
 //! - [`LazyFs::power_fail_torn`]: a write was under way, so each file appended to
 //!   since its last sync keeps a random prefix of what was appended (a torn tail, as
-//!   a disk that wrote some of an append's sectors leaves). Nothing else survives:
-//!   an overwrite, a new name or a rename is kept whole or not at all.
+//!   a disk that wrote some of an append's sectors leaves), and each 512-byte sector
+//!   it overwrote in place holds, at random, its old bytes, its new ones, or the new
+//!   ones before a random byte and the old from it on, the byte drawn between the
+//!   first and last the write changed (sectors land in any order, and not every disk
+//!   writes a sector atomically). A file cut shorter since its last
+//!   sync (a truncate, `O_TRUNC`) keeps none of its changes, and a new name or a
+//!   rename is kept whole or not at all.
 //!
 //! The kernel must not hide a power failure: every attribute and entry reply has a
 //! zero timeout and no open keeps the page cache, so the next process reads what the
@@ -84,6 +92,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use tree::Torn;
 pub use tree::{Lost, Stats};
 
 use cut::PowerCut;
@@ -174,12 +183,28 @@ impl LazyFs {
 
     /// Loses power in the middle of a write: first each file appended to since its
     /// last sync keeps a prefix of the appended bytes, of a length drawn from `seed`
-    /// (a torn tail, which a log must recognise at start), then as [`LazyFs::power_fail`].
+    /// (a torn tail, which a log must recognise at start), and each sector it
+    /// overwrote in place is left old, new or new up to a byte, drawn from `seed`
+    /// too (a torn overwrite, which a checkpoint must recognise), then as
+    /// [`LazyFs::power_fail`].
     pub fn power_fail_torn(&self, seed: u64) -> Lost {
-        let mut rng = StdRng::seed_from_u64(seed);
+        // Tails drawn as before overwrites were torn, so a seed of a pure append
+        // workload tears as it did.
+        let mut tails = StdRng::seed_from_u64(seed);
+        let mut sectors = StdRng::seed_from_u64(seed.wrapping_add(1));
         self.cut().release();
         let mut tree = self.tree();
-        tree.tear_appends(|appended| rng.gen_range(0..=appended));
+        tree.tear_writes(
+            // A sector torn inside is torn between its first and last changed bytes:
+            // anywhere else it reads as old or new.
+            |first, last| match sectors.gen_range(0..3) {
+                0 => Torn::Old,
+                1 => Torn::New,
+                _ if first < last => Torn::NewUpTo(sectors.gen_range(first + 1..=last)),
+                _ => Torn::New,
+            },
+            |appended| tails.gen_range(0..=appended),
+        );
         tree.power_fail()
     }
 
@@ -190,6 +215,14 @@ impl LazyFs {
     /// [`LazyFs::power_fail`].
     pub fn cut_power_at_sync(&self, n: u64) {
         self.cut().arm(n);
+    }
+
+    /// Arms a power cut at the first `fsync` or `fdatasync` of a file that holds
+    /// bytes written in place over durable ones (not an append): that sync never
+    /// returns, as with [`LazyFs::cut_power_at_sync`]. A program that never
+    /// overwrites is never cut.
+    pub fn cut_power_at_overwrite_sync(&self) {
+        self.cut().arm_at_overwrite();
     }
 
     /// True once an armed power cut struck (a sync is being held).

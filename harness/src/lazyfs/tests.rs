@@ -2,6 +2,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -593,12 +594,93 @@ fn a_torn_power_failure_keeps_a_prefix_of_each_append_and_nothing_else() {
         assert_eq!(
             read(&m.join("page")).as_deref(),
             Some("abcd"),
-            "an overwrite is not an append: nothing of it survives"
+            "a file rewritten after a truncate keeps none of the rewrite"
         );
         assert_eq!(read(&m.join("new")), None);
     }
     assert!(
         lengths.iter().any(|&l| l > 4 && l < 14),
         "some seed keeps part of the append: {lengths:?}"
+    );
+}
+
+#[test]
+fn a_torn_power_failure_tears_an_overwrite_sector_by_sector() {
+    let m = Mounted::new("lazyfs-torn-overwrite");
+    let path = m.join("image");
+    let (mut whole_old, mut whole_new, mut inside) = (0, 0, 0);
+    for seed in 0..32 {
+        // Four sectors of `a`, then `b` over bytes 100..1900 and `c` appended.
+        write_durably(&path, &[b'a'; 2048]);
+        let file = OpenOptions::new().write(true).open(&path).unwrap();
+        file.write_all_at(&[b'b'; 1800], 100).unwrap();
+        file.write_all_at(b"ccc", 2048).unwrap();
+        drop(file);
+        m.fs.power_fail_torn(seed);
+        let got = fs::read(&path).unwrap();
+        assert!(
+            (2048..=2051).contains(&got.len()),
+            "seed {seed}: the durable length and a prefix of the append: {}",
+            got.len()
+        );
+        assert!(got[2048..].iter().all(|&c| c == b'c'));
+        for (k, sector) in got[..2048].chunks(512).enumerate() {
+            let (from, to) = (100usize.saturating_sub(k * 512), (1900 - k * 512).min(512));
+            let (before, written, after) = (&sector[..from], &sector[from..to], &sector[to..]);
+            assert!(
+                before.iter().chain(after).all(|&c| c == b'a'),
+                "seed {seed}, sector {k}: bytes nobody wrote changed"
+            );
+            // Old, new, or new up to a byte and old after it.
+            let new = written.iter().take_while(|&&c| c == b'b').count();
+            assert!(
+                written[new..].iter().all(|&c| c == b'a'),
+                "seed {seed}, sector {k}: not a prefix of the new bytes: {:?}",
+                String::from_utf8_lossy(written)
+            );
+            match new {
+                0 => whole_old += 1,
+                n if n == written.len() => whole_new += 1,
+                _ => inside += 1,
+            }
+        }
+    }
+    assert!(
+        whole_old > 0 && whole_new > 0 && inside > 0,
+        "some sectors keep their old bytes ({whole_old}), some the new ({whole_new}), some \
+         are torn inside ({inside})"
+    );
+}
+
+#[test]
+fn a_power_cut_at_an_overwrite_strikes_at_its_sync_and_not_before() {
+    let m = Mounted::new("lazyfs-cut-overwrite");
+    let path = m.join("image");
+    write_durably(&path, b"checkpoint 1 and a log");
+    m.fs.cut_power_at_overwrite_sync();
+    let file = OpenOptions::new().write(true).open(&path).unwrap();
+    // Appends and new files are not overwrites: their syncs go ahead.
+    file.write_all_at(b" and more", 22).unwrap();
+    file.sync_data().unwrap();
+    write_durably(&m.join("other"), b"x");
+    // The same bytes again change nothing.
+    file.write_all_at(b"checkpoint 1", 0).unwrap();
+    file.sync_data().unwrap();
+    assert!(m.fs.power_cut_armed() && !m.fs.power_is_cut());
+    let writer = std::thread::spawn(move || {
+        file.write_all_at(b"checkpoint 2", 0).unwrap();
+        file.sync_data()
+    });
+    wait_until("the power cut strikes", || m.fs.power_is_cut());
+    assert!(!writer.is_finished(), "the overwrite's sync returned");
+    m.fs.release_held_syncs();
+    assert!(
+        writer.join().unwrap().is_err(),
+        "a held sync, once released, fails"
+    );
+    m.fs.power_fail();
+    assert_eq!(
+        read(&path).as_deref(),
+        Some("checkpoint 1 and a log and more")
     );
 }

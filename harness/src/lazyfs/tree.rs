@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::ffi::{OsStr, OsString};
 use std::time::SystemTime;
 
-pub use durability::Lost;
+pub use durability::{Lost, Torn};
 
 pub type Ino = u64;
 pub const ROOT: Ino = 1;
@@ -94,6 +94,9 @@ enum Body {
         durable: Vec<u8>,
         /// `data` differs from `durable`.
         dirty: bool,
+        /// Cut below its durable length since the last sync: a power failure in the
+        /// middle of a write keeps none of its changes (see `Tree::tear_writes`).
+        shrunk: bool,
     },
     Dir {
         entries: BTreeMap<OsString, Ino>,
@@ -258,6 +261,7 @@ impl Tree {
                 data: Vec::new(),
                 durable: Vec::new(),
                 dirty: false,
+                shrunk: false,
             },
             Kind::Dir => Body::Dir {
                 entries: BTreeMap::new(),
@@ -357,12 +361,22 @@ impl Tree {
         if size > MAX_FILE_SIZE {
             return Err(libc::EFBIG);
         }
-        let (data, dirty, meta) = self.file_mut(ino)?;
+        let n = self.node_mut(ino)?;
+        let Body::File {
+            data,
+            durable,
+            dirty,
+            shrunk,
+        } = &mut n.body
+        else {
+            return Err(libc::EISDIR);
+        };
         if data.len() as u64 != size {
             data.resize(size as usize, 0);
             *dirty = true;
+            *shrunk |= data.len() < durable.len();
         }
-        meta.modified();
+        n.meta.modified();
         Ok(())
     }
 

@@ -6,6 +6,19 @@ use std::ffi::OsString;
 
 use super::{root, Body, Ino, Inode, Result, Tree, ROOT};
 
+/// The unit a disk writes in place: a sector.
+pub const SECTOR: usize = 512;
+
+/// What a power failure in the middle of a write leaves of one sector the write
+/// overwrote: the old bytes, the new ones, or (a disk that does not write a sector
+/// atomically) the new ones before a byte of the sector and the old from it on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Torn {
+    Old,
+    New,
+    NewUpTo(usize),
+}
+
 /// What one power failure discarded.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Lost {
@@ -27,10 +40,12 @@ impl Tree {
                 data,
                 durable,
                 dirty,
+                shrunk,
             } => {
                 if *dirty {
                     durable.clone_from(data);
                     *dirty = false;
+                    *shrunk = false;
                 }
             }
             // fsync on a directory handle arrives as fsyncdir; nothing else to do.
@@ -121,11 +136,38 @@ impl Tree {
         }
     }
 
-    /// A write under way when the power went: every file whose live contents are its
-    /// durable contents plus bytes appended since keeps the first `keep(appended)`
-    /// of those bytes (at most all), as a disk that wrote part of an append does.
-    /// Call it just before [`Tree::power_fail`]; nothing else becomes durable.
-    pub fn tear_appends(&mut self, mut keep: impl FnMut(usize) -> usize) {
+    /// Whether `ino` is a file that holds bytes written in place over durable ones
+    /// since its last sync (and was not cut shorter meanwhile): what
+    /// [`Tree::tear_writes`] can tear sector by sector.
+    pub fn overwrite_pending(&self, ino: Ino) -> bool {
+        match self.inodes.get(&ino).map(|n| &n.body) {
+            Some(Body::File {
+                data,
+                durable,
+                dirty: true,
+                shrunk: false,
+            }) => {
+                let common = data.len().min(durable.len());
+                data[..common] != durable[..common]
+            }
+            _ => false,
+        }
+    }
+
+    /// A write under way when the power went, for each file changed since its last
+    /// sync and not cut shorter meanwhile: every 512-byte sector it overwrote in place
+    /// (below its durable length) ends as `sector(first, last)` says (see [`Torn`];
+    /// `first` and `last` are the first and last bytes of the sector that differ
+    /// from the durable ones, where a tear can be seen), and of
+    /// the bytes appended after its durable length it keeps the first
+    /// `appended(len)` (at most all), as a disk that wrote part of an append does.
+    /// A file cut shorter since its sync keeps none of it. Call it just before
+    /// [`Tree::power_fail`]; nothing else becomes durable.
+    pub fn tear_writes(
+        &mut self,
+        mut sector: impl FnMut(usize, usize) -> Torn,
+        mut appended: impl FnMut(usize) -> usize,
+    ) {
         let mut files: Vec<Ino> = self.inodes.keys().copied().collect();
         // In inode order, so one seed tears the same way every run.
         files.sort_unstable();
@@ -136,19 +178,38 @@ impl Tree {
                         data,
                         durable,
                         dirty,
+                        shrunk,
                     },
                 ..
             }) = self.inodes.get_mut(&ino)
             else {
                 continue;
             };
-            if !*dirty || data.len() <= durable.len() || !data.starts_with(durable) {
+            if !*dirty || *shrunk || data.len() < durable.len() {
                 continue;
             }
-            let appended = data.len() - durable.len();
-            let kept = keep(appended).min(appended);
-            durable.extend_from_slice(&data[data.len() - appended..][..kept]);
-            *dirty = durable.len() != data.len();
+            for start in (0..durable.len()).step_by(SECTOR) {
+                let end = (start + SECTOR).min(durable.len());
+                let (new, old) = (&data[start..end], &mut durable[start..end]);
+                let differs = |i: &usize| new[*i] != old[*i];
+                let Some(first) = (0..new.len()).find(differs) else {
+                    continue;
+                };
+                let last = (0..new.len()).rev().find(differs).unwrap_or(first);
+                match sector(first, last) {
+                    Torn::Old => {}
+                    Torn::New => old.copy_from_slice(new),
+                    Torn::NewUpTo(n) => {
+                        let n = n.min(new.len());
+                        old[..n].copy_from_slice(&new[..n]);
+                    }
+                }
+            }
+            let extra = data.len() - durable.len();
+            let kept = appended(extra).min(extra);
+            let from = durable.len();
+            durable.extend_from_slice(&data[from..from + kept]);
+            *dirty = durable != data;
         }
     }
 
@@ -186,6 +247,7 @@ impl Tree {
                 data,
                 durable,
                 dirty,
+                ..
             } = &n.body
             {
                 lost.bytes += match (survives, dirty) {
@@ -207,9 +269,11 @@ impl Tree {
                     data,
                     durable,
                     dirty,
+                    shrunk,
                 } => {
                     data.clone_from(durable);
                     *dirty = false;
+                    *shrunk = false;
                 }
                 Body::Dir { entries, durable } => {
                     // Keep only the names the walk took, so no inode ends up with two.
