@@ -187,6 +187,9 @@ const TESTS: &[TestCase] = &[
     test("power::power_loss_with_concurrent_writers", |cx| {
         crash::concurrent_points(cx, 60)
     }),
+    test("power::power_loss_while_overwriting", |cx| {
+        crash::overwrite_points(cx, 16)
+    }),
     test(
         "c_client::program_linked_with_libmfs",
         c_client::program_linked_with_libmfs,

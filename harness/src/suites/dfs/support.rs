@@ -792,7 +792,7 @@ impl PowerLoss {
     pub fn point(&mut self, rng: &mut StdRng, max_requests: usize) -> Result<(), Failure> {
         self.points += 1;
         let p = self.points;
-        let mut server = match self.server.take() {
+        let server = match self.server.take() {
             Some(s) => s,
             None => self.start_fresh()?,
         };
@@ -800,23 +800,7 @@ impl PowerLoss {
         for _ in 0..rng.gen_range(0..=max_requests) {
             let request = random_request(rng, &mut self.spec);
             let got = conn.call(&request)?;
-            let before = request.mutates().then(|| self.spec.clone());
-            let want = self.spec.apply(&request);
-            self.acknowledged += 1;
-            if got != want {
-                return Err(failure(
-                    SPEC,
-                    format!(
-                        "power-loss point {p}: {request:?}: the server replied {got:?}, the spec \
-                         says {want:?}"
-                    ),
-                ));
-            }
-            // Only requests that changed something can be lost (a failed Write, or a
-            // Creat of an existing name, changes nothing).
-            if before.is_some_and(|b| b != self.spec) {
-                self.since.push((request, got));
-            }
+            self.check_reply(p, &request, got)?;
         }
         let in_flight = if rng.gen_bool(0.5) {
             let request = random_request(rng, &mut self.spec.clone());
@@ -842,6 +826,83 @@ impl PowerLoss {
         if self.disk.power_is_cut() {
             self.in_sync += 1;
         }
+        self.fail_and_compare(p, server, in_flight.as_ref(), rng)
+    }
+
+    /// One point at an overwrite: random requests, each answered before the next,
+    /// until the power goes in the first sync of the image while it holds bytes written
+    /// in place over durable ones (a checkpoint rewritten where it was), at most
+    /// `max_requests` of them; then as [`PowerLoss::point`], the overwritten sectors
+    /// torn. Returns whether the power went at an overwrite (never, for a server that
+    /// only appends or that overwrites less often).
+    pub fn overwrite_point(
+        &mut self,
+        rng: &mut StdRng,
+        max_requests: usize,
+    ) -> Result<bool, Failure> {
+        self.points += 1;
+        let p = self.points;
+        let server = match self.server.take() {
+            Some(s) => s,
+            None => self.start_fresh()?,
+        };
+        let mut conn = server.conn();
+        self.disk.cut_power_at_overwrite_sync();
+        let mut in_flight = None;
+        for _ in 0..max_requests {
+            let request = random_request(rng, &mut self.spec.clone());
+            let give_up = Instant::now() + conn.budget;
+            let disk = &self.disk;
+            match conn.call_until(&request, || disk.power_is_cut() || Instant::now() > give_up) {
+                Ok(got) => self.check_reply(p, &request, got)?,
+                Err(_) if self.disk.power_is_cut() => {
+                    in_flight = Some(request);
+                    break;
+                }
+                Err(f) => return Err(within(format_args!("power-loss point {p}"), f)),
+            }
+        }
+        let struck = self.disk.power_is_cut();
+        if struck {
+            self.in_sync += 1;
+        }
+        self.fail_and_compare(p, server, in_flight.as_ref(), rng)?;
+        Ok(struck)
+    }
+
+    /// Checks an acknowledged reply against the spec and keeps the request if it
+    /// changed something.
+    fn check_reply(&mut self, p: usize, request: &Request, got: Reply) -> Result<(), Failure> {
+        let before = request.mutates().then(|| self.spec.clone());
+        let want = self.spec.apply(request);
+        self.acknowledged += 1;
+        if got != want {
+            return Err(failure(
+                SPEC,
+                format!(
+                    "power-loss point {p}: {request:?}: the server replied {got:?}, the spec \
+                     says {want:?}"
+                ),
+            ));
+        }
+        // Only requests that changed something can be lost (a failed Write, or a
+        // Creat of an existing name, changes nothing).
+        if before.is_some_and(|b| b != self.spec) {
+            self.since.push((request.clone(), got));
+        }
+        Ok(())
+    }
+
+    /// The end of a point: the server killed, the power failed in the middle of a
+    /// write, the image checked, the server restarted; it must hold every
+    /// acknowledged change, and the one `in_flight` or not.
+    fn fail_and_compare(
+        &mut self,
+        p: usize,
+        mut server: Server,
+        in_flight: Option<&Request>,
+        rng: &mut StdRng,
+    ) -> Result<(), Failure> {
         // Every process using the disk dies before the power goes, as in a real outage.
         let _ = self.disk.kill(&mut server.process);
         drop(server);
@@ -859,7 +920,7 @@ impl PowerLoss {
         let got = dump(&mut server.conn())?;
         let mut after = self.spec.clone();
         if dump(&mut after.clone())? != got {
-            let matched = match &in_flight {
+            let matched = match in_flight {
                 Some(r) if r.mutates() => {
                     after.apply(r);
                     dump(&mut after.clone())? == got
