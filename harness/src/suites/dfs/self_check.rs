@@ -2,6 +2,7 @@
 //! when a check cannot run (or fails when a tool is missing), and its failures name
 //! what was lost.
 
+use std::path::PathBuf;
 use std::process::Command;
 
 use super::support::{fsck_plan, FsckPlan, LIBMFS_VAR};
@@ -39,7 +40,34 @@ pub(super) const CHECKS: &[TestCase] = &[
         after: None,
         run: no_fsync_is_rejected_with_concurrent_writers,
     },
+    TestCase {
+        name: "python_example_passes",
+        after: None,
+        run: python_example_passes,
+    },
 ];
+
+/// The Python server kept as an example (`impls/dfs/python/mfs_server.py`, a log of
+/// requests, nothing like ours inside) passes a random workload, duplicated and
+/// delayed requests, and restarts, when plugged in.
+fn python_example_passes(cx: &mut Context) {
+    let script =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../impls/dfs/python/mfs_server.py");
+    let Some(python3) = self_check::python3(cx) else {
+        return;
+    };
+    let command = format!("{python3} {}", script.display());
+    let implementation = Implementation::from_command(&command).expect("a command");
+    for name in [
+        "basic::random_workload_matches_the_spec",
+        "lossy::delayed_duplicates_run_once",
+        "restart::same_tree_after_clean_shutdown",
+    ] {
+        let test = SUITE.test(name).expect("a dfs test");
+        let outcome = self_check::run_against(cx, &SUITE, test, &implementation, TimeMode::Real);
+        assert!(outcome.passed(), "{}", outcome.report());
+    }
+}
 
 /// Runs conformance test `name` with `target`, in this process.
 fn run_with(cx: &Context, name: &str, target: Target) -> Outcome {
