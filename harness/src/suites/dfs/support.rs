@@ -792,10 +792,7 @@ impl PowerLoss {
     pub fn point(&mut self, rng: &mut StdRng, max_requests: usize) -> Result<(), Failure> {
         self.points += 1;
         let p = self.points;
-        let server = match self.server.take() {
-            Some(s) => s,
-            None => self.start_fresh()?,
-        };
+        let server = self.take_server()?;
         let mut conn = server.conn();
         for _ in 0..rng.gen_range(0..=max_requests) {
             let request = random_request(rng, &mut self.spec);
@@ -842,10 +839,7 @@ impl PowerLoss {
     ) -> Result<bool, Failure> {
         self.points += 1;
         let p = self.points;
-        let server = match self.server.take() {
-            Some(s) => s,
-            None => self.start_fresh()?,
-        };
+        let server = self.take_server()?;
         let mut conn = server.conn();
         self.disk.cut_power_at_overwrite_sync();
         let mut in_flight = None;
@@ -945,10 +939,7 @@ impl PowerLoss {
     pub fn writers_point(&mut self, rng: &mut StdRng, n: usize) -> Result<(), Failure> {
         self.points += 1;
         let p = self.points;
-        let mut server = match self.server.take() {
-            Some(s) => s,
-            None => self.start_fresh()?,
-        };
+        let mut server = self.take_server()?;
         if self.writers.is_none() {
             let mut conn = server.conn();
             let mut files = Vec::new();
@@ -1116,6 +1107,14 @@ impl PowerLoss {
         self.writers = Some(files);
         self.server = Some(server);
         Ok(())
+    }
+
+    /// The server the last point left running, or one on a fresh image.
+    fn take_server(&mut self) -> Result<Server, Failure> {
+        match self.server.take() {
+            Some(s) => Ok(s),
+            None => self.start_fresh(),
+        }
     }
 
     /// A server on a fresh image: one that does not come up has made no progress.
