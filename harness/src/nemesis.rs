@@ -24,9 +24,10 @@ pub enum Fault {
     PowerLoss(String),
     /// A power failure in the middle of the node's n-th sync from now (`fsync`,
     /// `fdatasync` or a directory's fsync; n >= 1): that sync never returns and makes
-    /// nothing durable but part of an append: the node is killed in it and loses
+    /// nothing durable but part of a write: the node is killed in it and loses
     /// power as with `PowerLoss`, except that each file appended to since its last
-    /// sync keeps a random prefix of the appended bytes (a torn tail). Where a crash at a random moment almost never falls between two
+    /// sync keeps a random prefix of the appended bytes (a torn tail) and each sector
+    /// overwritten in place is torn (see `LazyFs::power_fail_torn`). Where a crash at a random moment almost never falls between two
     /// writes that belong together, a crash at a random sync does as often as
     /// anywhere else. Needs [`Durability::LazyFs`](crate::cluster::Durability::LazyFs).
     PowerLossAtSync(String, u64),
