@@ -14,6 +14,7 @@
 mod basic;
 mod c_client;
 mod crash;
+mod damage;
 mod lossy;
 mod self_check;
 mod support;
@@ -32,6 +33,9 @@ pub const DURABILITY: &str = "durability";
 pub const RECOVERY: &str = "recovery";
 /// Malformed datagrams get error replies and never stop the server.
 pub const BAD_INPUT: &str = "bad-input";
+/// A damaged image is refused at boot with an error (a non-zero exit and a message,
+/// no crash) or served without the server dying; one the checker passes is served.
+pub const DAMAGED_IMAGE: &str = "damaged-image";
 /// Shutdown is answered, then the server exits with status 0.
 pub const SHUTDOWN: &str = "shutdown";
 /// A C program using `mfs.h` and the client library sees the seed's results.
@@ -157,6 +161,10 @@ const TESTS: &[TestCase] = &[
     test(
         "restart::a_missing_image_is_created_consistent",
         basic::a_missing_image_is_created_consistent,
+    ),
+    test(
+        "restart::damaged_images_are_refused_or_served",
+        damage::damaged_images_are_refused_or_served,
     ),
     test(
         "lossy::results_equal_the_spec_applied_once",

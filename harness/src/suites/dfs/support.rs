@@ -107,6 +107,16 @@ pub struct Server {
     log: PathBuf,
 }
 
+/// How the start of a server on an image ended.
+pub enum Boot {
+    /// It answered a request.
+    Serving(Server),
+    /// It exited first, with this status, having printed this (the end of its log).
+    Exited(std::process::ExitStatus, String),
+    /// It neither answered nor exited within the start guard: what it printed.
+    Hung(String),
+}
+
 impl Server {
     /// Starts `imp` on `image` and waits until it answers a Stat of the root. Its log
     /// goes into `dir` and, for a failing run, the evidence.
@@ -116,6 +126,28 @@ impl Server {
         image: &Path,
         evidence: &Evidence,
     ) -> Result<Server, String> {
+        match Server::boot(imp, dir, image, evidence)? {
+            Boot::Serving(server) => Ok(server),
+            Boot::Exited(status, log) => Err(format!(
+                "{} exited ({status}) instead of serving {}:\n{log}",
+                imp.describe(),
+                image.display()
+            )),
+            Boot::Hung(log) => Err(format!(
+                "{} did not answer within {START_GUARD:?}, and did not exit:\n{log}",
+                imp.describe()
+            )),
+        }
+    }
+
+    /// Starts `imp` on `image` and says how the start ended: serving, exited or hung
+    /// (an error: the harness could not start it at all).
+    pub fn boot(
+        imp: &Implementation,
+        dir: &Path,
+        image: &Path,
+        evidence: &Evidence,
+    ) -> Result<Boot, String> {
         let port = Port::reserve().map_err(|e| e.to_string())?;
         let log = dir.join(format!("server-{}.log", port.number()));
         let out = std::fs::File::create(&log).map_err(|e| e.to_string())?;
@@ -144,23 +176,14 @@ impl Server {
         let deadline = Instant::now() + START_GUARD;
         loop {
             if let Ok(Some(status)) = server.process.try_wait() {
-                return Err(format!(
-                    "{} exited ({status}) instead of serving {}:\n{}",
-                    imp.describe(),
-                    image.display(),
-                    server.log_tail()
-                ));
+                return Ok(Boot::Exited(status, server.log_tail()));
             }
             if conn.call_until(&Request::Stat { inum: 0 }, || true).is_ok() {
                 server.startup = spawned.elapsed();
-                return Ok(server);
+                return Ok(Boot::Serving(server));
             }
             if Instant::now() > deadline {
-                return Err(format!(
-                    "{} did not answer on {addr} within {START_GUARD:?}, and did not exit:\n{}",
-                    imp.describe(),
-                    server.log_tail()
-                ));
+                return Ok(Boot::Hung(server.log_tail()));
             }
         }
     }
