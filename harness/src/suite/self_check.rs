@@ -35,6 +35,20 @@ pub fn python3(cx: &mut Context) -> Option<&'static str> {
     }
 }
 
+/// A Python implementation kept in the repository as an example (`path` from the
+/// workspace root), run with `python3`; `None` when the user opted out of python3.
+pub fn python_example(cx: &mut Context, path: &str) -> Option<Implementation> {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(path);
+    let command = format!(
+        "{} {}",
+        python3(cx)?,
+        shell_words::quote(&script.to_string_lossy())
+    );
+    Some(Implementation::from_command(&command).expect("a command"))
+}
+
 /// The command of the shared fixture node `harness/tests/fixtures/unhelpful_node.py`
 /// in `mode` (`refuse-all`, `never-answer`, `late SECONDS CMD...`); `None` when the
 /// user opted out of python3.

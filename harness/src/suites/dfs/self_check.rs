@@ -2,7 +2,6 @@
 //! when a check cannot run (or fails when a tool is missing), and its failures name
 //! what was lost.
 
-use std::path::PathBuf;
 use std::process::Command;
 
 use super::support::{fsck_plan, FsckPlan, LIBMFS_VAR};
@@ -51,13 +50,10 @@ pub(super) const CHECKS: &[TestCase] = &[
 /// requests, nothing like ours inside) passes a random workload, duplicated and
 /// delayed requests, and restarts, when plugged in.
 fn python_example_passes(cx: &mut Context) {
-    let script =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../impls/dfs/python/mfs_server.py");
-    let Some(python3) = self_check::python3(cx) else {
+    let Some(implementation) = self_check::python_example(cx, "impls/dfs/python/mfs_server.py")
+    else {
         return;
     };
-    let command = format!("{python3} {}", script.display());
-    let implementation = Implementation::from_command(&command).expect("a command");
     for name in [
         "basic::random_workload_matches_the_spec",
         "lossy::delayed_duplicates_run_once",

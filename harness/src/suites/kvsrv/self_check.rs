@@ -2,7 +2,6 @@
 //! serves a node that needs a moment, a seed replays, the wall-clock mode really runs
 //! on the wall clock, and a node in another language can be plugged in.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use super::run;
@@ -141,13 +140,10 @@ fn wall_clock_runs_take_wall_time(cx: &mut Context) {
 
 /// The Python node kept as an example passes the basic tests when plugged in.
 fn python_example_passes_basic(cx: &mut Context) {
-    let script =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../impls/kvsrv/python/kvsrv_node.py");
-    let Some(python3) = self_check::python3(cx) else {
+    let Some(implementation) = self_check::python_example(cx, "impls/kvsrv/python/kvsrv_node.py")
+    else {
         return;
     };
-    let command = format!("{python3} {}", script.display());
-    let implementation = Implementation::from_command(&command).expect("a command");
     for name in ["basic::one_client", "basic::lin_kv_ops"] {
         let outcome = run_against(cx, &implementation, name);
         assert!(outcome.passed(), "{}", outcome.report());
