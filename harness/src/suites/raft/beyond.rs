@@ -345,6 +345,47 @@ pub(super) fn paused_leader(cx: &mut Context) {
     });
 }
 
+/// Followers restarted under a healthy leader, eight times: each must wait out an
+/// election timeout of its own before it campaigns, and the leader's heartbeats reach
+/// it first. A node that takes its election deadline from before the restart (a timer
+/// never started again, a time of the last heartbeat read as zero) campaigns at once
+/// and deposes the leader on every restart. The term may change in two of the eight
+/// (a heartbeat can be late on a loaded machine); more is no accident.
+pub(super) fn restarted_followers_leave_the_leader_be(cx: &mut Context) {
+    let mut t = Tester::new(cx, 3);
+    let n = t.n;
+    t.one_random(n);
+    let mut changed = Vec::new();
+    for round in 0..8 {
+        let leader = t.check_one_leader();
+        let term = t.check_terms();
+        let follower = (leader + 1 + round % 2) % n;
+        t.crash(follower);
+        t.sleep(100 * MS);
+        t.restart(follower);
+        t.connect(follower);
+        t.sleep(ELECTION_TIMEOUT);
+        t.one_random(n);
+        let after = t.check_terms();
+        if after != term {
+            changed.push(format!(
+                "restart {} of n{}: term {term} -> {after}",
+                round + 1,
+                follower + 1
+            ));
+        }
+    }
+    require(changed.len() <= 2, LEADER_ELECTION, || {
+        format!(
+            "the term changed after {} of 8 restarts of a follower while the leader was \
+             healthy and connected ({}): a restarted follower must hear the leader before \
+             its election timeout runs out, counted from its restart",
+            changed.len(),
+            changed.join("; ")
+        )
+    });
+}
+
 /// Messages held back for up to seconds (6.5840's long reordering, on a network that
 /// also loses and duplicates) while snapshots come every 3 entries from a log's first
 /// entry on, and a follower falls behind and returns, again and again: an

@@ -319,6 +319,10 @@ const TESTS: &[TestCase] = &[
         beyond::one_way_partition_of_the_leader,
     ),
     beyond!("beyond::paused_leader", beyond::paused_leader),
+    beyond!(
+        "beyond::restarted_followers_leave_the_leader_be",
+        beyond::restarted_followers_leave_the_leader_be,
+    ),
 ];
 
 /// Stops the test with a failure of `property` unless `ok`.
