@@ -9,7 +9,7 @@ use std::process::ExitStatus;
 use rand::rngs::StdRng;
 use rand::Rng;
 use specs::mfs::wire::{Reply, Request};
-use specs::mfs::{BLOCK_SIZE, DIRENTS_PER_BLOCK, DIRENT_SIZE, MAX_INODES, NAME_FIELD};
+use specs::mfs::{BLOCK_SIZE, MAX_INODES};
 
 use super::support::*;
 use super::{DAMAGED_IMAGE, SHUTDOWN};
@@ -197,9 +197,7 @@ fn walk(conn: &mut Conn) -> Result<usize, String> {
             if kind != 0 {
                 continue;
             }
-            for e in 0..DIRENTS_PER_BLOCK {
-                let entry = &data[e * DIRENT_SIZE..(e + 1) * DIRENT_SIZE];
-                let child = i32::from_le_bytes(entry[NAME_FIELD..].try_into().unwrap());
+            for (_, child) in dir_entries(&data[..]) {
                 if (0..MAX_INODES).contains(&child) && !seen[child as usize] {
                     seen[child as usize] = true;
                     stack.push(child);

@@ -264,9 +264,19 @@ impl Conn {
     /// The reply to `request`; a server that leaves it unanswered for the whole budget
     /// of retries has stopped making progress.
     pub fn call(&mut self, request: &Request) -> Result<Reply, Failure> {
+        self.call_unless(request, || false)
+    }
+
+    /// Like [`Conn::call`], but also gives up as soon as `stop` holds after an
+    /// unanswered attempt.
+    pub fn call_unless(
+        &mut self,
+        request: &Request,
+        stop: impl Fn() -> bool,
+    ) -> Result<Reply, Failure> {
         let give_up = Instant::now() + self.budget;
         let budget = self.budget;
-        self.call_until(request, || Instant::now() > give_up)
+        self.call_until(request, || stop() || Instant::now() > give_up)
             .map_err(|f| failure(f.property, format!("{} ({budget:?} of retries)", f.message)))
     }
 
@@ -394,14 +404,8 @@ pub fn dump(t: &mut impl Target) -> Result<Vec<String>, Failure> {
             if kind != 0 {
                 continue;
             }
-            for slot in 0..DIRENTS_PER_BLOCK {
-                let e = &data[slot * DIRENT_SIZE..(slot + 1) * DIRENT_SIZE];
-                let child = i32::from_le_bytes(e[NAME_FIELD..].try_into().unwrap());
-                let len = e[..NAME_FIELD]
-                    .iter()
-                    .position(|&b| b == 0)
-                    .unwrap_or(NAME_FIELD);
-                let name = String::from_utf8_lossy(&e[..len]).into_owned();
+            for (name, child) in dir_entries(&data[..]) {
+                let name = String::from_utf8_lossy(name);
                 if child >= 0 && name != "." && name != ".." {
                     stack.push((child, format!("{path}{name}/")));
                 }
@@ -409,6 +413,22 @@ pub fn dump(t: &mut impl Target) -> Result<Vec<String>, Failure> {
         }
     }
     Ok(lines)
+}
+
+/// The entries of a directory block as the wire carries it: each slot's name (up to
+/// its first NUL) and inode number, unused slots (-1) too.
+pub fn dir_entries(block: &[u8]) -> impl Iterator<Item = (&[u8], i32)> {
+    block
+        .chunks_exact(DIRENT_SIZE)
+        .take(DIRENTS_PER_BLOCK)
+        .map(|e| {
+            let len = e[..NAME_FIELD]
+                .iter()
+                .position(|&b| b == 0)
+                .unwrap_or(NAME_FIELD);
+            let inum = i32::from_le_bytes(e[NAME_FIELD..].try_into().unwrap());
+            (&e[..len], inum)
+        })
 }
 
 /// The first line where two dumps differ, for messages.
@@ -868,9 +888,8 @@ impl PowerLoss {
         let mut in_flight = None;
         for _ in 0..max_requests {
             let request = random_request(rng, &mut self.spec.clone());
-            let give_up = Instant::now() + conn.budget;
             let disk = &self.disk;
-            match conn.call_until(&request, || disk.power_is_cut() || Instant::now() > give_up) {
+            match conn.call_unless(&request, || disk.power_is_cut()) {
                 Ok(got) => self.check_reply(p, &request, got)?,
                 Err(_) if self.disk.power_is_cut() => {
                     in_flight = Some(request);
