@@ -211,6 +211,10 @@ pub struct Cluster {
     next_client: u64,
     next_message: u64,
     stats: RunStats,
+    /// Messages between nodes kept for `Fault::Replay`, once `Fault::Record` came.
+    recorded: Option<Vec<Message>>,
+    /// Copies sent by `Fault::Replay` so far (cut ones too).
+    replayed: u64,
 }
 
 impl Cluster {
@@ -271,6 +275,8 @@ impl Cluster {
             next_client: 1,
             next_message: 0,
             stats: RunStats::default(),
+            recorded: None,
+            replayed: 0,
             config,
         };
         cluster.journal.record(
@@ -488,6 +494,41 @@ impl Cluster {
             Fault::Heal => self.net.partition = crate::network::Partition::none(),
             Fault::SlowLinks(links, delay) => self.net.slow = (links, delay),
             Fault::Net(c) => self.net.config = c,
+            Fault::Record => {
+                self.recorded.get_or_insert_with(Vec::new);
+            }
+            Fault::Replay(span) => {
+                self.replay(span)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// `Fault::Replay`: each kept message goes again, as a new message of the journal
+    /// whose fate says it is a copy of an old one.
+    fn replay(&mut self, span: u64) -> Result<(), HarnessError> {
+        self.replayed += self.recorded.as_ref().map_or(0, |kept| kept.len() as u64);
+        let Some(kept) = self.recorded.clone() else {
+            return Err(HarnessError::Fault(
+                "replay with nothing recorded: apply Fault::Record first".into(),
+            ));
+        };
+        let now = self.now();
+        for message in kept {
+            let body = message.body.to_json();
+            let id = self.next_message;
+            self.next_message += 1;
+            if self.net.partition.blocks(&message.src, &message.dest) {
+                self.journal
+                    .record_send(now, id, &message.src, &message.dest, &Fate::Cut, &body);
+                continue;
+            }
+            let delay = self.rng.gen_range(0..=span);
+            let fate = format!("replayed, delay [{delay}]");
+            self.journal
+                .record_send(now, id, &message.src, &message.dest, fate, &body);
+            let message = Box::new(message);
+            self.push(now + delay, Event::Deliver { id, message });
         }
         Ok(())
     }
@@ -870,6 +911,11 @@ impl Cluster {
 
     fn route(&mut self, message: Message) {
         let now = self.now();
+        if let Some(kept) = &mut self.recorded {
+            if self.names.contains(&message.src) && self.names.contains(&message.dest) {
+                kept.push(message.clone());
+            }
+        }
         let body = message.body.to_json();
         let fate = self
             .net
@@ -979,6 +1025,11 @@ impl Cluster {
     }
 
     /// True if node `i` runs (or is paused): not crashed, not powered off.
+    /// How many copies of old messages `Fault::Replay` has sent so far.
+    pub fn replayed(&self) -> u64 {
+        self.replayed
+    }
+
     pub fn is_up(&self, node: &str) -> bool {
         self.index(node)
             .is_ok_and(|i| self.slots[i].state != NodeState::Down)

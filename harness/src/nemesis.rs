@@ -44,6 +44,17 @@ pub enum Fault {
     SlowLinks(Partition, u64),
     /// Change how links behave (loss, duplication, delay).
     Net(NetConfig),
+    /// From now on the network keeps a copy of every message one node sends another,
+    /// delivered, lost or cut, for a later `Replay`.
+    Record,
+    /// Every message kept since `Record` is sent again, each to arrive at a random
+    /// moment within this many nanoseconds from now, unless the partition in force
+    /// cuts its link. An asynchronous network may deliver a copy of
+    /// any message however late, and a message it held through a partition all at
+    /// once when the partition heals: a node hears again what its peers said terms
+    /// ago. Only node-to-node messages are kept (never a client's or a tester's);
+    /// they stay kept, so a later replay sends them once more with the newer ones.
+    Replay(u64),
 }
 
 impl Fault {
@@ -70,6 +81,11 @@ impl Fault {
             Fault::Net(c) => format!(
                 "network: loss {} duplicate {} reorder {} latency {:?}",
                 c.loss, c.duplicate, c.reorder, c.latency
+            ),
+            Fault::Record => "record messages between nodes".into(),
+            Fault::Replay(span) => format!(
+                "replay the recorded messages between nodes within {} ms",
+                span / 1_000_000
             ),
         }
     }

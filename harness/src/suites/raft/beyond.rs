@@ -416,3 +416,63 @@ pub(super) fn stale_appends_after_snapshots(cx: &mut Context) {
         }
     });
 }
+
+/// Old messages heard again. The harness keeps a copy of every message between nodes
+/// (delivered, lost or cut by a partition) and sends them all again, in bursts
+/// (`Fault::Replay`): while a follower that fell behind catches up from a snapshot,
+/// while a deposed leader returns, and once the cluster is whole and settled. An
+/// asynchronous network may deliver any message again however late, and nothing in
+/// Raft dates a message but its term, so a node must take an old AppendEntries,
+/// InstallSnapshot, vote or answer for what it is: entries a snapshot covers skipped
+/// and the rest kept at their own indices, a snapshot or an AppendEntries of an
+/// earlier term refused, a vote of a finished election ignored. Safety is checked
+/// throughout; and the last replay, of everything, may not change the term: no
+/// message of an earlier term, or of an earlier moment of this one, may depose a
+/// healthy leader.
+pub(super) fn replayed_messages(cx: &mut Context) {
+    let counts = std::cell::RefCell::new(Vec::new());
+    sweep(cx, 3, |t| {
+        let n = t.n;
+        t.snapshot_every(3);
+        t.record_peer_messages();
+        let mut leader = t.check_one_leader();
+        for round in 0..4 {
+            let follower = (leader + 1 + round % 2) % n;
+            t.disconnect(follower);
+            let count = t.rng.gen_range(4..=9);
+            t.start_random(leader, count);
+            t.one_random(n - 1);
+            t.connect(follower);
+            t.replay_peer_messages(300 * MS);
+            t.one_random(n);
+            t.disconnect(leader);
+            t.check_one_leader();
+            t.one_random(n - 1);
+            t.connect(leader);
+            t.replay_peer_messages(300 * MS);
+            t.one_random(n);
+            leader = t.check_one_leader();
+        }
+        t.sleep(ELECTION_TIMEOUT);
+        let term = t.check_terms();
+        let last = t.replay_peer_messages(ELECTION_TIMEOUT);
+        counts.borrow_mut().push(last);
+        for _ in 0..5 {
+            t.one_random(n);
+        }
+        t.sleep(ELECTION_TIMEOUT);
+        t.one_random(n);
+        let after = t.check_terms();
+        require(after == term, LEADER_ELECTION, || {
+            format!(
+                "the term went from {term} to {after} while old messages between the \
+                 nodes were delivered again to a whole, settled cluster: a message of an \
+                 earlier term, or from earlier in this one, must not depose the leader"
+            )
+        });
+    });
+    cx.note(format!(
+        "old messages between nodes sent again in the last replay, per run: {:?}",
+        counts.into_inner()
+    ));
+}

@@ -323,6 +323,7 @@ const TESTS: &[TestCase] = &[
         "beyond::restarted_followers_leave_the_leader_be",
         beyond::restarted_followers_leave_the_leader_be,
     ),
+    beyond!("beyond::replayed_messages", beyond::replayed_messages),
 ];
 
 /// Stops the test with a failure of `property` unless `ok`.

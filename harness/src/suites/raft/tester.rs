@@ -751,6 +751,22 @@ impl Tester {
             .expect("network change");
     }
 
+    /// From now on the network keeps a copy of every message between nodes, delivered
+    /// or not (`Fault::Record`), for [`Tester::replay_peer_messages`].
+    pub fn record_peer_messages(&mut self) {
+        self.cluster.fault(Fault::Record).expect("recording");
+    }
+
+    /// Sends again every message between nodes kept since
+    /// [`Tester::record_peer_messages`], each arriving within `span` ns from now
+    /// unless a partition in force cuts its link (`Fault::Replay`). Returns how many
+    /// it sent.
+    pub fn replay_peer_messages(&mut self, span: u64) -> u64 {
+        let before = self.cluster.replayed();
+        self.cluster.fault(Fault::Replay(span)).expect("replay");
+        self.cluster.replayed() - before
+    }
+
     /// What the nodes keep on disk, measured by the harness rather than taken from
     /// their `persisted_size` reports: each node's data dir must hold at most twice
     /// `max_raft_state` bytes of Raft state and the largest snapshot the node could
