@@ -1650,6 +1650,24 @@ mod tests {
         assert!(!cluster.history.text().contains("power loss"));
     }
 
+    #[test]
+    fn replay_needs_a_recording_and_keeps_only_messages_between_nodes() {
+        let dir = TestDir::new("cluster-replay");
+        let config = config(&dir, Implementation::ours("node-files"));
+        let mut cluster = Cluster::start(config).unwrap();
+        let error = cluster.fault(Fault::Replay(1_000_000)).unwrap_err();
+        assert!(error.to_string().contains("Fault::Record"), "{error}");
+        cluster.fault(Fault::Record).unwrap();
+        write_file(&mut cluster, "a", "v", true);
+        cluster.fault(Fault::Replay(1_000_000)).unwrap();
+        assert_eq!(
+            cluster.replayed(),
+            0,
+            "a client's request is not a node's message"
+        );
+        assert_eq!(read_file(&mut cluster, "a"), Ok(Some("v".into())));
+    }
+
     /// Runs `clients` clients that each write once, all at the same time, so the server
     /// gets their requests at one virtual time.
     fn simultaneous_writes(implementation: Implementation, clients: usize) -> (String, RunStats) {

@@ -27,10 +27,14 @@ pub enum Bug {
     /// log file, which keeps every entry since the node's start; it reports the Raft
     /// state its memory holds, so only a measure of its disk shows it.
     LogKeptOnDisk,
+    /// Takes an InstallSnapshot of an earlier term for one from its leader: the term
+    /// check its AppendEntries has is missing from its snapshots, so a deposed
+    /// leader's late snapshot makes the current leader step down and follow it.
+    OldTermSnapshot,
 }
 
 impl Bug {
-    pub const NAMES: [&'static str; 7] = [
+    pub const NAMES: [&'static str; 8] = [
         "count-commit",
         "forget-vote",
         "one-step-backup",
@@ -38,6 +42,7 @@ impl Bug {
         "log-before-snapshot",
         "stale-log-header",
         "log-kept-on-disk",
+        "old-term-snapshot",
     ];
 
     pub fn from_name(name: &str) -> Option<Bug> {
@@ -49,6 +54,7 @@ impl Bug {
             "log-before-snapshot" => Some(Bug::LogBeforeSnapshot),
             "stale-log-header" => Some(Bug::StaleLogHeader),
             "log-kept-on-disk" => Some(Bug::LogKeptOnDisk),
+            "old-term-snapshot" => Some(Bug::OldTermSnapshot),
             _ => None,
         }
     }

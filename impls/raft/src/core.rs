@@ -968,7 +968,7 @@ impl Raft {
         last_term: u64,
         data: Value,
     ) {
-        if term < self.term {
+        if term < self.term && self.config.bug != Some(Bug::OldTermSnapshot) {
             self.ready.messages.push((
                 from.to_string(),
                 PeerMessage::InstallSnapshotReply {

@@ -108,6 +108,12 @@ pub static SUITE: Suite = Suite {
             property: LOG_COMPACTION,
         },
         KnownBad {
+            variant: "old-term-snapshot",
+            what: "takes a snapshot of an earlier term for one from its leader",
+            test: "beyond::replayed_messages",
+            property: LEADER_ELECTION,
+        },
+        KnownBad {
             variant: "one-step-backup",
             what: "backs up one entry per rejection",
             test: "beyond::backup_in_few_messages",
