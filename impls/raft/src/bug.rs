@@ -31,10 +31,15 @@ pub enum Bug {
     /// check its AppendEntries has is missing from its snapshots, so a deposed
     /// leader's late snapshot makes the current leader step down and follow it.
     OldTermSnapshot,
+    /// Cuts its log after the last entry of every AppendEntries it takes, even one
+    /// its log already holds and extends: a late copy of an old AppendEntries cuts
+    /// entries a newer one added, which it had acknowledged (Figure 2 truncates only
+    /// at a conflict).
+    TruncateOnAppend,
 }
 
 impl Bug {
-    pub const NAMES: [&'static str; 8] = [
+    pub const NAMES: [&'static str; 9] = [
         "count-commit",
         "forget-vote",
         "one-step-backup",
@@ -43,6 +48,7 @@ impl Bug {
         "stale-log-header",
         "log-kept-on-disk",
         "old-term-snapshot",
+        "truncate-on-append",
     ];
 
     pub fn from_name(name: &str) -> Option<Bug> {
@@ -55,6 +61,7 @@ impl Bug {
             "stale-log-header" => Some(Bug::StaleLogHeader),
             "log-kept-on-disk" => Some(Bug::LogKeptOnDisk),
             "old-term-snapshot" => Some(Bug::OldTermSnapshot),
+            "truncate-on-append" => Some(Bug::TruncateOnAppend),
             _ => None,
         }
     }

@@ -948,6 +948,9 @@ impl Raft {
             }
             self.log.push(entry);
         }
+        if self.config.bug == Some(Bug::TruncateOnAppend) {
+            self.cut_after(last_new);
+        }
         if self.commit > self.last_index() {
             // Committed entries were cut (the overwrite above), so the commit index
             // would point past the log. `applied` stays: the service did apply them,
@@ -957,6 +960,17 @@ impl Raft {
         }
         self.commit = self.commit.max(commit.min(last_new));
         reply(self, true, last_new, 0, None);
+    }
+
+    /// `RAFT_BUG=truncate-on-append`: drops the entries after `last`.
+    fn cut_after(&mut self, last: u64) {
+        if self.last_index() > last {
+            self.log.truncate((last - self.offset + 1) as usize);
+            self.durable_last = self.durable_last.min(last);
+            if last < self.persisted_last {
+                self.log_rewrite = true;
+            }
+        }
     }
 
     fn on_install_snapshot(

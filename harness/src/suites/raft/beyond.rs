@@ -7,7 +7,7 @@ use serde_json::json;
 
 use super::{
     require, sweep, Tester, AGREEMENT, BACKUP_EFFICIENCY, ELECTION_TIMEOUT, LEADER_ELECTION,
-    LOG_COMPACTION, MS,
+    LOG_COMPACTION, MS, STATE_MACHINE_SAFETY,
 };
 use crate::network::Partition;
 use crate::suite::{property, Context};
@@ -470,6 +470,45 @@ pub(super) fn replayed_messages(cx: &mut Context) {
                  earlier term, or from earlier in this one, must not depose the leader"
             )
         });
+        // Copies once more, and the leader crashes while they arrive. Snapshots stop
+        // first, so the followers' logs grow and an old AppendEntries of this term
+        // has entries after it to cut: only a conflict may truncate a log, or
+        // entries the leader committed on a follower's acknowledgement are gone
+        // from it, and the next leader, lacking them, puts new commands at their
+        // indices.
+        t.snapshot_every(0);
+        for _ in 0..10 {
+            t.one_random(n);
+        }
+        let old = t.check_one_leader();
+        let (old_term, _) = t.get_state(old);
+        t.replay_peer_messages(2 * ELECTION_TIMEOUT);
+        t.one_random(n);
+        t.crash(old);
+        let committed = t.last_applied_anywhere();
+        let next = t.check_one_leader();
+        let command = t.random_command();
+        let (index, term, is_leader) = t.start(next, command);
+        require(
+            !is_leader || term <= old_term || index > committed,
+            STATE_MACHINE_SAFETY,
+            || {
+                format!(
+                    "after n{} (leader of term {old_term}) crashed, n{} leads term {term} and \
+                     put a new command at index {index}, but entries up to {committed} \
+                     were committed and applied: a leader's log must hold every entry \
+                     committed before its term (Leader Completeness). Old AppendEntries \
+                     had just been delivered again; one that a follower's log already \
+                     holds and extends must not cut the entries after it",
+                    old + 1,
+                    next + 1
+                )
+            },
+        );
+        t.one_random(n - 1);
+        t.restart(old);
+        t.connect(old);
+        t.one_random(n);
     });
     cx.note(format!(
         "old messages between nodes sent again in the last replay, per run: {:?}",

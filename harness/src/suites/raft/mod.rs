@@ -114,6 +114,12 @@ pub static SUITE: Suite = Suite {
             property: LEADER_ELECTION,
         },
         KnownBad {
+            variant: "truncate-on-append",
+            what: "cuts its log after every AppendEntries it takes, even an old one its log extends",
+            test: "beyond::replayed_messages",
+            property: STATE_MACHINE_SAFETY,
+        },
+        KnownBad {
             variant: "one-step-backup",
             what: "backs up one entry per rejection",
             test: "beyond::backup_in_few_messages",

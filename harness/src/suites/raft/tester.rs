@@ -973,6 +973,11 @@ impl Tester {
         }
     }
 
+    /// The highest index any node has applied (so committed); 0 before any.
+    pub fn last_applied_anywhere(&self) -> u64 {
+        self.obs.committed.keys().next_back().copied().unwrap_or(0)
+    }
+
     /// How many nodes applied `index`, and what (they agree: checked on every report).
     pub fn n_committed(&self, index: u64) -> (usize, Option<Value>) {
         let count = self
