@@ -426,9 +426,10 @@ pub(super) fn stale_appends_after_snapshots(cx: &mut Context) {
 /// InstallSnapshot, vote or answer for what it is: entries a snapshot covers skipped
 /// and the rest kept at their own indices, a snapshot or an AppendEntries of an
 /// earlier term refused, a vote of a finished election ignored. Safety is checked
-/// throughout; and the last replay, of everything, may not change the term: no
-/// message of an earlier term, or of an earlier moment of this one, may depose a
-/// healthy leader.
+/// throughout; the burst to the settled cluster may not change the term (no message
+/// of an earlier term, or of an earlier moment of this one, may depose a healthy
+/// leader); and when the leader crashes in a last burst, the next one must hold
+/// every entry applied before (an old AppendEntries must not cut a log it extends).
 pub(super) fn replayed_messages(cx: &mut Context) {
     let counts = std::cell::RefCell::new(Vec::new());
     sweep(cx, 3, |t| {
@@ -511,7 +512,7 @@ pub(super) fn replayed_messages(cx: &mut Context) {
         t.one_random(n);
     });
     cx.note(format!(
-        "old messages between nodes sent again in the last replay, per run: {:?}",
+        "old messages between nodes sent again to the settled cluster, per run: {:?}",
         counts.into_inner()
     ));
 }
