@@ -49,6 +49,28 @@ pub fn python_example(cx: &mut Context, path: &str) -> Option<Implementation> {
     Some(Implementation::from_command(&command).expect("a command"))
 }
 
+/// The Python implementation kept as an example at `path` passes each test of `names`
+/// when plugged in as `suite`'s main program, in `mode`; nothing is run when the user
+/// opted out of python3.
+pub fn python_example_passes(
+    cx: &mut Context,
+    suite: &'static Suite,
+    path: &str,
+    names: &[&str],
+    mode: TimeMode,
+) {
+    let Some(implementation) = python_example(cx, path) else {
+        return;
+    };
+    for name in names {
+        let test = suite
+            .test(name)
+            .unwrap_or_else(|| panic!("{name} is not a test of {}", suite.name));
+        let outcome = run_against(cx, suite, test, &implementation, mode);
+        assert!(outcome.passed(), "{}", outcome.report());
+    }
+}
+
 /// The command of the shared fixture node `harness/tests/fixtures/unhelpful_node.py`
 /// in `mode` (`refuse-all`, `never-answer`, `late SECONDS CMD...`); `None` when the
 /// user opted out of python3.

@@ -50,19 +50,13 @@ pub(super) const CHECKS: &[TestCase] = &[
 /// requests, nothing like ours inside) passes a random workload, duplicated and
 /// delayed requests, and restarts, when plugged in.
 fn python_example_passes(cx: &mut Context) {
-    let Some(implementation) = self_check::python_example(cx, "impls/dfs/python/mfs_server.py")
-    else {
-        return;
-    };
-    for name in [
+    let tests = [
         "basic::random_workload_matches_the_spec",
         "lossy::delayed_duplicates_run_once",
         "restart::same_tree_after_clean_shutdown",
-    ] {
-        let test = SUITE.test(name).expect("a dfs test");
-        let outcome = self_check::run_against(cx, &SUITE, test, &implementation, TimeMode::Real);
-        assert!(outcome.passed(), "{}", outcome.report());
-    }
+    ];
+    let path = "impls/dfs/python/mfs_server.py";
+    self_check::python_example_passes(cx, &SUITE, path, &tests, TimeMode::Real);
 }
 
 /// Runs conformance test `name` with `target`, in this process.

@@ -403,18 +403,31 @@ pub(super) fn stale_appends_after_snapshots(cx: &mut Context) {
         t.set_long_reordering();
         let mut leader = t.check_one_leader();
         for round in 0..6 {
-            let follower = (leader + 1 + round % 2) % n;
-            t.disconnect(follower);
-            let count = t.rng.gen_range(2..=8);
-            t.start_random(leader, count);
-            t.one_random(n - 1);
-            t.connect(follower);
+            fall_behind_and_return(t, leader, round, 2..=8);
             let count = t.rng.gen_range(2..=8);
             t.start_random(leader, count);
             t.one_random(n);
             leader = t.check_one_leader();
         }
     });
+}
+
+/// A follower of `leader` (one or the other as `round` goes) is cut off while a burst
+/// of `burst` commands commits without it, then connected again: with snapshots on,
+/// it catches up from one.
+fn fall_behind_and_return(
+    t: &mut Tester,
+    leader: usize,
+    round: usize,
+    burst: std::ops::RangeInclusive<u64>,
+) {
+    let n = t.n;
+    let follower = (leader + 1 + round % 2) % n;
+    t.disconnect(follower);
+    let count = t.rng.gen_range(burst);
+    t.start_random(leader, count);
+    t.one_random(n - 1);
+    t.connect(follower);
 }
 
 /// Old messages heard again. The harness keeps a copy of every message between nodes
@@ -438,12 +451,7 @@ pub(super) fn replayed_messages(cx: &mut Context) {
         t.record_peer_messages();
         let mut leader = t.check_one_leader();
         for round in 0..4 {
-            let follower = (leader + 1 + round % 2) % n;
-            t.disconnect(follower);
-            let count = t.rng.gen_range(4..=9);
-            t.start_random(leader, count);
-            t.one_random(n - 1);
-            t.connect(follower);
+            fall_behind_and_return(t, leader, round, 4..=9);
             t.replay_peer_messages(300 * MS);
             t.one_random(n);
             t.disconnect(leader);

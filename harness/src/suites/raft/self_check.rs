@@ -93,17 +93,11 @@ fn refuse_all_fails_for_progress(cx: &mut Context) {
 /// old messages when plugged in: the suite asks nothing of a node that only ours
 /// does. (The whole suite passes with it, in about three minutes.)
 fn python_example_passes(cx: &mut Context) {
-    let Some(implementation) = self_check::python_example(cx, "impls/raft/python/raft_node.py")
-    else {
-        return;
-    };
-    for name in [
+    let tests = [
         "agreement::basic_agree",
         "persist::persist2",
         "beyond::replayed_messages",
-    ] {
-        let test = SUITE.test(name).expect("a raft test");
-        let outcome = self_check::run_against(cx, &SUITE, test, &implementation, TimeMode::Sim);
-        assert!(outcome.passed(), "{}", outcome.report());
-    }
+    ];
+    let path = "impls/raft/python/raft_node.py";
+    self_check::python_example_passes(cx, &SUITE, path, &tests, TimeMode::Sim);
 }
