@@ -146,6 +146,7 @@ pub(super) fn run_script(cx: &mut Context, name: &str, script: &str) {
         .map_or(0, |m| m + 1);
     let mut proxy = Proxy::start(cx, servers);
     let mut last_get: Option<String> = None;
+    let mut exited = false;
     for (k, raw) in script.lines().enumerate() {
         let line = raw.trim();
         if line.is_empty() || line.starts_with('#') {
@@ -192,11 +193,18 @@ pub(super) fn run_script(cx: &mut Context, name: &str, script: &str) {
             flush_get(&mut proxy, &get);
         }
         proxy.send(&line);
+        if line == "exit" {
+            // The proxy may be gone before another line could reach it.
+            exited = true;
+            break;
+        }
     }
     if let Some(get) = last_get.take() {
         flush_get(&mut proxy, &get);
     }
-    proxy.send("exit");
+    if !exited {
+        proxy.send("exit");
+    }
     cx.evidence()
         .file("transcript.txt", proxy.transcript.clone());
 }
