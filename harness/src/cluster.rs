@@ -507,12 +507,12 @@ impl Cluster {
     /// `Fault::Replay`: each kept message goes again, as a new message of the journal
     /// whose fate says it is a copy of an old one.
     fn replay(&mut self, span: u64) -> Result<(), HarnessError> {
-        self.replayed += self.recorded.as_ref().map_or(0, |kept| kept.len() as u64);
         let Some(kept) = self.recorded.clone() else {
             return Err(HarnessError::Fault(
                 "replay with nothing recorded: apply Fault::Record first".into(),
             ));
         };
+        self.replayed += kept.len() as u64;
         let now = self.now();
         for message in kept {
             let body = message.body.to_json();
@@ -1024,12 +1024,12 @@ impl Cluster {
         self.slots.iter().map(|s| s.power_cuts_struck).sum()
     }
 
-    /// True if node `i` runs (or is paused): not crashed, not powered off.
     /// How many copies of old messages `Fault::Replay` has sent so far.
     pub fn replayed(&self) -> u64 {
         self.replayed
     }
 
+    /// True if node `i` runs (or is paused): not crashed, not powered off.
     pub fn is_up(&self, node: &str) -> bool {
         self.index(node)
             .is_ok_and(|i| self.slots[i].state != NodeState::Down)

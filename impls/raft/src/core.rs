@@ -940,11 +940,7 @@ impl Raft {
                         self.config.id
                     );
                 }
-                self.log.truncate(pos);
-                self.durable_last = self.durable_last.min(index - 1);
-                if index <= self.persisted_last {
-                    self.log_rewrite = true;
-                }
+                self.cut_after(index - 1);
             }
             self.log.push(entry);
         }
@@ -962,7 +958,8 @@ impl Raft {
         reply(self, true, last_new, 0, None);
     }
 
-    /// `RAFT_BUG=truncate-on-append`: drops the entries after `last`.
+    /// Drops the entries after `last`: what is cut is no longer durable, and a log
+    /// file that holds any of it must be rewritten.
     fn cut_after(&mut self, last: u64) {
         if self.last_index() > last {
             self.log.truncate((last - self.offset + 1) as usize);
