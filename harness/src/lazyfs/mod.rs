@@ -40,10 +40,13 @@
 //!   two writes that belong together (a snapshot and the log it cuts short) as likely
 //!   a place for the power to go as any other.
 //! - [`LazyFs::cut_power_at_overwrite_sync`]: the power goes in the first sync of a
-//!   file holding bytes written in place over durable ones, the window in which an
-//!   overwrite (a checkpoint rewritten at a fixed offset) can be torn.
+//!   file holding bytes written in place over durable ones (other than zeros written
+//!   ahead of a log), the window in which an overwrite (a checkpoint rewritten at a
+//!   fixed offset) can be torn.
 //! - [`LazyFs::power_fail_torn`]: a write was under way, so each file appended to
-//!   since its last sync keeps a random prefix of what was appended (a torn tail, as
+//!   since its last sync keeps a random prefix of what was appended (drawn over the
+//!   bytes before any zeros that end it, which space written ahead would otherwise
+//!   make almost every draw keep whole; a torn tail, as
 //!   a disk that wrote some of an append's sectors leaves), and each 512-byte sector
 //!   it overwrote in place holds, at random, its old bytes, its new ones, or the new
 //!   ones before a random byte and the old from it on, the byte drawn between the
@@ -218,8 +221,9 @@ impl LazyFs {
     }
 
     /// Arms a power cut at the first `fsync` or `fdatasync` of a file that holds
-    /// bytes written in place over durable ones (not an append): that sync never
-    /// returns, as with [`LazyFs::cut_power_at_sync`]. A program that never
+    /// bytes written in place over durable ones (not an append, nor a write over
+    /// durable zeros, which is how a log appends into space written ahead): that sync
+    /// never returns, as with [`LazyFs::cut_power_at_sync`]. A program that never
     /// overwrites is never cut.
     pub fn cut_power_at_overwrite_sync(&self) {
         self.cut().arm_at_overwrite();

@@ -381,7 +381,7 @@ fn node_storage_survives_a_power_loss_after_every_write() {
         let state = format!("state {round}");
         storage.write("state", state.clone().into_bytes()).unwrap();
         storage
-            .write(&format!("log{round}"), vec![round as u8; 100])
+            .write(&format!("log{round}"), vec![b'a' + round as u8; 100])
             .unwrap();
         m.fs.power_fail();
         storage = node::Storage::open(Some(dir)).unwrap();
@@ -393,11 +393,75 @@ fn node_storage_survives_a_power_loss_after_every_write() {
         for earlier in 0..=round {
             assert_eq!(
                 storage.get(&format!("log{earlier}")),
-                Some(&[earlier as u8; 100][..]),
+                Some(&[b'a' + earlier as u8; 100][..]),
                 "round {round}"
             );
         }
     }
+}
+
+/// `node::Storage::append` writes into zeros written ahead of the file's content, so
+/// the sectors of an append cut by the power land in any order: whatever is read back
+/// is the synced appends and a prefix of the one under way, and nothing of it lies
+/// past that, where a later append could make it content.
+#[test]
+fn node_storage_appends_survive_torn_power_losses() {
+    let m = Mounted::new("lazyfs-storage-appends");
+    let dir = m.fs.path().to_path_buf();
+    let mut storage = node::Storage::open(Some(&dir)).unwrap();
+    let mut synced = Vec::new();
+    let mut torn = 0;
+    for round in 0..40u64 {
+        for k in 0..round % 4 {
+            let line = format!("{round}.{k} {}\n", "s".repeat((round * 37 % 700) as usize));
+            storage.append("log", line.as_bytes()).unwrap();
+            synced.extend_from_slice(line.as_bytes());
+        }
+        // Long enough to cross sectors and, in some rounds, the zeros' end.
+        let under_way = format!(
+            "{round} cut {}\n",
+            "u".repeat((round * 131 % 1500) as usize)
+        );
+        m.fs.cut_power_at_sync(1);
+        let writer = std::thread::spawn(move || {
+            let result = storage.append("log", under_way.as_bytes());
+            (result, under_way)
+        });
+        wait_until("the power cut strikes", || m.fs.power_is_cut());
+        m.fs.release_held_syncs();
+        let (result, under_way) = writer.join().unwrap();
+        assert!(
+            result.is_err(),
+            "round {round}: a held sync, once released, fails"
+        );
+        m.fs.power_fail_torn(round);
+        storage = node::Storage::open(Some(&dir)).unwrap();
+        let got = storage.get("log").unwrap_or_default().to_vec();
+        assert!(
+            got.starts_with(&synced) && under_way.as_bytes().starts_with(&got[synced.len()..]),
+            "round {round}: read back {} bytes, not the {} synced and a prefix of the append",
+            got.len(),
+            synced.len()
+        );
+        // Created by the cut append itself, the file's name was never synced.
+        let on_disk = fs::read(dir.join("log")).unwrap_or_default();
+        assert!(
+            on_disk
+                .get(got.len()..)
+                .unwrap_or_default()
+                .iter()
+                .all(|&b| b == 0),
+            "round {round}: bytes other than zeros past the content"
+        );
+        if got.len() > synced.len() && !got.ends_with(b"\n") {
+            // What a log does with a torn last line: drop it, rewriting the file.
+            torn += 1;
+            storage.write("log", synced.clone()).unwrap();
+        } else {
+            synced = got;
+        }
+    }
+    assert!(torn > 0, "no round tore its append");
 }
 
 /// `node::Storage::write`'s steps, with its two fsyncs as switches.
@@ -486,7 +550,7 @@ fn replaced_files_are_forgotten_once_nothing_can_bring_them_back() {
     let mut storage = node::Storage::open(Some(m.fs.path())).unwrap();
     for round in 0..100u32 {
         storage
-            .write("state", round.to_le_bytes().to_vec())
+            .write("state", round.to_string().into_bytes())
             .unwrap();
     }
     // The root and the current "state": every older version was replaced by a
@@ -604,6 +668,50 @@ fn a_torn_power_failure_keeps_a_prefix_of_each_append_and_nothing_else() {
     );
 }
 
+/// Zeros written ahead of an unsynced append do not shield it: the prefix kept is
+/// drawn over the data before them, as if they had not been written.
+#[test]
+fn a_torn_power_failure_draws_the_prefix_kept_before_zeros_written_ahead() {
+    let m = Mounted::new("lazyfs-torn-ahead");
+    let mut kept_whole = 0;
+    let mut lengths = std::collections::BTreeSet::new();
+    for seed in 0..32 {
+        write_durably(&m.join("log"), b"one\n");
+        let log = OpenOptions::new().write(true).open(m.join("log")).unwrap();
+        let mut append = b"two\nthree\n".to_vec();
+        append.resize(append.len() + 100_000, 0);
+        log.write_all_at(&append, 4).unwrap();
+        drop(log);
+        m.fs.power_fail_torn(seed);
+        let got = fs::read(m.join("log")).unwrap();
+        let text = got.split(|&b| b == 0).next().unwrap();
+        assert!(
+            b"one\ntwo\nthree\n".starts_with(text) && text.starts_with(b"one\n"),
+            "seed {seed}: {text:?}"
+        );
+        if text.len() == 14 {
+            kept_whole += 1;
+            assert_eq!(
+                got.len(),
+                100_014,
+                "seed {seed}: the zeros go with the data"
+            );
+        } else {
+            assert_eq!(
+                got.len(),
+                text.len(),
+                "seed {seed}: no zeros without the data"
+            );
+        }
+        lengths.insert(text.len());
+    }
+    assert!(
+        kept_whole < 16,
+        "{kept_whole} of 32 seeds kept the whole append"
+    );
+    assert!(lengths.len() > 3, "prefixes kept: {lengths:?}");
+}
+
 #[test]
 fn a_torn_power_failure_tears_an_overwrite_sector_by_sector() {
     let m = Mounted::new("lazyfs-torn-overwrite");
@@ -666,6 +774,11 @@ fn a_power_cut_at_an_overwrite_strikes_at_its_sync_and_not_before() {
     // The same bytes again change nothing.
     file.write_all_at(b"checkpoint 1", 0).unwrap();
     file.sync_data().unwrap();
+    // Writing over durable zeros is a log appending into space written ahead.
+    file.write_all_at(&[0; 16], 31).unwrap();
+    file.sync_data().unwrap();
+    file.write_all_at(b" and all", 31).unwrap();
+    file.sync_data().unwrap();
     assert!(m.fs.power_cut_armed() && !m.fs.power_is_cut());
     let writer = std::thread::spawn(move || {
         file.write_all_at(b"checkpoint 2", 0).unwrap();
@@ -681,6 +794,6 @@ fn a_power_cut_at_an_overwrite_strikes_at_its_sync_and_not_before() {
     m.fs.power_fail();
     assert_eq!(
         read(&path).as_deref(),
-        Some("checkpoint 1 and a log and more")
+        Some("checkpoint 1 and a log and more and all\0\0\0\0\0\0\0\0")
     );
 }

@@ -137,8 +137,11 @@ impl Tree {
     }
 
     /// Whether `ino` is a file that holds bytes written in place over durable ones
-    /// since its last sync (and was not cut shorter meanwhile): what
-    /// [`Tree::tear_writes`] can tear sector by sector.
+    /// since its last sync (and was not cut shorter meanwhile), where some durable
+    /// byte replaced was not zero: a rewrite of data, the window a torn overwrite
+    /// damages. Writing over durable zeros is how a log appends into space it wrote
+    /// ahead (so that its syncs need not record a new file size), an append in all
+    /// but name; [`Tree::tear_writes`] tears both sector by sector all the same.
     pub fn overwrite_pending(&self, ino: Ino) -> bool {
         match self.inodes.get(&ino).map(|n| &n.body) {
             Some(Body::File {
@@ -146,10 +149,10 @@ impl Tree {
                 durable,
                 dirty: true,
                 shrunk: false,
-            }) => {
-                let common = data.len().min(durable.len());
-                data[..common] != durable[..common]
-            }
+            }) => data
+                .iter()
+                .zip(durable)
+                .any(|(new, old)| new != old && *old != 0),
             _ => false,
         }
     }
@@ -161,6 +164,10 @@ impl Tree {
     /// from the durable ones, where a tear can be seen), and of
     /// the bytes appended after its durable length it keeps the first
     /// `appended(len)` (at most all), as a disk that wrote part of an append does.
+    /// Zeros at the end of what was appended are left out of `len`, and kept only
+    /// with everything before them: a program that writes space ahead of its data
+    /// (zeros its next writes land in) would otherwise make almost every draw keep
+    /// all of its unsynced data, and a lost write could never be seen.
     /// A file cut shorter since its sync keeps none of it. Call it just before
     /// [`Tree::power_fail`]; nothing else becomes durable.
     pub fn tear_writes(
@@ -205,9 +212,14 @@ impl Tree {
                     }
                 }
             }
-            let extra = data.len() - durable.len();
-            let kept = appended(extra).min(extra);
             let from = durable.len();
+            let extra = data.len() - from;
+            let data_end = data[from..]
+                .iter()
+                .rposition(|&b| b != 0)
+                .map_or(0, |last| last + 1);
+            let drawn = appended(data_end).min(data_end);
+            let kept = if drawn == data_end { extra } else { drawn };
             durable.extend_from_slice(&data[from..from + kept]);
             *dirty = durable != data;
         }
