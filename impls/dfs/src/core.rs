@@ -27,10 +27,13 @@ use crate::format::{
 pub struct Recovery {
     /// Whole records past the checkpoint that were rolled forward.
     pub rolled_forward: u64,
-    /// Where the log really ends: the image must be cut here.
+    /// Where the log really ends: the next record goes here.
     pub log_end: u64,
-    /// Bytes after the last whole record (a torn write), to be cut off.
+    /// Bytes after the last whole record that are not all zero (a torn write), to be
+    /// cut off.
     pub torn_bytes: u64,
+    /// Zeros after the last whole record: space written ahead of the log, kept.
+    pub written_ahead: u64,
 }
 
 #[derive(Debug)]
@@ -218,6 +221,11 @@ impl Fs {
             rolled += 1;
         }
         fs.seq = scan.seq;
+        let (torn_bytes, written_ahead) = match &scan.tail {
+            Some(tail) if tail.zeroed => (0, tail.len),
+            Some(tail) => (tail.len, 0),
+            None => (0, 0),
+        };
         let pos = scan.end;
         fs.end = pos;
         fs.pending_start = pos;
@@ -252,7 +260,8 @@ impl Fs {
             Recovery {
                 rolled_forward: rolled,
                 log_end,
-                torn_bytes: len - log_end,
+                torn_bytes,
+                written_ahead,
             },
         ))
     }

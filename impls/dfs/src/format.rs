@@ -438,13 +438,18 @@ pub struct LogScan {
 }
 
 /// Bytes after the last whole record that can only be the torn write of a batch that
-/// was never synced, hence never acknowledged.
+/// was never synced, hence never acknowledged, or space the server wrote ahead of the
+/// log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tail {
     pub start: u64,
     pub len: u64,
     /// Why the log ends at `start`.
     pub why: String,
+    /// Every byte of the tail is zero: the space the server writes ahead of the log
+    /// (so that a batch's sync need not record a new file size), or a torn write that
+    /// left none of its bytes. Boot keeps it and writes the next records over it.
+    pub zeroed: bool,
 }
 
 /// The one definition of a valid log, used by boot ([`crate::core::Fs::recover`]) and by
@@ -565,6 +570,7 @@ pub fn scan_log(disk: &(impl Disk + ?Sized), cr: &Checkpoint) -> Result<LogScan,
             start: pos,
             len: len - pos,
             why,
+            zeroed: bytes.iter().all(|&b| b == 0),
         })
     } else {
         None

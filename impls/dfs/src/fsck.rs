@@ -105,12 +105,18 @@ pub fn check(image: &[u8]) -> Report {
         }
         r.records += 1;
     }
-    if let Some(tail) = &scan.tail {
-        r.notes.push(format!(
+    match &scan.tail {
+        Some(tail) if tail.zeroed => r.notes.push(format!(
+            "{} byte(s) of zeros after the last whole record at {}: space written ahead of \
+             the log, which boot keeps and the next records overwrite",
+            tail.len, tail.start
+        )),
+        Some(tail) => r.notes.push(format!(
             "{} byte(s) after the last whole record at {}, the torn write of a batch never \
              synced nor acknowledged; boot cuts them ({})",
             tail.len, tail.start, tail.why
-        ));
+        )),
+        None => {}
     }
 
     // The inode map, through the pieces.

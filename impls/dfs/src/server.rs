@@ -65,7 +65,7 @@ const MAX_CLIENTS: usize = 4096;
 
 /// Opens an image, creating it (root directory only, synced, directory entry synced)
 /// if absent, and returns the file and the booted core.
-pub fn open_image(path: &Path) -> Result<(File, Fs)> {
+pub fn open_image(path: &Path) -> Result<(Image, Fs)> {
     if !path.exists() {
         let file = OpenOptions::new()
             .read(true)
@@ -85,7 +85,7 @@ pub fn open_image(path: &Path) -> Result<(File, Fs)> {
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
         File::open(dir)?.sync_all()?;
-        return Ok((file, fs));
+        return Ok((Image::new(file)?, fs));
     }
     let file = OpenOptions::new()
         .read(true)
@@ -117,7 +117,7 @@ pub fn open_image(path: &Path) -> Result<(File, Fs)> {
         file.write_all_at(&fs.checkpoint(), 0)?;
         file.sync_all()?;
     }
-    Ok((file, fs))
+    Ok((Image::new(file)?, fs))
 }
 
 /// The last request executed per client and its reply, so a retried or duplicated
@@ -154,13 +154,50 @@ impl Replies {
     }
 }
 
-fn append(file: &File, pending: Option<(u64, Vec<u8>)>) -> io::Result<bool> {
-    match pending {
-        Some((start, bytes)) => {
-            file.write_all_at(&bytes, start)?;
-            Ok(true)
+/// Zeros written past the log's end in one go: at least this much...
+const AHEAD_MIN: u64 = 1 << 20;
+/// ... and at most this much, however large the image.
+const AHEAD_MAX: u64 = 16 << 20;
+
+/// The image file, kept written ahead of the log with zeros.
+///
+/// A batch's `fdatasync` after an append must also make the file's new size durable
+/// (a journal commit on ext4); after writing over bytes the file already holds it
+/// flushes only the data. On the machine of docs/dfs.md that is 218 us against 114
+/// for a Write's 4,264-byte record. So whenever a batch's records would pass the
+/// file's end, zeros follow them to well past it, synced with them, and the next
+/// batches land in that space. Boot takes an all-zero tail for such space and keeps
+/// it (`Recovery::written_ahead`); a tail holding anything else is a torn write and
+/// is cut.
+pub struct Image {
+    pub file: File,
+    /// The file's length: where the zeros written ahead end.
+    len: u64,
+}
+
+impl Image {
+    fn new(file: File) -> io::Result<Image> {
+        let len = file.metadata()?.len();
+        Ok(Image { file, len })
+    }
+
+    /// Writes a batch's records at their place in the log (not synced). Returns
+    /// whether there were any.
+    fn append(&mut self, pending: Option<(u64, Vec<u8>)>) -> io::Result<bool> {
+        let Some((start, bytes)) = pending else {
+            return Ok(false);
+        };
+        self.file.write_all_at(&bytes, start)?;
+        let end = start + bytes.len() as u64;
+        if end > self.len {
+            let ahead = (end / 8).clamp(AHEAD_MIN, AHEAD_MAX);
+            // Past 4 GiB no record can go (addresses are 32-bit).
+            let len = (end + ahead).min(1 << 32).max(end);
+            self.file
+                .write_all_at(&vec![0; (len - end) as usize], end)?;
+            self.len = len;
         }
-        None => Ok(false),
+        Ok(true)
     }
 }
 
@@ -218,7 +255,7 @@ fn recv_nowait(socket: &UdpSocket, buf: &mut [u8]) -> io::Result<(usize, SocketA
 
 /// Serves `image` on UDP `port` until a Shutdown request.
 pub fn serve(port: u16, image: &Path, bug: Option<Bug>) -> Result<()> {
-    let (file, mut fs) = open_image(image)?;
+    let (mut disk, mut fs) = open_image(image)?;
     let socket = UdpSocket::bind(("0.0.0.0", port))
         .with_context(|| format!("cannot bind UDP port {port}"))?;
     let mut replies = Replies::default();
@@ -261,9 +298,9 @@ pub fn serve(port: u16, image: &Path, bug: Option<Bug>) -> Result<()> {
                 Err(_) => break,
             }
         }
-        if bug == Some(Bug::ReplyBeforeFsync) && append(&file, fs.take_pending())? {
-            file.sync_data()?;
-            file.write_all_at(&fs.checkpoint(), 0)?;
+        if bug == Some(Bug::ReplyBeforeFsync) && disk.append(fs.take_pending())? {
+            disk.file.sync_data()?;
+            disk.file.write_all_at(&fs.checkpoint(), 0)?;
         }
 
         let mut shutdown = false;
@@ -281,14 +318,14 @@ pub fn serve(port: u16, image: &Path, bug: Option<Bug>) -> Result<()> {
                 }
                 Ok((h, request)) => match replies.check(h.client, h.seq) {
                     _ if bug == Some(Bug::NoDedup) => {
-                        let reply = encode_reply(&h, &fs.apply(&file, &request));
+                        let reply = encode_reply(&h, &fs.apply(&disk.file, &request));
                         out.push((reply, from));
                         shutdown |= request == Request::Shutdown;
                     }
                     Seen::Stale => {}
                     Seen::Again(reply) => out.push((reply.to_vec(), from)),
                     Seen::New => {
-                        let reply = encode_reply(&h, &fs.apply(&file, &request));
+                        let reply = encode_reply(&h, &fs.apply(&disk.file, &request));
                         changes += u64::from(request.mutates());
                         replies.record(h.client, h.seq, reply.clone());
                         out.push((reply, from));
@@ -300,34 +337,34 @@ pub fn serve(port: u16, image: &Path, bug: Option<Bug>) -> Result<()> {
 
         match bug {
             None | Some(Bug::NoDedup) => {
-                if append(&file, fs.take_pending())? {
-                    file.sync_data()?;
+                if disk.append(fs.take_pending())? {
+                    disk.file.sync_data()?;
                     syncs += 1;
                     if syncs % CHECKPOINT_EVERY == 0 {
                         // Made durable by the next batch's sync (or Shutdown's); until
                         // then boot rolls forward from the previous one.
-                        file.write_all_at(&fs.checkpoint(), 0)?;
+                        disk.file.write_all_at(&fs.checkpoint(), 0)?;
                     }
                 }
             }
             Some(Bug::CheckpointFirst) => {
                 if let Some(pending) = fs.take_pending() {
-                    file.write_all_at(&fs.checkpoint(), 0)?;
-                    file.sync_data()?;
-                    append(&file, Some(pending))?;
-                    file.sync_data()?;
+                    disk.file.write_all_at(&fs.checkpoint(), 0)?;
+                    disk.file.sync_data()?;
+                    disk.append(Some(pending))?;
+                    disk.file.sync_data()?;
                 }
             }
             Some(Bug::NoFsync) => {
-                append(&file, fs.take_pending())?;
+                disk.append(fs.take_pending())?;
             }
             Some(Bug::ReplyBeforeFsync) => {}
         }
         if shutdown {
-            append(&file, fs.take_pending())?;
-            file.write_all_at(&fs.checkpoint(), 0)?;
+            disk.append(fs.take_pending())?;
+            disk.file.write_all_at(&fs.checkpoint(), 0)?;
             if bug != Some(Bug::NoFsync) {
-                file.sync_all()?;
+                disk.file.sync_all()?;
             }
         }
         if shutdown {
@@ -437,7 +474,7 @@ mod tests {
             booted.as_ref().err(),
             report.errors
         );
-        let (file, mut fs) = match booted {
+        let (disk, mut fs) = match booted {
             Ok(b) => b,
             Err(e) => {
                 assert_eq!(
@@ -461,11 +498,75 @@ mod tests {
                             pinum: 0,
                             name: format!("f{b}.{i}").into_bytes(),
                         };
-                        matches!(fs.apply(&file, &request), Reply::Ok(_))
+                        matches!(fs.apply(&disk.file, &request), Reply::Ok(_))
                     })
                     .count()
             })
             .collect())
+    }
+
+    /// A batch that passes the file's end writes zeros after its records; later
+    /// batches land in them without growing the file, and boot keeps them (and the
+    /// state) while `mfsck` only notes them.
+    #[test]
+    fn the_log_is_written_ahead_with_zeros_that_boot_keeps() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("fs.img");
+        let (mut disk, mut fs) = open_image(&path).unwrap();
+        let create = |i: usize| Request::Creat {
+            pinum: 0,
+            kind: 1,
+            name: format!("f{i}").into_bytes(),
+        };
+        assert_eq!(fs.apply(&disk.file, &create(0)), Reply::Ok(0));
+        assert!(disk.append(fs.take_pending()).unwrap());
+        let first = disk.file.metadata().unwrap().len();
+        assert_eq!(first, disk.len);
+        assert!(
+            first >= AHEAD_MIN,
+            "the first batch wrote {first} bytes ahead"
+        );
+        for i in 1..20 {
+            assert_eq!(fs.apply(&disk.file, &create(i)), Reply::Ok(0));
+            assert!(disk.append(fs.take_pending()).unwrap());
+        }
+        assert!(!disk.append(fs.take_pending()).unwrap(), "nothing pending");
+        assert_eq!(
+            disk.file.metadata().unwrap().len(),
+            first,
+            "no growth in the space"
+        );
+        disk.file.write_all_at(&fs.checkpoint(), 0).unwrap();
+        disk.file.sync_all().unwrap();
+        drop(disk);
+
+        let image = std::fs::read(&path).unwrap();
+        let report = crate::fsck::check(&image);
+        assert!(report.ok(), "{:?}", report.errors);
+        assert!(
+            report.notes.iter().any(|n| n.contains("written ahead")),
+            "{:?}",
+            report.notes
+        );
+        let (_, recovery) = Fs::recover(image.as_slice()).unwrap();
+        assert_eq!(recovery.torn_bytes, 0);
+        assert_eq!(recovery.log_end + recovery.written_ahead, first);
+        let (disk, mut back) = open_image(&path).unwrap();
+        assert_eq!(
+            disk.file.metadata().unwrap().len(),
+            first,
+            "boot kept the space"
+        );
+        for i in 0..20 {
+            let lookup = Request::Lookup {
+                pinum: 0,
+                name: format!("f{i}").into_bytes(),
+            };
+            assert!(
+                matches!(back.apply(&disk.file, &lookup), Reply::Ok(_)),
+                "f{i}"
+            );
+        }
     }
 
     #[test]
