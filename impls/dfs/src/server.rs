@@ -490,6 +490,15 @@ mod tests {
             crate::fsck::check(&after).ok(),
             "the image boot left behind fails mfsck"
         );
+        // A torn tail is cut, not kept as space written ahead: the next records would
+        // land on it, and a whole record of the torn batch after them could be rolled
+        // forward at a later boot.
+        let cr = Checkpoint::decode(&after[..CR_SIZE]).expect("a whole checkpoint region");
+        let tail = scan_log(after.as_slice(), &cr).unwrap().tail;
+        assert!(
+            !matches!(tail, Some(t) if !t.zeroed),
+            "boot left a torn tail in the image"
+        );
         Ok((0..batches)
             .map(|b| {
                 (0..per_batch)
@@ -601,7 +610,13 @@ mod tests {
         tails.push(("zeros", zeros, 0));
         let mut garbage = image[..last_start].to_vec();
         garbage.extend((0..9000u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8));
-        tails.push(("garbage", garbage, 0));
+        tails.push(("garbage", garbage.clone(), 0));
+        // The same with a checkpoint region that covers the synced batches, so
+        // nothing is rolled forward: the garbage must still be cut, not kept as space
+        // written ahead.
+        let (fs, _) = Fs::recover(&image[..last_start]).unwrap();
+        garbage[..CR_SIZE].copy_from_slice(&fs.checkpoint());
+        tails.push(("garbage after a checkpoint covering the log", garbage, 0));
         // Its first record's pages lost, its later (whole) records on disk: they belong
         // to the same unsynced batch, so they go too.
         let mut hole = image.clone();
