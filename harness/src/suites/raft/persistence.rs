@@ -193,7 +193,9 @@ pub(super) fn power_loss_at_sync_points(cx: &mut Context) {
     }
     power_cuts_at_syncs(&mut t, 15);
     t.snapshot_every(3);
-    power_cuts_at_syncs(&mut t, 45);
+    // With 45 cuts here, RAFT_BUG=stale-log-header (a crash between a snapshot and
+    // the log it compacts, then appends to the old log) went unseen on 2 seeds of 50.
+    power_cuts_at_syncs(&mut t, 90);
 }
 
 /// `rounds` power cuts, each on a follower in one of its next few syncs, while it
