@@ -113,7 +113,11 @@ pub fn open_image(path: &Path) -> Result<(Image, Fs)> {
             recovery.torn_bytes,
             recovery.log_end
         );
-        file.set_len(recovery.log_end)?;
+        // Only a torn tail goes: zeros written ahead stay for the next batches, which
+        // would otherwise write them again after every boot that rolled forward.
+        if recovery.torn_bytes > 0 {
+            file.set_len(recovery.log_end)?;
+        }
         file.write_all_at(&fs.checkpoint(), 0)?;
         file.sync_all()?;
     }
