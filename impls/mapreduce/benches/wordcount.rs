@@ -3,7 +3,9 @@
 //!
 //! `cargo bench -p mapreduce --bench wordcount` (run it under `flock /tmp/bench.lock`
 //! so two benchmarks never share the machine). `MR_BENCH_MIB` sets the input size
-//! (256 by default), `MR_BENCH_ROUNDS` the number of interleaved rounds (5). The
+//! (256 by default), `MR_BENCH_ROUNDS` the number of interleaved rounds (5),
+//! `MR_BENCH_KEEP` a directory to generate the input into and leave there (to
+//! profile a job on the same text: `mapreduce --input $MR_BENCH_KEEP/input ...`). The
 //! table gives wall time (what the targets are about) and CPU time (user + system of
 //! every process of the run), which shows the framework's overhead even when other
 //! load on the machine blurs the wall times. The input is generated into a temp dir and removed afterwards:
@@ -173,13 +175,18 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(5);
-    let dir = tempfile::tempdir().unwrap();
-    let input = dir.path().join("input");
-    fs::create_dir(&input).unwrap();
+    let temp = tempfile::tempdir().unwrap();
+    let dir = match std::env::var_os("MR_BENCH_KEEP") {
+        Some(keep) => PathBuf::from(keep),
+        None => temp.path().to_path_buf(),
+    };
+    let input = dir.join("input");
+    let _ = fs::remove_dir_all(&input);
+    fs::create_dir_all(&input).unwrap();
     eprintln!("generating {mib} MiB in {}", input.display());
     let files = generate(&input, mib);
     let bytes: u64 = files.iter().map(|f| fs::metadata(f).unwrap().len()).sum();
-    let ref_out = dir.path().join("reference.txt");
+    let ref_out = dir.join("reference.txt");
     let load_before = loadavg();
 
     // Rounds interleave the three, so a change of load on a shared machine hits
@@ -188,7 +195,7 @@ fn main() {
     for _ in 0..rounds {
         t_ref.push(reference(&files, &ref_out));
         for (nworkers, times) in [(1, &mut t_one), (2, &mut t_two)] {
-            let out = dir.path().join(format!("out-{nworkers}"));
+            let out = dir.join(format!("out-{nworkers}"));
             times.push(job(&input, &out, nworkers));
             assert!(
                 fs::read(out.join("output.txt")).unwrap() == fs::read(&ref_out).unwrap(),
@@ -196,7 +203,7 @@ fn main() {
             );
         }
     }
-    let t_core = coreutils(&input, &dir.path().join("coreutils.txt"));
+    let t_core = coreutils(&input, &dir.join("coreutils.txt"));
     let (t_ref, t_one, t_two) = (median(t_ref), median(t_one), median(t_two));
 
     let mb = bytes as f64 / (1 << 20) as f64;

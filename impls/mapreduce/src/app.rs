@@ -23,6 +23,20 @@ pub trait App: Send + Sync {
         emit: &mut dyn FnMut(&str, &str),
     ) -> anyhow::Result<()>;
 
+    /// Maps a task's pieces of input, each with its name, in order. The default maps
+    /// each piece on its own; an application that combines what it emits (word
+    /// count) overrides it to combine across the pieces.
+    fn map_pieces(
+        &self,
+        pieces: &[(&str, &[u8])],
+        emit: &mut dyn FnMut(&str, &str),
+    ) -> anyhow::Result<()> {
+        for (name, contents) in pieces {
+            self.map(name, contents, emit)?;
+        }
+        Ok(())
+    }
+
     /// One output value for a key and all its values (in map-task order).
     fn reduce(&self, key: &str, values: &[&str]) -> anyhow::Result<String>;
 

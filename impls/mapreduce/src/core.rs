@@ -179,12 +179,12 @@ mod tests {
         let m = (0..maps)
             .map(|id| MapTask {
                 id,
-                split: Split {
+                splits: vec![Split {
                     path: format!("in-{id}").into(),
                     name: format!("in-{id}"),
                     start: 0,
                     end: 1,
-                },
+                }],
                 outputs: (0..reduces)
                     .map(|r| format!("mr-{id}-{r}").into())
                     .collect(),

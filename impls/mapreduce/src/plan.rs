@@ -40,19 +40,19 @@ impl Layout for PartLayout {
     }
 }
 
-/// Every map and reduce task for these splits.
+/// Every map and reduce task: a map task for each group of splits.
 pub fn tasks(
-    splits: Vec<Split>,
+    groups: Vec<Vec<Split>>,
     nreduce: usize,
     layout: &dyn Layout,
 ) -> (Vec<MapTask>, Vec<ReduceTask>) {
-    let nmap = splits.len();
-    let maps = splits
+    let nmap = groups.len();
+    let maps = groups
         .into_iter()
         .enumerate()
-        .map(|(id, split)| MapTask {
+        .map(|(id, splits)| MapTask {
             id,
-            split,
+            splits,
             outputs: (0..nreduce).map(|r| layout.intermediate(id, r)).collect(),
         })
         .collect();
@@ -64,6 +64,38 @@ pub fn tasks(
         })
         .collect();
     (maps, reduces)
+}
+
+/// A map task for each split (6.5840: a task for each input file).
+pub fn one_a_task(splits: Vec<Split>) -> Vec<Vec<Split>> {
+    splits.into_iter().map(|s| vec![s]).collect()
+}
+
+/// Splits in their order, packed into map tasks of about `target` bytes: a task
+/// takes the next split while it stays within a quarter over the target.
+///
+/// Every map task costs the same beyond its bytes (word count emits its whole
+/// vocabulary, which the reducers read and add up again), so small files are better
+/// read together; a split larger than the target (a file the cut left whole) is a
+/// task of its own.
+pub fn pack(splits: Vec<Split>, target: u64) -> Vec<Vec<Split>> {
+    let limit = target.saturating_add(target / 4);
+    let mut groups: Vec<Vec<Split>> = Vec::new();
+    let mut bytes = 0;
+    for split in splits {
+        let size = split.end - split.start;
+        match groups.last_mut() {
+            Some(group) if bytes + size <= limit => {
+                bytes += size;
+                group.push(split);
+            }
+            _ => {
+                bytes = size;
+                groups.push(vec![split]);
+            }
+        }
+    }
+    groups
 }
 
 /// One split per file, whole (6.5840 counts one map call per input file).
@@ -133,12 +165,61 @@ mod tests {
                 end: 0,
             })
             .collect();
-        let (maps, reduces) = tasks(splits, 2, &LabLayout);
+        let (maps, reduces) = tasks(one_a_task(splits), 2, &LabLayout);
         assert_eq!(maps[2].outputs, [PathBuf::from("mr-2-0"), "mr-2-1".into()]);
         assert_eq!(
             reduces[1].inputs,
             [PathBuf::from("mr-0-1"), "mr-1-1".into(), "mr-2-1".into()]
         );
         assert_eq!(reduces[1].output, PathBuf::from("mr-out-1"));
+    }
+
+    fn sizes(groups: &[Vec<Split>]) -> Vec<Vec<u64>> {
+        groups
+            .iter()
+            .map(|g| g.iter().map(|s| s.end - s.start).collect())
+            .collect()
+    }
+
+    fn splits_of(sizes: &[u64]) -> Vec<Split> {
+        sizes
+            .iter()
+            .enumerate()
+            .map(|(i, &size)| Split {
+                path: format!("f{i}").into(),
+                name: format!("f{i}"),
+                start: 7,
+                end: 7 + size,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn small_splits_are_packed_up_to_a_quarter_over_the_target() {
+        // Files a few bytes over half the target still go two to a task.
+        let groups = pack(splits_of(&[16, 17, 16, 16, 30, 41, 2, 0, 45]), 32);
+        assert_eq!(
+            sizes(&groups),
+            [
+                vec![16, 17],
+                vec![16, 16],
+                vec![30],
+                vec![41],
+                vec![2, 0],
+                vec![45]
+            ]
+        );
+        // In order, each split once.
+        let names: Vec<String> = groups.concat().into_iter().map(|s| s.name).collect();
+        assert_eq!(names, (0..9).map(|i| format!("f{i}")).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn splits_larger_than_the_target_stay_tasks_of_their_own() {
+        assert_eq!(
+            sizes(&pack(splits_of(&[100, 1, 100]), 10)),
+            [vec![100], vec![1], vec![100]]
+        );
+        assert_eq!(sizes(&pack(Vec::new(), 10)), Vec::<Vec<u64>>::new());
     }
 }

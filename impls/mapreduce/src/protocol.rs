@@ -26,7 +26,10 @@ pub struct Split {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MapTask {
     pub id: usize,
-    pub split: Split,
+    /// What the task reads: one split in the 6.5840 front end (a file); in the
+    /// word-count front end, several small files packed together or a piece of a
+    /// large one.
+    pub splits: Vec<Split>,
     /// One intermediate file per reduce partition, in partition order.
     pub outputs: Vec<PathBuf>,
 }

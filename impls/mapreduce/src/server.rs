@@ -200,12 +200,12 @@ mod tests {
         let socket = dir.path().join("s");
         let map = MapTask {
             id: 0,
-            split: Split {
+            splits: vec![Split {
                 path: "in".into(),
                 name: "in".into(),
                 start: 0,
                 end: 0,
-            },
+            }],
             outputs: vec!["mr-0-0".into()],
         };
         let reduce = ReduceTask {

@@ -17,7 +17,7 @@ use crate::kvfile;
 use crate::output::{Durability, OutputFile};
 use crate::partition::partition;
 use crate::protocol::{call, Kind, MapTask, ReduceTask, Reply, Request};
-use crate::split::read_range_into;
+use crate::split::Mapped;
 
 /// How long a worker started before its coordinator keeps trying to reach it.
 const STARTUP_GRACE: Duration = Duration::from_secs(5);
@@ -27,7 +27,6 @@ pub fn run(socket: &Path, app: &dyn App, bug: Option<Bug>) -> anyhow::Result<()>
     let mut contacted = false;
     // Kept from task to task: a fresh buffer costs a page fault per 4 KiB and
     // reallocations as it grows.
-    let mut buffer = Vec::new();
     let mut parts: Vec<Vec<u8>> = Vec::new();
     loop {
         let reply = match call(socket, &Request::GetTask) {
@@ -41,11 +40,7 @@ pub fn run(socket: &Path, app: &dyn App, bug: Option<Bug>) -> anyhow::Result<()>
         };
         contacted = true;
         let (kind, id, result) = match reply {
-            Reply::Map(task) => (
-                Kind::Map,
-                task.id,
-                run_map(&task, app, &mut buffer, &mut parts, bug),
-            ),
+            Reply::Map(task) => (Kind::Map, task.id, run_map(&task, app, &mut parts, bug)),
             Reply::Reduce(task) => (Kind::Reduce, task.id, run_reduce(&task, app, bug)),
             Reply::Wait { ms } => {
                 sleep(Duration::from_millis(ms));
@@ -77,18 +72,26 @@ pub fn run(socket: &Path, app: &dyn App, bug: Option<Bug>) -> anyhow::Result<()>
 fn run_map(
     task: &MapTask,
     app: &dyn App,
-    data: &mut Vec<u8>,
     buckets: &mut Vec<Vec<u8>>,
     bug: Option<Bug>,
 ) -> anyhow::Result<()> {
-    let split = &task.split;
-    read_range_into(&split.path, split.start, split.end, data)?;
+    let inputs = task
+        .splits
+        .iter()
+        .map(|s| Mapped::open(&s.path, s.start, s.end))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let pieces: Vec<(&str, &[u8])> = task
+        .splits
+        .iter()
+        .zip(&inputs)
+        .map(|(s, input)| (s.name.as_str(), input.bytes()))
+        .collect();
     let nreduce = task.outputs.len();
     buckets.resize_with(nreduce, Vec::new);
     for bucket in buckets.iter_mut() {
         bucket.clear();
     }
-    app.map(&split.name, data, &mut |key, value| {
+    app.map_pieces(&pieces, &mut |key, value| {
         kvfile::push(&mut buckets[partition(key, nreduce)], key, value);
     })?;
     // Every partition gets a file, even an empty one, so a reducer can tell a map task

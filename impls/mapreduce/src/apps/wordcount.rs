@@ -32,13 +32,25 @@ fn parse_count(key: &str, value: &str) -> anyhow::Result<u64> {
 impl App for WordCount {
     fn map(
         &self,
-        _name: &str,
+        name: &str,
         contents: &[u8],
+        emit: &mut dyn FnMut(&str, &str),
+    ) -> anyhow::Result<()> {
+        self.map_pieces(&[(name, contents)], emit)
+    }
+
+    /// Counts every piece in one table and emits it once: a word of several pieces
+    /// is one pair.
+    fn map_pieces(
+        &self,
+        pieces: &[(&str, &[u8])],
         emit: &mut dyn FnMut(&str, &str),
     ) -> anyhow::Result<()> {
         TABLE.with_borrow_mut(|counts| {
             counts.clear();
-            count_into(contents, counts);
+            for (_, contents) in pieces {
+                count_into(contents, counts);
+            }
             let mut digits = Decimal::default();
             for (word, n) in counts.iter() {
                 emit(word, digits.format(n));

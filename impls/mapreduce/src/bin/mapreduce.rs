@@ -16,7 +16,7 @@ use mapreduce::bug::Bug;
 use mapreduce::core::Coordinator;
 use mapreduce::merge::merge_counts;
 use mapreduce::output::remove_temp_files;
-use mapreduce::plan::{directory_splits, tasks, Layout, PartLayout};
+use mapreduce::plan::{directory_splits, pack, tasks, Layout, PartLayout};
 use mapreduce::server::{timeout_from_env, Server};
 
 /// Set in the environment of the worker processes this command starts (itself again).
@@ -38,8 +38,9 @@ struct Args {
     /// Number of reduce tasks (and reduce.part files).
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
     nreduce: u16,
-    /// Target map split size in bytes [default: input size / (4 * nworkers), within
-    /// 1 MiB..=64 MiB].
+    /// Bytes a map task reads: files smaller than this are packed together, larger
+    /// ones cut at line boundaries [default: input size / (2 * nworkers); files are
+    /// cut into pieces of that size within 1 MiB..=64 MiB].
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     split_size: Option<u64>,
 }
@@ -92,25 +93,27 @@ fn master(args: Args) -> anyhow::Result<()> {
     let timeout = timeout_from_env()?;
     check_dirs(&args)?;
     let nworkers = usize::from(args.nworkers);
-    let split_size = match args.split_size {
-        Some(s) => s,
+    let (target, cut) = match args.split_size {
+        Some(s) => (s, s),
         None => {
             let mut total = 0;
             for entry in fs::read_dir(&args.input)? {
                 total += fs::metadata(entry?.path()).map(|m| m.len()).unwrap_or(0);
             }
-            // About four tasks a worker: every map task emits its split's whole
-            // vocabulary, which the reducers read and add up again, and on 128 MiB
-            // of text eight tasks a worker made that cost a quarter more CPU than
-            // four (docs/mapreduce.md, Performance); four still leave the other
-            // workers idle only briefly while the last task finishes.
-            (total / (4 * nworkers as u64)).clamp(1 << 20, 64 << 20)
+            // About two tasks a worker: every map task emits its split's whole
+            // vocabulary, which the reducers read and add up again, so each task
+            // costs more than its bytes (docs/mapreduce.md, Performance); two still
+            // let a worker that finishes first take the last task. Files are not cut
+            // into pieces under 1 MiB (not worth a task) or over 64 MiB (a lost
+            // task's work).
+            let target = (total / (2 * nworkers as u64)).max(1);
+            (target, target.clamp(1 << 20, 64 << 20))
         }
     };
-    let splits = directory_splits(&args.input, split_size)?;
+    let groups = pack(directory_splits(&args.input, cut)?, target);
     let layout = PartLayout(args.output.clone());
     let nreduce = usize::from(args.nreduce);
-    let (maps, reduces) = tasks(splits, nreduce, &layout);
+    let (maps, reduces) = tasks(groups, nreduce, &layout);
     let socket = std::env::temp_dir().join(format!(
         "mapreduce-{}-{}.sock",
         std::process::id(),

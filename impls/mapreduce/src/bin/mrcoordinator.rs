@@ -11,7 +11,7 @@ use clap::Parser;
 use mapreduce::bug::Bug;
 use mapreduce::core::{Coordinator, WAIT_MS};
 use mapreduce::output::remove_temp_files;
-use mapreduce::plan::{tasks, whole_files, LabLayout};
+use mapreduce::plan::{one_a_task, tasks, whole_files, LabLayout};
 use mapreduce::server::{timeout_from_env, Server};
 
 #[derive(Parser)]
@@ -38,7 +38,11 @@ fn run(args: Args) -> anyhow::Result<()> {
     let bug = Bug::from_env()?;
     let timeout = timeout_from_env()?;
     let socket = PathBuf::from(std::env::var("MR_SOCKET").unwrap_or_else(|_| "mr-socket".into()));
-    let (maps, reduces) = tasks(whole_files(&args.files)?, args.nreduce.into(), &LabLayout);
+    let (maps, reduces) = tasks(
+        one_a_task(whole_files(&args.files)?),
+        args.nreduce.into(),
+        &LabLayout,
+    );
     let server = Server::start(&socket, Coordinator::new(maps, reduces, timeout, bug))?;
     let result = server.wait_done();
     remove_temp_files(std::path::Path::new("."), "mr-")?;
