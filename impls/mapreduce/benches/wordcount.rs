@@ -8,11 +8,11 @@
 //! profile a job on the same text: `mapreduce --input $MR_BENCH_KEEP/input ...`). The
 //! table gives wall time (what the targets are about) and CPU time (user + system of
 //! every process of the run), which shows the framework's overhead even when other
-//! load on the machine blurs the wall times. The input is generated into a temp dir and removed
-//! afterwards (unless `MR_BENCH_KEEP` is set):
-//! Zipf-distributed words (exponent 1.0) from a vocabulary of invented Latin words, a
-//! share of them accented, with some Greek, Cyrillic and CJK words, digits and
-//! punctuation mixed in. Every job's `output.txt` is compared with the reference's.
+//! load on the machine blurs the wall times. The input is generated into a temp dir
+//! and removed afterwards (unless `MR_BENCH_KEEP` is set): Zipf-distributed words
+//! (exponent 1.0) from a vocabulary of invented Latin words, a share of them
+//! accented, with some Greek, Cyrillic and CJK words, digits and punctuation mixed
+//! in. Every job's `output.txt` is compared with the reference's.
 
 use std::fs;
 use std::io::{BufWriter, Write};
