@@ -205,6 +205,11 @@ const TESTS: &[TestCase] = &[
         run: wordcount::one_huge_file,
     },
     TestCase {
+        name: "wordcount::many_small_files",
+        after: None,
+        run: wordcount::many_small_files,
+    },
+    TestCase {
         name: "wordcount::non_latin_and_invalid_utf8",
         after: None,
         run: wordcount::non_latin_and_invalid_utf8,

@@ -88,6 +88,23 @@ pub fn one_huge_file(cx: &mut Context) {
     }
 }
 
+/// A directory of many short documents, which an implementation may read several
+/// to a map task: each file's words are its own. Every file starts and ends with a
+/// letter and has no final newline, so a task that runs one file's text into the
+/// next counts words such as `tailhead` that no file holds.
+pub fn many_small_files(cx: &mut Context) {
+    let job = WordCountJob::new(cx, "wc-many");
+    let mut rng = cx.rng(1);
+    for i in 0..300 {
+        let size = rng.gen_range(100..3000);
+        let mut body = b"head ".to_vec();
+        body.extend(text(&mut rng, size, false));
+        body.extend_from_slice(b" tail");
+        job.add_input(&format!("doc-{i:03}.txt"), &body);
+    }
+    run_and_check(&job, 3, 4);
+}
+
 /// Accented Latin letters make words; other scripts, digits and invalid UTF-8 separate.
 pub fn non_latin_and_invalid_utf8(cx: &mut Context) {
     let job = WordCountJob::new(cx, "wc-unicode");
