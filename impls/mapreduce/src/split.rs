@@ -56,14 +56,21 @@ pub fn line_splits(path: &Path, size: u64, target: u64) -> anyhow::Result<Vec<(u
 /// buffer of its own and without a page fault for every 4 KiB of a fresh buffer
 /// (the pages are mapped when the range is, `MAP_POPULATE`). A job's input must not
 /// change while the job runs: a file cut short under a mapping ends the worker with
-/// SIGBUS, and its task is handed to another worker, which finds the file short.
+/// SIGBUS, and its task is handed to another worker, which finds the file short. A
+/// file its filesystem will not map (FUSE with direct I/O, for one) is read instead.
 pub struct Mapped {
-    map: Option<memmap2::Mmap>,
+    bytes: Bytes,
+}
+
+enum Bytes {
+    Empty,
+    Mapped(memmap2::Mmap),
+    Read(Vec<u8>),
 }
 
 impl Mapped {
     pub fn open(path: &Path, start: u64, end: u64) -> anyhow::Result<Mapped> {
-        let file = File::open(path).with_context(|| format!("open {}", path.display()))?;
+        let mut file = File::open(path).with_context(|| format!("open {}", path.display()))?;
         let size = file
             .metadata()
             .with_context(|| format!("stat {}", path.display()))?
@@ -74,24 +81,44 @@ impl Mapped {
             path.display()
         );
         if start == end {
-            return Ok(Mapped { map: None });
+            return Ok(Mapped {
+                bytes: Bytes::Empty,
+            });
         }
         // SAFETY: the mapping is read-only and private; the job's contract is that its
         // input does not change while it runs (see above).
-        let map = unsafe {
+        let mapped = unsafe {
             memmap2::MmapOptions::new()
                 .offset(start)
                 .len((end - start) as usize)
                 .populate()
                 .map(&file)
-        }
-        .with_context(|| format!("map {} ({start}..{end})", path.display()))?;
-        Ok(Mapped { map: Some(map) })
+        };
+        let bytes = match mapped {
+            Ok(map) => Bytes::Mapped(map),
+            Err(_) => Bytes::Read(
+                read_range(&mut file, start, end)
+                    .with_context(|| format!("read {} ({start}..{end})", path.display()))?,
+            ),
+        };
+        Ok(Mapped { bytes })
     }
 
     pub fn bytes(&self) -> &[u8] {
-        self.map.as_deref().unwrap_or(&[])
+        match &self.bytes {
+            Bytes::Empty => &[],
+            Bytes::Mapped(map) => map,
+            Bytes::Read(data) => data,
+        }
     }
+}
+
+/// `[start, end)` of an open file, read.
+fn read_range(file: &mut File, start: u64, end: u64) -> std::io::Result<Vec<u8>> {
+    file.seek(SeekFrom::Start(start))?;
+    let mut data = vec![0; (end - start) as usize];
+    file.read_exact(&mut data)?;
+    Ok(data)
 }
 
 #[cfg(test)]
@@ -129,6 +156,23 @@ mod tests {
     #[test]
     fn an_empty_file_is_one_empty_split() {
         assert_eq!(splits(b"", 10), [b""]);
+    }
+
+    #[test]
+    fn a_range_read_instead_of_mapped_is_the_same_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        std::fs::write(&path, b"abc\ndef\nghi\n").unwrap();
+        let mut file = File::open(&path).unwrap();
+        for (start, end) in [(0, 12), (4, 8), (5, 12), (11, 12)] {
+            let read = read_range(&mut file, start, end).unwrap();
+            assert_eq!(
+                read,
+                Mapped::open(&path, start, end).unwrap().bytes(),
+                "{start}..{end}"
+            );
+        }
+        assert!(read_range(&mut file, 8, 20).is_err(), "past the end");
     }
 
     #[test]
