@@ -15,7 +15,7 @@
 //! in. Every job's `output.txt` is compared with the reference's.
 
 use std::fs;
-use std::io::{BufWriter, Write};
+use std::io::{BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -109,7 +109,6 @@ fn reference(files: &[PathBuf], out: &Path) -> Run {
     let mut counts = Counts::default();
     let mut buf = Vec::new();
     for f in files {
-        use std::io::Read;
         buf.clear();
         fs::File::open(f).unwrap().read_to_end(&mut buf).unwrap();
         count_into(&buf, &mut counts);

@@ -63,7 +63,6 @@ pub struct Mapped {
 }
 
 enum Bytes {
-    Empty,
     Mapped(memmap2::Mmap),
     Read(Vec<u8>),
 }
@@ -81,8 +80,9 @@ impl Mapped {
             path.display()
         );
         if start == end {
+            // Nothing to map (a mapping cannot be empty), nor to allocate.
             return Ok(Mapped {
-                bytes: Bytes::Empty,
+                bytes: Bytes::Read(Vec::new()),
             });
         }
         // SAFETY: the mapping is read-only and private; the job's contract is that its
@@ -106,7 +106,6 @@ impl Mapped {
 
     pub fn bytes(&self) -> &[u8] {
         match &self.bytes {
-            Bytes::Empty => &[],
             Bytes::Mapped(map) => map,
             Bytes::Read(data) => data,
         }
