@@ -71,31 +71,32 @@ pub fn one_a_task(splits: Vec<Split>) -> Vec<Vec<Split>> {
     splits.into_iter().map(|s| vec![s]).collect()
 }
 
-/// Splits in their order, packed into map tasks of about `target` bytes: a task
-/// takes the next split while it stays within a quarter over the target.
+/// Splits in their order, packed into map tasks of about `target` bytes: a split
+/// goes to the task its middle byte falls in when the input is laid end to end and
+/// cut every `target` bytes. An input of `n * target` bytes makes `n` tasks, each
+/// within a split of the target (a rule that lets a task run over the target by a
+/// share instead can put five of eight equal files in the first of two tasks).
 ///
 /// Every map task costs the same beyond its bytes (word count emits its whole
 /// vocabulary, which the reducers read and add up again), so small files are better
 /// read together; a split larger than the target (a file the cut left whole) is a
 /// task of its own.
 pub fn pack(splits: Vec<Split>, target: u64) -> Vec<Vec<Split>> {
-    let limit = target.saturating_add(target / 4);
-    let mut groups: Vec<Vec<Split>> = Vec::new();
-    let mut bytes = 0;
+    let target = target.max(1);
+    // (slot, whether the task is a large split alone, its splits)
+    let mut groups: Vec<(u64, bool, Vec<Split>)> = Vec::new();
+    let mut before = 0u64;
     for split in splits {
         let size = split.end - split.start;
+        let slot = (before + size / 2) / target;
+        let alone = size > target;
+        before += size;
         match groups.last_mut() {
-            Some(group) if bytes + size <= limit => {
-                bytes += size;
-                group.push(split);
-            }
-            _ => {
-                bytes = size;
-                groups.push(vec![split]);
-            }
+            Some((last, false, group)) if *last == slot && !alone => group.push(split),
+            _ => groups.push((slot, alone, vec![split])),
         }
     }
-    groups
+    groups.into_iter().map(|(_, _, group)| group).collect()
 }
 
 /// One split per file, whole (6.5840 counts one map call per input file).
@@ -117,31 +118,44 @@ pub fn whole_files(files: &[PathBuf]) -> anyhow::Result<Vec<Split>> {
         .collect()
 }
 
-/// Every regular file in `dir` (by name, not recursing), cut into splits of about
-/// `split_size` bytes at line boundaries.
-pub fn directory_splits(dir: &Path, split_size: u64) -> anyhow::Result<Vec<Split>> {
+/// An input file and its size in bytes.
+pub struct InputFile {
+    pub path: PathBuf,
+    pub size: u64,
+}
+
+/// Every regular file in `dir` (by name, not recursing), with its size.
+pub fn directory_files(dir: &Path) -> anyhow::Result<Vec<InputFile>> {
     let mut files = Vec::new();
     for entry in fs::read_dir(dir)
         .with_context(|| format!("cannot read input directory {}", dir.display()))?
     {
-        let entry = entry?;
-        let path = entry.path();
+        let path = entry?.path();
         // Follows symlinks: a link to a regular file is an input too.
-        if fs::metadata(&path).map(|m| m.is_file()).unwrap_or(false) {
-            files.push(path);
+        match fs::metadata(&path) {
+            Ok(meta) if meta.is_file() => files.push(InputFile {
+                path,
+                size: meta.len(),
+            }),
+            _ => {}
         }
     }
-    files.sort();
+    files.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(files)
+}
+
+/// `files` cut into splits of about `split_size` bytes at line boundaries.
+pub fn file_splits(files: &[InputFile], split_size: u64) -> anyhow::Result<Vec<Split>> {
     let mut splits = Vec::new();
-    for path in files {
-        let size = fs::metadata(&path)?.len();
-        let name = path
+    for file in files {
+        let name = file
+            .path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        for (start, end) in line_splits(&path, size, split_size)? {
+        for (start, end) in line_splits(&file.path, file.size, split_size)? {
             splits.push(Split {
-                path: path.clone(),
+                path: file.path.clone(),
                 name: name.clone(),
                 start,
                 end,
@@ -195,7 +209,7 @@ mod tests {
     }
 
     #[test]
-    fn small_splits_are_packed_up_to_a_quarter_over_the_target() {
+    fn small_splits_are_packed_by_where_their_middle_falls() {
         // Files a few bytes over half the target still go two to a task.
         let groups = pack(splits_of(&[16, 17, 16, 16, 30, 41, 2, 0, 45]), 32);
         assert_eq!(
@@ -214,11 +228,34 @@ mod tests {
         assert_eq!(names, (0..9).map(|i| format!("f{i}")).collect::<Vec<_>>());
     }
 
+    /// Eight files a few bytes over an eighth of the input, packed for two tasks,
+    /// make two tasks of four: the share a task may run over its target does not
+    /// take a fifth file into the first.
+    #[test]
+    fn equal_files_are_shared_out_evenly() {
+        let files = [16 << 20 | 5; 8];
+        let total: u64 = files.iter().sum();
+        for tasks in [1, 2, 4, 8] {
+            let groups = pack(splits_of(&files), total / tasks);
+            assert_eq!(groups.len() as u64, tasks);
+            assert!(
+                groups.iter().all(|g| g.len() as u64 == 8 / tasks),
+                "{tasks}"
+            );
+        }
+    }
+
     #[test]
     fn splits_larger_than_the_target_stay_tasks_of_their_own() {
         assert_eq!(
             sizes(&pack(splits_of(&[100, 1, 100]), 10)),
             [vec![100], vec![1], vec![100]]
+        );
+        // Nor does a small one before it join it, though the large one's middle
+        // falls in its task.
+        assert_eq!(
+            sizes(&pack(splits_of(&[2, 14, 3]), 10)),
+            [vec![2], vec![14], vec![3]]
         );
         assert_eq!(sizes(&pack(Vec::new(), 10)), Vec::<Vec<u64>>::new());
     }

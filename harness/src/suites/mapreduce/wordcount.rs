@@ -34,12 +34,18 @@ fn generated(cx: &mut Context, label: &str, files: usize, size: usize) -> WordCo
 }
 
 /// The file layout (`map.part-M-R.txt`, `reduce.part-R.txt`, `output.txt`, nothing
-/// else) and the order of `output.txt`.
+/// else) and the order of `output.txt`. How many map tasks there are is the
+/// implementation's choice, but with three workers and 800 KB of input there must be
+/// more than one (the contract shares the input out among the workers), and the
+/// layout checked is then that of several tasks.
 pub fn layout_and_order(cx: &mut Context) {
     let job = generated(cx, "wc-layout", 4, 200_000);
     let maps = run_and_check(&job, 3, 5);
-    if maps < 4 {
-        fail(OUTPUT, format!("{maps} map tasks for 4 input files"));
+    if maps < 2 {
+        fail(
+            OUTPUT,
+            format!("{maps} map task for 4 input files and 3 workers: the input must be shared out among the workers"),
+        );
     }
 }
 

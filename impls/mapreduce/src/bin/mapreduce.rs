@@ -16,7 +16,7 @@ use mapreduce::bug::Bug;
 use mapreduce::core::Coordinator;
 use mapreduce::merge::merge_counts;
 use mapreduce::output::remove_temp_files;
-use mapreduce::plan::{directory_splits, pack, tasks, Layout, PartLayout};
+use mapreduce::plan::{directory_files, file_splits, pack, tasks, Layout, PartLayout};
 use mapreduce::server::{timeout_from_env, Server};
 
 /// Set in the environment of the worker processes this command starts (itself again).
@@ -39,8 +39,8 @@ struct Args {
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
     nreduce: u16,
     /// Bytes a map task reads: files smaller than this are packed together, larger
-    /// ones cut at line boundaries [default: input size / (2 * nworkers); files are
-    /// cut into pieces of that size within 1 MiB..=64 MiB].
+    /// ones cut at line boundaries [default: input size / nworkers, at most 64 MiB;
+    /// files are cut into pieces of that size, at least 1 MiB].
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     split_size: Option<u64>,
 }
@@ -93,24 +93,23 @@ fn master(args: Args) -> anyhow::Result<()> {
     let timeout = timeout_from_env()?;
     check_dirs(&args)?;
     let nworkers = usize::from(args.nworkers);
+    let files = directory_files(&args.input)?;
     let (target, cut) = match args.split_size {
         Some(s) => (s, s),
         None => {
-            let mut total = 0;
-            for entry in fs::read_dir(&args.input)? {
-                total += fs::metadata(entry?.path()).map(|m| m.len()).unwrap_or(0);
-            }
-            // About two tasks a worker: every map task emits its split's whole
-            // vocabulary, which the reducers read and add up again, so each task
-            // costs more than its bytes (docs/mapreduce.md, Performance); two still
-            // let a worker that finishes first take the last task. Files are not cut
-            // into pieces under 1 MiB (not worth a task) or over 64 MiB (a lost
-            // task's work).
-            let target = (total / (2 * nworkers as u64)).max(1);
+            let total: u64 = files.iter().map(|f| f.size).sum();
+            // A task a worker, of at most 64 MiB: every map task emits its split's
+            // whole vocabulary, which the reducers read and add up again, so each
+            // task costs more than its bytes (docs/mapreduce.md, Performance). A
+            // second task a worker evens out only a worker twice as fast as the
+            // other, since equal tasks go out two at a time. Files are not cut into
+            // pieces under 1 MiB (not worth a task) and tasks stay within 64 MiB (a
+            // lost task's work).
+            let target = (total / nworkers as u64).clamp(1, 64 << 20);
             (target, target.clamp(1 << 20, 64 << 20))
         }
     };
-    let groups = pack(directory_splits(&args.input, cut)?, target);
+    let groups = pack(file_splits(&files, cut)?, target);
     let layout = PartLayout(args.output.clone());
     let nreduce = usize::from(args.nreduce);
     let (maps, reduces) = tasks(groups, nreduce, &layout);
