@@ -1,7 +1,8 @@
 //! Checks of the MapReduce suite itself: it fails programs that do nothing, for lack
 //! of progress; its re-assignment scenario does not mistake a slow re-assignment for
 //! none; its word-count oracle agrees with `specs::wordcount` on every character and
-//! on the texts the suite generates.
+//! on the texts the suite generates; and a word count of another make, in Python,
+//! passes it.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -42,6 +43,11 @@ pub(super) const CHECKS: &[TestCase] = &[
         name: "oracle_agrees_with_specs_on_generated_texts",
         after: None,
         run: oracle_agrees_with_specs_on_generated_texts,
+    },
+    TestCase {
+        name: "python_example_passes",
+        after: None,
+        run: python_example_passes,
     },
 ];
 
@@ -110,6 +116,24 @@ fn a_do_nothing_implementation_fails_every_test(cx: &mut Context) {
 /// this short; the runs mostly wait, so six go at once.
 fn an_idle_implementation_fails_every_test(cx: &mut Context) {
     every_test_rejects(cx, "idle.sh", Duration::from_secs(2), 6);
+}
+
+/// The Python word count kept as an example (`impls/mapreduce/python/wordcount.py`, a
+/// process a task and a task a worker's share of the input, nothing like ours inside)
+/// passes the word-count tests when plugged in: the layout with files packed into
+/// tasks, words across files and scripts, a big file cut, workers killed, and bad
+/// arguments refused.
+fn python_example_passes(cx: &mut Context) {
+    let tests = [
+        "wordcount::layout_and_order",
+        "wordcount::many_small_files",
+        "wordcount::non_latin_and_invalid_utf8",
+        "wordcount::one_huge_file",
+        "wordcount::workers_killed",
+        "wordcount::bad_arguments",
+    ];
+    let path = "impls/mapreduce/python/wordcount.py";
+    self_check::python_example_passes(cx, &SUITE, path, &tests, TimeMode::Real);
 }
 
 /// What the re-assignment test must not mistake for `never-reassign`: our correct

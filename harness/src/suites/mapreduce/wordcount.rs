@@ -295,8 +295,11 @@ pub fn bad_arguments(cx: &mut Context) {
 
 /// Worker processes of the job SIGKILLed mid-run: the job still finishes exactly.
 /// Kills follow the job's progress, not the clock: the first as soon as a worker
-/// exists (it is then in its first map task), the next ones after a random number of
-/// further files appear in the output directory.
+/// exists and the output directory does (it is then in its first map task), the next
+/// ones after a random number of further files appear in the output directory.
+/// Waiting for the directory keeps the kills off a launcher's own helpers: a command
+/// such as pyenv's `python3` shim runs programs of its own before it becomes the
+/// implementation's master, and a helper killed would fail the launcher.
 pub fn workers_killed(cx: &mut Context) {
     let mut job = generated(cx, "wc-kill", 4, 512 << 10);
     job.env("MR_TASK_TIMEOUT_MS", SHORT_TIMEOUT_MS);
@@ -312,7 +315,7 @@ pub fn workers_killed(cx: &mut Context) {
             break;
         }
         let workers = descendants(master.pid());
-        if workers.is_empty() || files(&job) < kill_at {
+        if workers.is_empty() || !job.output.is_dir() || files(&job) < kill_at {
             continue;
         }
         kill_pid(workers[rng.gen_range(0..workers.len())]);
