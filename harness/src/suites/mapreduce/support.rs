@@ -209,21 +209,38 @@ fn log_to(command: &mut Command, path: &Path, evidence: &Evidence) {
 
 /// The programs run in the job's directory, where a relative path such as
 /// `./mr/coordinator.py` given on the command line would name nothing: such a path is
-/// taken from the directory the suite was started in.
+/// taken from the directory the suite was started in. So is an argument that names an
+/// existing file there by a relative path (`python3 mr/wc.py`): an interpreter's
+/// script is an argument, not the program.
 fn anchored(imp: Implementation) -> Implementation {
-    let program = imp.program();
-    if imp.is_ours() || program.is_absolute() || program.components().count() < 2 {
+    if imp.is_ours() {
         return imp;
     }
-    let Ok(absolute) = std::path::absolute(program) else {
+    let relative = |word: &str| {
+        let path = Path::new(word);
+        !path.is_absolute() && path.components().count() >= 2
+    };
+    let Ok(words) = shell_words::split(&imp.command_line()) else {
         return imp;
     };
-    let line = imp.command_line();
-    let rest = shell_words::split(&line)
-        .map(|words| words.into_iter().skip(1).collect::<Vec<_>>())
-        .unwrap_or_default();
-    let mut words = vec![absolute.to_string_lossy().into_owned()];
-    words.extend(rest);
+    let mut changed = false;
+    let words: Vec<String> = words
+        .into_iter()
+        .enumerate()
+        .map(|(i, word)| {
+            let name = relative(&word) && (i == 0 || Path::new(&word).exists());
+            match std::path::absolute(&word) {
+                Ok(absolute) if name => {
+                    changed = true;
+                    absolute.to_string_lossy().into_owned()
+                }
+                _ => word,
+            }
+        })
+        .collect();
+    if !changed {
+        return imp;
+    }
     Implementation::from_command(&shell_words::join(words)).unwrap_or(imp)
 }
 
@@ -618,5 +635,27 @@ pub fn kill_pid(pid: u32) {
     // /proc just before; a worker already gone makes this a no-op (ESRCH).
     unsafe {
         libc::kill(pid as libc::pid_t, libc::SIGKILL);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Relative paths that name something from where the suite starts are made
+    /// absolute, the program's and an interpreter's script alike; other words stay.
+    #[test]
+    fn relative_paths_on_a_command_line_are_anchored() {
+        let script = "tests/mapreduce/fixtures/do-nothing.sh";
+        let absolute = std::path::absolute(script).unwrap();
+        let absolute = absolute.to_string_lossy();
+        let line =
+            |command: &str| anchored(Implementation::from_command(command).unwrap()).command_line();
+        assert_eq!(
+            line(&format!("python3 {script} --mode a/b")),
+            format!("python3 {absolute} --mode a/b")
+        );
+        assert_eq!(line(&format!("./{script} x")), format!("{absolute} x"));
+        assert_eq!(line("python3 -u wc.py"), "python3 -u wc.py");
     }
 }
