@@ -210,16 +210,13 @@ fn log_to(command: &mut Command, path: &Path, evidence: &Evidence) {
 /// The programs run in the job's directory, where a relative path such as
 /// `./mr/coordinator.py` given on the command line would name nothing: such a path is
 /// taken from the directory the suite was started in. So is an argument that names an
-/// existing file there by a relative path (`python3 mr/wc.py`): an interpreter's
-/// script is an argument, not the program.
+/// existing file there by a relative path (`python3 wc.py`, `python3 mr/wc.py`): an
+/// interpreter's script is an argument, not the program. (A program named by one
+/// word alone is looked up in `PATH`, and stays as it is.)
 fn anchored(imp: Implementation) -> Implementation {
     if imp.is_ours() {
         return imp;
     }
-    let relative = |word: &str| {
-        let path = Path::new(word);
-        !path.is_absolute() && path.components().count() >= 2
-    };
     let Ok(words) = shell_words::split(&imp.command_line()) else {
         return imp;
     };
@@ -228,7 +225,13 @@ fn anchored(imp: Implementation) -> Implementation {
         .into_iter()
         .enumerate()
         .map(|(i, word)| {
-            let name = relative(&word) && (i == 0 || Path::new(&word).exists());
+            let path = Path::new(&word);
+            let name = !path.is_absolute()
+                && if i == 0 {
+                    path.components().count() >= 2
+                } else {
+                    path.is_file()
+                };
             match std::path::absolute(&word) {
                 Ok(absolute) if name => {
                     changed = true;
@@ -643,7 +646,8 @@ mod tests {
     use super::*;
 
     /// Relative paths that name something from where the suite starts are made
-    /// absolute, the program's and an interpreter's script alike; other words stay.
+    /// absolute, the program's and an interpreter's script alike; other words (a
+    /// directory, a file that is not there, an option) stay.
     #[test]
     fn relative_paths_on_a_command_line_are_anchored() {
         let script = "tests/mapreduce/fixtures/do-nothing.sh";
@@ -656,6 +660,11 @@ mod tests {
             format!("python3 {absolute} --mode a/b")
         );
         assert_eq!(line(&format!("./{script} x")), format!("{absolute} x"));
+        let here = std::path::absolute("Cargo.toml").unwrap();
+        assert_eq!(
+            line("python3 Cargo.toml tests"),
+            format!("python3 {} tests", here.to_string_lossy())
+        );
         assert_eq!(line("python3 -u wc.py"), "python3 -u wc.py");
     }
 }
