@@ -83,20 +83,22 @@ pub fn one_a_task(splits: Vec<Split>) -> Vec<Vec<Split>> {
 /// task of its own.
 pub fn pack(splits: Vec<Split>, target: u64) -> Vec<Vec<Split>> {
     let target = target.max(1);
-    // (slot, whether the task is a large split alone, its splits)
-    let mut groups: Vec<(u64, bool, Vec<Split>)> = Vec::new();
+    let mut groups: Vec<Vec<Split>> = Vec::new();
+    // The slot of the last task, while it may take more splits (not a large one's).
+    let mut open = None;
     let mut before = 0u64;
     for split in splits {
         let size = split.end - split.start;
         let slot = (before + size / 2) / target;
-        let alone = size > target;
+        let small = size <= target;
         before += size;
         match groups.last_mut() {
-            Some((last, false, group)) if *last == slot && !alone => group.push(split),
-            _ => groups.push((slot, alone, vec![split])),
+            Some(group) if small && open == Some(slot) => group.push(split),
+            _ => groups.push(vec![split]),
         }
+        open = small.then_some(slot);
     }
-    groups.into_iter().map(|(_, _, group)| group).collect()
+    groups
 }
 
 /// One split per file, whole (6.5840 counts one map call per input file).
