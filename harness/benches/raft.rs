@@ -73,12 +73,11 @@ fn fsync_ms(dir: &Path, ahead: bool) -> f64 {
         .open(path)
         .expect("a probe file");
     let line = [b'x'; 64];
-    let start = file.metadata().expect("the probe's size").len();
-    if ahead {
-        file.write_all_at(&[0; 64 * WRITES as usize], start)
-            .expect("zeros");
-        file.sync_all().expect("fsync");
-    }
+    let start = if ahead {
+        zeros_ahead(&file, 64 * WRITES)
+    } else {
+        file.metadata().expect("the probe's size").len()
+    };
     let mut times: Vec<u64> = (0..WRITES)
         .map(|k| {
             let t0 = Instant::now();
@@ -95,23 +94,31 @@ fn fsync_ms(dir: &Path, ahead: bool) -> f64 {
     percentile(&times, 0.5)
 }
 
+/// Writes `bytes` zeros at the end of `file` and syncs them, for writes over zeros
+/// written ahead; returns where the zeros start.
+fn zeros_ahead(file: &std::fs::File, bytes: u64) -> u64 {
+    let start = file.metadata().expect("the probe's size").len();
+    file.write_all_at(&vec![0; bytes as usize], start)
+        .expect("zeros");
+    file.sync_all().expect("fsync");
+    start
+}
+
 /// The median time (ms) from issuing `n` fdatasyncs at once, each of 64 bytes written
 /// over zeros in a file of its own in `dir`, to the `quorum`-th of them returning.
 fn shared_fsync_ms(dir: &Path, n: usize, quorum: usize) -> f64 {
     const ROUNDS: usize = 100;
     std::fs::create_dir_all(dir).expect("a probe dir");
-    let files: Vec<std::fs::File> = (0..n)
+    let files: Vec<(std::fs::File, u64)> = (0..n)
         .map(|i| {
             let file = OpenOptions::new()
                 .create(true)
-                .truncate(true)
-                .read(true)
                 .write(true)
+                .truncate(false)
                 .open(dir.join(format!("probe-shared-{i}")))
                 .expect("a probe file");
-            file.write_all_at(&[0; 64 * ROUNDS], 0).expect("zeros");
-            file.sync_all().expect("fsync");
-            file
+            let start = zeros_ahead(&file, 64 * ROUNDS as u64);
+            (file, start)
         })
         .collect();
     let (start, end) = (Barrier::new(n + 1), Barrier::new(n + 1));
@@ -119,13 +126,13 @@ fn shared_fsync_ms(dir: &Path, n: usize, quorum: usize) -> f64 {
     let returned: Vec<Vec<Instant>> = std::thread::scope(|s| {
         let threads: Vec<_> = files
             .iter()
-            .map(|file| {
+            .map(|(file, at)| {
                 let (start, end) = (&start, &end);
                 s.spawn(move || {
                     (0..ROUNDS)
                         .map(|k| {
                             start.wait();
-                            file.write_all_at(&[b'x'; 64], 64 * k as u64)
+                            file.write_all_at(&[b'x'; 64], at + 64 * k as u64)
                                 .expect("write");
                             file.sync_data().expect("fdatasync");
                             let done = Instant::now();
@@ -235,6 +242,7 @@ fn main() {
         let mut fsyncs = Vec::new();
         let mut fsyncs_ahead = Vec::new();
         let mut shared = Vec::new();
+        let majority = nodes / 2 + 1;
         let mut trips = Vec::new();
         for _ in 0..rounds {
             // On a thread, while the tester keeps routing: the network stands still
@@ -245,7 +253,7 @@ fn main() {
                 (
                     fsync_ms(&probe_dir, false),
                     fsync_ms(&probe_dir, true),
-                    shared_fsync_ms(&probe_dir, nodes, nodes / 2 + 1),
+                    shared_fsync_ms(&probe_dir, nodes, majority),
                 )
             });
             while !probe.is_finished() {
@@ -323,8 +331,7 @@ fn main() {
             bound_of(fsync_ahead, trip, 3.0),
         ));
         summary.push(format!(
-            "{nodes} nodes: window 1 p50 = {shared_ratio:.2}x the bound with the disk shared ({} of {nodes} fsyncs of 64 bytes over zeros, issued at once, done in {at_once:.3} ms = {:.1}x one alone; + 3 round trips = {:.3} ms)",
-            nodes / 2 + 1,
+            "{nodes} nodes: window 1 p50 = {shared_ratio:.2}x the bound with the disk shared ({majority} of {nodes} fsyncs of 64 bytes over zeros, issued at once, done in {at_once:.3} ms = {:.1}x one alone; + 3 round trips = {:.3} ms)",
             at_once / fsync_ahead,
             at_once + 3.0 * trip,
         ));
