@@ -336,21 +336,6 @@ impl<T> Waiting<T> {
             .collect()
     }
 
-    /// Answers what waits for entries up to `index`, which a snapshot from the
-    /// leader covers: their outcome is in the state, not known here.
-    pub fn covered(&mut self, index: u64) -> Vec<(T, Body)> {
-        let later = self.waits.split_off(&(index + 1));
-        let covered = std::mem::replace(&mut self.waits, later);
-        covered
-            .into_iter()
-            .flat_map(|(i, ws)| ws.into_iter().map(move |w| (i, w)))
-            .map(|(i, w)| {
-                let text = format!("entry {i} arrived in a snapshot; its outcome is unknown here");
-                (w.token, indefinite(text, None))
-            })
-            .collect()
-    }
-
     /// Answers the requests that can no longer be answered by their entry: this node
     /// lost the leadership of their term (the entry may still commit under another
     /// leader, so the error is indefinite), or they waited past their deadline.
@@ -528,9 +513,5 @@ mod tests {
         assert!(w.check(10 + PENDING_TIMEOUT - 1, &leading).is_empty());
         assert_eq!(w.next_deadline(), Some(10 + PENDING_TIMEOUT));
         assert_eq!(w.check(10 + PENDING_TIMEOUT, &leading).len(), 1);
-        w.add(9, 3, "e", 0);
-        w.add(11, 3, "f", 0);
-        assert_eq!(w.covered(10).len(), 1);
-        assert_eq!(w.len(), 1);
     }
 }

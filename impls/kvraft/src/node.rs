@@ -117,9 +117,9 @@ impl KvRaftNode {
                     Err(e) => eprintln!("{}: leader's snapshot: {e}", self.raft.id()),
                 }
                 self.applied = snapshot.index;
-                for (request, body) in self.waiting.covered(snapshot.index) {
-                    out.reply(&request, body);
-                }
+                // Requests waiting on entries the snapshot covers need no answer here: only
+                // a follower installs a leader's snapshot, and `check` below answers every
+                // request of a node that no longer leads.
             }
             for (index, entry) in ready.applied {
                 if index <= self.applied {

@@ -160,9 +160,9 @@ impl<M: Machine> Replica<M> {
                     Err(e) => eprintln!("{}: leader's snapshot: {e}", self.raft.id()),
                 }
                 self.applied = snapshot.index;
-                for (request, body) in self.waiting.covered(snapshot.index) {
-                    out.reply(&request, body);
-                }
+                // Requests waiting on entries the snapshot covers need no answer here: only
+                // a follower installs a leader's snapshot, and `check` below answers every
+                // request of a node that no longer leads.
             }
             for (index, entry) in ready.applied {
                 if index <= self.applied {
