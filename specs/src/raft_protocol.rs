@@ -59,9 +59,10 @@
 //! `i` with `(i + 1) % 10 == 0`, the tester sends that node `snapshot` with `index` and
 //! the service state through `i` as `data` (any JSON value; the tester's is the list
 //! of commands applied at indices 1..=i). The node must discard its log through
-//! `index`, keep `data`, and persist both; it may answer `snapshot_ok`, or an error
-//! with code 22 (precondition failed) if it has not applied `index` in this process
-//! run. The tester does not wait for the answer.
+//! `index`, keep `data`, and persist both; it may answer `snapshot_ok` once both are
+//! durable (6.5840's `Snapshot` returns after `persister.Save`), or an error with code
+//! 22 (precondition failed) if it has not applied `index` in this process run. The
+//! tester does not wait for the answer.
 //!
 //! ```text
 //! -> {"src":"tester","dest":"n1","body":{"type":"snapshot","msg_id":31,"index":9,"data":[101,102,103,104,105,106,107,108,109]}}
@@ -70,7 +71,13 @@
 //!
 //! `persisted_size`: how many bytes of Raft state (term, vote, log: everything but the
 //! snapshot) and of snapshot the node last made durable. 6.5840 bounds the Raft state
-//! at 2,000 bytes while snapshots are taken every 10 entries.
+//! at 2,000 bytes while snapshots are taken every 10 entries. The tester reads the
+//! sizes only from this answer, so it also holds each answer to a floor: at least a
+//! byte of Raft state for each entry the log must still hold (applied, and past every
+//! index the node was asked to snapshot at or installed a snapshot through), and at
+//! least a byte of snapshot for each command of the largest snapshot it confirmed
+//! (`snapshot_ok`, or a `snapshot` report). However a node encodes them, it cannot
+//! keep them in less.
 //!
 //! ```text
 //! -> {"src":"tester","dest":"n1","body":{"type":"persisted_size","msg_id":32}}

@@ -91,12 +91,46 @@ struct Observer {
     next_id: u64,
     /// Act as a service that snapshots after every this many entries (0: never).
     snapshot_every: u64,
-    /// Requests whose answers nobody waits for (snapshots).
-    unawaited: std::collections::BTreeSet<u64>,
+    /// Requests whose answers nobody waits for (snapshots): the node asked, and how
+    /// many commands the snapshot holds.
+    unawaited: BTreeMap<u64, (usize, u64)>,
     snapshots_installed: u64,
     /// The largest snapshot each node could hold, in bytes of its data as JSON: the
     /// largest the tester asked it to take or it reported installing.
     snapshot_bytes: Vec<u64>,
+    /// What each node must hold on disk, for the floor of its `persisted_size`.
+    held: Vec<Held>,
+}
+
+/// What one node must keep on disk, as far as the tester can tell: the floor under
+/// what it may report to `persisted_size`. A report is the tester's only view of a
+/// node's Raft state (6.5840's tester reads its persister directly), so a node that
+/// reports less than it holds makes the log-size bound pass unseen.
+#[derive(Debug, Clone, Copy, Default)]
+struct Held {
+    /// Commands in the largest snapshot the node acknowledged taking or reported
+    /// installing: a snapshot is durable before the node says so, and later ones
+    /// only grow.
+    snapshot: u64,
+    /// The highest index the node may have compacted its log to: the last one the
+    /// tester asked it to snapshot at or it installed a snapshot through.
+    log_start: u64,
+    /// The highest index the node applied in its current process run: an entry is
+    /// durable before the node reports it applied.
+    applied: u64,
+    /// Wiped, and not yet started over (its last process's reports may still be on
+    /// their way): nothing to require of its log.
+    wiped: bool,
+}
+
+impl Held {
+    /// The entries the node's log must still hold: applied, not compacted.
+    fn log_entries(&self) -> u64 {
+        if self.wiped {
+            return 0;
+        }
+        self.applied.saturating_sub(self.log_start)
+    }
 }
 
 impl Observer {
@@ -115,7 +149,11 @@ impl Observer {
     }
 
     /// The answer to a request nobody waits for: only an unexpected error matters.
-    fn on_unawaited(&mut self, src: &str, body: &Body) {
+    fn on_unawaited(&mut self, (i, commands): (usize, u64), src: &str, body: &Body) {
+        if body.kind == "snapshot_ok" {
+            let held = &mut self.held[i];
+            held.snapshot = held.snapshot.max(commands);
+        }
         let refused = body.kind == "error" && body.u64("code") == Some(22);
         if body.kind != "snapshot_ok" && !refused {
             self.violation(
@@ -156,6 +194,11 @@ impl Observer {
         }
         self.logs[i] = log;
         self.snapshots_installed += 1;
+        let held = &mut self.held[i];
+        held.snapshot = held.snapshot.max(report.index);
+        held.log_start = held.log_start.max(report.index);
+        held.applied = held.applied.max(report.index);
+        held.wiped = false;
         let bytes = report.data.to_string().len() as u64;
         self.snapshot_bytes[i] = self.snapshot_bytes[i].max(bytes);
     }
@@ -175,8 +218,9 @@ impl Observer {
         let data = Value::from(data);
         let bytes = data.to_string().len() as u64;
         self.snapshot_bytes[i] = self.snapshot_bytes[i].max(bytes);
+        self.held[i].log_start = self.held[i].log_start.max(index);
         let id = self.fresh_id();
-        self.unawaited.insert(id);
+        self.unawaited.insert(id, (i, index));
         cluster.send(Message {
             src: TESTER.into(),
             dest: self.names[i].clone(),
@@ -219,7 +263,9 @@ impl Observer {
                     for e in entries {
                         if e.index == 1 && self.restarted[i] {
                             self.logs[i].clear();
+                            self.held[i].wiped = false;
                         }
+                        self.held[i].applied = self.held[i].applied.max(e.index);
                         let expected = self.logs[i].keys().next_back().map_or(1, |k| k + 1);
                         if e.index != expected {
                             self.violation(
@@ -260,12 +306,12 @@ impl Driver for Observer {
     fn on_message(&mut self, cluster: &mut Cluster, message: Message) {
         self.now = cluster.now();
         match message.body.in_reply_to {
-            Some(id) if self.unawaited.remove(&id) => {
-                self.on_unawaited(&message.src, &message.body)
-            }
-            Some(id) => {
-                self.replies.insert(id, message.body);
-            }
+            Some(id) => match self.unawaited.remove(&id) {
+                Some(asked) => self.on_unawaited(asked, &message.src, &message.body),
+                None => {
+                    self.replies.insert(id, message.body);
+                }
+            },
             None => self.on_report(cluster, &message.src, &message.body),
         }
     }
@@ -426,6 +472,7 @@ impl Tester {
                 unawaited: Default::default(),
                 snapshots_installed: 0,
                 snapshot_bytes: vec![0; n],
+                held: vec![Held::default(); n],
             },
             cluster,
             n,
@@ -676,6 +723,10 @@ impl Tester {
     /// entry, which Raft does not tolerate on a majority.
     pub fn restart_wiped(&mut self, i: usize) {
         self.boot_again(i, Fault::RestartWiped);
+        self.obs.held[i] = Held {
+            wiped: true,
+            ..Held::default()
+        };
     }
 
     /// Crashes node `i` and starts a new process with `fault` (a restart kind).
@@ -796,7 +847,8 @@ impl Tester {
     }
 
     /// 6.5840's `LogSize`: the largest Raft state (everything but the snapshot) a
-    /// running node last persisted, in bytes.
+    /// running node last persisted, in bytes. Each report must also cover what the
+    /// node is known to hold ([`Tester::require_honest_size`]).
     pub fn log_size(&mut self) -> u64 {
         let nodes: Vec<usize> = (0..self.n)
             .filter(|&i| self.alive[i] && !self.paused[i])
@@ -810,16 +862,43 @@ impl Tester {
             .into_iter()
             .zip(replies)
             .map(|(i, reply)| {
-                self.answer(
+                let (raft_state, snapshot) = self.answer(
                     i,
                     "persisted_size",
                     reply,
                     raft_protocol::parse_persisted_size_ok,
-                )
-                .0
+                );
+                self.require_honest_size(i, raft_state, snapshot);
+                raft_state
             })
             .max()
             .unwrap_or(0)
+    }
+
+    /// A `persisted_size` answer of node `i` must count at least a byte for each
+    /// entry its log must hold (applied and not compacted) and for each command of
+    /// the largest snapshot it confirmed: however a node encodes them, it cannot
+    /// keep them in less. A node that reports less makes 6.5840's log-size bound,
+    /// which reads the report, pass without seeing the log. Fails for `protocol`.
+    fn require_honest_size(&self, i: usize, raft_state: u64, snapshot: u64) {
+        let held = self.obs.held[i];
+        let name = self.name(i);
+        let entries = held.log_entries();
+        require(raft_state >= entries, property::PROTOCOL, || {
+            format!(
+                "{name} reports {raft_state} bytes of Raft state, less than a byte for each of \
+                 the {entries} entries its log must hold (applied through {}, compacted at \
+                 most through {})",
+                held.applied, held.log_start
+            )
+        });
+        require(snapshot >= held.snapshot, property::PROTOCOL, || {
+            format!(
+                "{name} reports {snapshot} bytes of snapshot, less than a byte for each of the \
+                 {} commands of the snapshot it confirmed",
+                held.snapshot
+            )
+        });
     }
 
     /// SIGSTOP: node `i` keeps its state and its links but does nothing; messages to
