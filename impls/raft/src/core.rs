@@ -141,8 +141,10 @@ impl Restored {
         }
         if hs.log_start < s_index {
             let last = hs.log_start + hs.log.len() as u64;
-            let term_at_snapshot = (s_index <= last && s_index > hs.log_start)
-                .then(|| hs.log[(s_index - hs.log_start - 1) as usize].term);
+            // `log_start < s_index` here, so the snapshot's last entry, if held, is
+            // one of the log's.
+            let term_at_snapshot =
+                (s_index <= last).then(|| hs.log[(s_index - hs.log_start - 1) as usize].term);
             if term_at_snapshot == Some(s_term) {
                 hs.log.drain(..(s_index - hs.log_start) as usize);
             } else {
