@@ -857,18 +857,22 @@ impl Tester {
             .iter()
             .map(|&i| (i, raft_protocol::persisted_size(0)))
             .collect();
+        // What each node held when asked: reports after the question may be of work
+        // the node did after answering it.
+        let held: Vec<Held> = nodes.iter().map(|&i| self.obs.held[i]).collect();
         let replies = self.ask_all(requests);
         nodes
             .into_iter()
+            .zip(held)
             .zip(replies)
-            .map(|(i, reply)| {
+            .map(|((i, held), reply)| {
                 let (raft_state, snapshot) = self.answer(
                     i,
                     "persisted_size",
                     reply,
                     raft_protocol::parse_persisted_size_ok,
                 );
-                self.require_honest_size(i, raft_state, snapshot);
+                self.require_honest_size(i, held, raft_state, snapshot);
                 raft_state
             })
             .max()
@@ -877,11 +881,11 @@ impl Tester {
 
     /// A `persisted_size` answer of node `i` must count at least a byte for each
     /// entry its log must hold (applied and not compacted) and for each command of
-    /// the largest snapshot it confirmed: however a node encodes them, it cannot
-    /// keep them in less. A node that reports less makes 6.5840's log-size bound,
-    /// which reads the report, pass without seeing the log. Fails for `protocol`.
-    fn require_honest_size(&self, i: usize, raft_state: u64, snapshot: u64) {
-        let held = self.obs.held[i];
+    /// the largest snapshot it confirmed, as of when it was asked (`held`): however
+    /// a node encodes them, it cannot keep them in less. A node that reports less
+    /// makes 6.5840's log-size bound, which reads the report, pass without seeing the
+    /// log. Fails for `protocol`.
+    fn require_honest_size(&self, i: usize, held: Held, raft_state: u64, snapshot: u64) {
         let name = self.name(i);
         let entries = held.log_entries();
         require(raft_state >= entries, property::PROTOCOL, || {
