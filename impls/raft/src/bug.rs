@@ -36,10 +36,13 @@ pub enum Bug {
     /// entries a newer one added, which it had acknowledged (Figure 2 truncates only
     /// at a conflict).
     TruncateOnAppend,
+    /// Answers `persisted_size` with no Raft state at all, whatever its log holds:
+    /// a node that lets a log-size bound which reads its report pass unseen.
+    SizeUnderreported,
 }
 
 impl Bug {
-    pub const NAMES: [&'static str; 9] = [
+    pub const NAMES: [&'static str; 10] = [
         "count-commit",
         "forget-vote",
         "one-step-backup",
@@ -49,6 +52,7 @@ impl Bug {
         "log-kept-on-disk",
         "old-term-snapshot",
         "truncate-on-append",
+        "size-underreported",
     ];
 
     pub fn from_name(name: &str) -> Option<Bug> {
@@ -62,6 +66,7 @@ impl Bug {
             "log-kept-on-disk" => Some(Bug::LogKeptOnDisk),
             "old-term-snapshot" => Some(Bug::OldTermSnapshot),
             "truncate-on-append" => Some(Bug::TruncateOnAppend),
+            "size-underreported" => Some(Bug::SizeUnderreported),
             _ => None,
         }
     }

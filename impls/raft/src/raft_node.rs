@@ -24,6 +24,8 @@ pub struct RaftNode {
     log_before_snapshot: bool,
     /// `RAFT_BUG=log-kept-on-disk`: the log file never compacted.
     log_kept_on_disk: bool,
+    /// `RAFT_BUG=size-underreported`: no Raft state reported to `persisted_size`.
+    size_underreported: bool,
 }
 
 impl RaftNode {
@@ -55,6 +57,7 @@ impl RaftNode {
             writing: None,
             log_before_snapshot: bug == Some(Bug::LogBeforeSnapshot),
             log_kept_on_disk: bug == Some(Bug::LogKeptOnDisk),
+            size_underreported: bug == Some(Bug::SizeUnderreported),
         })
     }
 
@@ -163,7 +166,14 @@ impl RaftNode {
                 Err(e) => Body::error(ErrorCode::MalformedRequest, e),
             },
             "persisted_size" => Body::new("persisted_size_ok")
-                .with("raft_state", self.files.raft_state())
+                .with(
+                    "raft_state",
+                    if self.size_underreported {
+                        0
+                    } else {
+                        self.files.raft_state()
+                    },
+                )
                 .with("snapshot", self.files.snapshot()),
             other => Body::error(
                 ErrorCode::NotSupported,
