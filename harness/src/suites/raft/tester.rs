@@ -890,16 +890,16 @@ impl Tester {
         let entries = held.log_entries();
         require(raft_state >= entries, property::PROTOCOL, || {
             format!(
-                "{name} reports {raft_state} bytes of Raft state, less than a byte for each of \
-                 the {entries} entries its log must hold (applied through {}, compacted at \
-                 most through {})",
+                "{name} reports {raft_state} bytes of Raft state, less than a byte for each \
+                 entry its log must hold: {entries} (applied through {}, compacted at most \
+                 through {})",
                 held.applied, held.log_start
             )
         });
         require(snapshot >= held.snapshot, property::PROTOCOL, || {
             format!(
-                "{name} reports {snapshot} bytes of snapshot, less than a byte for each of the \
-                 {} commands of the snapshot it confirmed",
+                "{name} reports {snapshot} bytes of snapshot, less than a byte for each \
+                 command of the snapshot it confirmed: {}",
                 held.snapshot
             )
         });
