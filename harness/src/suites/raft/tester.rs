@@ -115,8 +115,9 @@ struct Held {
     /// The highest index the node may have compacted its log to: the last one the
     /// tester asked it to snapshot at or it installed a snapshot through.
     log_start: u64,
-    /// The highest index the node applied in its current process run: an entry is
-    /// durable before the node reports it applied.
+    /// The highest index the node applied since its disk was last wiped (a restart
+    /// keeps what its log or snapshot holds): an entry a node reports applied is in
+    /// its log, which a step makes durable before its messages leave.
     applied: u64,
     /// Wiped, and not yet started over (its last process's reports may still be on
     /// their way): nothing to require of its log.
