@@ -39,10 +39,13 @@ pub enum Bug {
     /// Answers `persisted_size` with no Raft state at all, whatever its log holds:
     /// a node that lets a log-size bound which reads its report pass unseen.
     SizeUnderreported,
+    /// Sends a new entry only with the next heartbeat, not when it is started: every
+    /// command waits up to a heartbeat interval, and one at a time a whole one.
+    ReplicateOnHeartbeat,
 }
 
 impl Bug {
-    pub const NAMES: [&'static str; 10] = [
+    pub const NAMES: [&'static str; 11] = [
         "count-commit",
         "forget-vote",
         "one-step-backup",
@@ -53,6 +56,7 @@ impl Bug {
         "old-term-snapshot",
         "truncate-on-append",
         "size-underreported",
+        "replicate-on-heartbeat",
     ];
 
     pub fn from_name(name: &str) -> Option<Bug> {
@@ -67,6 +71,7 @@ impl Bug {
             "old-term-snapshot" => Some(Bug::OldTermSnapshot),
             "truncate-on-append" => Some(Bug::TruncateOnAppend),
             "size-underreported" => Some(Bug::SizeUnderreported),
+            "replicate-on-heartbeat" => Some(Bug::ReplicateOnHeartbeat),
             _ => None,
         }
     }

@@ -7,7 +7,7 @@ use serde_json::json;
 
 use super::{
     require, sweep, Tester, AGREEMENT, BACKUP_EFFICIENCY, ELECTION_TIMEOUT, LEADER_ELECTION,
-    LOG_COMPACTION, MS, STATE_MACHINE_SAFETY,
+    LOG_COMPACTION, MS, SPEED, STATE_MACHINE_SAFETY,
 };
 use crate::network::Partition;
 use crate::suite::{property, Context};
@@ -382,6 +382,57 @@ pub(super) fn restarted_followers_leave_the_leader_be(cx: &mut Context) {
              its election timeout runs out, counted from its restart",
             changed.len(),
             changed.join("; ")
+        )
+    });
+}
+
+/// 6.5840's speed test of KV on Raft (`TestSpeed4A`), a level down: commands one at a
+/// time on a reliable network, each started on the leader once the one before is
+/// applied there. The mean time from `start` to the leader applying the command must
+/// be at most a third of 100 ms, the shortest heartbeat interval the protocol allows.
+/// A leader that sends a new entry only with its next heartbeat takes an interval a
+/// command (the acknowledgements of one command come back with a heartbeat, so the
+/// next waits for the one after); it fails here, before a service on it fails its
+/// own speed test.
+pub(super) fn commands_commit_without_waiting_for_heartbeats(cx: &mut Context) {
+    const COMMANDS: u64 = 100;
+    const PER_COMMAND: u64 = 100 * MS / 3;
+    let mut t = Tester::new(cx, 3);
+    let n = t.n;
+    t.one_random(n);
+    let mut leader = t.check_one_leader();
+    let mut done = 0;
+    let mut took = 0;
+    while done < COMMANDS {
+        let command = t.random_command();
+        let t0 = t.now();
+        let (index, _, is_leader) = t.start(leader, command);
+        if !is_leader {
+            // Not this test's concern: the time from here on is a new leader's.
+            leader = t.check_one_leader();
+            continue;
+        }
+        require(
+            t.run_until_applied(leader, index, 2_000 * MS),
+            property::PROGRESS,
+            || {
+                format!(
+                    "no progress: n{} did not apply index {index} within 2 s of starting it",
+                    leader + 1
+                )
+            },
+        );
+        took += t.now() - t0;
+        done += 1;
+    }
+    let mean = took / COMMANDS;
+    require(mean <= PER_COMMAND, SPEED, || {
+        format!(
+            "{COMMANDS} commands, one at a time, took {:.1} ms each from start to the leader \
+             applying them (at most {:.1} ms, a third of the 100 ms heartbeat interval): a \
+             leader must send a new entry when it is started, not with its next heartbeat",
+            mean as f64 / MS as f64,
+            PER_COMMAND as f64 / MS as f64
         )
     });
 }

@@ -56,6 +56,8 @@ pub const LOG_COMPACTION: &str = property::LOG_COMPACTION;
 pub const MESSAGE_EFFICIENCY: &str = "message-efficiency";
 /// A leader repairs a long divergence in a few round trips, not one per entry.
 pub const BACKUP_EFFICIENCY: &str = "backup-efficiency";
+/// A leader sends a new entry when it is started, not with its next heartbeat.
+pub const SPEED: &str = "speed";
 
 pub static SUITE: Suite = Suite {
     name: "raft",
@@ -124,6 +126,12 @@ pub static SUITE: Suite = Suite {
             what: "cuts its log after every AppendEntries it takes, even an old one its log extends",
             test: "beyond::replayed_messages",
             property: STATE_MACHINE_SAFETY,
+        },
+        KnownBad {
+            variant: "replicate-on-heartbeat",
+            what: "sends a new entry only with its next heartbeat",
+            test: "beyond::commands_commit_without_waiting_for_heartbeats",
+            property: SPEED,
         },
         KnownBad {
             variant: "one-step-backup",
@@ -342,6 +350,10 @@ const TESTS: &[TestCase] = &[
         beyond::restarted_followers_leave_the_leader_be,
     ),
     beyond!("beyond::replayed_messages", beyond::replayed_messages),
+    beyond!(
+        "beyond::commands_commit_without_waiting_for_heartbeats",
+        beyond::commands_commit_without_waiting_for_heartbeats,
+    ),
 ];
 
 /// Stops the test with a failure of `property` unless `ok`.
