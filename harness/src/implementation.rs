@@ -63,7 +63,7 @@ impl Implementation {
 
     /// A command given directly (a CLI flag), split like a shell would.
     pub fn from_command(cmd: &str) -> Result<Implementation, HarnessError> {
-        let mut words = shell_words::split(cmd).map_err(|e| HarnessError::BadCommand {
+        let words = shell_words::split(cmd).map_err(|e| HarnessError::BadCommand {
             command: cmd.to_string(),
             reason: e.to_string(),
         })?;
@@ -73,6 +73,7 @@ impl Implementation {
                 reason: "the command is empty".into(),
             });
         }
+        let mut words = anchored(words, &invocation_dirs());
         let program = PathBuf::from(words.remove(0));
         Ok(Implementation {
             program,
@@ -120,6 +121,52 @@ impl Implementation {
         command.envs(self.env.iter().map(|(k, v)| (k, v)));
         command
     }
+}
+
+/// Where a relative path on a command line is taken from: the directory the user
+/// ran the command in first. A test under `cargo nextest` or `cargo test` runs in its
+/// package's directory (`harness/`), where `python3 my_raft.py` typed at the
+/// workspace's root names nothing, but the shell's `PWD` still says where the user
+/// was; the CLI (`cargo run -p harness`) runs where it was started, so both agree.
+fn invocation_dirs() -> Vec<PathBuf> {
+    let pwd = std::env::var_os("PWD")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute() && p.is_dir());
+    let cwd = std::env::current_dir().ok();
+    let mut dirs: Vec<PathBuf> = pwd.into_iter().chain(cwd).collect();
+    dirs.dedup();
+    dirs
+}
+
+/// `words` with the relative paths that name a file from the first of `dirs` that
+/// has it made absolute: the program, when it is a path (`./node`, `bin/node`), and
+/// any argument that names an existing file (an interpreter's script: `python3
+/// node.py`). Nodes and workers run in directories of their own, where a relative
+/// path would name nothing. A program that names no file stays relative to the first
+/// dir, so the error names where it was looked for; a program named by one word is
+/// looked up in `PATH` and stays as it is, as do arguments that name no file
+/// (options, a directory).
+fn anchored(words: Vec<String>, dirs: &[PathBuf]) -> Vec<String> {
+    words
+        .into_iter()
+        .enumerate()
+        .map(|(i, word)| {
+            let path = Path::new(&word);
+            if path.is_absolute() || (i == 0 && path.components().count() < 2) {
+                return word;
+            }
+            let found = dirs.iter().map(|d| d.join(path)).find(|p| p.is_file());
+            let fallback = || {
+                (i == 0)
+                    .then(|| dirs.first().map(|d| d.join(path)))
+                    .flatten()
+            };
+            match found.or_else(fallback) {
+                Some(absolute) => absolute.to_string_lossy().into_owned(),
+                None => word,
+            }
+        })
+        .collect()
 }
 
 /// The directory cargo puts this process's binaries in (`target/debug` or
@@ -235,6 +282,36 @@ mod tests {
         let args = std::fs::read_to_string(dir.path().join("args")).unwrap();
         assert_eq!(args.trim(), "build --bin node", "cargo was asked to build");
         assert_eq!(std::fs::read_to_string(&path).unwrap().trim(), "fresh");
+    }
+
+    /// Relative paths that name a file from the first directory that has it are made
+    /// absolute, the program's and an interpreter's script alike; other words (a
+    /// program looked up in `PATH`, a directory, a file that is not there, an
+    /// option) stay.
+    #[test]
+    fn relative_paths_on_a_command_line_are_anchored() {
+        let user = tempfile::tempdir().unwrap();
+        let package = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(user.path().join("mr")).unwrap();
+        std::fs::write(user.path().join("mr/wc.py"), "").unwrap();
+        std::fs::write(package.path().join("Cargo.toml"), "").unwrap();
+        let dirs = [user.path().to_path_buf(), package.path().to_path_buf()];
+        let line = |command: &str| {
+            let words = command.split(' ').map(String::from).collect();
+            anchored(words, &dirs).join(" ")
+        };
+        let (u, p) = (user.path().display(), package.path().display());
+        assert_eq!(
+            line("python3 mr/wc.py --mode a/b mr"),
+            format!("python3 {u}/mr/wc.py --mode a/b mr")
+        );
+        assert_eq!(line("./mr/wc.py x"), format!("{u}/./mr/wc.py x"));
+        assert_eq!(
+            line("python3 Cargo.toml"),
+            format!("python3 {p}/Cargo.toml")
+        );
+        assert_eq!(line("bin/missing"), format!("{u}/bin/missing"));
+        assert_eq!(line("python3 -u wc.py"), "python3 -u wc.py");
     }
 
     #[test]

@@ -207,46 +207,6 @@ fn log_to(command: &mut Command, path: &Path, evidence: &Evidence) {
     evidence.copy(path);
 }
 
-/// The programs run in the job's directory, where a relative path such as
-/// `./mr/coordinator.py` given on the command line would name nothing: such a path is
-/// taken from the directory the suite was started in. So is an argument that names an
-/// existing file there by a relative path (`python3 wc.py`, `python3 mr/wc.py`): an
-/// interpreter's script is an argument, not the program. (A program named by one
-/// word alone is looked up in `PATH`, and stays as it is.)
-fn anchored(imp: Implementation) -> Implementation {
-    if imp.is_ours() {
-        return imp;
-    }
-    let Ok(words) = shell_words::split(&imp.command_line()) else {
-        return imp;
-    };
-    let mut changed = false;
-    let words: Vec<String> = words
-        .into_iter()
-        .enumerate()
-        .map(|(i, word)| {
-            let path = Path::new(&word);
-            let name = !path.is_absolute()
-                && if i == 0 {
-                    path.components().count() >= 2
-                } else {
-                    path.is_file()
-                };
-            match std::path::absolute(&word) {
-                Ok(absolute) if name => {
-                    changed = true;
-                    absolute.to_string_lossy().into_owned()
-                }
-                _ => word,
-            }
-        })
-        .collect();
-    if !changed {
-        return imp;
-    }
-    Implementation::from_command(&shell_words::join(words)).unwrap_or(imp)
-}
-
 /// A directory under the test's scratch space, named `label` (a second one with the
 /// same label gets a suffix).
 fn job_root(cx: &Context, label: &str) -> PathBuf {
@@ -286,8 +246,8 @@ impl LabJob {
             let n = rng.gen_range(size / 2..=size);
             fs::write(dir.join(name), text(&mut rng, n, false)).unwrap();
         }
-        let coordinator = anchored(cx.program("MRCOORDINATOR_IMPL"));
-        let worker = anchored(cx.program("MRWORKER_IMPL"));
+        let coordinator = cx.program("MRCOORDINATOR_IMPL");
+        let worker = cx.program("MRWORKER_IMPL");
         cx.note(format!(
             "coordinator: {}; worker: {}",
             coordinator.describe(),
@@ -532,7 +492,7 @@ impl WordCountJob {
         let root = job_root(cx, label);
         let input = root.join("input");
         fs::create_dir_all(&input).unwrap();
-        let imp = anchored(cx.program("MAPREDUCE_IMPL"));
+        let imp = cx.program("MAPREDUCE_IMPL");
         WordCountJob {
             output: root.join("output"),
             input,
@@ -638,33 +598,5 @@ pub fn kill_pid(pid: u32) {
     // /proc just before; a worker already gone makes this a no-op (ESRCH).
     unsafe {
         libc::kill(pid as libc::pid_t, libc::SIGKILL);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Relative paths that name something from where the suite starts are made
-    /// absolute, the program's and an interpreter's script alike; other words (a
-    /// directory, a file that is not there, an option) stay.
-    #[test]
-    fn relative_paths_on_a_command_line_are_anchored() {
-        let script = "tests/mapreduce/fixtures/do-nothing.sh";
-        let absolute = std::path::absolute(script).unwrap();
-        let absolute = absolute.to_string_lossy();
-        let line =
-            |command: &str| anchored(Implementation::from_command(command).unwrap()).command_line();
-        assert_eq!(
-            line(&format!("python3 {script} --mode a/b")),
-            format!("python3 {absolute} --mode a/b")
-        );
-        assert_eq!(line(&format!("./{script} x")), format!("{absolute} x"));
-        let here = std::path::absolute("Cargo.toml").unwrap();
-        assert_eq!(
-            line("python3 Cargo.toml tests"),
-            format!("python3 {} tests", here.to_string_lossy())
-        );
-        assert_eq!(line("python3 -u wc.py"), "python3 -u wc.py");
     }
 }
