@@ -192,126 +192,196 @@ pub(super) fn power_loss_at_sync_points(cx: &mut Context) {
         t.one_random(n);
     }
     power_cuts_at_syncs(&mut t, 15);
-    t.snapshot_every(3);
+    t.snapshot_every(SNAPSHOT_EVERY);
     // With 45 cuts here, RAFT_BUG=stale-log-header (a crash between a snapshot and
     // the log it compacts, then appends to the old log) went unseen on 2 seeds of 50.
     power_cuts_at_syncs(&mut t, 90);
 }
 
-/// `rounds` power cuts, each on a follower in one of its next few syncs, while it
-/// is the only follower the leader reaches: everything committed in the meantime
-/// was counted on its acknowledgement. Then the leader crashes too and the victim
-/// restarts, so the victim and the follower that was cut off must carry on from
-/// what the victim's disk kept: an acknowledged entry it lost would be replaced
-/// under the leader's feet, which the leader shows when it comes back. Then the
-/// victim restarts again and carries on with the old leader alone.
+/// `rounds` power cuts, each on a follower in one of its next few syncs (see
+/// [`power_cut_at_sync`]), half the time after it fell behind.
 fn power_cuts_at_syncs(t: &mut Tester, rounds: usize) {
     /// The cut strikes in one of the next this many syncs of its node: a few
     /// commands' worth, so a snapshot's syncs are often among them.
     const NEXT_SYNCS: u64 = 8;
+    for _ in 0..rounds {
+        let lagging = t.rng.gen_bool(0.5);
+        let sync = t.rng.gen_range(1..=NEXT_SYNCS);
+        power_cut_at_sync(t, sync, lagging, Pace::Bursts);
+    }
+}
+
+/// How often the power tests' nodes snapshot, in entries.
+const SNAPSHOT_EVERY: u64 = 3;
+
+/// How the commands come while a power cut waits for its sync.
+#[derive(Clone, Copy)]
+enum Pace {
+    /// 1 to 3 commands at once, 5-50 ms apart: a follower's log runs ahead of its
+    /// snapshots, since it learns that an entry committed with the next entries.
+    Bursts,
+    /// One command at a time, each followed by a pause longer than a heartbeat: a
+    /// follower learns that an entry committed before the next one comes, so its log
+    /// ends at the snapshot's last entry when it snapshots.
+    Settled,
+}
+
+/// How many of a follower's syncs the sweep of
+/// [`power_loss_around_the_first_snapshot`] cuts at, one after the other: enough to
+/// reach past the follower's first snapshot, taken or installed (the entries that
+/// precede it and the snapshot's own writes).
+const FIRST_SYNCS: u64 = 12;
+
+/// Power failures at each of a follower's first syncs, one sync a run, each run a
+/// fresh cluster given the same seed (the same workload), with a snapshot every 3
+/// entries: with the follower keeping up, in bursts and at a settled pace, and with it
+/// cut off until the leader compacted past it, so its first snapshot is one the
+/// leader sends. A node's first
+/// snapshot is the one whose log still starts at the first entry, and a node takes it
+/// once: the random cuts of [`power_loss_at_sync_points`] land in its writes once a
+/// run at most, where this sweep cuts at each of them in turn, the window between
+/// the snapshot and the log it compacts among them. Each run then carries on as a
+/// round of that test does.
+pub(super) fn power_loss_around_the_first_snapshot(cx: &mut Context) {
+    let ways = [
+        (false, Pace::Bursts, "keeping up with bursts of commands"),
+        (
+            false,
+            Pace::Settled,
+            "keeping up with commands at a settled pace",
+        ),
+        (true, Pace::Bursts, "behind, then catching up"),
+    ];
+    let runs: Vec<(u64, usize)> = (0..ways.len())
+        .flat_map(|way| (1..=FIRST_SYNCS).map(move |sync| (sync, way)))
+        .collect();
+    super::sweep_over(
+        cx,
+        &runs,
+        |&(sync, way)| {
+            format!(
+                "the power cut in the follower's sync {sync}, the follower {}",
+                ways[way].2
+            )
+        },
+        |cx, &(sync, way)| {
+            let mut t = Tester::on_lazyfs_with_seed(cx, 3, cx.seed);
+            t.snapshot_every(SNAPSHOT_EVERY);
+            power_cut_at_sync(&mut t, sync, ways[way].0, ways[way].1);
+        },
+    );
+}
+
+/// A power cut on a follower in its `sync`-th sync from now, while it is the only
+/// follower the leader reaches: everything committed in the meantime was counted on
+/// its acknowledgement. If `lagging`, the follower falls behind first, so the syncs
+/// the cut strikes in catch it up (an install of the leader's snapshot, with
+/// snapshots on). Then the leader crashes too and the victim restarts, so the victim
+/// and the follower that was cut off must carry on from what the victim's disk kept:
+/// an acknowledged entry it lost would be replaced under the leader's feet, which the
+/// leader shows when it comes back. Then the victim restarts again and carries on
+/// with the old leader alone.
+fn power_cut_at_sync(t: &mut Tester, sync: u64, lagging: bool, pace: Pace) {
     /// Bursts of commands after which a node that made no sync yet is reported.
     const MAX_BURSTS: usize = 40;
     /// Tries without a leader (about 27 ms each) after which two connected nodes
     /// are reported for electing none.
     const MAX_ELECTION_WAITS: usize = 400;
     let n = t.n;
-    for _ in 0..rounds {
-        let leader = t.check_one_leader();
-        let followers: Vec<usize> = (0..n).filter(|&j| j != leader).collect();
-        let victim = followers[t.rng.gen_range(0..followers.len())];
-        // Half the time the victim falls behind first, so the syncs the cut strikes
-        // in catch it up: an install of the leader's snapshot, with snapshots on.
-        let lagging = t.rng.gen_bool(0.5);
-        if lagging {
-            t.disconnect(victim);
-            for _ in 0..5 {
-                t.one_random(n - 1);
-            }
+    let leader = t.check_one_leader();
+    let followers: Vec<usize> = (0..n).filter(|&j| j != leader).collect();
+    let victim = followers[t.rng.gen_range(0..followers.len())];
+    if lagging {
+        t.disconnect(victim);
+        for _ in 0..5 {
+            t.one_random(n - 1);
         }
-        for &j in &followers {
-            if j != victim {
-                t.disconnect(j);
-            }
-        }
-        let sync = t.rng.gen_range(1..=NEXT_SYNCS);
-        let struck = t.power_cuts_struck();
-        t.power_loss_at_sync(victim, sync);
-        if lagging {
-            t.connect(victim);
-        }
-        let mut bursts = 0;
-        // Where the bursts go: the leader, or whichever of the two connected nodes
-        // leads after the victim, back from its partition with a later term, made
-        // the leader step down.
-        let mut proposer = leader;
-        let mut no_leader = 0;
-        while t.power_cuts_struck() == struck {
-            require(bursts < MAX_BURSTS, PERSISTENCE, || {
-                format!(
-                    "n{} made fewer than {sync} syncs (fsync, fdatasync or a directory's \
-                     fsync) while the leader sent it {MAX_BURSTS} bursts of commands: a node \
-                     that does not sync what it acknowledges loses it when the power fails",
-                    victim + 1
-                )
-            });
-            // Up to three commands at once, so the log runs ahead of the snapshots.
-            let count = t.rng.gen_range(1..=3);
-            let accepted = t.start_random(proposer, count).iter().any(|&(_, _, ok)| ok);
-            let ms = t.rng.gen_range(5..50);
-            t.sleep(ms * MS);
-            if accepted {
-                bursts += 1;
-                continue;
-            }
-            if t.power_cuts_struck() != struck {
-                break;
-            }
-            no_leader += 1;
-            require(no_leader < MAX_ELECTION_WAITS, LEADER_ELECTION, || {
-                format!(
-                    "n{} and n{}, connected to each other, elected no leader in {MAX_ELECTION_WAITS} \
-                     tries of up to 50 ms",
-                    leader + 1,
-                    victim + 1
-                )
-            });
-            if let Some(now) = [leader, victim]
-                .into_iter()
-                .find(|&i| t.is_alive(i) && t.get_state(i).1)
-            {
-                proposer = now;
-            }
-        }
-        t.crash(leader);
-        for &j in &followers {
-            if j != victim {
-                t.connect(j);
-            }
-        }
-        t.restart(victim);
-        t.connect(victim);
-        t.one_random(n - 1);
-        // The victim restarts once more, before a snapshot rewrites its log, and
-        // must still hold what it acknowledged since it came back: the follower
-        // that shares it is cut off, so the victim and the old leader (which lacks
-        // it) make the majority, and an entry the victim lost would be given
-        // another command at its index (a log whose file still names its start of
-        // before the cut, with entries appended after it, reads back at the wrong
-        // indices).
-        t.restart(victim);
-        t.connect(victim);
-        let other = followers.iter().copied().find(|&j| j != victim);
-        if let Some(other) = other {
-            t.disconnect(other);
-        }
-        t.restart(leader);
-        t.connect(leader);
-        t.one_random(n - 1);
-        if let Some(other) = other {
-            t.connect(other);
-        }
-        t.one_random(n);
     }
+    for &j in &followers {
+        if j != victim {
+            t.disconnect(j);
+        }
+    }
+    let struck = t.power_cuts_struck();
+    t.power_loss_at_sync(victim, sync);
+    if lagging {
+        t.connect(victim);
+    }
+    let mut bursts = 0;
+    // Where the bursts go: the leader, or whichever of the two connected nodes
+    // leads after the victim, back from its partition with a later term, made
+    // the leader step down.
+    let mut proposer = leader;
+    let mut no_leader = 0;
+    while t.power_cuts_struck() == struck {
+        require(bursts < MAX_BURSTS, PERSISTENCE, || {
+            format!(
+                "n{} made fewer than {sync} syncs (fsync, fdatasync or a directory's \
+                 fsync) while the leader sent it {MAX_BURSTS} bursts of commands: a node \
+                 that does not sync what it acknowledges loses it when the power fails",
+                victim + 1
+            )
+        });
+        let (count, pause) = match pace {
+            Pace::Bursts => (t.rng.gen_range(1..=3), t.rng.gen_range(5..50) * MS),
+            // Heartbeats come every 100 ms or more (6.5840 allows at most ten a
+            // second), and every 100-150 ms in most implementations.
+            Pace::Settled => (1, 200 * MS),
+        };
+        let accepted = t.start_random(proposer, count).iter().any(|&(_, _, ok)| ok);
+        t.sleep(pause);
+        if accepted {
+            bursts += 1;
+            continue;
+        }
+        if t.power_cuts_struck() != struck {
+            break;
+        }
+        no_leader += 1;
+        require(no_leader < MAX_ELECTION_WAITS, LEADER_ELECTION, || {
+            format!(
+                "n{} and n{}, connected to each other, elected no leader in {MAX_ELECTION_WAITS} \
+                 tries of up to 50 ms",
+                leader + 1,
+                victim + 1
+            )
+        });
+        if let Some(now) = [leader, victim]
+            .into_iter()
+            .find(|&i| t.is_alive(i) && t.get_state(i).1)
+        {
+            proposer = now;
+        }
+    }
+    t.crash(leader);
+    for &j in &followers {
+        if j != victim {
+            t.connect(j);
+        }
+    }
+    t.restart(victim);
+    t.connect(victim);
+    t.one_random(n - 1);
+    // The victim restarts once more, before a snapshot rewrites its log, and
+    // must still hold what it acknowledged since it came back: the follower
+    // that shares it is cut off, so the victim and the old leader (which lacks
+    // it) make the majority, and an entry the victim lost would be given
+    // another command at its index (a log whose file still names its start of
+    // before the cut, with entries appended after it, reads back at the wrong
+    // indices).
+    t.restart(victim);
+    t.connect(victim);
+    let other = followers.iter().copied().find(|&j| j != victim);
+    if let Some(other) = other {
+        t.disconnect(other);
+    }
+    t.restart(leader);
+    t.connect(leader);
+    t.one_random(n - 1);
+    if let Some(other) = other {
+        t.connect(other);
+    }
+    t.one_random(n);
 }
 
 pub(super) fn unreliable_agree(cx: &mut Context) {

@@ -398,9 +398,15 @@ impl Tester {
     /// A tester whose nodes keep their data dirs on the power-loss filesystem
     /// (`harness::lazyfs`), so [`Tester::power_loss`] can strike.
     pub fn on_lazyfs(cx: &Context, n: usize) -> Tester {
+        Tester::on_lazyfs_with_seed(cx, n, cx.seed)
+    }
+
+    /// Like [`Tester::on_lazyfs`], with the seed of one run of a sweep.
+    pub fn on_lazyfs_with_seed(cx: &Context, n: usize, seed: u64) -> Tester {
         Tester::with_setup(
             n,
             Setup {
+                seed,
                 durability: Durability::LazyFs,
                 ..Setup::of(cx)
             },
