@@ -235,14 +235,14 @@ const FIRST_SYNCS: u64 = 12;
 
 /// Power failures at each of a follower's first syncs, one sync a run, each run a
 /// fresh cluster given the same seed (the same workload), with a snapshot every 3
-/// entries: with the follower keeping up, in bursts and at a settled pace, and with it
-/// cut off until the leader compacted past it, so its first snapshot is one the
-/// leader sends. A node's first
-/// snapshot is the one whose log still starts at the first entry, and a node takes it
-/// once: the random cuts of [`power_loss_at_sync_points`] land in its writes once a
-/// run at most, where this sweep cuts at each of them in turn, the window between
-/// the snapshot and the log it compacts among them. Each run then carries on as a
-/// round of that test does. (In real time, each sync is cut at in one of the ways.)
+/// entries: with the follower keeping up, in bursts and at a settled pace, and with
+/// it cut off until the leader compacted past it, so its first snapshot is one the
+/// leader sends. A node's first snapshot is the one whose log still starts at the
+/// first entry, and a node takes it once: the random cuts of
+/// [`power_loss_at_sync_points`] land in its writes once a run at most, where this
+/// sweep cuts at each of them in turn, the window between the snapshot and the log it
+/// compacts among them. Each run then carries on as a round of that test does. (In
+/// real time, each sync is cut at in one of the ways.)
 pub(super) fn power_loss_around_the_first_snapshot(cx: &mut Context) {
     let ways = [
         (false, Pace::Bursts, "keeping up with bursts of commands"),
