@@ -253,29 +253,27 @@ pub(super) fn power_loss_around_the_first_snapshot(cx: &mut Context) {
         ),
         (true, Pace::Bursts, "behind, then catching up"),
     ];
-    let runs: Vec<(u64, usize)> = match cx.mode {
-        TimeMode::Sim => (0..ways.len())
+    let runs: Vec<_> = match cx.mode {
+        TimeMode::Sim => ways
+            .iter()
             .flat_map(|way| (1..=FIRST_SYNCS).map(move |sync| (sync, way)))
             .collect(),
         // On the wall clock a run takes seconds (its elections): each sync once, the
         // ways taken in turn.
         TimeMode::Real => (1..=FIRST_SYNCS)
-            .map(|sync| (sync, sync as usize % ways.len()))
+            .map(|sync| (sync, &ways[sync as usize % ways.len()]))
             .collect(),
     };
     super::sweep_over(
         cx,
         &runs,
-        |&(sync, way)| {
-            format!(
-                "the power cut in the follower's sync {sync}, the follower {}",
-                ways[way].2
-            )
+        |&(sync, (_, _, how))| {
+            format!("the power cut in the follower's sync {sync}, the follower {how}")
         },
-        |cx, &(sync, way)| {
+        |cx, &(sync, &(lagging, pace, _))| {
             let mut t = Tester::on_lazyfs_with_seed(cx, 3, cx.seed);
             t.snapshot_every(SNAPSHOT_EVERY);
-            power_cut_at_sync(&mut t, sync, ways[way].0, ways[way].1);
+            power_cut_at_sync(&mut t, sync, lagging, pace);
         },
     );
 }
@@ -292,8 +290,8 @@ pub(super) fn power_loss_around_the_first_snapshot(cx: &mut Context) {
 fn power_cut_at_sync(t: &mut Tester, sync: u64, lagging: bool, pace: Pace) {
     /// Bursts of commands after which a node that made no sync yet is reported.
     const MAX_BURSTS: usize = 40;
-    /// Tries without a leader (about 27 ms each) after which two connected nodes
-    /// are reported for electing none.
+    /// Tries without a leader (a pause of the pace each) after which two connected
+    /// nodes are reported for electing none.
     const MAX_ELECTION_WAITS: usize = 400;
     let n = t.n;
     let leader = t.check_one_leader();
@@ -321,6 +319,7 @@ fn power_cut_at_sync(t: &mut Tester, sync: u64, lagging: bool, pace: Pace) {
     // the leader step down.
     let mut proposer = leader;
     let mut no_leader = 0;
+    let mut waited = 0;
     while t.power_cuts_struck() == struck {
         require(bursts < MAX_BURSTS, PERSISTENCE, || {
             format!(
@@ -346,12 +345,14 @@ fn power_cut_at_sync(t: &mut Tester, sync: u64, lagging: bool, pace: Pace) {
             break;
         }
         no_leader += 1;
+        waited += pause;
         require(no_leader < MAX_ELECTION_WAITS, LEADER_ELECTION, || {
             format!(
                 "n{} and n{}, connected to each other, elected no leader in {MAX_ELECTION_WAITS} \
-                 tries of up to 50 ms",
+                 tries ({} ms)",
                 leader + 1,
-                victim + 1
+                victim + 1,
+                waited / MS
             )
         });
         if let Some(now) = [leader, victim]
