@@ -454,7 +454,7 @@ pub(super) fn stale_appends_after_snapshots(cx: &mut Context) {
         t.set_long_reordering();
         let mut leader = t.check_one_leader();
         for round in 0..6 {
-            fall_behind_and_return(t, leader, round, 2..=8);
+            fall_behind_and_return(t, leader, (leader + 1 + round % 2) % n, 2..=8);
             let count = t.rng.gen_range(2..=8);
             t.start_random(leader, count);
             t.one_random(n);
@@ -463,17 +463,15 @@ pub(super) fn stale_appends_after_snapshots(cx: &mut Context) {
     });
 }
 
-/// A follower of `leader` (one or the other as `round` goes) is cut off while a burst
-/// of `burst` commands commits without it, then connected again: with snapshots on,
-/// it catches up from one.
+/// `follower` is cut off while a burst of `burst` commands commits on `leader`
+/// without it, then connected again: with snapshots on, it catches up from one.
 fn fall_behind_and_return(
     t: &mut Tester,
     leader: usize,
-    round: usize,
+    follower: usize,
     burst: std::ops::RangeInclusive<u64>,
 ) {
     let n = t.n;
-    let follower = (leader + 1 + round % 2) % n;
     t.disconnect(follower);
     let count = t.rng.gen_range(burst);
     t.start_random(leader, count);
@@ -501,8 +499,21 @@ pub(super) fn replayed_messages(cx: &mut Context) {
         t.snapshot_every(3);
         t.record_peer_messages();
         let mut leader = t.check_one_leader();
-        for round in 0..4 {
-            fall_behind_and_return(t, leader, round, 4..=9);
+        // Each node falls behind (and is sent a snapshot) at least once, each time in
+        // a term that a later round ends: so whichever node leads the settled cluster
+        // has an InstallSnapshot of an earlier term among the copies it is sent.
+        let mut behind = vec![0usize; n];
+        let mut round = 0;
+        while round < 4 || (behind.contains(&0) && round < 4 * n) {
+            // The other nodes, starting from one or the other as rounds go; the
+            // first of those behind the fewest times.
+            let follower = (0..n - 1)
+                .map(|k| (leader + 1 + (k + round) % (n - 1)) % n)
+                .min_by_key(|&i| behind[i])
+                .expect("a follower");
+            behind[follower] += 1;
+            round += 1;
+            fall_behind_and_return(t, leader, follower, 4..=9);
             t.replay_peer_messages(300 * MS);
             t.one_random(n);
             t.disconnect(leader);
@@ -516,7 +527,7 @@ pub(super) fn replayed_messages(cx: &mut Context) {
         t.sleep(ELECTION_TIMEOUT);
         let term = t.check_terms();
         let last = t.replay_peer_messages(ELECTION_TIMEOUT);
-        counts.borrow_mut().push(last);
+        counts.borrow_mut().push((round, last));
         for _ in 0..5 {
             t.one_random(n);
         }
@@ -570,8 +581,9 @@ pub(super) fn replayed_messages(cx: &mut Context) {
         t.connect(old);
         t.one_random(n);
     });
+    let (rounds, copies): (Vec<usize>, Vec<u64>) = counts.into_inner().into_iter().unzip();
     cx.note(format!(
-        "old messages between nodes sent again to the settled cluster, per run: {:?}",
-        counts.into_inner()
+        "rounds of a follower falling behind, per run: {rounds:?}; old messages between \
+         nodes sent again to the settled cluster, per run: {copies:?}"
     ));
 }
