@@ -200,6 +200,9 @@ pub struct Init {
     pub node_ids: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data_dir: Option<String>,
+    /// A seed for the node's own randomness (election timeouts, peers to gossip
+    /// with): the harness draws one for each node from the run's seed, unrelated to
+    /// the other nodes', and gives it to every process of that node.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seed: Option<u64>,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
