@@ -135,6 +135,28 @@ impl Held {
 }
 
 impl Observer {
+    fn new(names: Vec<String>) -> Observer {
+        let n = names.len();
+        Observer {
+            logs: vec![BTreeMap::new(); n],
+            names,
+            committed: BTreeMap::new(),
+            leaders: BTreeMap::new(),
+            restarted: vec![false; n],
+            violations: Vec::new(),
+            awaiting: Vec::new(),
+            replies: BTreeMap::new(),
+            until_applied: None,
+            now: 0,
+            next_id: 1,
+            snapshot_every: 0,
+            unawaited: Default::default(),
+            snapshots_installed: 0,
+            snapshot_bytes: vec![0; n],
+            held: vec![Held::default(); n],
+        }
+    }
+
     fn node(&self, name: &str) -> Option<usize> {
         self.names.iter().position(|n| n == name)
     }
@@ -147,6 +169,27 @@ impl Observer {
         let id = self.next_id;
         self.next_id += 1;
         id
+    }
+
+    /// Node `i` starts over with an empty disk: nothing it held before counts.
+    fn wiped(&mut self, i: usize) {
+        // An answer still on its way from the wiped process would raise the new
+        // one's floor to a snapshot its empty disk never held.
+        self.unawaited.retain(|_, &mut (node, _)| node != i);
+        self.held[i] = Held {
+            wiped: true,
+            ..Held::default()
+        };
+    }
+
+    /// An answer to the tester's request `id`.
+    fn on_reply(&mut self, id: u64, src: &str, body: Body) {
+        match self.unawaited.remove(&id) {
+            Some(asked) => self.on_unawaited(asked, src, &body),
+            None => {
+                self.replies.insert(id, body);
+            }
+        }
     }
 
     /// The answer to a request nobody waits for: only an unexpected error matters.
@@ -307,12 +350,7 @@ impl Driver for Observer {
     fn on_message(&mut self, cluster: &mut Cluster, message: Message) {
         self.now = cluster.now();
         match message.body.in_reply_to {
-            Some(id) => match self.unawaited.remove(&id) {
-                Some(asked) => self.on_unawaited(asked, &message.src, &message.body),
-                None => {
-                    self.replies.insert(id, message.body);
-                }
-            },
+            Some(id) => self.on_reply(id, &message.src, message.body),
             None => self.on_report(cluster, &message.src, &message.body),
         }
     }
@@ -463,24 +501,7 @@ impl Tester {
         cluster.make_reliable(TESTER);
         let names = cluster.node_names().to_vec();
         Tester {
-            obs: Observer {
-                logs: vec![BTreeMap::new(); n],
-                names,
-                committed: BTreeMap::new(),
-                leaders: BTreeMap::new(),
-                restarted: vec![false; n],
-                violations: Vec::new(),
-                awaiting: Vec::new(),
-                replies: BTreeMap::new(),
-                until_applied: None,
-                now: 0,
-                next_id: 1,
-                snapshot_every: 0,
-                unawaited: Default::default(),
-                snapshots_installed: 0,
-                snapshot_bytes: vec![0; n],
-                held: vec![Held::default(); n],
-            },
+            obs: Observer::new(names),
             cluster,
             n,
             connected: vec![true; n],
@@ -730,10 +751,7 @@ impl Tester {
     /// entry, which Raft does not tolerate on a majority.
     pub fn restart_wiped(&mut self, i: usize) {
         self.boot_again(i, Fault::RestartWiped);
-        self.obs.held[i] = Held {
-            wiped: true,
-            ..Held::default()
-        };
+        self.obs.wiped(i);
     }
 
     /// Crashes node `i` and starts a new process with `fault` (a restart kind).
@@ -1295,5 +1313,39 @@ impl Drop for Tester {
                 evidence.copy(log);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The floor under a node's `persisted_size` counts the snapshots it confirmed;
+    /// a confirmation from the process before a wipe must not count for the empty
+    /// disk after it.
+    #[test]
+    fn a_late_answer_from_a_wiped_process_sets_no_floor() {
+        let mut obs = Observer::new(vec!["n1".into(), "n2".into()]);
+        // Both nodes were asked to snapshot 9 commands; n2 is wiped before it answers.
+        obs.unawaited.insert(7, (0, 9));
+        obs.unawaited.insert(8, (1, 9));
+        obs.wiped(1);
+        let ok = |id| {
+            let mut body = Body::new("snapshot_ok");
+            body.in_reply_to = Some(id);
+            body
+        };
+        obs.on_reply(7, "n1", ok(7));
+        obs.on_reply(8, "n2", ok(8));
+        assert_eq!(
+            obs.held[0].snapshot, 9,
+            "a confirmed snapshot raises the floor"
+        );
+        assert_eq!(
+            obs.held[1].snapshot, 0,
+            "the wiped node's floor stays empty"
+        );
+        assert!(obs.held[1].wiped);
+        assert!(obs.violations.is_empty(), "{:?}", obs.violations);
     }
 }
