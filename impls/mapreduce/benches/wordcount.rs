@@ -158,6 +158,14 @@ fn coreutils(input: &Path, out: &Path) -> Run {
     }
 }
 
+/// The shortest and the longest wall time of a run's rounds, and how far apart.
+fn spread(name: &str, v: &[Run]) -> String {
+    let walls = v.iter().map(|r| r.wall.as_secs_f64());
+    let lo = walls.clone().fold(f64::INFINITY, f64::min);
+    let hi = walls.fold(0.0, f64::max);
+    format!("{name} {lo:.2}-{hi:.2} s ({:.0}% apart)", 100.0 * (hi / lo - 1.0))
+}
+
 /// The run with the median wall time.
 fn median(mut v: Vec<Run>) -> Run {
     v.sort_by_key(|r| r.wall);
@@ -208,6 +216,7 @@ fn main() {
         }
     }
     let t_core = coreutils(&input, &dir.join("coreutils.txt"));
+    let spreads = [spread("reference", &t_ref), spread("2 workers", &t_two)];
     let (t_ref, t_one, t_two) = (median(t_ref), median(t_one), median(t_two));
 
     let mb = bytes as f64 / (1 << 20) as f64;
@@ -266,4 +275,7 @@ fn main() {
         "2 workers' CPU: {cpu_ratio:.2}x the reference's, so on {usable} free cores at most {:.2}x the reference (target 1.6x)",
         usable as f64 / cpu_ratio.max(f64::MIN_POSITIVE)
     );
+    // How steady the machine was: the same work in every round, so a wide spread
+    // is the host's speed moving during the run, which a median only partly hides.
+    println!("rounds: {}", spreads.join(", "));
 }
