@@ -163,7 +163,10 @@ fn spread(name: &str, v: &[Run]) -> String {
     let walls = v.iter().map(|r| r.wall.as_secs_f64());
     let lo = walls.clone().fold(f64::INFINITY, f64::min);
     let hi = walls.fold(0.0, f64::max);
-    format!("{name} {lo:.2}-{hi:.2} s ({:.0}% apart)", 100.0 * (hi / lo - 1.0))
+    format!(
+        "{name} {lo:.2}-{hi:.2} s ({:.0}% apart)",
+        100.0 * (hi / lo - 1.0)
+    )
 }
 
 /// The run with the median wall time.
