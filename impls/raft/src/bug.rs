@@ -42,10 +42,16 @@ pub enum Bug {
     /// Sends a new entry only with the next heartbeat, not when it is started: every
     /// command waits up to a heartbeat interval, and one at a time a whole one.
     ReplicateOnHeartbeat,
+    /// Cuts an AppendEntries that starts before its snapshot by the snapshot's index
+    /// plus the message's previous index, where the difference is what the snapshot
+    /// covers: a late AppendEntries from early in the log puts the entries after the
+    /// snapshot at the wrong indices, under the leader's term, so the leader's next
+    /// AppendEntries finds no conflict and the node applies the wrong commands.
+    StaleAppendMisplaced,
 }
 
 impl Bug {
-    pub const NAMES: [&'static str; 11] = [
+    pub const NAMES: [&'static str; 12] = [
         "count-commit",
         "forget-vote",
         "one-step-backup",
@@ -57,6 +63,7 @@ impl Bug {
         "truncate-on-append",
         "size-underreported",
         "replicate-on-heartbeat",
+        "stale-append-misplaced",
     ];
 
     pub fn from_name(name: &str) -> Option<Bug> {
@@ -72,7 +79,14 @@ impl Bug {
             "truncate-on-append" => Some(Bug::TruncateOnAppend),
             "size-underreported" => Some(Bug::SizeUnderreported),
             "replicate-on-heartbeat" => Some(Bug::ReplicateOnHeartbeat),
+            "stale-append-misplaced" => Some(Bug::StaleAppendMisplaced),
             _ => None,
         }
     }
+}
+
+/// [`Bug::StaleAppendMisplaced`]'s count of the entries of an AppendEntries that the
+/// snapshot covers (here, so that the mistake is no mutant of the logic).
+pub fn misplaced_cover(snapshot_index: u64, prev_index: u64) -> u64 {
+    snapshot_index + prev_index
 }

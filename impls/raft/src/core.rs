@@ -23,7 +23,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::bug::Bug;
+use crate::bug::{self, Bug};
 use crate::rng::SplitMix;
 use crate::wire::PeerMessage;
 
@@ -900,7 +900,12 @@ impl Raft {
         if prev_index < self.offset {
             // Entries up to the snapshot are committed, so they match the leader's:
             // skip them and check the rest against the snapshot's last entry.
-            let covered = (self.offset - prev_index).min(entries.len() as u64);
+            let covered = if self.config.bug == Some(Bug::StaleAppendMisplaced) {
+                bug::misplaced_cover(self.offset, prev_index)
+            } else {
+                self.offset - prev_index
+            };
+            let covered = covered.min(entries.len() as u64);
             entries.drain(..covered as usize);
             if entries.is_empty() {
                 let matched = prev_index + covered;

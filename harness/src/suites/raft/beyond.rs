@@ -463,6 +463,66 @@ pub(super) fn stale_appends_after_snapshots(cx: &mut Context) {
     });
 }
 
+/// An AppendEntries from early in the log, sent before the leader compacted, reaches
+/// a follower the moment it has installed a snapshot and holds nothing after it,
+/// and carries entries past the snapshot: the follower must skip the entries the
+/// snapshot covers and keep the rest at their own indices (or refuse the message).
+/// The long message is staged: with both followers cut off, the leader appends a
+/// dozen commands it cannot commit; one follower returns and is sent them in one
+/// repair, and the snapshot at entry 9 comes after. Then that follower's disk is
+/// wiped, the leader sends it the snapshot, and every message ever sent between
+/// the nodes is delivered again as soon as it reports the snapshot installed,
+/// before the leader's next AppendEntries can reach it. Entries kept at the wrong
+/// indices carry the leader's term, so the leader's next AppendEntries finds no
+/// conflict and the follower applies the wrong commands.
+pub(super) fn stale_append_past_an_installed_snapshot(cx: &mut Context) {
+    let shapes = std::cell::RefCell::new(Vec::new());
+    sweep(cx, 3, |t| {
+        let n = t.n;
+        t.snapshot_every(10);
+        t.one_random(n);
+        let leader = t.check_one_leader();
+        let (follower, other) = ((leader + 1) % n, (leader + 2) % n);
+        t.disconnect(follower);
+        t.disconnect(other);
+        t.start_random(leader, 12);
+        // Kept from here on: the leader's one-entry AppendEntries of the cut-off
+        // time would, heard again first, fill the follower's log after the snapshot
+        // before the long one arrives.
+        t.record_peer_messages();
+        t.connect(follower);
+        let caught_up = t.run_until_applied(follower, 13, 2 * ELECTION_TIMEOUT);
+        require(caught_up, property::PROGRESS, || {
+            format!(
+                "n{} did not apply entry 13 within 2 s of returning to n{}, which had \
+                 started it with the other follower cut off",
+                follower + 1,
+                leader + 1
+            )
+        });
+        t.connect(other);
+        t.one_random(n);
+        t.restart_wiped(follower);
+        t.connect(follower);
+        let installed = t.run_until_installed(follower, 2 * ELECTION_TIMEOUT);
+        require(installed, LOG_COMPACTION, || {
+            format!(
+                "n{}, wiped, reported no snapshot installed within 2 s: the leader had \
+                 compacted its log past what the wiped node holds",
+                follower + 1
+            )
+        });
+        shapes.borrow_mut().push(t.replay_peer_messages(0));
+        for _ in 0..3 {
+            t.one_random(n);
+        }
+    });
+    cx.note(format!(
+        "old messages between nodes sent again at the install, per run: {:?}",
+        shapes.into_inner()
+    ));
+}
+
 /// `follower` is cut off while a burst of `burst` commands commits on `leader`
 /// without it, then connected again: with snapshots on, it catches up from one.
 fn fall_behind_and_return(

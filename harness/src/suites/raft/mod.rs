@@ -128,6 +128,12 @@ pub static SUITE: Suite = Suite {
             property: STATE_MACHINE_SAFETY,
         },
         KnownBad {
+            variant: "stale-append-misplaced",
+            what: "puts the entries of a late AppendEntries after its snapshot at the wrong indices",
+            test: "beyond::stale_append_past_an_installed_snapshot",
+            property: STATE_MACHINE_SAFETY,
+        },
+        KnownBad {
             variant: "replicate-on-heartbeat",
             what: "sends a new entry only with its next heartbeat",
             test: "beyond::commands_commit_without_waiting_for_heartbeats",
@@ -330,6 +336,10 @@ const TESTS: &[TestCase] = &[
     beyond!(
         "beyond::stale_appends_after_snapshots",
         beyond::stale_appends_after_snapshots,
+    ),
+    beyond!(
+        "beyond::stale_append_past_an_installed_snapshot",
+        beyond::stale_append_past_an_installed_snapshot,
     ),
     beyond!(
         "beyond::backup_in_few_messages",

@@ -87,6 +87,8 @@ struct Observer {
     replies: BTreeMap<u64, Body>,
     /// Run until this node has applied this index.
     until_applied: Option<(usize, u64)>,
+    /// Run until this node has reported more snapshots installed than this.
+    until_installed: Option<(usize, u64)>,
     now: u64,
     next_id: u64,
     /// Act as a service that snapshots after every this many entries (0: never).
@@ -94,7 +96,8 @@ struct Observer {
     /// Requests whose answers nobody waits for (snapshots): the node asked, and how
     /// many commands the snapshot holds.
     unawaited: BTreeMap<u64, (usize, u64)>,
-    snapshots_installed: u64,
+    /// Per node, the snapshots it reported installing (from a leader, or at restart).
+    installed: Vec<u64>,
     /// The largest snapshot each node could hold, in bytes of its data as JSON: the
     /// largest the tester asked it to take or it reported installing.
     snapshot_bytes: Vec<u64>,
@@ -147,11 +150,12 @@ impl Observer {
             awaiting: Vec::new(),
             replies: BTreeMap::new(),
             until_applied: None,
+            until_installed: None,
             now: 0,
             next_id: 1,
             snapshot_every: 0,
             unawaited: Default::default(),
-            snapshots_installed: 0,
+            installed: vec![0; n],
             snapshot_bytes: vec![0; n],
             held: vec![Held::default(); n],
         }
@@ -237,7 +241,7 @@ impl Observer {
             log.insert(index, command.clone());
         }
         self.logs[i] = log;
-        self.snapshots_installed += 1;
+        self.installed[i] += 1;
         let held = &mut self.held[i];
         held.snapshot = held.snapshot.max(report.index);
         held.log_start = held.log_start.max(report.index);
@@ -360,6 +364,9 @@ impl Driver for Observer {
     fn done(&self) -> bool {
         if let Some((i, index)) = self.until_applied {
             return self.logs[i].keys().next_back().is_some_and(|&k| k >= index);
+        }
+        if let Some((i, count)) = self.until_installed {
+            return self.installed[i] > count;
         }
         !self.awaiting.is_empty() && self.awaiting.iter().all(|id| self.replies.contains_key(id))
     }
@@ -790,7 +797,7 @@ impl Tester {
 
     /// Snapshots the nodes reported installing (from a leader, or at restart).
     pub fn snapshots_installed(&self) -> u64 {
-        self.obs.snapshots_installed
+        self.obs.installed.iter().sum()
     }
 
     /// 6.5840's `setunreliable`: links between nodes lose, duplicate, delay and
@@ -1226,6 +1233,20 @@ impl Tester {
         self.run(limit);
         let done = self.obs.done();
         self.obs.until_applied = None;
+        self.check_safety();
+        done
+    }
+
+    /// Runs until node `i` reports a snapshot installed (from a leader, or at restart)
+    /// or `timeout` ns pass; true if it did. Returns at the event that brought the
+    /// report, so a fault applied next lands right after the install.
+    pub fn run_until_installed(&mut self, i: usize, timeout: u64) -> bool {
+        self.obs.until_installed = Some((i, self.obs.installed[i]));
+        let limit = self.cluster.now() + timeout;
+        self.cluster.wake(limit, 0);
+        self.run(limit);
+        let done = self.obs.done();
+        self.obs.until_installed = None;
         self.check_safety();
         done
     }
