@@ -3,7 +3,8 @@
 //! One loop: wait for a datagram, take every other datagram already queued (up to a
 //! batch), apply them all to the core, append their records, one `fdatasync`, store the
 //! checkpoint region, then send every reply. Clients that arrive while a sync runs wait
-//! for the next one and share it (group commit).
+//! for the next one and share it (group commit), and a batch waits a moment for the
+//! clients the last one answered (docs/dfs.md).
 
 use std::collections::{HashMap, VecDeque};
 use std::fs::{File, OpenOptions};
@@ -11,6 +12,7 @@ use std::io;
 use std::net::{SocketAddr, UdpSocket};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use specs::mfs::wire::{decode_request, encode_reply, DecodeError, Reply, Request, MAX_DATAGRAM};
@@ -205,6 +207,33 @@ impl Image {
     }
 }
 
+/// Whether a datagram is waiting on `socket` by `until` (`ppoll`, which sleeps with
+/// sub-millisecond precision where `poll` rounds to milliseconds).
+fn readable_before(socket: &UdpSocket, until: Instant) -> bool {
+    use std::os::fd::AsRawFd;
+    loop {
+        let left = until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return false;
+        }
+        let mut fd = libc::pollfd {
+            fd: socket.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        let timeout = libc::timespec {
+            tv_sec: left.as_secs() as libc::time_t,
+            tv_nsec: left.subsec_nanos() as libc::c_long,
+        };
+        // SAFETY: one valid pollfd and a valid timespec; no signal mask to change.
+        let n = unsafe { libc::ppoll(&mut fd, 1, &timeout, std::ptr::null()) };
+        // A signal ends the call early: wait on until the deadline.
+        if n >= 0 || io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
+            return n > 0;
+        }
+    }
+}
+
 /// `recv_from` that does not wait (`MSG_DONTWAIT`), on a socket left blocking: taking
 /// the rest of a batch costs one call, where switching the socket to non-blocking
 /// and back would cost two more per batch.
@@ -269,6 +298,9 @@ pub fn serve(port: u16, image: &Path, bug: Option<Bug>) -> Result<()> {
     let mut bufs: Vec<Vec<u8>> = Vec::new();
     let mut batch: Vec<(usize, SocketAddr)> = Vec::with_capacity(MAX_BATCH);
     let mut out: Vec<(Vec<u8>, SocketAddr)> = Vec::with_capacity(MAX_BATCH);
+    // For group commit: who the last batch answered, and how long its sync took.
+    let mut answered: Vec<SocketAddr> = Vec::with_capacity(MAX_BATCH);
+    let mut sync_time = Duration::ZERO;
     let slot = |bufs: &mut Vec<Vec<u8>>, k: usize| {
         if bufs.len() <= k {
             bufs.push(vec![0u8; MAX_DATAGRAM + 1]);
@@ -292,12 +324,25 @@ pub fn serve(port: u16, image: &Path, bug: Option<Bug>) -> Result<()> {
             }
             Err(e) => return Err(e).context("receiving a request"),
         }
+        // Group commit: the clients the last batch answered are sending their next
+        // requests while this one forms, and one a moment late would wait for a
+        // whole sync more. So a batch that lacks one of them waits for it, at most
+        // half the last sync's time. A lone client is never waited for: its request
+        // is the one that started the batch.
+        let until = Instant::now() + sync_time / 2;
         while batch.len() < MAX_BATCH {
             let k = batch.len();
             slot(&mut bufs, k);
             match recv_nowait(&socket, &mut bufs[k]) {
                 Ok((n, from)) => batch.push((n, from)),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    let missing = answered
+                        .iter()
+                        .any(|a| batch.iter().all(|&(_, from)| from != *a));
+                    if !missing || !readable_before(&socket, until) {
+                        break;
+                    }
+                }
                 // A previous reply's ICMP "port unreachable" surfaces here; harmless.
                 Err(_) => break,
             }
@@ -342,7 +387,9 @@ pub fn serve(port: u16, image: &Path, bug: Option<Bug>) -> Result<()> {
         match bug {
             None | Some(Bug::NoDedup) => {
                 if disk.append(fs.take_pending())? {
+                    let started = Instant::now();
                     disk.file.sync_data()?;
+                    sync_time = started.elapsed();
                     syncs += 1;
                     if syncs % CHECKPOINT_EVERY == 0 {
                         // Made durable by the next batch's sync (or Shutdown's); until
@@ -376,9 +423,11 @@ pub fn serve(port: u16, image: &Path, bug: Option<Bug>) -> Result<()> {
                 "mfs-server: shut down after {changes} change request(s) in {syncs} batch sync(s)"
             );
         }
+        answered.clear();
         for (reply, to) in out.drain(..) {
             // A client that went away is not the server's problem.
             let _ = socket.send_to(&reply, to);
+            answered.push(to);
         }
         if shutdown {
             return Ok(());
@@ -390,6 +439,34 @@ pub fn serve(port: u16, image: &Path, bug: Option<Bug>) -> Result<()> {
 mod tests {
     use super::*;
     use crate::format::{scan_log, Checkpoint, CR_SIZE};
+
+    /// The wait of group commit: false at its deadline with nothing sent, true as soon
+    /// as a datagram is waiting, and the datagram is still there to be taken.
+    #[test]
+    fn a_batch_waits_for_a_datagram_until_its_deadline() {
+        let server = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let start = Instant::now();
+        assert!(!readable_before(&server, start + Duration::from_millis(20)));
+        assert!(
+            start.elapsed() >= Duration::from_millis(20),
+            "returned before its deadline"
+        );
+        assert!(
+            !readable_before(&server, Instant::now()),
+            "a deadline already past"
+        );
+        client
+            .send_to(b"late", server.local_addr().unwrap())
+            .unwrap();
+        assert!(readable_before(
+            &server,
+            Instant::now() + Duration::from_secs(5)
+        ));
+        let mut buf = [0u8; 16];
+        let (n, _) = recv_nowait(&server, &mut buf).unwrap();
+        assert_eq!(&buf[..n], b"late");
+    }
 
     /// The rest of a batch is taken from a blocking socket without ever waiting, and
     /// each datagram comes with its sender (where the reply goes).
