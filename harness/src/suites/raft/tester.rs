@@ -85,10 +85,8 @@ struct Observer {
     violations: Vec<Violation>,
     awaiting: Vec<u64>,
     replies: BTreeMap<u64, Body>,
-    /// Run until this node has applied this index.
-    until_applied: Option<(usize, u64)>,
-    /// Run until this node has reported more snapshots installed than this.
-    until_installed: Option<(usize, u64)>,
+    /// What ends the current run early, if anything but its answers.
+    until: Option<Until>,
     now: u64,
     next_id: u64,
     /// Act as a service that snapshots after every this many entries (0: never).
@@ -103,6 +101,15 @@ struct Observer {
     snapshot_bytes: Vec<u64>,
     /// What each node must hold on disk, for the floor of its `persisted_size`.
     held: Vec<Held>,
+}
+
+/// An event that ends a run before its time limit.
+#[derive(Debug, Clone, Copy)]
+enum Until {
+    /// This node has applied this index.
+    Applied(usize, u64),
+    /// This node has reported more snapshots installed than this.
+    Installed(usize, u64),
 }
 
 /// What one node must keep on disk, as far as the tester can tell: the floor under
@@ -149,8 +156,7 @@ impl Observer {
             violations: Vec::new(),
             awaiting: Vec::new(),
             replies: BTreeMap::new(),
-            until_applied: None,
-            until_installed: None,
+            until: None,
             now: 0,
             next_id: 1,
             snapshot_every: 0,
@@ -362,13 +368,16 @@ impl Driver for Observer {
     fn on_wake(&mut self, _: &mut Cluster, _: u64) {}
 
     fn done(&self) -> bool {
-        if let Some((i, index)) = self.until_applied {
-            return self.logs[i].keys().next_back().is_some_and(|&k| k >= index);
+        match self.until {
+            Some(Until::Applied(i, index)) => {
+                self.logs[i].keys().next_back().is_some_and(|&k| k >= index)
+            }
+            Some(Until::Installed(i, count)) => self.installed[i] > count,
+            None => {
+                !self.awaiting.is_empty()
+                    && self.awaiting.iter().all(|id| self.replies.contains_key(id))
+            }
         }
-        if let Some((i, count)) = self.until_installed {
-            return self.installed[i] > count;
-        }
-        !self.awaiting.is_empty() && self.awaiting.iter().all(|id| self.replies.contains_key(id))
     }
 }
 
@@ -1227,26 +1236,24 @@ impl Tester {
 
     /// Runs until node `i` has applied `index` or `timeout` ns pass; true if it did.
     pub fn run_until_applied(&mut self, i: usize, index: u64, timeout: u64) -> bool {
-        self.obs.until_applied = Some((i, index));
-        let limit = self.cluster.now() + timeout;
-        self.cluster.wake(limit, 0);
-        self.run(limit);
-        let done = self.obs.done();
-        self.obs.until_applied = None;
-        self.check_safety();
-        done
+        self.run_until(Until::Applied(i, index), timeout)
     }
 
     /// Runs until node `i` reports a snapshot installed (from a leader, or at restart)
     /// or `timeout` ns pass; true if it did. Returns at the event that brought the
     /// report, so a fault applied next lands right after the install.
     pub fn run_until_installed(&mut self, i: usize, timeout: u64) -> bool {
-        self.obs.until_installed = Some((i, self.obs.installed[i]));
+        let count = self.obs.installed[i];
+        self.run_until(Until::Installed(i, count), timeout)
+    }
+
+    fn run_until(&mut self, until: Until, timeout: u64) -> bool {
+        self.obs.until = Some(until);
         let limit = self.cluster.now() + timeout;
         self.cluster.wake(limit, 0);
         self.run(limit);
         let done = self.obs.done();
-        self.obs.until_installed = None;
+        self.obs.until = None;
         self.check_safety();
         done
     }
