@@ -472,9 +472,9 @@ pub(super) fn stale_appends_after_snapshots(cx: &mut Context) {
 /// repair, and the snapshot at entry 9 comes after. Then that follower's disk is
 /// wiped, the leader sends it the snapshot, and every message between the nodes
 /// since the follower's return is delivered again as soon as it reports the
-/// snapshot installed, before the leader's next AppendEntries can reach it. Entries kept at the wrong
-/// indices carry the leader's term, so the leader's next AppendEntries finds no
-/// conflict and the follower applies the wrong commands.
+/// snapshot installed, before the leader's next AppendEntries can reach it. Entries
+/// kept at the wrong indices carry the leader's term, so the leader's next
+/// AppendEntries finds no conflict and the follower applies the wrong commands.
 pub(super) fn stale_append_past_an_installed_snapshot(cx: &mut Context) {
     let shapes = std::cell::RefCell::new(Vec::new());
     sweep(cx, 3, |t| {
