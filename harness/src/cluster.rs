@@ -226,6 +226,8 @@ pub struct Cluster {
     stats: RunStats,
     /// Messages between nodes kept for `Fault::Replay`, once `Fault::Record` came.
     recorded: Option<Vec<Message>>,
+    /// Whether new messages are kept: from `Fault::Record` to `Fault::StopRecording`.
+    recording: bool,
     /// Copies sent by `Fault::Replay` so far (cut ones too).
     replayed: u64,
 }
@@ -289,6 +291,7 @@ impl Cluster {
             next_message: 0,
             stats: RunStats::default(),
             recorded: None,
+            recording: false,
             replayed: 0,
             config,
         };
@@ -509,6 +512,15 @@ impl Cluster {
             Fault::Net(c) => self.net.config = c,
             Fault::Record => {
                 self.recorded.get_or_insert_with(Vec::new);
+                self.recording = true;
+            }
+            Fault::StopRecording => {
+                if self.recorded.is_none() {
+                    return Err(HarnessError::Fault(
+                        "stop recording with nothing recorded: apply Fault::Record first".into(),
+                    ));
+                }
+                self.recording = false;
             }
             Fault::Replay(span) => {
                 self.replay(span)?;
@@ -924,7 +936,7 @@ impl Cluster {
 
     fn route(&mut self, message: Message) {
         let now = self.now();
-        if let Some(kept) = &mut self.recorded {
+        if let Some(kept) = self.recorded.as_mut().filter(|_| self.recording) {
             if self.names.contains(&message.src) && self.names.contains(&message.dest) {
                 kept.push(message.clone());
             }
@@ -1702,6 +1714,40 @@ mod tests {
             "a client's request is not a node's message"
         );
         assert_eq!(read_file(&mut cluster, "a"), Ok(Some("v".into())));
+    }
+
+    #[test]
+    fn replay_after_a_stop_sends_only_the_recorded_window() {
+        let dir = TestDir::new("cluster-replay-window");
+        let config = ClusterConfig {
+            nodes: 3,
+            ..config(&dir, Implementation::ours("raft"))
+        };
+        let mut cluster = Cluster::start(config).unwrap();
+        let error = cluster.fault(Fault::StopRecording).unwrap_err();
+        assert!(error.to_string().contains("Fault::Record"), "{error}");
+        let run_a_second = |cluster: &mut Cluster| {
+            let mut sleeper = Sleeper {
+                token: 10,
+                patient: true,
+                woken: Vec::new(),
+            };
+            cluster.run(&mut sleeper, u64::MAX);
+        };
+        // Three Raft nodes elect a leader and send heartbeats without being asked.
+        cluster.fault(Fault::Record).unwrap();
+        run_a_second(&mut cluster);
+        cluster.fault(Fault::StopRecording).unwrap();
+        cluster.fault(Fault::Replay(0)).unwrap();
+        let window = cluster.replayed();
+        assert!(window > 0, "the nodes sent each other nothing in a second");
+        run_a_second(&mut cluster);
+        cluster.fault(Fault::Replay(0)).unwrap();
+        assert_eq!(
+            cluster.replayed(),
+            2 * window,
+            "a message sent after the stop was kept"
+        );
     }
 
     /// Runs `clients` clients that each write once, all at the same time, so the server

@@ -55,6 +55,11 @@ pub enum Fault {
     /// ago. Only node-to-node messages are kept (never a client's or a tester's);
     /// they stay kept, so a later replay sends them once more with the newer ones.
     Replay(u64),
+    /// From now on no new message is kept; those kept since `Record` stay, for a
+    /// later `Replay` of that window alone. An asynchronous network may deliver
+    /// copies of some old messages and not of others: here, of those of one stretch
+    /// of a run.
+    StopRecording,
 }
 
 impl Fault {
@@ -83,6 +88,7 @@ impl Fault {
                 c.loss, c.duplicate, c.reorder, c.latency
             ),
             Fault::Record => "record messages between nodes".into(),
+            Fault::StopRecording => "stop recording messages between nodes".into(),
             Fault::Replay(span) => format!(
                 "replay the recorded messages between nodes within {} ms",
                 span / 1_000_000

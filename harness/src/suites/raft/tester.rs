@@ -849,6 +849,15 @@ impl Tester {
         self.cluster.fault(Fault::Record).expect("recording");
     }
 
+    /// From now on no new message between nodes is kept: a later
+    /// [`Tester::replay_peer_messages`] sends those of the window since
+    /// [`Tester::record_peer_messages`] alone (`Fault::StopRecording`).
+    pub fn stop_recording_peer_messages(&mut self) {
+        self.cluster
+            .fault(Fault::StopRecording)
+            .expect("stop recording");
+    }
+
     /// Sends again every message between nodes kept since
     /// [`Tester::record_peer_messages`], each arriving within `span` ns from now
     /// unless a partition in force cuts its link (`Fault::Replay`). Returns how many
@@ -992,11 +1001,25 @@ impl Tester {
         self.cluster.node_names().to_vec()
     }
 
-    /// Undoes every one-way cut and shape (the `disconnect`s stay in force).
+    /// Undoes every one-way cut, shape and slow link (the `disconnect`s stay in
+    /// force).
     pub fn heal(&mut self) {
         self.cuts.clear();
         self.shape = None;
         self.apply_partition();
+        self.cluster
+            .fault(Fault::SlowLinks(Partition::none(), 0))
+            .expect("links made fast");
+    }
+
+    /// Every message from node `from` to node `to` sent from now on takes `delay` ns
+    /// longer (`Fault::SlowLinks`; one slow link at a time, until `heal`).
+    pub fn slow_link(&mut self, from: usize, to: usize, delay: u64) {
+        let all = self.cluster.node_names().to_vec();
+        let link = Partition::one_way(&all[from], &all[to]);
+        self.cluster
+            .fault(Fault::SlowLinks(link, delay))
+            .expect("slow link");
     }
 
     /// Messages node `from` has sent node `to` so far.
