@@ -48,10 +48,15 @@ pub enum Bug {
     /// snapshot at the wrong indices, under the leader's term, so the leader's next
     /// AppendEntries finds no conflict and the node applies the wrong commands.
     StaleAppendMisplaced,
+    /// Answers an AppendEntries whose entries its snapshot covers whole with a match
+    /// of the snapshot's index plus the message's entries, as if they followed the
+    /// snapshot: it claims entries it does not hold, and a leader holding them
+    /// counts it in the majority that commits them.
+    StaleAppendOverclaimed,
 }
 
 impl Bug {
-    pub const NAMES: [&'static str; 12] = [
+    pub const NAMES: [&'static str; 13] = [
         "count-commit",
         "forget-vote",
         "one-step-backup",
@@ -64,6 +69,7 @@ impl Bug {
         "size-underreported",
         "replicate-on-heartbeat",
         "stale-append-misplaced",
+        "stale-append-overclaimed",
     ];
 
     pub fn from_name(name: &str) -> Option<Bug> {
@@ -80,6 +86,7 @@ impl Bug {
             "size-underreported" => Some(Bug::SizeUnderreported),
             "replicate-on-heartbeat" => Some(Bug::ReplicateOnHeartbeat),
             "stale-append-misplaced" => Some(Bug::StaleAppendMisplaced),
+            "stale-append-overclaimed" => Some(Bug::StaleAppendOverclaimed),
             _ => None,
         }
     }
@@ -89,4 +96,11 @@ impl Bug {
 /// snapshot covers (here, so that the mistake is no mutant of the logic).
 pub fn misplaced_cover(snapshot_index: u64, prev_index: u64) -> u64 {
     snapshot_index + prev_index
+}
+
+/// [`Bug::StaleAppendOverclaimed`]'s answer to an AppendEntries of `entries` entries,
+/// all of which the snapshot covers (here, so that the mistake is no mutant of the
+/// logic).
+pub fn overclaimed_match(snapshot_index: u64, entries: u64) -> u64 {
+    snapshot_index + entries
 }

@@ -908,7 +908,11 @@ impl Raft {
             let covered = covered.min(entries.len() as u64);
             entries.drain(..covered as usize);
             if entries.is_empty() {
-                let matched = prev_index + covered;
+                let matched = if self.config.bug == Some(Bug::StaleAppendOverclaimed) {
+                    bug::overclaimed_match(self.offset, covered)
+                } else {
+                    prev_index + covered
+                };
                 reply(self, true, matched, 0, None);
                 return;
             }

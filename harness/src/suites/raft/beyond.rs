@@ -523,6 +523,82 @@ pub(super) fn stale_append_past_an_installed_snapshot(cx: &mut Context) {
     ));
 }
 
+/// An AppendEntries all of whose entries a snapshot covers, sent before the leader
+/// compacted, reaches a follower that has since installed that snapshot and holds
+/// nothing after it, while the leader holds many entries more that no majority has:
+/// the follower's answer must claim no more than the snapshot (it holds nothing
+/// else), or the leader counts the follower among those that hold entries it never
+/// got and commits them. The long message is staged as in
+/// `stale_append_past_an_installed_snapshot`: after a few commands everyone holds,
+/// both followers are cut off while the leader appends commands up to the index at
+/// which the nodes snapshot; one follower returns and is sent them in one repair.
+/// The messages between the nodes are kept from its return to its applying them,
+/// no longer. Then that follower is cut off again while the leader appends twice as
+/// many commands as the snapshot holds, its disk is wiped, and it is sent the
+/// snapshot; the kept messages are delivered again the moment it reports the
+/// snapshot installed, and the leader's messages to it are cut from then on (its
+/// answers still arrive). A leader that commits now on the follower's word applies
+/// entries nobody else holds; it crashes, and the two others, which never had them,
+/// elect a leader that commits other commands at the same indices.
+pub(super) fn stale_append_covered_by_an_installed_snapshot(cx: &mut Context) {
+    const SNAPSHOT_EVERY: u64 = 10;
+    sweep(cx, 3, |t| {
+        let n = t.n;
+        t.snapshot_every(SNAPSHOT_EVERY);
+        let mut held = 0;
+        for _ in 0..3 {
+            held = t.one_random(n);
+        }
+        // The first index the nodes snapshot at (one before a multiple of
+        // SNAPSHOT_EVERY) that leaves 3 entries or more after what everyone holds.
+        let snapshot = (held + 4).next_multiple_of(SNAPSHOT_EVERY) - 1;
+        let leader = t.check_one_leader();
+        let (follower, other) = ((leader + 1) % n, (leader + 2) % n);
+        t.disconnect(follower);
+        t.disconnect(other);
+        t.start_random(leader, snapshot - held);
+        t.record_peer_messages();
+        t.connect(follower);
+        let caught_up = t.run_until_applied(follower, snapshot, 2 * ELECTION_TIMEOUT);
+        require(caught_up, property::PROGRESS, || {
+            format!(
+                "n{} did not apply entry {snapshot} within 2 s of returning to n{}, which \
+                 had started it with the other follower cut off",
+                follower + 1,
+                leader + 1
+            )
+        });
+        t.stop_recording_peer_messages();
+        t.disconnect(follower);
+        t.start_random(leader, 2 * snapshot);
+        t.restart_wiped(follower);
+        // The follower's answers take longer than its report to the tester, so the
+        // leader's messages to it are cut before it hears of the install.
+        t.slow_link(follower, leader, 50 * MS);
+        t.connect(follower);
+        let installed = t.run_until_installed(follower, 2 * ELECTION_TIMEOUT);
+        require(installed, LOG_COMPACTION, || {
+            format!(
+                "n{}, wiped, reported no snapshot installed within 2 s: the leader had \
+                 compacted its log past what the wiped node holds",
+                follower + 1
+            )
+        });
+        t.replay_peer_messages(0);
+        t.cut(leader, follower);
+        // Nothing past the snapshot may commit now: the leader holds it alone. A
+        // leader that took a false answer commits within a round trip or two.
+        t.run_until_applied(leader, snapshot + 1, ELECTION_TIMEOUT / 2);
+        t.crash(leader);
+        t.heal();
+        t.connect(other);
+        t.one_random(n - 1);
+        t.restart(leader);
+        t.connect(leader);
+        t.one_random(n);
+    });
+}
+
 /// `follower` is cut off while a burst of `burst` commands commits on `leader`
 /// without it, then connected again: with snapshots on, it catches up from one.
 fn fall_behind_and_return(

@@ -134,6 +134,12 @@ pub static SUITE: Suite = Suite {
             property: STATE_MACHINE_SAFETY,
         },
         KnownBad {
+            variant: "stale-append-overclaimed",
+            what: "answers a late AppendEntries its snapshot covers with a match past the snapshot",
+            test: "beyond::stale_append_covered_by_an_installed_snapshot",
+            property: STATE_MACHINE_SAFETY,
+        },
+        KnownBad {
             variant: "replicate-on-heartbeat",
             what: "sends a new entry only with its next heartbeat",
             test: "beyond::commands_commit_without_waiting_for_heartbeats",
@@ -340,6 +346,10 @@ const TESTS: &[TestCase] = &[
     beyond!(
         "beyond::stale_append_past_an_installed_snapshot",
         beyond::stale_append_past_an_installed_snapshot,
+    ),
+    beyond!(
+        "beyond::stale_append_covered_by_an_installed_snapshot",
+        beyond::stale_append_covered_by_an_installed_snapshot,
     ),
     beyond!(
         "beyond::backup_in_few_messages",
