@@ -475,52 +475,84 @@ pub(super) fn stale_appends_after_snapshots(cx: &mut Context) {
 /// snapshot installed, before the leader's next AppendEntries can reach it. Entries
 /// kept at the wrong indices carry the leader's term, so the leader's next
 /// AppendEntries finds no conflict and the follower applies the wrong commands.
+/// Each seed runs twice: once with a command committed everywhere before the cut
+/// (the repair starts after entry 1), once with the log empty until then (the
+/// repair starts at the log's beginning, previous entry 0).
 pub(super) fn stale_append_past_an_installed_snapshot(cx: &mut Context) {
+    let count = super::sweep_count(cx.mode);
+    let runs: Vec<(u64, u64)> = super::sweep_seeds(cx.seed, count)
+        .into_iter()
+        .flat_map(|seed| [(seed, 1), (seed, 0)])
+        .collect();
     let shapes = std::cell::RefCell::new(Vec::new());
-    sweep(cx, 3, |t| {
-        let n = t.n;
-        t.snapshot_every(10);
-        t.one_random(n);
-        let leader = t.check_one_leader();
-        let (follower, other) = ((leader + 1) % n, (leader + 2) % n);
-        t.disconnect(follower);
-        t.disconnect(other);
-        t.start_random(leader, 12);
-        // Kept from here on: the leader's one-entry AppendEntries of the cut-off
-        // time would, heard again first, fill the follower's log after the snapshot
-        // before the long one arrives.
-        t.record_peer_messages();
-        t.connect(follower);
-        let caught_up = t.run_until_applied(follower, 13, 2 * ELECTION_TIMEOUT);
-        require(caught_up, property::PROGRESS, || {
-            format!(
-                "n{} did not apply entry 13 within 2 s of returning to n{}, which had \
-                 started it with the other follower cut off",
-                follower + 1,
-                leader + 1
-            )
-        });
-        t.connect(other);
-        t.one_random(n);
-        t.restart_wiped(follower);
-        t.connect(follower);
-        let installed = t.run_until_installed(follower, 2 * ELECTION_TIMEOUT);
-        require(installed, LOG_COMPACTION, || {
-            format!(
-                "n{}, wiped, reported no snapshot installed within 2 s: the leader had \
-                 compacted its log past what the wiped node holds",
-                follower + 1
-            )
-        });
-        shapes.borrow_mut().push(t.replay_peer_messages(0));
-        for _ in 0..3 {
-            t.one_random(n);
-        }
-    });
+    super::sweep_over(
+        cx,
+        &runs,
+        |&(seed, held)| {
+            let before = if held == 0 { "nothing" } else { "a command" };
+            format!("seed {seed}, {before} committed before the cut; alone: RAFT_SWEEP=1 with seed {seed}")
+        },
+        |cx, &(seed, held)| {
+            let mut t = Tester::with_seed(cx, 3, seed);
+            shapes
+                .borrow_mut()
+                .push(past_an_installed_snapshot(&mut t, held));
+        },
+    );
     cx.note(format!(
-        "old messages between nodes sent again at the install, per run: {:?}",
+        "{} runs passed ({count} seeds, RAFT_SWEEP={count}); old messages between nodes \
+         sent again at the install, per run: {:?}",
+        runs.len(),
         shapes.into_inner()
     ));
+}
+
+/// One run of [`stale_append_past_an_installed_snapshot`] with `held` commands (0 or
+/// 1) committed everywhere first; returns how many old messages went again.
+fn past_an_installed_snapshot(t: &mut Tester, held: u64) -> u64 {
+    const BURST: u64 = 12;
+    let n = t.n;
+    t.snapshot_every(10);
+    if held > 0 {
+        t.one_random(n);
+    }
+    let leader = t.check_one_leader();
+    let (follower, other) = ((leader + 1) % n, (leader + 2) % n);
+    t.disconnect(follower);
+    t.disconnect(other);
+    t.start_random(leader, BURST);
+    // Kept from here on: the leader's one-entry AppendEntries of the cut-off time
+    // would, heard again first, fill the follower's log after the snapshot before the
+    // long one arrives.
+    t.record_peer_messages();
+    t.connect(follower);
+    let last = held + BURST;
+    let caught_up = t.run_until_applied(follower, last, 2 * ELECTION_TIMEOUT);
+    require(caught_up, property::PROGRESS, || {
+        format!(
+            "n{} did not apply entry {last} within 2 s of returning to n{}, which had \
+             started it with the other follower cut off",
+            follower + 1,
+            leader + 1
+        )
+    });
+    t.connect(other);
+    t.one_random(n);
+    t.restart_wiped(follower);
+    t.connect(follower);
+    let installed = t.run_until_installed(follower, 2 * ELECTION_TIMEOUT);
+    require(installed, LOG_COMPACTION, || {
+        format!(
+            "n{}, wiped, reported no snapshot installed within 2 s: the leader had \
+             compacted its log past what the wiped node holds",
+            follower + 1
+        )
+    });
+    let replayed = t.replay_peer_messages(0);
+    for _ in 0..3 {
+        t.one_random(n);
+    }
+    replayed
 }
 
 /// An AppendEntries all of whose entries a snapshot covers, sent before the leader
