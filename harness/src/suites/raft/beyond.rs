@@ -517,37 +517,12 @@ fn past_an_installed_snapshot(t: &mut Tester, held: u64) -> u64 {
         t.one_random(n);
     }
     let leader = t.check_one_leader();
-    let (follower, other) = ((leader + 1) % n, (leader + 2) % n);
-    t.disconnect(follower);
-    t.disconnect(other);
-    t.start_random(leader, BURST);
-    // Kept from here on: the leader's one-entry AppendEntries of the cut-off time
-    // would, heard again first, fill the follower's log after the snapshot before the
-    // long one arrives.
-    t.record_peer_messages();
-    t.connect(follower);
-    let last = held + BURST;
-    let caught_up = t.run_until_applied(follower, last, 2 * ELECTION_TIMEOUT);
-    require(caught_up, property::PROGRESS, || {
-        format!(
-            "n{} did not apply entry {last} within 2 s of returning to n{}, which had \
-             started it with the other follower cut off",
-            follower + 1,
-            leader + 1
-        )
-    });
+    let (follower, other) = repair_in_one_message(t, leader, BURST, held + BURST);
     t.connect(other);
     t.one_random(n);
     t.restart_wiped(follower);
     t.connect(follower);
-    let installed = t.run_until_installed(follower, 2 * ELECTION_TIMEOUT);
-    require(installed, LOG_COMPACTION, || {
-        format!(
-            "n{}, wiped, reported no snapshot installed within 2 s: the leader had \
-             compacted its log past what the wiped node holds",
-            follower + 1
-        )
-    });
+    require_installed(t, follower);
     let replayed = t.replay_peer_messages(0);
     for _ in 0..3 {
         t.one_random(n);
@@ -585,21 +560,7 @@ pub(super) fn stale_append_covered_by_an_installed_snapshot(cx: &mut Context) {
         // SNAPSHOT_EVERY) that leaves 3 entries or more after what everyone holds.
         let snapshot = (held + 4).next_multiple_of(SNAPSHOT_EVERY) - 1;
         let leader = t.check_one_leader();
-        let (follower, other) = ((leader + 1) % n, (leader + 2) % n);
-        t.disconnect(follower);
-        t.disconnect(other);
-        t.start_random(leader, snapshot - held);
-        t.record_peer_messages();
-        t.connect(follower);
-        let caught_up = t.run_until_applied(follower, snapshot, 2 * ELECTION_TIMEOUT);
-        require(caught_up, property::PROGRESS, || {
-            format!(
-                "n{} did not apply entry {snapshot} within 2 s of returning to n{}, which \
-                 had started it with the other follower cut off",
-                follower + 1,
-                leader + 1
-            )
-        });
+        let (follower, other) = repair_in_one_message(t, leader, snapshot - held, snapshot);
         t.stop_recording_peer_messages();
         t.disconnect(follower);
         t.start_random(leader, 2 * snapshot);
@@ -608,14 +569,7 @@ pub(super) fn stale_append_covered_by_an_installed_snapshot(cx: &mut Context) {
         // leader's messages to it are cut before it hears of the install.
         t.slow_link(follower, leader, 50 * MS);
         t.connect(follower);
-        let installed = t.run_until_installed(follower, 2 * ELECTION_TIMEOUT);
-        require(installed, LOG_COMPACTION, || {
-            format!(
-                "n{}, wiped, reported no snapshot installed within 2 s: the leader had \
-                 compacted its log past what the wiped node holds",
-                follower + 1
-            )
-        });
+        require_installed(t, follower);
         t.replay_peer_messages(0);
         t.cut(leader, follower);
         // Nothing past the snapshot may commit now: the leader holds it alone. A
@@ -628,6 +582,47 @@ pub(super) fn stale_append_covered_by_an_installed_snapshot(cx: &mut Context) {
         t.restart(leader);
         t.connect(leader);
         t.one_random(n);
+    });
+}
+
+/// Stages a long AppendEntries: both followers of `leader` are cut off while it
+/// appends `burst` commands it cannot commit, the network starts keeping the
+/// messages between nodes, and one follower returns, to be repaired with the whole
+/// burst in one message (a leader sends each entry alone while a follower is away).
+/// Returns that follower and the other, once the follower has applied entry `last`.
+fn repair_in_one_message(t: &mut Tester, leader: usize, burst: u64, last: u64) -> (usize, usize) {
+    let n = t.n;
+    let (follower, other) = ((leader + 1) % n, (leader + 2) % n);
+    t.disconnect(follower);
+    t.disconnect(other);
+    t.start_random(leader, burst);
+    // Kept from here on, not before: the leader's one-entry AppendEntries of the
+    // cut-off time, heard again first, would give the follower the entries after the
+    // snapshot before the long one arrives.
+    t.record_peer_messages();
+    t.connect(follower);
+    let caught_up = t.run_until_applied(follower, last, 2 * ELECTION_TIMEOUT);
+    require(caught_up, property::PROGRESS, || {
+        format!(
+            "n{} did not apply entry {last} within 2 s of returning to n{}, which had \
+             started it with the other follower cut off",
+            follower + 1,
+            leader + 1
+        )
+    });
+    (follower, other)
+}
+
+/// Waits for `follower`, wiped, to report a snapshot installed: its leader has
+/// compacted past everything it holds.
+fn require_installed(t: &mut Tester, follower: usize) {
+    let installed = t.run_until_installed(follower, 2 * ELECTION_TIMEOUT);
+    require(installed, LOG_COMPACTION, || {
+        format!(
+            "n{}, wiped, reported no snapshot installed within 2 s: the leader had \
+             compacted its log past what the wiped node holds",
+            follower + 1
+        )
     });
 }
 
