@@ -426,6 +426,8 @@ pub struct Tester {
     cuts: Vec<(usize, usize)>,
     /// A named partition shape in force (majority/minority, bridge...).
     shape: Option<Partition>,
+    /// Whether a link is slow (`slow_link`), for `heal` to make it fast again.
+    slowed: bool,
     pub rng: StdRng,
     evidence: Option<Evidence>,
     /// Requests to the nodes: sent, answered, refused, unanswered.
@@ -526,6 +528,7 @@ impl Tester {
             net: NetConfig::reliable(),
             cuts: Vec::new(),
             shape: None,
+            slowed: false,
             rng: rand::SeedableRng::seed_from_u64(setup.seed ^ 0x7465_7374_6572),
             evidence: setup.evidence,
             requests: TestStats::default(),
@@ -1007,19 +1010,21 @@ impl Tester {
         self.cuts.clear();
         self.shape = None;
         self.apply_partition();
-        self.cluster
-            .fault(Fault::SlowLinks(Partition::none(), 0))
-            .expect("links made fast");
+        if std::mem::take(&mut self.slowed) {
+            self.cluster
+                .fault(Fault::SlowLinks(Partition::none(), 0))
+                .expect("links made fast");
+        }
     }
 
     /// Every message from node `from` to node `to` sent from now on takes `delay` ns
     /// longer (`Fault::SlowLinks`; one slow link at a time, until `heal`).
     pub fn slow_link(&mut self, from: usize, to: usize, delay: u64) {
-        let all = self.cluster.node_names().to_vec();
-        let link = Partition::one_way(&all[from], &all[to]);
+        let link = Partition::one_way(&self.name(from), &self.name(to));
         self.cluster
             .fault(Fault::SlowLinks(link, delay))
             .expect("slow link");
+        self.slowed = true;
     }
 
     /// Messages node `from` has sent node `to` so far.
