@@ -7,6 +7,7 @@
 //! acknowledged change missing after a crash ([`DURABILITY`]), an image that does not
 //! pass the checker or boot ([`RECOVERY`]).
 
+use std::collections::HashMap;
 use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -19,7 +20,7 @@ use rand::Rng;
 use specs::mfs::wire::{
     decode_reply, describe_block, encode_request, zero_block, Block, Reply, Request, MAX_DATAGRAM,
 };
-use specs::mfs::{FsSpec, BLOCK_SIZE, DIRENTS_PER_BLOCK, DIRENT_SIZE, NAME_FIELD};
+use specs::mfs::{FsSpec, BLOCK_SIZE, DIRECT_BLOCKS, DIRENTS_PER_BLOCK, DIRENT_SIZE, NAME_FIELD};
 
 use super::{DURABILITY, FSCK, RECOVERY, SPEC};
 use crate::implementation::Implementation;
@@ -374,14 +375,33 @@ pub fn checked(conn: &mut Conn, spec: &mut FsSpec, request: &Request) -> Result<
     Ok(got)
 }
 
+/// The largest size a Stat can report: a file or directory of every direct block.
+const MAX_SIZE: i32 = (DIRECT_BLOCKS * BLOCK_SIZE) as i32;
+
 /// The whole tree as lines (path, inode, type, size, every block's digest), read with
 /// Stat and Read only, so a server's tree and the spec's compare line by line.
+///
+/// A server's tree is taken for what it claims to be, so the walk refuses what no
+/// tree holds rather than follow it: an inode named by a second entry (a cycle would
+/// otherwise be walked until the harness runs out of memory), an entry naming an
+/// inode with an empty name, and a size past the largest file.
 pub fn dump(t: &mut impl Target) -> Result<Vec<String>, Failure> {
     let mut lines = Vec::new();
     let mut stack = vec![(0, "/".to_string())];
+    let mut seen: HashMap<i32, String> = HashMap::new();
     while let Some((inum, path)) = stack.pop() {
+        if let Some(first) = seen.get(&inum) {
+            return Err(failure(
+                SPEC,
+                format!(
+                    "inode {inum} is in the tree twice, as {first} and as {path}: but for `.` \
+                     and `..`, each inode has one directory entry (a cycle, or a second link)"
+                ),
+            ));
+        }
+        seen.insert(inum, path.clone());
         let (kind, size) = match t.req(&Request::Stat { inum })? {
-            Reply::Stat { kind, size } => (kind, size),
+            Reply::Stat { kind, size } if (0..=MAX_SIZE).contains(&size) => (kind, size),
             other => {
                 return Err(failure(
                     SPEC,
@@ -405,6 +425,15 @@ pub fn dump(t: &mut impl Target) -> Result<Vec<String>, Failure> {
                 continue;
             }
             for (name, child) in dir_entries(&data[..]) {
+                if child >= 0 && name.is_empty() {
+                    return Err(failure(
+                        SPEC,
+                        format!(
+                            "{path} block {block} names inode {child} with an empty name \
+                             (an unused entry's inode number is -1)"
+                        ),
+                    ));
+                }
                 let name = String::from_utf8_lossy(name);
                 if child >= 0 && name != "." && name != ".." {
                     stack.push((child, format!("{path}{name}/")));
@@ -1392,4 +1421,115 @@ fn our_libmfs() -> PathBuf {
     built
         .clone()
         .unwrap_or_else(|e| crate::suite::fail(HARNESS, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A directory block naming `entries` in its first slots, the rest unused.
+    fn dir_block(entries: &[(&[u8], i32)]) -> Block {
+        let mut b = zero_block();
+        for (slot, e) in b
+            .chunks_exact_mut(DIRENT_SIZE)
+            .take(DIRENTS_PER_BLOCK)
+            .enumerate()
+        {
+            let (name, inum) = entries.get(slot).copied().unwrap_or((b"", -1));
+            e[..name.len()].copy_from_slice(name);
+            e[NAME_FIELD..NAME_FIELD + 4].copy_from_slice(&inum.to_le_bytes());
+        }
+        b
+    }
+
+    /// A server serving fixed directories: inode i is a one-block directory whose
+    /// block is `blocks[i]`; Stat reports `size` for each.
+    struct Served {
+        blocks: Vec<Block>,
+        size: i32,
+        requests: usize,
+    }
+
+    impl Target for Served {
+        fn req(&mut self, request: &Request) -> Result<Reply, Failure> {
+            self.requests += 1;
+            if self.requests > 100 {
+                // A walk that does not stop at a cycle ends here, not out of memory.
+                return Err(failure(HARNESS, "the walk went on past 100 requests"));
+            }
+            Ok(match request {
+                Request::Stat { .. } => Reply::Stat {
+                    kind: 0,
+                    size: self.size,
+                },
+                Request::Read { inum, .. } => Reply::Data(self.blocks[*inum as usize].clone()),
+                _ => Reply::Failed,
+            })
+        }
+    }
+
+    /// A server whose tree loops back to its root (`/a/b` names inode 0) is refused at
+    /// the second sight of the root, with both paths, instead of walked forever.
+    #[test]
+    fn a_tree_with_a_cycle_is_refused_not_walked() {
+        let mut server = Served {
+            blocks: vec![
+                dir_block(&[(b".", 0), (b"..", 0), (b"a", 1)]),
+                dir_block(&[(b".", 1), (b"..", 0), (b"b", 0)]),
+            ],
+            size: BLOCK_SIZE as i32,
+            requests: 0,
+        };
+        let err = dump(&mut server).unwrap_err();
+        assert_eq!(err.property, SPEC);
+        assert!(
+            err.message
+                .contains("inode 0 is in the tree twice, as / and as /a/b/"),
+            "{}",
+            err.message
+        );
+        assert_eq!(server.requests, 4, "two Stats and two Reads");
+    }
+
+    /// An entry with an empty name that names an inode is refused, where an unused
+    /// entry (-1) is skipped.
+    #[test]
+    fn an_entry_with_an_empty_name_is_refused() {
+        let mut server = Served {
+            blocks: vec![dir_block(&[(b".", 0), (b"..", 0), (b"", -1), (b"", 1)])],
+            size: BLOCK_SIZE as i32,
+            requests: 0,
+        };
+        let err = dump(&mut server).unwrap_err();
+        assert_eq!(err.property, SPEC);
+        assert!(
+            err.message
+                .contains("/ block 0 names inode 1 with an empty name"),
+            "{}",
+            err.message
+        );
+    }
+
+    /// A size past the largest file is refused before any of its blocks is read.
+    #[test]
+    fn a_size_past_the_largest_file_is_refused() {
+        let mut server = Served {
+            blocks: vec![dir_block(&[(b".", 0), (b"..", 0)])],
+            size: MAX_SIZE + BLOCK_SIZE as i32,
+            requests: 0,
+        };
+        let err = dump(&mut server).unwrap_err();
+        assert_eq!(err.property, SPEC);
+        assert!(
+            err.message.starts_with("Stat of / (inode 0)"),
+            "{}",
+            err.message
+        );
+        assert_eq!(server.requests, 1);
+        server.size = MAX_SIZE;
+        server.blocks = vec![dir_block(&[(b".", 0), (b"..", 0)])];
+        // The largest size is walked: its 14 blocks name no other inode.
+        let lines = dump(&mut server).unwrap();
+        assert_eq!(lines.len(), 1 + DIRECT_BLOCKS);
+    }
 }
