@@ -1468,25 +1468,36 @@ mod tests {
         }
     }
 
+    /// One-block directories served with `size`, as `Served`.
+    fn served(blocks: Vec<Block>, size: i32) -> Served {
+        Served {
+            blocks,
+            size,
+            requests: 0,
+        }
+    }
+
+    /// The walk of `server` fails for `spec` with a message holding `text`.
+    fn refused(server: &mut Served, text: &str) {
+        let err = dump(server).unwrap_err();
+        assert_eq!(err.property, SPEC);
+        assert!(err.message.contains(text), "{}", err.message);
+    }
+
     /// A server whose tree loops back to its root (`/a/b` names inode 0) is refused at
     /// the second sight of the root, with both paths, instead of walked forever.
     #[test]
     fn a_tree_with_a_cycle_is_refused_not_walked() {
-        let mut server = Served {
-            blocks: vec![
+        let mut server = served(
+            vec![
                 dir_block(&[(b".", 0), (b"..", 0), (b"a", 1)]),
                 dir_block(&[(b".", 1), (b"..", 0), (b"b", 0)]),
             ],
-            size: BLOCK_SIZE as i32,
-            requests: 0,
-        };
-        let err = dump(&mut server).unwrap_err();
-        assert_eq!(err.property, SPEC);
-        assert!(
-            err.message
-                .contains("inode 0 is in the tree twice, as / and as /a/b/"),
-            "{}",
-            err.message
+            BLOCK_SIZE as i32,
+        );
+        refused(
+            &mut server,
+            "inode 0 is in the tree twice, as / and as /a/b/",
         );
         assert_eq!(server.requests, 4, "two Stats and two Reads");
     }
@@ -1495,39 +1506,19 @@ mod tests {
     /// entry (-1) is skipped.
     #[test]
     fn an_entry_with_an_empty_name_is_refused() {
-        let mut server = Served {
-            blocks: vec![dir_block(&[(b".", 0), (b"..", 0), (b"", -1), (b"", 1)])],
-            size: BLOCK_SIZE as i32,
-            requests: 0,
-        };
-        let err = dump(&mut server).unwrap_err();
-        assert_eq!(err.property, SPEC);
-        assert!(
-            err.message
-                .contains("/ block 0 names inode 1 with an empty name"),
-            "{}",
-            err.message
-        );
+        let block = dir_block(&[(b".", 0), (b"..", 0), (b"", -1), (b"", 1)]);
+        let mut server = served(vec![block], BLOCK_SIZE as i32);
+        refused(&mut server, "/ block 0 names inode 1 with an empty name");
     }
 
     /// A size past the largest file is refused before any of its blocks is read.
     #[test]
     fn a_size_past_the_largest_file_is_refused() {
-        let mut server = Served {
-            blocks: vec![dir_block(&[(b".", 0), (b"..", 0)])],
-            size: MAX_SIZE + BLOCK_SIZE as i32,
-            requests: 0,
-        };
-        let err = dump(&mut server).unwrap_err();
-        assert_eq!(err.property, SPEC);
-        assert!(
-            err.message.starts_with("Stat of / (inode 0)"),
-            "{}",
-            err.message
-        );
+        let block = dir_block(&[(b".", 0), (b"..", 0)]);
+        let mut server = served(vec![block], MAX_SIZE + BLOCK_SIZE as i32);
+        refused(&mut server, "Stat of / (inode 0)");
         assert_eq!(server.requests, 1);
         server.size = MAX_SIZE;
-        server.blocks = vec![dir_block(&[(b".", 0), (b"..", 0)])];
         // The largest size is walked: its 14 blocks name no other inode.
         let lines = dump(&mut server).unwrap();
         assert_eq!(lines.len(), 1 + DIRECT_BLOCKS);
