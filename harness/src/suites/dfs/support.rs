@@ -402,6 +402,15 @@ pub fn dump(t: &mut impl Target) -> Result<Vec<String>, Failure> {
         seen.insert(inum, path.clone());
         let (kind, size) = match t.req(&Request::Stat { inum })? {
             Reply::Stat { kind, size } if (0..=MAX_SIZE).contains(&size) => (kind, size),
+            Reply::Stat { size, .. } => {
+                return Err(failure(
+                    SPEC,
+                    format!(
+                        "Stat of {path} (inode {inum}) reports size {size}, outside 0 to \
+                         {MAX_SIZE} bytes ({DIRECT_BLOCKS} blocks, the largest file)"
+                    ),
+                ))
+            }
             other => {
                 return Err(failure(
                     SPEC,
@@ -1516,7 +1525,10 @@ mod tests {
     fn a_size_past_the_largest_file_is_refused() {
         let block = dir_block(&[(b".", 0), (b"..", 0)]);
         let mut server = served(vec![block], MAX_SIZE + BLOCK_SIZE as i32);
-        refused(&mut server, "Stat of / (inode 0)");
+        refused(
+            &mut server,
+            "Stat of / (inode 0) reports size 61440, outside 0 to 57344",
+        );
         assert_eq!(server.requests, 1);
         server.size = MAX_SIZE;
         // The largest size is walked: its 14 blocks name no other inode.
