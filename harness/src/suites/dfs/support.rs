@@ -1438,17 +1438,11 @@ mod tests {
 
     /// A directory block naming `entries` in its first slots, the rest unused.
     fn dir_block(entries: &[(&[u8], i32)]) -> Block {
-        let mut b = zero_block();
-        for (slot, e) in b
-            .chunks_exact_mut(DIRENT_SIZE)
-            .take(DIRENTS_PER_BLOCK)
-            .enumerate()
-        {
-            let (name, inum) = entries.get(slot).copied().unwrap_or((b"", -1));
-            e[..name.len()].copy_from_slice(name);
-            e[NAME_FIELD..NAME_FIELD + 4].copy_from_slice(&inum.to_le_bytes());
+        let mut slots = vec![None; DIRENTS_PER_BLOCK];
+        for (slot, &(name, inum)) in slots.iter_mut().zip(entries) {
+            *slot = Some((name.to_vec(), inum));
         }
-        b
+        specs::mfs::spec::encode_dir_block(&slots)
     }
 
     /// A server serving fixed directories: inode i is a one-block directory whose
