@@ -72,9 +72,11 @@ http {
 }
 CONF
 nginx -c "$work/nginx/nginx.conf" -e "$work/nginx/error.log" &
-pids+=($!)
+nginx_pid=$!
+pids+=($nginx_pid)
 "$wserver" -d "$work/root" -p "$wserver_port" -t "$WORKERS" -b 256 2>"$work/wserver.log" &
-pids+=($!)
+wserver_pid=$!
+pids+=($wserver_pid)
 
 wait_up() {
   for _ in $(seq 100); do
@@ -87,28 +89,45 @@ wait_up() {
 wait_up "$nginx_port"
 wait_up "$wserver_port"
 
-# One wrk run; prints "requests/s avg-latency non-2xx+socket-errors".
+# CPU time (user + system, in clock ticks) a server has used so far: for nginx its
+# master and workers, for wserver all its threads.
+ticks=$(getconf CLK_TCK)
+server_ticks() {
+  local ps=$1
+  [ "$1" = "$nginx_pid" ] && ps="$1 $(pgrep -P "$1" | tr '\n' ' ')"
+  # shellcheck disable=SC2086
+  for p in $ps; do cat "/proc/$p/stat"; done | awk '{sub(/.*\) /, ""); t += $12 + $13} END {print t}'
+}
+
+# One wrk run; prints "requests/s avg-latency non-2xx+socket-errors cpu-us-per-request".
+# The server's CPU per request is its own cost, apart from wrk's and the machine's:
+# with both on 2 cores, the rate ratio moves less than the servers' costs differ.
 run() {
-  local port=$1 header=$2 out
+  local port=$1 header=$2 pid=$3 out before after
+  before=$(server_ticks "$pid")
   out=$(wrk -t "$WRK_THREADS" -c "$CONNECTIONS" -d "$DURATION" -H "$header" \
         "http://127.0.0.1:$port/1k.html")
-  local rps lat errs
+  after=$(server_ticks "$pid")
+  local rps lat errs cpu
   rps=$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")
   lat=$(awk '/^    Latency/ {print $2}' <<<"$out")
   errs=$(awk '/Non-2xx/ {n+=$NF} /Socket errors/ {gsub(",",""); n+=$4+$6+$8+$10} END {print n+0}' <<<"$out")
-  echo "$rps $lat $errs"
+  cpu=$(awk -v d=$((after - before)) -v hz="$ticks" '/ requests in / {printf "%.1f", d * 1e6 / hz / $1}' <<<"$out")
+  echo "$rps $lat $errs $cpu"
 }
 
 # Rounds alternate the servers so that load from elsewhere on the machine hits both
 # alike; the median of the rounds is the headline, the best is shown too.
-declare -A all
+declare -A all cpus
 for round in $(seq "$ROUNDS"); do
   for mode in keep-alive close; do
     for server in nginx wserver; do
-      port=$nginx_port; [ "$server" = wserver ] && port=$wserver_port
-      read -r r l e < <(run "$port" "Connection: $mode")
-      echo "round $round: $server $mode: $r req/s, latency $l, errors $e" >&2
+      port=$nginx_port pid=$nginx_pid
+      [ "$server" = wserver ] && port=$wserver_port pid=$wserver_pid
+      read -r r l e c < <(run "$port" "Connection: $mode" "$pid")
+      echo "round $round: $server $mode: $r req/s, latency $l, errors $e, server CPU $c us/request" >&2
       all[$server/$mode]+="$r "
+      cpus[$server/$mode]+="$c "
       [ "$e" = 0 ] || echo "wrk_vs_nginx: $server $mode had $e errors" >&2
     done
   done
@@ -122,8 +141,8 @@ echo
 echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores ($cpu), load average $(cut -d' ' -f1-3 /proc/loadavg)," \
      "$WORKERS workers each, wrk -t $WRK_THREADS -c $CONNECTIONS -d $DURATION on a 1 KiB file, $ROUNDS rounds:"
 echo
-echo "| mode | nginx median req/s | wserver -t $WORKERS median req/s | wserver / nginx (median) | nginx best | wserver best | rounds wserver >= nginx |"
-echo "|---|---:|---:|---:|---:|---:|---:|"
+echo "| mode | nginx median req/s | wserver -t $WORKERS median req/s | wserver / nginx (median) | nginx best | wserver best | rounds wserver >= nginx | server CPU us/request, nginx / wserver (median) |"
+echo "|---|---:|---:|---:|---:|---:|---:|---:|"
 for mode in keep-alive close; do
   n=$(median "${all[nginx/$mode]}") w=$(median "${all[wserver/$mode]}")
   ratio=$(awk -v a="$w" -v b="$n" 'BEGIN{printf "%.2f", a/b}')
@@ -133,5 +152,5 @@ for mode in keep-alive close; do
   for i in "${!ns[@]}"; do
     awk -v a="${ws[$i]}" -v b="${ns[$i]}" 'BEGIN{exit !(a>=b)}' && wins=$((wins+1))
   done
-  echo "| $mode | $n | $w | $ratio | $(best "${all[nginx/$mode]}") | $(best "${all[wserver/$mode]}") | $wins of ${#ns[@]} |"
+  echo "| $mode | $n | $w | $ratio | $(best "${all[nginx/$mode]}") | $(best "${all[wserver/$mode]}") | $wins of ${#ns[@]} | $(median "${cpus[nginx/$mode]}") / $(median "${cpus[wserver/$mode]}") |"
 done
