@@ -94,7 +94,7 @@ wait_up "$wserver_port"
 ticks=$(getconf CLK_TCK)
 server_ticks() {
   local ps=$1
-  [ "$1" = "$nginx_pid" ] && ps="$1 $(pgrep -P "$1" | tr '\n' ' ')"
+  [ "$1" = "$nginx_pid" ] && ps="$1 $(pgrep -P "$1" | tr '\n' ' ' || true)"
   # shellcheck disable=SC2086
   for p in $ps; do cat "/proc/$p/stat"; done | awk '{sub(/.*\) /, ""); t += $12 + $13} END {print t}'
 }
