@@ -263,6 +263,8 @@ pub struct Raft {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SnapshotError {
     pub index: u64,
+    /// The last entry that the service applied and that is still committed (less
+    /// than what it applied only after a known-bad leader overwrote committed entries).
     pub applied: u64,
 }
 
@@ -551,13 +553,19 @@ impl Raft {
                 applied: self.applied,
             });
         }
-        // Applied entries are in the log unless a known-bad leader cut them.
-        let Some(term) = self.term_at(index) else {
+        // Applied entries are committed unless a known-bad leader overwrote committed
+        // ones: the commit index then fell back below what the service applied (see
+        // `on_append`), and a snapshot past it would start the log after the commit
+        // index. So the snapshot may reach only what is still committed.
+        if index > self.commit {
             return Err(SnapshotError {
                 index,
-                applied: self.applied.min(self.last_index()),
+                applied: self.commit,
             });
-        };
+        }
+        let term = self
+            .term_at(index)
+            .expect("a committed entry after the snapshot is in the log");
         self.compact(index, term);
         let snapshot = Snapshot { index, term, data };
         self.snapshot = Some(snapshot.clone());

@@ -861,7 +861,7 @@ fn a_restarted_node_keeps_its_vote_and_log() {
 /// terms and indices is dropped, with no panic and nothing persisted or sent.
 mod hostile_peers {
     use super::*;
-    use crate::core::{LogWrite, MAX_PEER_NUMBER};
+    use crate::core::{LogWrite, SnapshotError, MAX_PEER_NUMBER};
     use proptest::prelude::*;
 
     /// n2, a follower in term 2 with entries of terms 1, 1, 2 and none committed.
@@ -1121,6 +1121,52 @@ mod hostile_peers {
         assert!(n2.snapshot(4, json!("s")).is_ok());
     }
 
+    /// Entries the service applied that a known-bad leader then overwrote with
+    /// entries of its own, so that the log still reaches that far but the commit
+    /// index fell back: no snapshot may pass the commit index, or the log would start
+    /// after it (found by `arbitrary_peer_messages_never_panic_or_corrupt_the_disk`).
+    #[test]
+    fn a_snapshot_stops_at_the_commit_index_an_overwrite_took_back() {
+        let mut n1 = leader();
+        let step = |n1: &mut Raft, from: &str, m: PeerMessage| {
+            n1.step(2 * MS, from, m);
+            n1.ready()
+        };
+        n1.propose(json!("p")).unwrap();
+        n1.ready();
+        let reply = PeerMessage::AppendEntriesReply {
+            term: 3,
+            success: true,
+            match_index: 4,
+            rejected: 0,
+            conflict_index: 0,
+            conflict_term: None,
+        };
+        assert_eq!(step(&mut n1, "n3", reply).applied.len(), 4);
+        for (term, terms) in [(3, &[2][..]), (4, &[1, 1, 1][..])] {
+            let append = PeerMessage::AppendEntries {
+                term,
+                prev_index: 1,
+                prev_term: 1,
+                entries: entries(terms),
+                commit: 0,
+            };
+            assert!(step(&mut n1, "n3", append).applied.is_empty());
+        }
+        assert_eq!(n1.last_index(), 4);
+        assert!(n1.commit_index() < 4, "committed entries were overwritten");
+        assert_eq!(
+            n1.snapshot(4, json!("s")),
+            Err(SnapshotError {
+                index: 4,
+                applied: n1.commit_index()
+            })
+        );
+        assert_eq!(n1.log_start(), 0);
+        n1.snapshot(n1.commit_index(), json!("s")).unwrap();
+        assert_eq!(n1.log_start(), n1.commit_index());
+    }
+
     /// Entries that give the snapshot's last entry another term than the snapshot
     /// does contradict committed state: they are dropped, not stored after it.
     #[test]
@@ -1264,7 +1310,9 @@ mod hostile_peers {
         }
         assert!(
             raft.log_start() <= raft.commit_index(),
-            "commit before the log"
+            "commit {} before the log's start {}",
+            raft.commit_index(),
+            raft.log_start()
         );
         assert!(
             raft.commit_index() <= raft.last_index(),
@@ -1311,8 +1359,9 @@ mod hostile_peers {
                     Event::Snapshot => {
                         if applied > raft.log_start() {
                             let result = raft.snapshot(applied, json!("s"));
-                            // Refused only when a hostile leader cut applied entries.
-                            prop_assert_eq!(result.is_ok(), applied <= raft.last_index());
+                            // Refused only when a hostile leader overwrote applied
+                            // entries, which takes the commit index back below them.
+                            prop_assert_eq!(result.is_ok(), applied <= raft.commit_index());
                         }
                     }
                 }
