@@ -89,12 +89,12 @@ wait_up() {
 wait_up "$nginx_port"
 wait_up "$wserver_port"
 
-# CPU time (user + system, in clock ticks) a server has used so far: for nginx its
-# master and workers, for wserver all its threads.
+# CPU time (user + system, in clock ticks) a server has used so far: its process (all
+# its threads) and its children (nginx's workers; wserver has none here).
 ticks=$(getconf CLK_TCK)
 server_ticks() {
-  local ps=$1
-  [ "$1" = "$nginx_pid" ] && ps="$1 $(pgrep -P "$1" | tr '\n' ' ' || true)"
+  local ps
+  ps="$1 $(pgrep -P "$1" | tr '\n' ' ' || true)"
   # shellcheck disable=SC2086
   for p in $ps; do cat "/proc/$p/stat"; done | awk '{sub(/.*\) /, ""); t += $12 + $13} END {print t}'
 }
