@@ -30,24 +30,26 @@ usage() {
     exit 2
 }
 
-# SYSTEM -> package to mutate, files of its logic (cargo-mutants globs), suite binary,
+# SYSTEM -> packages to mutate, files of its logic (cargo-mutants globs), suite binary,
 # and the seconds after which a mutant's suite run counts as hung: about eight times
 # the suite's own run (raft and kvraft: 15 s in simulated time), 300 s for the suites
 # in real time, whose hang guards are 60 s a test. cargo-mutants would derive it from
 # the baseline, whose time is mostly building the harness in its scratch tree.
 system_config() {
     case "$1" in
-        kvsrv) package=kvsrv files=(impls/kvsrv/src/core.rs impls/kvsrv/src/node.rs) suite=kvsrv timeout=180 ;;
-        raft) package=raft files=(impls/raft/src/core.rs) suite=raft timeout=120 ;;
+        kvsrv) packages=(kvsrv) files=(impls/kvsrv/src/core.rs impls/kvsrv/src/node.rs) suite=kvsrv timeout=180 ;;
+        raft) packages=(raft) files=(impls/raft/src/core.rs) suite=raft timeout=120 ;;
         # Raft's persistence (what a node writes, and reads back at start), tested by
         # the same suite: its own row, so that the core's row stays comparable with
         # its earlier runs.
-        raft-disk) package=raft files=(impls/raft/src/disk.rs) suite=raft timeout=120 ;;
-        dfs) package=dfs files=(impls/dfs/src/core.rs impls/dfs/src/fsck.rs impls/dfs/src/disk.rs) suite=dfs timeout=300 ;;
-        mapreduce) package=mapreduce files=(impls/mapreduce/src/core.rs) suite=mapreduce timeout=300 ;;
-        webserver) package=webserver files=(impls/webserver/src/buffer.rs impls/webserver/src/master.rs) suite=webserver timeout=300 ;;
-        kvraft) package=kvraft files=(impls/kvraft/src/core.rs) suite=kvraft timeout=120 ;;
-        shardkv) package=shardkv files=(impls/shardkv/src/ctrl.rs impls/shardkv/src/group.rs impls/shardkv/src/replica.rs) suite=shardkv timeout=300 ;;
+        raft-disk) packages=(raft) files=(impls/raft/src/disk.rs) suite=raft timeout=120 ;;
+        dfs) packages=(dfs) files=(impls/dfs/src/core.rs impls/dfs/src/fsck.rs impls/dfs/src/disk.rs) suite=dfs timeout=300 ;;
+        mapreduce) packages=(mapreduce) files=(impls/mapreduce/src/core.rs) suite=mapreduce timeout=300 ;;
+        webserver) packages=(webserver) files=(impls/webserver/src/buffer.rs impls/webserver/src/master.rs) suite=webserver timeout=300 ;;
+        kvraft) packages=(kvraft) files=(impls/kvraft/src/core.rs) suite=kvraft timeout=120 ;;
+        # The Raft member both services run on (kvraft's `replica`) stays in shardkv's
+        # row, where it has been since the first run.
+        shardkv) packages=(shardkv kvraft) files=(impls/shardkv/src/ctrl.rs impls/shardkv/src/group.rs impls/kvraft/src/replica.rs) suite=shardkv timeout=300 ;;
         *)
             echo "mutants.sh: unknown system '$1' (kvsrv, raft, raft-disk, dfs, mapreduce, webserver, kvraft, shardkv)" >&2
             exit 2
@@ -125,7 +127,7 @@ mkdir -p "$out"
 # .cargo/mutants.toml leaves out the bug switches' code.
 # --shuffle: a run that the budget ends has tested a random part of the mutants, not
 # the first functions of the first file.
-args=(-p "$package" --test-tool nextest "${jobs[@]}" --shuffle --output "$out" --timeout "$timeout")
+args=("${packages[@]/#/--package=}" --test-tool nextest "${jobs[@]}" --shuffle --output "$out" --timeout "$timeout")
 for f in "${files[@]}"; do
     args+=(--file "$f")
 done

@@ -6,8 +6,11 @@
 //!   command to the store and the duplicate table, the answer, what a snapshot holds,
 //!   when to take one, and how waiting requests are answered.
 //! - [`integers`]: Maelstrom lin-kv's integer keys and values, stored as text.
-//! - [`node`]: the Raft core of the `raft` crate and the state machine bound into a
-//!   `node::Node`, persisting through `raft::disk`.
+//! - [`replica`]: one Raft member running a state machine: the Raft core of the
+//!   `raft` crate, persisting through `raft::disk`, snapshots at `maxraftstate`, and
+//!   the requests waiting for their entries. Any machine: shardkv's controller and
+//!   groups run on it too.
+//! - [`node`]: the service's machine on a [`replica::Replica`], as a `node::Node`.
 //!
 //! # Why the service is linearizable
 //!
@@ -48,6 +51,7 @@ pub mod bug;
 pub mod core;
 pub mod integers;
 pub mod node;
+pub mod replica;
 
 pub use crate::bug::Bug;
 pub use crate::core::KvState;

@@ -8,9 +8,9 @@
 //!   time, shards pulled from their previous owner with their duplicate tables,
 //!   refused with a "wrong group" error when not served, deleted by the old owner
 //!   once the new one has them.
-//! - [`replica`]: one Raft member running either machine, with persistence.
-//! - [`node`]: the nodes as `node::Node`s; which node is what comes from
-//!   [`Layout`] (`SHARDKV_LAYOUT`).
+//! - [`node`]: the nodes as `node::Node`s, each machine on a `kvraft::replica::Replica`
+//!   (one Raft member with persistence); which node is what comes from [`Layout`]
+//!   (`SHARDKV_LAYOUT`).
 //!
 //! Everything travels in the node protocol, so the harness is the network between
 //! the groups, the controller and the clients.
@@ -19,7 +19,6 @@ pub mod bug;
 pub mod ctrl;
 pub mod group;
 pub mod node;
-pub mod replica;
 
 use std::collections::BTreeMap;
 

@@ -9,8 +9,8 @@ use specs::node_protocol::{Body, Message};
 use crate::bug::Bug;
 use crate::ctrl::{self, Config, CtrlOp, CtrlState};
 use crate::group::{Command, GroupState, Status};
-use crate::replica::{Machine, Replica};
 use crate::{Layout, Role};
+use kvraft::replica::{Machine, Replica};
 
 /// How often a group's leader asks the controller for the next configuration and
 /// retries pulls and deletions (100 ms, as 6.5840 suggests).
@@ -52,7 +52,7 @@ impl Machine for CtrlState {
     fn snapshot(&self) -> Value {
         CtrlState::snapshot(self)
     }
-    fn restore(data: &Value) -> Result<Self, String> {
+    fn restore(&self, data: &Value) -> Result<Self, String> {
         CtrlState::restore(data)
     }
     fn noop() -> Value {
@@ -62,11 +62,6 @@ impl Machine for CtrlState {
 
 /// A group's machine: the state plus the variant it runs (not replicated).
 pub struct GroupMachine(pub GroupState);
-
-thread_local! {
-    // A restored snapshot must keep the process's known-bad switch.
-    static BUG: std::cell::Cell<Option<Bug>> = const { std::cell::Cell::new(None) };
-}
 
 impl Machine for GroupMachine {
     fn apply(&mut self, _: u64, command: &Value) -> Option<Body> {
@@ -81,8 +76,9 @@ impl Machine for GroupMachine {
     fn snapshot(&self) -> Value {
         self.0.to_snapshot()
     }
-    fn restore(data: &Value) -> Result<Self, String> {
-        GroupState::from_snapshot(data, BUG.with(|b| b.get())).map(GroupMachine)
+    fn restore(&self, data: &Value) -> Result<Self, String> {
+        // The restored state keeps this process's known-bad switch.
+        GroupState::from_snapshot(data, self.0.bug).map(GroupMachine)
     }
     fn noop() -> Value {
         Command::Noop.to_value()
@@ -121,7 +117,6 @@ impl ShardNode {
                 settings.max_raft_state,
             )?),
             Role::Group { gid, members } => {
-                BUG.with(|b| b.set(settings.bug));
                 let fresh = GroupMachine(GroupState::new(gid, settings.bug));
                 ShardNode::Group(GroupNode {
                     replica: Replica::new(ctx, storage, members, fresh, settings.max_raft_state)?,

@@ -1,7 +1,8 @@
 //! One member of a Raft group running a state machine: the Raft core of the `raft`
 //! crate, its files in the node's data dir, snapshots at `maxraftstate`, and the
-//! requests waiting for their entries (`kvraft::core::Waiting`). The controller and
-//! the replica groups are both this, with different machines.
+//! requests waiting for their entries ([`Waiting`]). The key/value service of this
+//! crate is one, and so are shardkv's controller and replica groups, with other
+//! machines.
 
 use node::{Context, Outbox, Storage};
 use raft::disk::{self, Files};
@@ -9,16 +10,24 @@ use raft::{Config, PeerMessage, Raft, Ready};
 use serde_json::Value;
 use specs::node_protocol::{Body, ErrorCode, Message};
 
-use kvraft::core::{self as kvcore, LeaderView, Waiting};
+use crate::core::{self as kvcore, LeaderView, Waiting};
 
 /// What a replicated state machine does with committed entries.
 pub trait Machine: Sized {
     /// Applies the entry at `index`; the reply to whoever proposed it, if anyone.
     fn apply(&mut self, index: u64, command: &Value) -> Option<Body>;
     fn snapshot(&self) -> Value;
-    fn restore(data: &Value) -> Result<Self, String>;
+    /// The machine a snapshot holds; `self` is the machine it replaces, whose
+    /// settings (a known-bad switch, say) the restored one keeps.
+    fn restore(&self, data: &Value) -> Result<Self, String>;
     /// The command a new leader proposes so entries of earlier terms commit.
     fn noop() -> Value;
+    /// The reply to `request`, whose entry applied with `reply`: in the request's
+    /// form where the protocol has more than one.
+    fn answer(&self, request: &Message, reply: Body) -> Body {
+        let _ = request;
+        reply
+    }
 }
 
 pub struct Replica<M: Machine> {
@@ -48,7 +57,7 @@ impl<M: Machine> Replica<M> {
             rewrite_log,
         } = disk::load(storage)?.reconcile()?;
         let (machine, applied) = match &snapshot {
-            Some(s) => (M::restore(&s.data)?, s.index),
+            Some(s) => (fresh.restore(&s.data)?, s.index),
             None => (fresh, 0),
         };
         let config = Config::new(ctx.node_id.clone(), members);
@@ -61,6 +70,16 @@ impl<M: Machine> Replica<M> {
             files: Files::measure(storage),
             repair_log: rewrite_log,
         })
+    }
+
+    /// The Raft core, for unit tests' looks at it.
+    pub fn raft(&self) -> &Raft {
+        &self.raft
+    }
+
+    /// Requests waiting for their entries.
+    pub fn waiting(&self) -> usize {
+        self.waiting.len()
     }
 
     pub fn is_leader(&self) -> bool {
@@ -152,11 +171,14 @@ impl<M: Machine> Replica<M> {
                 out.send(to.clone(), message.to_body());
             }
             if ready.became_leader.is_some() {
+                // Refused only if it no longer leads, and then there is nothing to do.
                 let _ = self.raft.propose(M::noop());
             }
             if let Some(snapshot) = ready.apply_snapshot {
-                match M::restore(&snapshot.data) {
+                match self.machine.restore(&snapshot.data) {
                     Ok(m) => self.machine = m,
+                    // Only a peer of another implementation could send one: keep
+                    // the index moving so later entries are not misapplied twice.
                     Err(e) => eprintln!("{}: leader's snapshot: {e}", self.raft.id()),
                 }
                 self.applied = snapshot.index;
@@ -179,6 +201,7 @@ impl<M: Machine> Replica<M> {
                         )
                     });
                 for (request, body) in self.waiting.applied(index, entry.term, &reply) {
+                    let body = self.machine.answer(&request, body);
                     out.reply(&request, body);
                 }
             }
