@@ -17,7 +17,8 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::fmt::Write as _;
 
-use gossip::core::{Config, Gossip, Output, Rng, Wire, MS};
+use gossip::core::{Config, Gossip, Output, Wire, MS};
+use node::rng::SplitMix;
 
 /// One message delay.
 const LATENCY: u64 = 10 * MS;
@@ -209,7 +210,7 @@ fn one_broadcast(shape: Shape, n: usize, seed: u64) -> (u64, u64) {
     let mut sim = Sim::new(shape, n, seed);
     // Let the anti-entropy timers spread out first.
     sim.run(1_000 * MS, &|_| false);
-    let mut rng = Rng::new(seed);
+    let mut rng = SplitMix::new(seed);
     let origin = rng.below(n as u64) as usize;
     let (start, sent) = (sim.now, sim.sent);
     sim.broadcast(origin, "m");
@@ -228,7 +229,7 @@ fn steady(shape: Shape, seed: u64) -> f64 {
     let mut sim = Sim::new(shape, n, seed);
     sim.run(1_000 * MS, &|_| false);
     let sent = sim.sent;
-    let mut rng = Rng::new(seed ^ 7);
+    let mut rng = SplitMix::new(seed ^ 7);
     let count = 500;
     for k in 0..count {
         let at = sim.now + 20 * MS;
@@ -247,7 +248,7 @@ fn steady(shape: Shape, seed: u64) -> f64 {
 fn lost_under_partitions(seed: u64) -> usize {
     let n = 5;
     let mut sim = Sim::new(Shape::Grid, n, seed);
-    let mut rng = Rng::new(seed ^ 11);
+    let mut rng = SplitMix::new(seed ^ 11);
     let count = 200;
     for k in 0..count {
         if k % 20 == 0 {

@@ -23,6 +23,8 @@
 
 use std::collections::BTreeMap;
 
+use node::rng::SplitMix;
+
 use crate::bug::Bug;
 
 pub const MS: u64 = 1_000_000;
@@ -100,33 +102,6 @@ impl std::fmt::Display for Refused {
     }
 }
 
-/// SplitMix64: small, seedable, and the same on every platform.
-#[derive(Debug, Clone)]
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Rng {
-        Rng(seed)
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `0..n` (`n > 0`).
-    pub fn below(&mut self, n: u64) -> u64 {
-        self.next_u64() % n
-    }
-
-    pub fn coin(&mut self) -> bool {
-        self.next_u64() & 1 == 1
-    }
-}
-
 /// A rumor being mongered with one neighbour.
 #[derive(Debug, Clone)]
 struct Monger {
@@ -148,7 +123,7 @@ pub struct Gossip {
     origin: String,
     neighbours: Vec<String>,
     config: Config,
-    rng: Rng,
+    rng: SplitMix,
     /// Per origin, the messages held, by sequence number.
     log: BTreeMap<String, BTreeMap<u64, String>>,
     have: Status,
@@ -171,7 +146,7 @@ impl Gossip {
             origin: origin.into(),
             neighbours: Vec::new(),
             config,
-            rng: Rng::new(seed),
+            rng: SplitMix::new(seed),
             log: BTreeMap::new(),
             have: Status::new(),
             known: BTreeMap::new(),
@@ -494,7 +469,7 @@ mod tests {
         queue: BTreeSet<(u64, u64, usize, usize, WireKey)>,
         wires: Vec<Wire>,
         delivered: Vec<Vec<Rumor>>,
-        rng: Rng,
+        rng: SplitMix,
         loss: u64,
         now: u64,
         sent: u64,
@@ -528,7 +503,7 @@ mod tests {
                 names,
                 queue: BTreeSet::new(),
                 wires: Vec::new(),
-                rng: Rng::new(99),
+                rng: SplitMix::new(99),
                 loss,
                 now: 0,
                 sent: 0,
@@ -638,9 +613,9 @@ mod tests {
     fn a_line_carries_a_rumor_once_per_link() {
         for seed in 0..20 {
             let mut net = Net::new(6, &line(6), None, 0);
-            net.rng = Rng::new(seed);
+            net.rng = SplitMix::new(seed);
             for (i, node) in net.nodes.iter_mut().enumerate() {
-                node.rng = Rng::new(seed * 100 + i as u64);
+                node.rng = SplitMix::new(seed * 100 + i as u64);
             }
             net.broadcast(0, "once");
             net.run(5_000 * MS);

@@ -5,6 +5,7 @@
 
 pub mod node;
 pub mod outbox;
+pub mod rng;
 pub mod runtime;
 pub mod storage;
 

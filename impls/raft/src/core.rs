@@ -24,8 +24,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::bug::{self, Bug};
-use crate::rng::SplitMix;
 use crate::wire::PeerMessage;
+use node::rng::SplitMix;
 
 /// The largest term or index a peer's message may hold: 2^63 - 1, which no cluster
 /// gets near. Below it the core's arithmetic on peer-supplied numbers (`index + 1`,

@@ -12,7 +12,6 @@ pub mod bug;
 pub mod core;
 pub mod disk;
 pub mod raft_node;
-pub mod rng;
 pub mod wire;
 
 pub use crate::bug::Bug;

@@ -8,8 +8,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::{json, Value};
 
 use crate::core::{Config, Entry, HardState, Raft, Ready, Restored, Role, Snapshot};
-use crate::rng::SplitMix;
 use crate::wire::PeerMessage;
+use node::rng::SplitMix;
 
 const MS: u64 = 1_000_000;
 
