@@ -123,12 +123,14 @@ fn load8(b: &[u8], i: usize) -> u64 {
 }
 
 const ONES: u64 = 0x0101_0101_0101_0101;
+#[cfg(any(not(target_arch = "x86_64"), test))]
 const HIGH_BITS: u64 = 0x8080_8080_8080_8080;
 
 /// The high bit of every byte of `x` that is an ASCII letter, found for eight bytes at
 /// once: a byte is a letter when, with bit 5 set (`A` becomes `a`), it lies in
 /// `a..=z` and it is below 0x80. The additions cannot carry between bytes: each byte
 /// is at most 0x7f before them.
+#[cfg(any(not(target_arch = "x86_64"), test))]
 #[inline(always)]
 fn ascii_letters(x: u64) -> u64 {
     let folded = (x | (0x20 * ONES)) & (0x7f * ONES);
@@ -138,12 +140,14 @@ fn ascii_letters(x: u64) -> u64 {
 }
 
 /// A word found by [`tokenize`], with its hash (see [`hash`]) and its first sixteen
-/// bytes as two zero-padded numbers, computed on the way.
+/// bytes, lowercased, as two zero-padded numbers, computed on the way.
 enum Token<'t> {
-    /// A lowercase ASCII word of the input, `input[start..end]`.
-    Input {
+    /// An ASCII word of the input, `input[start..start + len]`. Up to sixteen bytes
+    /// long it may hold capitals, and its lowercase form is `head`'s bytes; longer, it
+    /// is lowercase already (a longer one with capitals comes as a copy).
+    Ascii {
         start: usize,
-        end: usize,
+        len: usize,
         hash: u64,
         head: [u64; 2],
     },
@@ -155,106 +159,268 @@ enum Token<'t> {
     },
 }
 
+/// The bytes of a [`head`], in order.
+#[inline(always)]
+fn head_bytes(head: [u64; 2]) -> [u8; 16] {
+    let mut bytes = [0u8; 16];
+    bytes[..8].copy_from_slice(&head[0].to_le_bytes());
+    bytes[8..].copy_from_slice(&head[1].to_le_bytes());
+    bytes
+}
+
 /// Calls `f` with every word of `bytes`, in order, lowercased.
 pub fn for_each_word(bytes: &[u8], mut f: impl FnMut(&str)) {
     tokenize(bytes, |t| {
+        let short;
         let w = match t {
-            Token::Input { start, end, .. } => &bytes[start..end],
+            Token::Ascii {
+                start, len, head, ..
+            } => {
+                if len <= 16 {
+                    short = head_bytes(head);
+                    &short[..len]
+                } else {
+                    &bytes[start..start + len]
+                }
+            }
             Token::Copy { word, .. } => word,
         };
-        // SAFETY: an input range is a run of ASCII letters and a copy holds whole
-        // UTF-8 encodings of chars: both are valid UTF-8.
+        // SAFETY: an ASCII word and its lowercase form are ASCII, and a copy holds
+        // whole UTF-8 encodings of chars: both are valid UTF-8.
         f(unsafe { std::str::from_utf8_unchecked(w) })
     });
 }
 
-/// The tokenizer. ASCII text goes eight bytes at a time: one load finds where the
-/// next word starts, then each load of a word gives up to eight of its letters,
-/// lowercased, which are also what the word's hash mixes in (so hashing costs no
-/// second pass over the word and no call). Word lengths vary from word to word, so a
-/// loop that tests byte by byte mispredicts a branch at most word ends; this one
-/// finds the end with a count of trailing zeros. A word with a non-ASCII byte in it
-/// or right after its ASCII letters goes through [`rest_of_word`], character by
-/// character.
+/// How many bytes the tokenizer classifies at once: one bit of a `u64` each.
+const WINDOW: usize = 64;
+
+/// `LOW_BYTES[k]`: the low `k` bytes of a `u64` set, the rest clear.
+const LOW_BYTES: [u64; 9] = {
+    let mut masks = [0u64; 9];
+    let mut k = 1;
+    while k < 9 {
+        masks[k] = u64::MAX >> (64 - 8 * k);
+        k += 1;
+    }
+    masks
+};
+
+/// The low `n` bits set (all of them from 64 on).
+#[inline(always)]
+fn low_bits(n: usize) -> u64 {
+    if n >= 64 {
+        u64::MAX
+    } else {
+        (1u64 << n) - 1
+    }
+}
+
+/// The tokenizer. It classifies the input [`WINDOW`] bytes at a time into two masks
+/// (ASCII letters; bytes of non-ASCII characters) and finds each word's start and end
+/// with counts of trailing zeros on them, so neither a word's length nor a
+/// separator's costs a branch per byte (a loop that tests byte by byte mispredicts at
+/// most word ends). A run of ASCII letters is a word whose lowercase form and hash
+/// come from one or two eight-byte loads (see [`ascii_word`]); a run with a
+/// non-ASCII byte in it goes through [`rest_of_word`], character by character. A
+/// run that reaches the window's end is looked at again from its start.
 #[inline(always)]
 fn tokenize(b: &[u8], mut f: impl FnMut(Token<'_>)) {
-    // Words that needed lowercasing or have non-ASCII letters, as UTF-8 bytes.
+    // Words with non-ASCII letters, or long ones with capitals, as UTF-8 bytes.
     let mut word: Vec<u8> = Vec::with_capacity(64);
     let n = b.len();
-    let mut i = 0;
-    while i < n {
-        let x = load8(b, i);
-        let starts = ascii_letters(x) | (x & HIGH_BITS);
-        if starts == 0 {
-            i += 8;
-            continue;
-        }
-        i += (starts.trailing_zeros() / 8) as usize;
-        if b[i] >= 0x80 {
-            word.clear();
-            i = rest_of_word(b, i, &mut word);
-            if !word.is_empty() {
-                f(Token::Copy {
-                    word: &word,
-                    hash: hash(&word),
-                    head: head(&word),
-                });
-            }
-            continue;
-        }
-        let start = i;
-        let (mut h, mut first, mut upper) = (0u64, [0u64; 2], 0u64);
-        loop {
-            let x = load8(b, i);
-            let letters = ascii_letters(x);
-            let stop = !letters & HIGH_BITS;
-            // Bytes of this load that belong to the word: all eight, or up to the
-            // first non-letter.
-            let k = (stop.trailing_zeros() / 8) as usize;
-            if k == 0 {
+    let mut base = 0;
+    while base < n {
+        let (letters, high) = classify(b, base);
+        let any = letters | high;
+        let mut rest = any;
+        let mut next = base + WINDOW;
+        while rest != 0 {
+            let s = rest.trailing_zeros() as usize;
+            let len = (!(any >> s)).trailing_zeros() as usize;
+            if s + len == WINDOW {
+                // The run may go on past the window: the next window starts with it,
+                // or, for a run that fills this one, it is followed to its end.
+                next = if s > 0 {
+                    base + s
+                } else {
+                    long_run(b, base, &mut word, &mut f)
+                };
                 break;
             }
-            let keep = if k == 8 { !0 } else { (1u64 << (8 * k)) - 1 };
-            let lowered = (x | (letters >> 2)) & keep;
-            upper |= letters & !(x << 2) & keep;
-            match i - start {
-                0 => first[0] = lowered,
-                8 => first[1] = lowered,
-                _ => {}
-            }
-            h = mix(h, lowered);
-            i += k;
-            if k < 8 {
-                break;
+            if (high >> s) & low_bits(len) == 0 {
+                ascii_word(b, base + s, len, &mut word, &mut f);
+                rest &= u64::MAX << (s + len);
+            } else {
+                let j = slow_word(b, base + s, &mut word, &mut f);
+                if j - base >= WINDOW {
+                    next = j;
+                    break;
+                }
+                rest &= u64::MAX << (j - base);
             }
         }
-        if i < n && b[i] >= 0x80 {
-            // Perhaps a non-ASCII letter next: the word goes on character by character.
-            word.clear();
-            word.extend(b[start..i].iter().map(u8::to_ascii_lowercase));
-            i = rest_of_word(b, i, &mut word);
-            f(Token::Copy {
-                word: &word,
-                hash: hash(&word),
-                head: head(&word),
-            });
-        } else if upper == 0 {
-            f(Token::Input {
-                start,
-                end: i,
-                hash: h,
-                head: first,
-            });
-        } else {
-            word.clear();
-            word.extend(b[start..i].iter().map(u8::to_ascii_lowercase));
-            f(Token::Copy {
-                word: &word,
-                hash: h,
-                head: first,
-            });
+        base = next;
+    }
+}
+
+/// Hands `f` the ASCII word `b[start..start + len]` (letters only), lowercased by
+/// setting bit 5 of its bytes and hashed from the same loads: one or two eight-byte
+/// loads for a word of up to sixteen bytes, whatever its length, without a loop.
+#[inline(always)]
+fn ascii_word(
+    b: &[u8],
+    start: usize,
+    len: usize,
+    word: &mut Vec<u8>,
+    f: &mut impl FnMut(Token<'_>),
+) {
+    const CASE: u64 = 0x20 * ONES;
+    if len <= 16 {
+        let (m0, m1) = (LOW_BYTES[len.min(8)], LOW_BYTES[len.saturating_sub(8)]);
+        let head = [
+            (load8(b, start) | CASE) & m0,
+            (load8(b, start + 8) | CASE) & m1,
+        ];
+        let one = mix(0, head[0]);
+        // Both hashes, one kept: word lengths vary too much for a branch.
+        let two = mix(one, head[1]);
+        let hash = if len > 8 { two } else { one };
+        f(Token::Ascii {
+            start,
+            len,
+            hash,
+            head,
+        });
+        return;
+    }
+    let (mut hash, mut head, mut capitals) = (0u64, [0u64; 2], 0u64);
+    for (k, at) in (start..start + len).step_by(8).enumerate() {
+        let m = LOW_BYTES[(start + len - at).min(8)];
+        let x = load8(b, at);
+        let lowered = (x | CASE) & m;
+        capitals |= !x & CASE & m;
+        if k < 2 {
+            head[k] = lowered;
+        }
+        hash = mix(hash, lowered);
+    }
+    if capitals == 0 {
+        f(Token::Ascii {
+            start,
+            len,
+            hash,
+            head,
+        });
+    } else {
+        word.clear();
+        word.extend(b[start..start + len].iter().map(u8::to_ascii_lowercase));
+        f(Token::Copy { word, hash, head });
+    }
+}
+
+/// Hands `f` the word that starts at `start` with a non-ASCII byte in it or right
+/// after its ASCII letters, read character by character; returns where the scan
+/// stopped (see [`rest_of_word`]).
+fn slow_word(b: &[u8], start: usize, word: &mut Vec<u8>, f: &mut impl FnMut(Token<'_>)) -> usize {
+    word.clear();
+    let j = rest_of_word(b, start, word);
+    if !word.is_empty() {
+        f(Token::Copy {
+            word,
+            hash: hash(word),
+            head: head(word),
+        });
+    }
+    j
+}
+
+/// A run of letters and non-ASCII bytes that fills a whole window from `start`:
+/// followed window by window to its end, then handed on as one ASCII word or read
+/// character by character. Returns where the tokenizer goes on.
+#[cold]
+fn long_run(b: &[u8], start: usize, word: &mut Vec<u8>, f: &mut impl FnMut(Token<'_>)) -> usize {
+    let (mut end, mut non_ascii) = (start, false);
+    loop {
+        let (letters, high) = classify(b, end);
+        let len = (!(letters | high)).trailing_zeros() as usize;
+        non_ascii |= high & low_bits(len) != 0;
+        end += len;
+        if len < WINDOW {
+            break;
         }
     }
+    if non_ascii {
+        slow_word(b, start, word, f)
+    } else {
+        ascii_word(b, start, end - start, word, f);
+        end
+    }
+}
+
+/// Bit `j` of the two masks: byte `p + j` of `b` is an ASCII letter; it is 0x80 or
+/// above (a byte of a non-ASCII character, or invalid). Past the end of `b` bytes
+/// count as zero, a separator.
+#[inline(always)]
+fn classify(b: &[u8], p: usize) -> (u64, u64) {
+    match b.get(p..p + WINDOW) {
+        Some(window) => classify_window(window.try_into().expect("a window")),
+        None => {
+            let mut window = [0u8; WINDOW];
+            let rest = b.get(p..).unwrap_or_default();
+            window[..rest.len()].copy_from_slice(rest);
+            classify_window(&window)
+        }
+    }
+}
+
+/// [`classify`] with SSE2, which every x86-64 CPU has: sixteen bytes a step, each
+/// mask from one `movemask`.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn classify_window(window: &[u8; WINDOW]) -> (u64, u64) {
+    use std::arch::x86_64::{
+        __m128i, _mm_add_epi8, _mm_cmplt_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_or_si128,
+        _mm_set1_epi8,
+    };
+    let (mut letters, mut high) = (0u64, 0u64);
+    for k in 0..WINDOW / 16 {
+        // SAFETY: SSE2 is part of x86-64; the load reads sixteen bytes of `window`.
+        let (l, h) = unsafe {
+            let v = _mm_loadu_si128(window.as_ptr().add(16 * k).cast::<__m128i>());
+            // Bit 5 set makes capitals small; adding 0x1f then takes `a..=z` to
+            // -128..=-103 as signed bytes, and nothing else there (bytes of 0x80 and
+            // above land in -65..=-1 or 0..=30).
+            let shifted = _mm_add_epi8(_mm_or_si128(v, _mm_set1_epi8(0x20)), _mm_set1_epi8(0x1f));
+            let is_letter = _mm_cmplt_epi8(shifted, _mm_set1_epi8(-102));
+            (_mm_movemask_epi8(is_letter), _mm_movemask_epi8(v))
+        };
+        letters |= u64::from(l as u16) << (16 * k);
+        high |= u64::from(h as u16) << (16 * k);
+    }
+    (letters, high)
+}
+
+/// [`classify`] eight bytes at a time with integer arithmetic, for other CPUs.
+#[cfg(any(not(target_arch = "x86_64"), test))]
+fn classify_window_portable(window: &[u8; WINDOW]) -> (u64, u64) {
+    /// The high bits of `x`'s eight bytes gathered into bits 0..8: each lands on its
+    /// own bit of the top byte of the product.
+    fn gather(x: u64) -> u64 {
+        ((x & HIGH_BITS) >> 7).wrapping_mul(0x0102_0408_1020_4080) >> 56
+    }
+    let (mut letters, mut high) = (0u64, 0u64);
+    for (k, eight) in window.chunks_exact(8).enumerate() {
+        let x = u64::from_le_bytes(eight.try_into().expect("8 bytes"));
+        letters |= gather(ascii_letters(x)) << (8 * k);
+        high |= gather(x) << (8 * k);
+    }
+    (letters, high)
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+#[inline(always)]
+fn classify_window(window: &[u8; WINDOW]) -> (u64, u64) {
+    classify_window_portable(window)
 }
 
 /// Appends the word characters from `i` on to `word`, lowercased, and returns where
@@ -265,11 +431,16 @@ fn rest_of_word(b: &[u8], mut i: usize, word: &mut Vec<u8>) -> usize {
     while i < b.len() {
         let c = b[i];
         if c < 0x80 {
-            if !c.is_ascii_alphabetic() {
+            // A run of ASCII letters, copied in one go (bit 5 set lowercases a letter).
+            let run = b[i..]
+                .iter()
+                .take_while(|c| c.is_ascii_alphabetic())
+                .count();
+            if run == 0 {
                 return i;
             }
-            word.push(c.to_ascii_lowercase());
-            i += 1;
+            word.extend(b[i..i + run].iter().map(|c| c | 0x20));
+            i += run;
             continue;
         }
         if c == 0xc3 {
@@ -561,23 +732,32 @@ impl Counts {
 /// word the same distance ahead, where a batch looked its last words up right after
 /// prefetching them.
 pub fn count_into(bytes: &[u8], counts: &mut Counts) {
-    // Input ranges with their hashes and heads.
+    // ASCII words: where they are, their lengths, hashes and heads.
     let mut ring = [(0usize, 0usize, 0u64, [0u64; 2]); AHEAD];
     let mut found = 0usize;
+    // Read from the ring in place: a copy of the entry on the stack, read back in
+    // other sizes than it was written in, stalls the load.
+    let add = |counts: &mut Counts, &(start, len, hash, head): &(usize, usize, u64, [u64; 2])| {
+        if len <= 16 {
+            // The head is the word, lowercased.
+            counts.add_hashed(&head_bytes(head)[..len], hash, head, 1);
+        } else {
+            counts.add_hashed(&bytes[start..start + len], hash, head, 1);
+        }
+    };
     tokenize(bytes, |t| match t {
-        Token::Input {
+        Token::Ascii {
             start,
-            end,
+            len,
             hash,
             head,
         } => {
             counts.prefetch(hash);
-            let slot = &mut ring[found % AHEAD];
+            let slot = found % AHEAD;
             if found >= AHEAD {
-                let (s, e, h, hd) = *slot;
-                counts.add_hashed(&bytes[s..e], h, hd, 1);
+                add(counts, &ring[slot]);
             }
-            *slot = (start, end, hash, head);
+            ring[slot] = (start, len, hash, head);
             found += 1;
         }
         // A lowercased copy lives only until the next word: count it now. Order
@@ -585,8 +765,7 @@ pub fn count_into(bytes: &[u8], counts: &mut Counts) {
         Token::Copy { word, hash, head } => counts.add_hashed(word, hash, head, 1),
     });
     for k in found.saturating_sub(AHEAD)..found {
-        let (s, e, h, hd) = ring[k % AHEAD];
-        counts.add_hashed(&bytes[s..e], h, hd, 1);
+        add(counts, &ring[k % AHEAD]);
     }
 }
 
@@ -803,6 +982,76 @@ mod tests {
             count_into(&input, &mut counts);
             assert_eq!(counts.len(), plain.len(), "input {input:?}");
             assert_eq!(counts.to_map(), plain, "input {input:?}");
+        }
+    }
+
+    /// Words that reach past the tokenizer's 64-byte window, or fill it and the next
+    /// ones, with capitals or non-ASCII letters among them or at either end, must come
+    /// out as the definition says, and count as one word whatever path found them.
+    #[test]
+    fn words_across_and_beyond_a_window_agree_with_the_definition() {
+        let long = "abcdefghijklmnopqrstuvwxyz".repeat(3);
+        let long_upper = long.to_uppercase();
+        let long_accented = format!("{}é{}", &long[..40], &long[..30]);
+        let pieces: [&[u8]; 10] = [
+            long.as_bytes(),
+            &long.as_bytes()[..17],
+            long_upper.as_bytes(),
+            &long_upper.as_bytes()[..9],
+            long_accented.as_bytes(),
+            b"Ab",
+            b" ",
+            "é".as_bytes(),
+            "東".as_bytes(),
+            b"\xff",
+        ];
+        let mut rng = XorShift(0x5851_f42d_4c95_7f2d);
+        for _ in 0..3_000 {
+            let mut input = Vec::new();
+            for _ in 0..rng.next() % 16 {
+                input.extend_from_slice(pieces[rng.next() as usize % pieces.len()]);
+            }
+            // Start the input anywhere in a window.
+            let input = &input[(rng.next() as usize % 64).min(input.len())..];
+            let expected = simple_words(input);
+            assert_eq!(words(input), expected, "input {input:?}");
+            let mut plain = BTreeMap::new();
+            for w in expected {
+                *plain.entry(w).or_insert(0u64) += 1;
+            }
+            let mut counts = Counts::new();
+            count_into(input, &mut counts);
+            assert_eq!(counts.to_map(), plain, "input {input:?}");
+        }
+    }
+
+    /// The SSE2 classifier and the portable one agree on every kind of byte.
+    #[test]
+    fn both_classifiers_agree() {
+        let mut rng = XorShift(0x2545_f491_4f6c_dd1d);
+        let all: Vec<u8> = (0..=255).collect();
+        let mut windows: Vec<[u8; WINDOW]> = all
+            .chunks(WINDOW)
+            .map(|c| c.try_into().expect("a window"))
+            .collect();
+        for _ in 0..1_000 {
+            windows.push(std::array::from_fn(|_| rng.next() as u8));
+        }
+        for window in &windows {
+            let (letters, high) = classify_window_portable(window);
+            for (j, &c) in window.iter().enumerate() {
+                assert_eq!(
+                    letters >> j & 1 == 1,
+                    c.is_ascii_alphabetic(),
+                    "byte {c:#x}"
+                );
+                assert_eq!(high >> j & 1 == 1, c >= 0x80, "byte {c:#x}");
+            }
+            assert_eq!(
+                classify_window(window),
+                (letters, high),
+                "window {window:?}"
+            );
         }
     }
 
