@@ -335,21 +335,23 @@ fn slow_word(b: &[u8], start: usize, word: &mut Vec<u8>, f: &mut impl FnMut(Toke
 }
 
 /// A run of letters and non-ASCII bytes that fills a whole window from `start`:
-/// followed window by window to its end, then handed on as one ASCII word or read
-/// character by character. Returns where the tokenizer goes on.
+/// followed window by window while it holds only ASCII letters, then handed on as one
+/// ASCII word, or, at its first non-ASCII byte, read character by character from its
+/// start. Returns where the tokenizer goes on. (Following a run to its end before
+/// reading it would read a long run of non-ASCII bytes, which splits into many words
+/// and separators, once for each of them.)
 #[cold]
 fn long_run(b: &[u8], start: usize, word: &mut Vec<u8>, f: &mut impl FnMut(Token<'_>)) -> usize {
-    let (mut end, mut non_ascii) = (start, false);
+    let mut end = start;
     loop {
-        let (letters, high) = classify(b, end);
-        let len = (!(letters | high)).trailing_zeros() as usize;
-        non_ascii |= high & low_bits(len) != 0;
+        let (letters, _) = classify(b, end);
+        let len = (!letters).trailing_zeros() as usize;
         end += len;
         if len < WINDOW {
             break;
         }
     }
-    if non_ascii {
+    if b.get(end).is_some_and(|&c| c >= 0x80) {
         slow_word(b, start, word, f)
     } else {
         ascii_word(b, start, end - start, word, f);
@@ -1023,6 +1025,23 @@ mod tests {
             count_into(input, &mut counts);
             assert_eq!(counts.to_map(), plain, "input {input:?}");
         }
+    }
+
+    /// Megabytes of non-ASCII bytes and letters without a space are many words and
+    /// separators, each looked at once: read again from each word to the run's end,
+    /// this input would take hours.
+    #[test]
+    fn a_long_run_of_non_ascii_bytes_is_read_once() {
+        let mut input = "é東x東".repeat(1 << 18).into_bytes();
+        input.extend_from_slice(&[0xff; 1 << 18]);
+        let mut counts = Counts::new();
+        count_into(&input, &mut counts);
+        let each = 1 << 18;
+        assert_eq!(
+            counts.to_map(),
+            BTreeMap::from([("é".into(), each), ("x".into(), each)])
+        );
+        assert_eq!(words(&input[..9 * 2]), ["é", "x", "é", "x"]);
     }
 
     /// The SSE2 classifier and the portable one agree on every kind of byte.
