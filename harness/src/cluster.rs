@@ -381,6 +381,21 @@ impl Cluster {
             .ok_or_else(|| HarnessError::NoNode(node.to_string()))
     }
 
+    /// Sends `signal` (`name` in an error) to the process of node `i`, if it has one.
+    fn signal(&mut self, i: usize, signal: libc::c_int, name: &str) -> Result<(), HarnessError> {
+        let node = &self.names[i];
+        match self.slots[i].process.as_mut() {
+            Some(p) => p
+                .process()
+                .signal(signal)
+                .map_err(|source| HarnessError::Io {
+                    what: format!("{name} {node}"),
+                    source,
+                }),
+            None => Ok(()),
+        }
+    }
+
     /// Sends a message from a harness endpoint (a client) through the network.
     pub fn send(&mut self, message: Message) {
         self.route(message);
@@ -467,28 +482,14 @@ impl Cluster {
             Fault::Pause(node) => {
                 let i = self.index(&node)?;
                 if self.slots[i].state == NodeState::Up {
-                    if let Some(p) = self.slots[i].process.as_mut() {
-                        p.process()
-                            .signal(libc::SIGSTOP)
-                            .map_err(|source| HarnessError::Io {
-                                what: format!("SIGSTOP {node}"),
-                                source,
-                            })?;
-                    }
+                    self.signal(i, libc::SIGSTOP, "SIGSTOP")?;
                     self.slots[i].state = NodeState::Paused;
                 }
             }
             Fault::Resume(node) => {
                 let i = self.index(&node)?;
                 if self.slots[i].state == NodeState::Paused {
-                    if let Some(p) = self.slots[i].process.as_mut() {
-                        p.process()
-                            .signal(libc::SIGCONT)
-                            .map_err(|source| HarnessError::Io {
-                                what: format!("SIGCONT {node}"),
-                                source,
-                            })?;
-                    }
+                    self.signal(i, libc::SIGCONT, "SIGCONT")?;
                     self.slots[i].state = NodeState::Up;
                     for (id, message) in std::mem::take(&mut self.slots[i].held) {
                         self.push(now, Event::Deliver { id, message });
