@@ -972,19 +972,30 @@ mod tests {
         ];
         let mut rng = XorShift(0x9e37_79b9_7f4a_7c15);
         for _ in 0..5_000 {
-            let mut input = Vec::new();
-            for _ in 0..rng.next() % 40 {
-                input.extend_from_slice(pieces[rng.next() as usize % pieces.len()]);
-            }
-            let mut plain = BTreeMap::new();
-            for w in simple_words(&input) {
-                *plain.entry(w).or_insert(0u64) += 1;
-            }
-            let mut counts = Counts::new();
-            count_into(&input, &mut counts);
-            assert_eq!(counts.len(), plain.len(), "input {input:?}");
-            assert_eq!(counts.to_map(), plain, "input {input:?}");
+            let input = pieces_at_random(&mut rng, &pieces, 40);
+            counts_are_the_definitions(&input);
         }
+    }
+
+    /// Up to `most` of `pieces`, drawn at random, one after another.
+    fn pieces_at_random(rng: &mut XorShift, pieces: &[&[u8]], most: u64) -> Vec<u8> {
+        let mut input = Vec::new();
+        for _ in 0..rng.next() % most {
+            input.extend_from_slice(pieces[rng.next() as usize % pieces.len()]);
+        }
+        input
+    }
+
+    /// `count_into` counts `input` as the plain definition does.
+    fn counts_are_the_definitions(input: &[u8]) {
+        let mut plain = BTreeMap::new();
+        for w in simple_words(input) {
+            *plain.entry(w).or_insert(0u64) += 1;
+        }
+        let mut counts = Counts::new();
+        count_into(input, &mut counts);
+        assert_eq!(counts.len(), plain.len(), "input {input:?}");
+        assert_eq!(counts.to_map(), plain, "input {input:?}");
     }
 
     /// Words that reach past the tokenizer's 64-byte window, or fill it and the next
@@ -1009,21 +1020,11 @@ mod tests {
         ];
         let mut rng = XorShift(0x5851_f42d_4c95_7f2d);
         for _ in 0..3_000 {
-            let mut input = Vec::new();
-            for _ in 0..rng.next() % 16 {
-                input.extend_from_slice(pieces[rng.next() as usize % pieces.len()]);
-            }
+            let input = pieces_at_random(&mut rng, &pieces, 16);
             // Start the input anywhere in a window.
             let input = &input[(rng.next() as usize % 64).min(input.len())..];
-            let expected = simple_words(input);
-            assert_eq!(words(input), expected, "input {input:?}");
-            let mut plain = BTreeMap::new();
-            for w in expected {
-                *plain.entry(w).or_insert(0u64) += 1;
-            }
-            let mut counts = Counts::new();
-            count_into(input, &mut counts);
-            assert_eq!(counts.to_map(), plain, "input {input:?}");
+            assert_eq!(words(input), simple_words(input), "input {input:?}");
+            counts_are_the_definitions(input);
         }
     }
 
