@@ -177,7 +177,8 @@ impl Body {
         out.push('}');
     }
 
-    /// An error body in reply to nothing in particular; see [`Body::error_reply`].
+    /// An `error` body with `code` and `text`; the sender adds `in_reply_to`, as to any
+    /// reply.
     pub fn error(code: ErrorCode, text: impl Into<String>) -> Body {
         Body::new("error")
             .with("code", code.code())

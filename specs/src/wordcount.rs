@@ -728,7 +728,7 @@ impl Counts {
 /// Adds the words of `bytes` to `counts`.
 ///
 /// Words go through a ring: each word's bucket is prefetched when the word is found
-/// and looked up [`AHEAD`] words later, so the table's cache misses overlap with
+/// and looked up `AHEAD` (32) words later, so the table's cache misses overlap with
 /// tokenizing instead of stalling one after another (most of the time of counting a
 /// large vocabulary is otherwise spent waiting for those misses). A ring keeps every
 /// word the same distance ahead, where a batch looked its last words up right after
