@@ -3,9 +3,9 @@
 //! The heart is a linearizability checker in the porcupine class: Wing & Gong's search
 //! with Lowe's memoization ([`search`]), over histories ([`history`]) read from
 //! Jepsen's, porcupine's or our own format ([`formats`]), split into independent parts
-//! and checked in parallel ([`check`]), with failures drawn as a self-contained HTML
+//! and checked in parallel ([`check`](fn@check)), with failures drawn as a self-contained HTML
 //! timeline ([`html`]). Models (sequential specifications) come from `specs`; the
-//! harness records histories in [`formats::jsonl`] and calls [`check`].
+//! harness records histories in [`formats::jsonl`] and calls [`check`](fn@check).
 //!
 //! The batch systems have their own oracle: [`mapreduce`] compares what a MapReduce
 //! job left on disk with the sequential reference in `specs`.

@@ -13,7 +13,7 @@
 //! in a second list and are tried only after every candidate with a known outcome,
 //! so configurations with fewer of them applied are explored, and found dead, first;
 //! the cache then prunes every configuration that differs only by having applied
-//! more of them ([`crate::cache`]). Applying one that would change nothing is never
+//! more of them (`crate::cache`). Applying one that would change nothing is never
 //! tried: not having happened yet allows everything having happened does.
 //!
 //! And one pruning for operations that never change the state (a read, a failed

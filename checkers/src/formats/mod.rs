@@ -1,7 +1,7 @@
 //! Reading histories: Jepsen's etcd logs, porcupine's kv logs, and our JSON lines.
 //!
 //! Every format is read into the same event stream, with inputs and outputs as JSON
-//! values in the shape of the model's serde types; [`Events`] then turns them into the
+//! values in the shape of the model's serde types; `Events` then turns them into the
 //! model's types. So a format knows nothing of models, and a model knows nothing of
 //! formats: any model can be checked against any file whose operations it understands.
 

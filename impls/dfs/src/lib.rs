@@ -3,7 +3,7 @@
 //!
 //! | module | what it holds |
 //! |---|---|
-//! | [`format`] | the image, byte by byte: checkpoint region, log records, inodes |
+//! | [`format`](mod@format) | the image, byte by byte: checkpoint region, log records, inodes |
 //! | [`core`] | the core: requests over the image, pure except for block reads |
 //! | [`disk`] | where the core reads blocks from (the image file, or memory in tests) |
 //! | [`server`] | the runtime: UDP socket, batching, append + fsync, then replies |

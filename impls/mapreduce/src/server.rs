@@ -115,7 +115,7 @@ impl Server {
     }
 
     /// Tells workers to exit, waits until none has asked anything for `quiet` (idle
-    /// workers ask at least every [`LONG_POLL`] plus [`WAIT_MS`], and are answered at
+    /// workers ask at least every `LONG_POLL` plus [`WAIT_MS`], and are answered at
     /// once now), at most `limit`, and removes the socket so any busy one finds the
     /// coordinator gone.
     pub fn finish(self, quiet: Duration, limit: Duration) {

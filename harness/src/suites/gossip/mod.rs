@@ -2,7 +2,7 @@
 //! harness's network, with crashes, partitions, one-way links, loss and duplication.
 //!
 //! Each test gives the nodes a topology (line, grid, tree), broadcasts fresh integers
-//! through them, injects faults, and ends with [`run::GossipTest::finish`]: after the
+//! through them, injects faults, and ends with `run::GossipTest::finish`: after the
 //! last broadcast and a bounded quiet period every live node lists the same values,
 //! none lost, none twice, and (outside the `broadcast` group) each origin's in order.
 //! The `broadcast` group uses only Maelstrom's workload and fault model, so a node

@@ -901,7 +901,7 @@ impl Tester {
 
     /// 6.5840's `LogSize`: the largest Raft state (everything but the snapshot) a
     /// running node last persisted, in bytes. Each report must also cover what the
-    /// node is known to hold ([`Tester::require_honest_size`]).
+    /// node is known to hold (`Tester::require_honest_size`).
     pub fn log_size(&mut self) -> u64 {
         let nodes: Vec<usize> = (0..self.n)
             .filter(|&i| self.alive[i] && !self.paused[i])
