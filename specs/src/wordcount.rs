@@ -168,21 +168,32 @@ fn head_bytes(head: [u64; 2]) -> [u8; 16] {
     bytes
 }
 
+/// The lowercase bytes of a [`Token::Ascii`] of `input`: up to sixteen bytes its
+/// head's, put in `short` (the word in the input may hold capitals), beyond that the
+/// input's own.
+#[inline(always)]
+fn ascii_bytes<'a>(
+    input: &'a [u8],
+    (start, len): (usize, usize),
+    head: [u64; 2],
+    short: &'a mut [u8; 16],
+) -> &'a [u8] {
+    if len <= 16 {
+        *short = head_bytes(head);
+        &short[..len]
+    } else {
+        &input[start..start + len]
+    }
+}
+
 /// Calls `f` with every word of `bytes`, in order, lowercased.
 pub fn for_each_word(bytes: &[u8], mut f: impl FnMut(&str)) {
     tokenize(bytes, |t| {
-        let short;
+        let mut short = [0u8; 16];
         let w = match t {
             Token::Ascii {
                 start, len, head, ..
-            } => {
-                if len <= 16 {
-                    short = head_bytes(head);
-                    &short[..len]
-                } else {
-                    &bytes[start..start + len]
-                }
-            }
+            } => ascii_bytes(bytes, (start, len), head, &mut short),
             Token::Copy { word, .. } => word,
         };
         // SAFETY: an ASCII word and its lowercase form are ASCII, and a copy holds
@@ -204,16 +215,6 @@ const LOW_BYTES: [u64; 9] = {
     }
     masks
 };
-
-/// The low `n` bits set (all of them from 64 on).
-#[inline(always)]
-fn low_bits(n: usize) -> u64 {
-    if n >= 64 {
-        u64::MAX
-    } else {
-        (1u64 << n) - 1
-    }
-}
 
 /// The tokenizer. It classifies the input [`WINDOW`] bytes at a time into two masks
 /// (ASCII letters; bytes of non-ASCII characters) and finds each word's start and end
@@ -247,7 +248,8 @@ fn tokenize(b: &[u8], mut f: impl FnMut(Token<'_>)) {
                 };
                 break;
             }
-            if (high >> s) & low_bits(len) == 0 {
+            // `len` < 64 here: a run reaching the window's end was handled above.
+            if (high >> s) & ((1u64 << len) - 1) == 0 {
                 ascii_word(b, base + s, len, &mut word, &mut f);
                 rest &= u64::MAX << (s + len);
             } else {
@@ -740,12 +742,9 @@ pub fn count_into(bytes: &[u8], counts: &mut Counts) {
     // Read from the ring in place: a copy of the entry on the stack, read back in
     // other sizes than it was written in, stalls the load.
     let add = |counts: &mut Counts, &(start, len, hash, head): &(usize, usize, u64, [u64; 2])| {
-        if len <= 16 {
-            // The head is the word, lowercased.
-            counts.add_hashed(&head_bytes(head)[..len], hash, head, 1);
-        } else {
-            counts.add_hashed(&bytes[start..start + len], hash, head, 1);
-        }
+        let mut short = [0u8; 16];
+        let word = ascii_bytes(bytes, (start, len), head, &mut short);
+        counts.add_hashed(word, hash, head, 1);
     };
     tokenize(bytes, |t| match t {
         Token::Ascii {
