@@ -4,6 +4,7 @@
 //! owes bad input: a clear refusal or service, never a crash or a hang, and no
 //! refusal of an image the implementation's own checker passes.
 
+use std::collections::HashSet;
 use std::process::ExitStatus;
 
 use rand::rngs::StdRng;
@@ -16,15 +17,16 @@ use super::{DAMAGED_IMAGE, SHUTDOWN};
 use crate::suite::property::HARNESS;
 use crate::suite::{fail, Context};
 
-/// Damaged copies of the image, a quarter of them each way.
-const COPIES: usize = 24;
+/// Damaged copies of the image, as many each way.
+const COPIES: usize = 36;
 /// Requests the walk of a served damaged image may make (a damaged directory may
 /// name thousands of inodes).
 const WALK_LIMIT: usize = 3000;
 
-/// An image the server made (a random workload, then Shutdown) is damaged in 24
+/// An image the server made (a random workload, then Shutdown) is damaged in 36
 /// copies: a byte flipped anywhere, a byte flipped in its first 16 (where a format
-/// keeps its header), the file cut at a random length, a 512-byte sector zeroed. The
+/// keeps its header), the file cut at a random length, a 512-byte sector zeroed, and
+/// a byte outside the files' data flipped or moved by one. The
 /// checker, when there is one, judges each copy first; then the server is started on
 /// it and must either refuse it (exit with a non-zero status and a message, not by a
 /// signal, a panic or a traceback) or serve it (answer a walk of whatever tree it
@@ -34,11 +36,19 @@ pub(super) fn damaged_images_are_refused_or_served(cx: &mut Context) {
     let image = cx.dir().join("fs.img");
     let mut server = Server::first(cx, &image);
     let mut conn = server.conn();
-    ok(random_workload(
+    // The tags of every block written (`pattern_block`), to tell the files' data in
+    // the image from the rest.
+    let mut tags = HashSet::new();
+    ok(random_workload_seen(
         &mut conn,
         &mut specs::mfs::FsSpec::new(),
         &mut rng,
         200,
+        |request| {
+            if let Request::Write { data, .. } = request {
+                tags.insert(block_tag(&data[..]));
+            }
+        },
     ));
     if ok(conn.call(&Request::Shutdown)) != Reply::Ok(0) {
         fail(SHUTDOWN, "Shutdown was not answered with 0");
@@ -49,9 +59,10 @@ pub(super) fn damaged_images_are_refused_or_served(cx: &mut Context) {
         .unwrap_or_else(|e| fail(HARNESS, format!("reading {}: {e}", image.display())));
     let imp = cx.implementation();
     let fsck = fsck_for(cx, &imp);
+    let metadata = outside_data(&original, &tags);
     let (mut refused, mut served, mut checker_passed) = (0, 0, 0);
     for k in 0..COPIES {
-        let (how, damaged) = damage(&original, k % 4, &mut rng);
+        let (how, damaged) = damage(&original, &metadata, k % WAYS, &mut rng);
         let path = cx.dir().join(format!("damaged-{k}.img"));
         std::fs::write(&path, &damaged)
             .unwrap_or_else(|e| fail(HARNESS, format!("writing {}: {e}", path.display())));
@@ -104,9 +115,10 @@ pub(super) fn damaged_images_are_refused_or_served(cx: &mut Context) {
         }
     }
     cx.note(format!(
-        "{COPIES} damaged copies of a {}-byte image: {refused} refused, {served} served; \
-         {checker_passed} passed the checker{}",
+        "{COPIES} damaged copies of a {}-byte image ({} bytes of it neither the files' \
+         data nor unused): {refused} refused, {served} served; {checker_passed} passed the checker{}",
         original.len(),
+        metadata.len(),
         if fsck.is_none() {
             " (there is none)"
         } else {
@@ -115,13 +127,73 @@ pub(super) fn damaged_images_are_refused_or_served(cx: &mut Context) {
     ));
 }
 
-/// The copy damaged one of four ways, and how.
-fn damage(image: &[u8], way: usize, rng: &mut StdRng) -> (String, Vec<u8>) {
+/// The first eight bytes of a block the workload wrote, which `pattern_block`
+/// repeats at the start of each of its 512-byte pieces.
+fn block_tag(block: &[u8]) -> [u8; 8] {
+    block[..8].try_into().expect("a block holds 8 bytes")
+}
+
+/// The offsets of the image that hold neither the files' data nor unused space: every
+/// 512-byte piece of a written block starts with its block's tag, so a piece is found
+/// wherever a tag is, whatever the format, and a run of zeros a block long or longer
+/// is taken for space not yet used. What is left is the format's own: headers, maps,
+/// inodes, directories. (A format that transforms data leaves more here.)
+fn outside_data(image: &[u8], tags: &HashSet<[u8; 8]>) -> Vec<usize> {
+    let mut skip = vec![false; image.len()];
+    for at in 0..image.len().saturating_sub(7) {
+        if tags.contains(&block_tag(&image[at..])) {
+            let end = (at + 512).min(image.len());
+            skip[at..end].fill(true);
+        }
+    }
+    let mut at = 0;
+    while at < image.len() {
+        let zeros = image[at..].iter().take_while(|&&b| b == 0).count();
+        if zeros >= BLOCK_SIZE {
+            skip[at..at + zeros].fill(true);
+        }
+        at += zeros.max(1);
+    }
+    (0..image.len()).filter(|&at| !skip[at]).collect()
+}
+
+/// The ways of damage, a copy each in turn.
+const WAYS: usize = 6;
+
+/// The copy damaged one of [`WAYS`] ways, and how.
+fn damage(image: &[u8], metadata: &[usize], way: usize, rng: &mut StdRng) -> (String, Vec<u8>) {
     let mut copy = image.to_vec();
     if copy.is_empty() {
         return ("empty, left as it is".into(), copy);
     }
+    // Most of an image is the files' data, which a format stores without reading it;
+    // the last two ways aim at the rest, where a server's checks are.
+    let in_metadata = |rng: &mut StdRng| match metadata {
+        [] => rng.gen_range(0..image.len()),
+        _ => metadata[rng.gen_range(0..metadata.len())],
+    };
     match way {
+        4 => {
+            let at = in_metadata(rng);
+            let flip = rng.gen_range(1..=255u8);
+            copy[at] ^= flip;
+            (
+                format!("byte {at}, outside the files' data, xor {flip:#04x}"),
+                copy,
+            )
+        }
+        5 => {
+            // Off by one: a length or a position just past, or short of, a bound.
+            let at = in_metadata(rng);
+            let up = rng.gen_bool(0.5);
+            copy[at] = if up {
+                copy[at].wrapping_add(1)
+            } else {
+                copy[at].wrapping_sub(1)
+            };
+            let by = if up { "plus" } else { "minus" };
+            (format!("byte {at}, outside the files' data, {by} 1"), copy)
+        }
         0 | 1 => {
             let at = match way {
                 0 => rng.gen_range(0..copy.len()),

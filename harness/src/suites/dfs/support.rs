@@ -590,8 +590,20 @@ pub fn random_workload(
     rng: &mut StdRng,
     count: usize,
 ) -> Result<(), Failure> {
+    random_workload_seen(conn, spec, rng, count, |_| {})
+}
+
+/// [`random_workload`], showing each request to `seen` before it is sent.
+pub fn random_workload_seen(
+    conn: &mut Conn,
+    spec: &mut FsSpec,
+    rng: &mut StdRng,
+    count: usize,
+    mut seen: impl FnMut(&Request),
+) -> Result<(), Failure> {
     for i in 0..count {
         let request = random_request(rng, spec);
+        seen(&request);
         checked(conn, spec, &request).map_err(|e| within(format_args!("request {i}"), e))?;
     }
     Ok(())
