@@ -21,16 +21,21 @@ pub enum Bug {
     /// `never-compact`: a group member never snapshots, so its Raft log grows with
     /// every command, whatever `SHARDKV_MAXRAFTSTATE` says.
     NeverCompact,
+    /// `no-fsync`: state files are written without fsync, so a member acknowledges
+    /// entries (and with them its group's shard moves) before they are durable, and a
+    /// power failure loses them.
+    NoFsync,
 }
 
 impl Bug {
-    pub const NAMES: [&'static str; 6] = [
+    pub const NAMES: [&'static str; 7] = [
         "serve-before-data",
         "skip-config",
         "no-dedup-move",
         "never-delete",
         "stale-delete",
         "never-compact",
+        "no-fsync",
     ];
 
     pub fn from_name(name: &str) -> Option<Bug> {
@@ -41,6 +46,7 @@ impl Bug {
             "never-delete" => Some(Bug::NeverDelete),
             "stale-delete" => Some(Bug::StaleDelete),
             "never-compact" => Some(Bug::NeverCompact),
+            "no-fsync" => Some(Bug::NoFsync),
             _ => None,
         }
     }

@@ -47,7 +47,10 @@ fn main() {
         eprintln!("shardkv: {e}");
         std::process::exit(2)
     });
-    let result = node::run(|ctx, storage| {
+    let options = node::Options {
+        fsync: settings.bug != Some(Bug::NoFsync),
+    };
+    let result = node::run_with(options, |ctx, storage| {
         ShardNode::new(ctx, storage, &settings).unwrap_or_else(|e| {
             eprintln!("shardkv: {e}");
             std::process::exit(1)

@@ -691,6 +691,49 @@ pub(super) fn random_nemesis(t: &mut Test) -> Option<()> {
     Some(())
 }
 
+/// Every member of a group loses power at once, twice: once after it took shards and
+/// served appends to them, once in the middle of handing shards over. What the group
+/// acknowledged (the appends, the shards it took or gave) must come back with it, so
+/// each member made its state durable before acknowledging it: a group that only
+/// wrote it loses acknowledged appends, which the history shows.
+pub(super) fn power_loss_of_a_group(cx: &mut Context) {
+    let Some(mut t) = run::start_with(cx, 2, "1000", Durability::LazyFs) else {
+        return;
+    };
+    let body = |t: &mut Test| -> Option<()> {
+        let keys = shard_keys();
+        t.join(&[G0])?;
+        t.run(5, appends(keys.clone(), 20), 90);
+        let members = t.groups[&G0].clone();
+        for m in &members {
+            t.kv.fault(Fault::PowerLoss(m.clone()));
+        }
+        t.restart_group(G0);
+        t.run(5, appends(keys.clone(), 20), 75);
+        let now = t.kv.cluster.now();
+        let mut schedule = Schedule::new();
+        for m in &members {
+            schedule = schedule.at(
+                now + CHANGE_PAUSE + 200_000_000,
+                Fault::PowerLoss(m.clone()),
+            );
+            schedule = schedule.at(
+                now + CHANGE_PAUSE + 1_500_000_000,
+                Fault::Restart(m.clone()),
+            );
+        }
+        t.kv.cluster.schedule(&schedule);
+        let changes = vec![run::query(-1), run::join(&[G1], &t.groups)];
+        t.run_during(5, appends(keys.clone(), 40), 75, changes, CHANGE_PAUSE);
+        settle(t, &keys)?;
+        Some(())
+    };
+    if body(&mut t).is_some() && t.kv.cx.passing() {
+        t.check_single_owner();
+    }
+    t.kv.finish();
+}
+
 /// Beyond: power fails on one member of the giving group (a minority: it loses
 /// every write it did not fsync) while its shards move, in the middle of one of its
 /// next 8 syncs (so an append under way leaves a torn tail, and a crash between a

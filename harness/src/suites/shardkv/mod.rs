@@ -89,6 +89,12 @@ const KNOWN_BAD: &[KnownBad] = &[
         property: property::PROGRESS,
     },
     KnownBad {
+        variant: "no-fsync",
+        what: "a group member acknowledges entries it never made durable",
+        test: "beyond::power_loss_of_a_group",
+        property: property::LINEARIZABLE,
+    },
+    KnownBad {
         variant: "skip-config",
         what: "a group jumps to the latest configuration",
         test: "beyond::ctrl_partitioned_during_join",
@@ -241,6 +247,11 @@ const TESTS: &[TestCase] = &[
         name: "beyond::random_nemesis",
         after: None,
         run: |cx| kv_tests::with_groups(cx, 3, "1000", kv_tests::random_nemesis),
+    },
+    TestCase {
+        name: "beyond::power_loss_of_a_group",
+        after: None,
+        run: kv_tests::power_loss_of_a_group,
     },
     TestCase {
         name: "beyond::power_loss_of_a_minority",
