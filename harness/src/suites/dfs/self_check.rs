@@ -78,11 +78,15 @@ fn a_server_that_trusts_a_damaged_image_is_rejected(cx: &mut Context) {
     let source = std::fs::read_to_string(&example)
         .unwrap_or_else(|e| fail(property::HARNESS, format!("{}: {e}", example.display())));
     let checked = " or zlib.crc32(rec) != crc or n == 0:";
-    assert!(
-        source.contains(checked),
-        "{} no longer checks its records' CRC with {checked:?}: update this check",
-        example.display()
-    );
+    if !source.contains(checked) {
+        fail(
+            property::HARNESS,
+            format!(
+                "{} no longer checks its records' CRC with {checked:?}: update this check",
+                example.display()
+            ),
+        );
+    }
     let trusting = cx.dir().join("trusting_mfs_server.py");
     std::fs::write(&trusting, source.replace(checked, " or n == 0:"))
         .unwrap_or_else(|e| fail(property::HARNESS, format!("{}: {e}", trusting.display())));
