@@ -93,11 +93,26 @@ pub fn run_against(
     implementation: &Implementation,
     mode: TimeMode,
 ) -> Outcome {
+    run_against_with_seed(cx, suite, test, implementation, mode, cx.seed)
+}
+
+/// [`run_against`] with `seed` instead of this check's.
+pub fn run_against_with_seed(
+    cx: &Context,
+    suite: &'static Suite,
+    test: &'static TestCase,
+    implementation: &Implementation,
+    mode: TimeMode,
+    seed: u64,
+) -> Outcome {
     let target = Target {
         overrides: vec![(suite.programs[0].var.to_string(), implementation.clone())],
         bug: None,
     };
-    let options = RunOptions::within(cx, mode, target);
+    let options = RunOptions {
+        seed,
+        ..RunOptions::within(cx, mode, target)
+    };
     let mut outcome = runner::run(suite, test, &options);
     // The failure is the point: its scratch space is of no use.
     if let Some(dir) = outcome.scratch.take() {

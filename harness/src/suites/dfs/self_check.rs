@@ -68,7 +68,7 @@ fn python_example_passes(cx: &mut Context) {
 /// damaged image holds, as a server with no checksum does) crashes on an image damaged
 /// outside the files' data, and `restart::damaged_images_are_refused_or_served`
 /// rejects it for that. Blind damage alone (a byte anywhere, mostly in the files'
-/// data) missed it on 5 seeds of 12.
+/// data) missed it on 5 seeds of 12; the aimed damage misses it on 1 or 2 in 100.
 fn a_server_that_trusts_a_damaged_image_is_rejected(cx: &mut Context) {
     let Some(python) = self_check::python3(cx) else {
         return;
@@ -98,8 +98,23 @@ fn a_server_that_trusts_a_damaged_image_is_rejected(cx: &mut Context) {
     let test = SUITE
         .test("restart::damaged_images_are_refused_or_served")
         .expect("a dfs test");
-    let outcome = self_check::run_against(cx, &SUITE, test, &server, TimeMode::Real);
-    let what = "a server that trusts its image (the Python example without its CRC check)";
+    // The damage is random: on 1 or 2 seeds in 100 no copy reaches a field this server
+    // trips on. Up to four seeds (from this check's, so a run replays) make a miss of
+    // them all a chance of about one in ten million.
+    let mut outcome = None;
+    for k in 0..4 {
+        let seed = cx.seed.wrapping_add(k);
+        let run =
+            self_check::run_against_with_seed(cx, &SUITE, test, &server, TimeMode::Real, seed);
+        let failed = !run.passed();
+        outcome = Some(run);
+        if failed {
+            break;
+        }
+    }
+    let outcome = outcome.expect("at least one run");
+    let what = "a server that trusts its image (the Python example without its CRC check), \
+                on 4 seeds";
     self_check::require_failed_for(cx, &outcome, DAMAGED_IMAGE, what);
 }
 
