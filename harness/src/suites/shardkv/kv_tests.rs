@@ -691,6 +691,14 @@ pub(super) fn random_nemesis(t: &mut Test) -> Option<()> {
     Some(())
 }
 
+/// The power tests' start: the first group joins, takes every shard and serves five
+/// clients' appends to them.
+fn serving_first_group(t: &mut Test, keys: &[String]) -> Option<()> {
+    t.join(&[G0])?;
+    t.run(5, appends(keys.to_vec(), 20), 90);
+    Some(())
+}
+
 /// Every member of a group loses power at once, twice: once after it took shards and
 /// served appends to them, once in the middle of handing shards over. What the group
 /// acknowledged (the appends, the shards it took or gave) must come back with it, so
@@ -702,8 +710,7 @@ pub(super) fn power_loss_of_a_group(cx: &mut Context) {
     };
     let body = |t: &mut Test| -> Option<()> {
         let keys = shard_keys();
-        t.join(&[G0])?;
-        t.run(5, appends(keys.clone(), 20), 90);
+        serving_first_group(t, &keys)?;
         let members = t.groups[&G0].clone();
         for m in &members {
             t.kv.fault(Fault::PowerLoss(m.clone()));
@@ -746,8 +753,7 @@ pub(super) fn power_loss_of_a_minority(cx: &mut Context) {
     };
     let body = |t: &mut Test| -> Option<()> {
         let keys = shard_keys();
-        t.join(&[G0])?;
-        t.run(5, appends(keys.clone(), 20), 90);
+        serving_first_group(t, &keys)?;
         let victim = t.groups[&G0][0].clone();
         let sync = t.kv.cx.rng(0x0070_6f77_6572).gen_range(1..=8);
         let now = t.kv.cluster.now();
