@@ -711,15 +711,12 @@ pub(super) fn power_loss_of_a_group(cx: &mut Context) {
     let body = |t: &mut Test| -> Option<()> {
         let keys = shard_keys();
         serving_first_group(t, &keys)?;
-        let members = t.groups[&G0].clone();
-        for m in &members {
-            t.kv.fault(Fault::PowerLoss(m.clone()));
-        }
+        t.power_loss_group(G0);
         t.restart_group(G0);
         t.run(5, appends(keys.clone(), 20), 75);
         let now = t.kv.cluster.now();
         let mut schedule = Schedule::new();
-        for m in &members {
+        for m in &t.groups[&G0] {
             schedule = schedule.at(
                 now + CHANGE_PAUSE + 200_000_000,
                 Fault::PowerLoss(m.clone()),

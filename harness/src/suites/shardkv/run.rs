@@ -399,6 +399,14 @@ impl Test<'_> {
         }
     }
 
+    /// Cuts the power of every node of group `gid` at once: each loses what it did not
+    /// make durable (a cluster on the power-loss filesystem).
+    pub fn power_loss_group(&mut self, gid: u64) {
+        for n in self.groups[&gid].clone() {
+            self.kv.fault(Fault::PowerLoss(n));
+        }
+    }
+
     /// Restarts every node of group `gid` from its data dir.
     pub fn restart_group(&mut self, gid: u64) {
         for n in self.groups[&gid].clone() {
